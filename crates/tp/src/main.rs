@@ -1,0 +1,4 @@
+//! `tp`: the one tensorpool binary.
+#![forbid(unsafe_code)]
+
+fn main() {}

@@ -1,0 +1,157 @@
+//! The media driver in the foreground, like Aeron's `aeronmd`: configured from `AERON_*`
+//! environment variables (read by the C driver itself) plus a few overrides, stopped by
+//! SIGINT or SIGTERM.
+
+use std::os::raw::{c_int, c_void};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rusteron_media_driver::bindings as md;
+
+use super::{Driver, DriverContext, ThreadingMode, check, dir_cstring, ensure_removed};
+use crate::DriverError;
+
+/// Overrides for the standalone driver; `None` leaves the `AERON_*` environment (or Aeron's
+/// default) in effect.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StandaloneOptions {
+    /// The Aeron directory (else `AERON_DIR`, else Aeron's default `/dev/shm/aeron-<user>`).
+    pub dir: Option<PathBuf>,
+    /// The threading mode (else `AERON_THREADING_MODE`, else dedicated).
+    pub threading_mode: Option<ThreadingMode>,
+    /// Delete the directory on start (else `AERON_DIR_DELETE_ON_START`, else false).
+    pub dir_delete_on_start: Option<bool>,
+    /// Delete the directory on shutdown (else `AERON_DIR_DELETE_ON_SHUTDOWN`, else false).
+    pub dir_delete_on_shutdown: Option<bool>,
+}
+
+/// What the standalone driver runs with, reported once it is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandaloneDriverInfo {
+    /// The Aeron directory clients connect to.
+    pub dir: PathBuf,
+    /// The threading mode in effect (`None`: Aeron's invoker mode, set through the environment).
+    pub threading_mode: Option<ThreadingMode>,
+}
+
+/// Set by the signal handler and by Aeron's termination hook; read by the duty cycle.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_signal: c_int) {
+    // An atomic store is async-signal-safe.
+    STOP.store(true, Ordering::Release);
+}
+
+unsafe extern "C" fn on_termination(_state: *mut c_void) {
+    STOP.store(true, Ordering::Release);
+}
+
+/// The previous dispositions of SIGINT and SIGTERM, restored when the driver returns.
+struct SignalGuard {
+    previous: Vec<(c_int, libc::sigaction)>,
+}
+
+impl SignalGuard {
+    fn install() -> Result<Self, DriverError> {
+        let mut guard = Self {
+            previous: Vec::with_capacity(2),
+        };
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: zeroed is a valid `sigaction` (empty mask, no flags); we fill in the
+            // handler, which only performs an atomic store (async-signal-safe), and keep the
+            // previous disposition to restore it.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+                libc::sigemptyset(&mut action.sa_mask);
+                let mut previous: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(signal, &action, &mut previous) != 0 {
+                    let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                    return Err(DriverError::SignalHandler { signal, errno });
+                }
+                guard.previous.push((signal, previous));
+            }
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        for (signal, previous) in &self.previous {
+            // SAFETY: restores a disposition sigaction returned earlier for this signal.
+            unsafe { libc::sigaction(*signal, previous, std::ptr::null_mut()) };
+        }
+    }
+}
+
+/// Runs the media driver in the foreground until SIGINT or SIGTERM (or an authorised
+/// termination request), then closes it and returns `Ok(())`.
+///
+/// The C driver reads every `AERON_*` environment variable itself when its context is
+/// created; `options` override the few listed there. `on_ready` is called once the driver
+/// runs, e.g. to print the directory. Meant for a process's main thread, one at a time: it
+/// installs process-wide SIGINT and SIGTERM handlers (restored on return).
+pub fn run_standalone(
+    options: &StandaloneOptions,
+    on_ready: impl FnOnce(&StandaloneDriverInfo),
+) -> Result<(), DriverError> {
+    STOP.store(false, Ordering::Release);
+    let signals = SignalGuard::install()?;
+    let context = DriverContext::from_env()?;
+    if let Some(dir) = &options.dir {
+        context.set_dir(&dir_cstring(dir)?)?;
+    }
+    if let Some(mode) = options.threading_mode {
+        context.set_threading_mode(mode)?;
+    }
+    if options.dir_delete_on_start.is_some() || options.dir_delete_on_shutdown.is_some() {
+        let on_start = options
+            .dir_delete_on_start
+            .unwrap_or_else(|| context.dir_delete_on_start());
+        let on_shutdown = options
+            .dir_delete_on_shutdown
+            .unwrap_or_else(|| context.dir_delete_on_shutdown());
+        context.set_dir_delete(on_start, on_shutdown)?;
+    }
+    // SAFETY: the context is live; the hook is a plain function with no state.
+    check("aeron_driver_context_set_driver_termination_hook", unsafe {
+        md::aeron_driver_context_set_driver_termination_hook(
+            context.ptr,
+            Some(on_termination),
+            std::ptr::null_mut(),
+        )
+    })?;
+    // As aeronmd does: apply the AERON_*_CPU_AFFINITY settings, if any.
+    // SAFETY: the context is live and no driver reads it yet.
+    check(
+        "aeron_driver_validate_and_apply_affinity_configuration",
+        unsafe { md::aeron_driver_validate_and_apply_affinity_configuration(context.ptr) },
+    )?;
+
+    let driver = Driver::init(&context)?;
+    driver.start(true)?;
+    let info = StandaloneDriverInfo {
+        dir: context.dir(),
+        threading_mode: context.threading_mode(),
+    };
+    on_ready(&info);
+
+    while !STOP.load(Ordering::Acquire) {
+        // SAFETY: the driver is live and was started with a manual main loop, which this is.
+        let work = unsafe { md::aeron_driver_main_do_work(driver.ptr) };
+        // SAFETY: as above.
+        unsafe { md::aeron_driver_main_idle_strategy(driver.ptr, work.max(0)) };
+    }
+
+    let delete_dir = context.dir_delete_on_shutdown();
+    let driver_result = driver.close();
+    let context_result = context.close();
+    drop(signals);
+    let dir_result = if delete_dir {
+        ensure_removed(&info.dir)
+    } else {
+        Ok(())
+    };
+    driver_result.and(context_result).and(dir_result)
+}

@@ -1,0 +1,31 @@
+//! One module per subcommand.
+
+mod aeron_probe;
+mod media_driver;
+
+use clap::Subcommand;
+
+/// A boxed error for the command layer: each subcommand's typed errors, shown to the user.
+pub type CmdError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Every `tp` subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Aeron media driver in the foreground (like Aeron's `aeronmd`).
+    ///
+    /// Every `AERON_*` environment variable the C media driver knows applies (AERON_DIR,
+    /// AERON_THREADING_MODE, AERON_TERM_BUFFER_LENGTH, ...); the flags override them. Prints
+    /// the directory once running; SIGINT or SIGTERM closes the driver and exits 0.
+    MediaDriver(media_driver::Args),
+    /// Send or receive numbered test messages over Aeron (used by tests).
+    #[command(hide = true)]
+    AeronProbe(aeron_probe::Args),
+}
+
+/// Runs one subcommand.
+pub fn run(command: Command) -> Result<(), CmdError> {
+    match command {
+        Command::MediaDriver(args) => media_driver::run(&args),
+        Command::AeronProbe(args) => aeron_probe::run(&args),
+    }
+}

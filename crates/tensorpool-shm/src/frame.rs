@@ -1,0 +1,258 @@
+//! Writing and reading whole frames: the seqlock, the slot rules and the pools combined, so
+//! that upper layers cannot get the order wrong. Both paths allocate nothing.
+//!
+//! # The read contract
+//!
+//! [`HeaderRing::read_frame`] checks the commit word, copies the 256-byte header into a private
+//! buffer, confirms the word did not change while copying, and validates the copy (§8.2). The
+//! returned [`FrameView`] then hands out the payload **in place** (zero copy). The producer may
+//! overwrite that payload at any moment, so:
+//!
+//! * the header in the view ([`FrameView::header`]) is a private, consistent copy;
+//! * the payload bytes ([`FrameView::payload`]) are trustworthy **only if
+//!   [`FrameView::recheck`] returns `Ok` after you finished reading them** (§8.3 step 6).
+//!   Read (or copy) the payload, then call `recheck`; on `Err(DropReason::Late)` discard
+//!   everything derived from those bytes. Never act on payload bytes before the recheck.
+//!
+//! [`FrameView::copy_payload_to`] does the copy and the recheck in one call.
+
+use crate::HEADER_SLOT_BYTES;
+use crate::pool::{PoolError, PoolGeometry, select_pool, validate_pools};
+use crate::region::{HeaderRing, Mode, PayloadPool, ReadWrite};
+use crate::seqlock;
+use crate::slot::{
+    DropReason, SlotHeader, decode_slot, encode_slot, header_slot_offset, slot_for_frame,
+    validate_slot,
+};
+use crate::tensor::{TensorHeader, TensorLayout};
+use std::sync::atomic::AtomicU64;
+
+/// The payload pools of one stream, checked against the header ring (§15.5).
+#[derive(Debug)]
+pub struct PoolSet<M: Mode> {
+    pools: Vec<PayloadPool<M>>,
+    geometry: Vec<PoolGeometry>,
+}
+
+impl<M: Mode> PoolSet<M> {
+    /// Groups pools: at least one, unique ids, valid strides, every `nslots` equal to
+    /// `header_nslots`.
+    pub fn new(pools: Vec<PayloadPool<M>>, header_nslots: u32) -> Result<Self, PoolError> {
+        let geometry: Vec<PoolGeometry> = pools.iter().map(PayloadPool::geometry).collect();
+        validate_pools(&geometry, header_nslots)?;
+        Ok(Self { pools, geometry })
+    }
+
+    /// Geometry of every pool, in the order given to [`PoolSet::new`].
+    pub fn geometry(&self) -> &[PoolGeometry] {
+        &self.geometry
+    }
+
+    /// The pools.
+    pub fn pools(&self) -> &[PayloadPool<M>] {
+        &self.pools
+    }
+
+    /// The pool with `pool_id`.
+    pub fn by_id(&self, pool_id: u16) -> Option<&PayloadPool<M>> {
+        self.pools.iter().find(|p| p.geometry().pool_id == pool_id)
+    }
+}
+
+/// Everything about a frame except its payload bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameMeta {
+    /// Shape and type (must pass [`crate::tensor::validate_tensor`] for the payload length).
+    pub tensor: TensorHeader,
+    /// Source / capture time (`SlotHeader.timestamp_ns`).
+    pub timestamp_ns: u64,
+    /// `DataSourceMeta` version this frame belongs to.
+    pub meta_version: u32,
+}
+
+/// Why a frame was not written. Nothing was touched in shared memory when this is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// No pool's stride holds the payload: drop the frame (§9), never block.
+    #[error("no payload pool holds {values_len_bytes} bytes (largest stride {largest_stride})")]
+    NoPoolFits {
+        /// Payload length asked for.
+        values_len_bytes: u32,
+        /// Largest stride available.
+        largest_stride: u32,
+    },
+    /// The tensor header would be rejected by consumers.
+    #[error("tensor header invalid: {0}")]
+    InvalidHeader(DropReason),
+    /// `seq` does not fit the 63-bit logical sequence.
+    #[error("sequence {0} exceeds the 63-bit logical sequence range")]
+    SeqOutOfRange(u64),
+    /// The codec refused to encode the header (cannot happen for a validated header).
+    #[error("slot header could not be encoded")]
+    Encode,
+    /// The pools do not belong to this header ring (nslots differ).
+    #[error("pool set has {pool_nslots} slots per pool; header ring has {header_nslots}")]
+    PoolsMismatch {
+        /// Pool nslots.
+        pool_nslots: u32,
+        /// Ring nslots.
+        header_nslots: u32,
+    },
+}
+
+/// Where a written frame went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrittenFrame {
+    /// Header index (= payload slot).
+    pub header_index: u32,
+    /// Pool used.
+    pub pool_id: u16,
+}
+
+impl HeaderRing<ReadWrite> {
+    /// Producer path for frame `seq` (§8.3, §15.18): chooses the smallest fitting pool, marks
+    /// the slot in progress (store + release fence), lets `fill` write exactly
+    /// `values_len_bytes` of payload, writes the whole header (every byte but `seq_commit`),
+    /// then commits with a release store. Validation happens before anything is written.
+    /// If `fill` panics, the slot stays "in progress" and consumers drop it.
+    pub fn write_frame<F: FnOnce(&mut [u8])>(
+        &mut self,
+        pools: &mut PoolSet<ReadWrite>,
+        seq: u64,
+        meta: &FrameMeta,
+        values_len_bytes: u32,
+        fill: F,
+    ) -> Result<WrittenFrame, WriteError> {
+        if seq > seqlock::MAX_SEQ {
+            return Err(WriteError::SeqOutOfRange(seq));
+        }
+        if let Some(p) = pools.geometry.iter().find(|p| p.nslots != self.nslots()) {
+            return Err(WriteError::PoolsMismatch {
+                pool_nslots: p.nslots,
+                header_nslots: self.nslots(),
+            });
+        }
+        let Some(pi) = select_pool(&pools.geometry, values_len_bytes) else {
+            let largest_stride = pools
+                .geometry
+                .iter()
+                .map(|p| p.stride_bytes)
+                .max()
+                .unwrap_or(0);
+            return Err(WriteError::NoPoolFits {
+                values_len_bytes,
+                largest_stride,
+            });
+        };
+        let index = self.index_of(seq);
+        let pool_id = pools.geometry[pi].pool_id;
+        let mut slot = slot_for_frame(seq, index, pool_id, values_len_bytes, &meta.tensor);
+        slot.timestamp_ns = meta.timestamp_ns;
+        slot.meta_version = meta.meta_version;
+        validate_slot(&slot, index, &pools.geometry).map_err(WriteError::InvalidHeader)?;
+        let mut bytes = [0u8; HEADER_SLOT_BYTES];
+        encode_slot(&slot, &mut bytes).map_err(|_| WriteError::Encode)?;
+
+        // validate_slot proved index < pool nslots and values_len <= stride: the view exists.
+        let payload = pools.pools[pi]
+            .slot_bytes_mut(index, values_len_bytes)
+            .ok_or(WriteError::InvalidHeader(
+                DropReason::ValuesLenExceedsStride,
+            ))?;
+        let word = self.word_of(index);
+        seqlock::begin(word, seq);
+        fill(payload);
+        let off = header_slot_offset(index) as usize;
+        self.mapping().store_words(off + 8, &bytes[8..]);
+        seqlock::commit(word, seq);
+        Ok(WrittenFrame {
+            header_index: index,
+            pool_id,
+        })
+    }
+}
+
+/// A frame that passed the seqlock and every header rule. See the module docs: the payload is
+/// trustworthy only after [`FrameView::recheck`] succeeds.
+#[derive(Debug)]
+pub struct FrameView<'a> {
+    word: &'a AtomicU64,
+    seq_commit: u64,
+    header: SlotHeader,
+    layout: TensorLayout,
+    payload: &'a [u8],
+}
+
+impl<'a> FrameView<'a> {
+    /// Logical sequence.
+    pub fn seq(&self) -> u64 {
+        seqlock::sequence(self.seq_commit)
+    }
+
+    /// The validated private copy of the slot header.
+    pub fn header(&self) -> &SlotHeader {
+        &self.header
+    }
+
+    /// The tensor header (inside [`FrameView::header`]).
+    pub fn tensor(&self) -> &TensorHeader {
+        &self.header.tensor
+    }
+
+    /// Effective strides and extent.
+    pub fn layout(&self) -> &TensorLayout {
+        &self.layout
+    }
+
+    /// The payload in place (`values_len_bytes` long; empty when the frame has none).
+    /// **Racy until [`FrameView::recheck`] returns `Ok`.**
+    pub fn payload(&self) -> &'a [u8] {
+        self.payload
+    }
+
+    /// §8.3 step 6: `fence(Acquire)` then reload `seq_commit`; `Ok` only if unchanged, which
+    /// proves that everything read from the payload before this call is the committed frame.
+    pub fn recheck(&self) -> Result<(), DropReason> {
+        seqlock::read_end(self.word, self.seq_commit)
+    }
+
+    /// Copies the payload into `out[..len]` and rechecks; returns the length copied.
+    /// `out` must hold the payload (else nothing is copied and `None` is returned).
+    pub fn copy_payload_to(&self, out: &mut [u8]) -> Option<Result<usize, DropReason>> {
+        let n = self.payload.len();
+        let dst = out.get_mut(..n)?;
+        dst.copy_from_slice(self.payload);
+        Some(self.recheck().map(|()| n))
+    }
+}
+
+impl<M: Mode> HeaderRing<M> {
+    /// Consumer path for frame `seq` (§8.3, §15.18, §15.21): acquire-load `seq_commit` (must be
+    /// committed and carry `seq`), copy the header, fence + reload (unchanged, else
+    /// [`DropReason::Late`]), then validate the copy against `pools`. Single attempt; never
+    /// waits. See [`FrameView`] for the payload contract.
+    pub fn read_frame<'a, P: Mode>(
+        &'a self,
+        pools: &'a PoolSet<P>,
+        seq: u64,
+    ) -> Result<FrameView<'a>, DropReason> {
+        let index = self.index_of(seq);
+        let word = self.word_of(index);
+        let first = seqlock::read_begin(word, seq)?;
+        let mut bytes = [0u8; HEADER_SLOT_BYTES];
+        self.copy_slot(index, &mut bytes);
+        seqlock::read_end(word, first)?;
+        let header = decode_slot(&bytes)?;
+        let check = validate_slot(&header, index, &pools.geometry)?;
+        let payload = pools.pools[check.pool_index]
+            .slot_bytes(index, header.values_len_bytes)
+            .ok_or(DropReason::ValuesLenExceedsStride)?;
+        Ok(FrameView {
+            word,
+            seq_commit: first,
+            header,
+            layout: check.layout,
+            payload,
+        })
+    }
+}

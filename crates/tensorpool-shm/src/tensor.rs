@@ -1,6 +1,6 @@
 //! The embedded TensorHeader (Wire Spec §8.2, §15.8): element types, shape and stride rules.
 //!
-//! Decisions where the spec leaves room (recorded in `COMPLIANCE.md`):
+//! Decisions where the spec leaves room (recorded in `docs/compliance.md`):
 //! - **Element sizes**: BOOLEAN, BYTES and BIT take one byte per element, as in the C peer;
 //!   a BIT tensor stores one bit per byte in v1.2 (byte strides cannot express packed bits).
 //! - **Inferred strides** (`0`): contiguous in the declared major order, from the next inner

@@ -10,7 +10,7 @@
 //!
 //! The parser follows the ABNF exactly: `path` comes first, `require_hugepages` may follow
 //! once, nothing else is accepted. Both reference peers write `path` first, so the strict
-//! order rejects no conforming peer (decision recorded in `COMPLIANCE.md`).
+//! order rejects no conforming peer (decision recorded in `docs/compliance.md`).
 //!
 //! ```
 //! use tensorpool_shm::uri::RegionUri;

@@ -1,7 +1,7 @@
 //! Generates the SBE codecs from `schemas/*.xml` with sbe_gen 0.7.3 on every build.
 //!
 //! The schema files are never modified. Before handing a schema to the generator, this
-//! script adjusts an in-memory copy (see crates/tensorpool-codec/CODEGEN.md):
+//! script adjusts an in-memory copy (see docs/ARCHITECTURE.md, "SBE code generation"):
 //!
 //! * sbe_gen reads the schema id from a non-standard `schemaId` attribute; we add one that
 //!   repeats the standard `id`, otherwise every generated `SCHEMA_ID` would be 0;

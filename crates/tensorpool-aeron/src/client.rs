@@ -168,11 +168,16 @@ fn await_live_driver(
         waited: deadline.elapsed(),
     };
     let mut cnc: *mut c::aeron_cnc_t = std::ptr::null_mut();
-    let remaining_ms = i64::try_from(deadline.remaining().as_millis()).unwrap_or(i64::MAX);
+    let remaining = deadline.remaining();
+    let remaining_ms = i64::try_from(remaining.as_millis()).unwrap_or(i64::MAX);
+    let called = std::time::Instant::now();
     // SAFETY: `cnc` is a valid out-pointer, `c_dir` a NUL-terminated path; the call waits at
     // most `remaining_ms`.
     if unsafe { c::aeron_cnc_init(&mut cnc, c_dir.as_ptr(), remaining_ms) } < 0 || cnc.is_null() {
-        return Err(if deadline.expired() {
+        // Aeron measures the wait with its own clock: a failure after (about) the whole
+        // remaining time is our timeout even if our deadline has a few microseconds left.
+        let used_it_all = called.elapsed() + Duration::from_millis(5) >= remaining;
+        return Err(if deadline.expired() || used_it_all {
             timeout(WaitingFor::CncFile, deadline)
         } else {
             connect_failure("aeron_cnc_init")

@@ -208,3 +208,17 @@ fn a_second_driver_on_an_active_directory_fails_and_leaves_it_alone() {
     let client = connect(&first);
     client.add_publication("aeron:ipc", 9, TIMEOUT).unwrap();
 }
+
+#[test]
+fn aeron_default_dir_follows_aeron_dir_else_aerons_own_default() {
+    // Not modifying the environment (tests run in parallel): compare with what it holds.
+    let dir = tensorpool_aeron::aeron_default_dir();
+    match std::env::var_os("AERON_DIR").filter(|d| !d.is_empty()) {
+        Some(env) => assert_eq!(dir, std::path::PathBuf::from(env)),
+        None => {
+            let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            assert!(dir.is_absolute(), "{}", dir.display());
+            assert!(name.starts_with("aeron"), "{}", dir.display());
+        }
+    }
+}

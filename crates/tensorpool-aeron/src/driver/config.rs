@@ -251,6 +251,22 @@ pub fn unique_dir() -> PathBuf {
     ))
 }
 
+/// The Aeron directory a client or `aeronmd` uses when nothing else is configured: `AERON_DIR`
+/// if set, else Aeron's own default (`/dev/shm/aeron-<user>` on Linux), as the C library
+/// computes it.
+pub fn aeron_default_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("AERON_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let mut buf = [0 as std::os::raw::c_char; 4096];
+    // SAFETY: `buf` is writable for its whole length, which is passed; Aeron writes a
+    // NUL-terminated path (truncated to fit).
+    unsafe { rusteron_client::bindings::aeron_default_path(buf.as_mut_ptr(), buf.len()) };
+    // SAFETY: the buffer was zeroed and Aeron keeps it NUL-terminated within its length.
+    let path = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+    PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path.to_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,20 +109,60 @@ pub struct WrittenFrame {
     pub pool_id: u16,
 }
 
+/// A frame being written (producer side): the slot is marked in progress, the payload slot is
+/// writable in place, and nothing is visible to consumers until [`FrameWriter::commit`].
+///
+/// Dropping a writer without committing leaves the slot "in progress": consumers drop it
+/// (`NotCommitted`), the ring stays usable, and a later frame simply overwrites the slot.
+#[derive(Debug)]
+pub struct FrameWriter<'a> {
+    word: &'a AtomicU64,
+    ring: &'a HeaderRing<ReadWrite>,
+    payload: &'a mut [u8],
+    header: [u8; HEADER_SLOT_BYTES],
+    seq: u64,
+    written: WrittenFrame,
+}
+
+impl<'a> FrameWriter<'a> {
+    /// The payload slot, `values_len_bytes` long, to fill in place (zero copy).
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        self.payload
+    }
+
+    /// The logical sequence being written.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Where the frame goes (header index = payload slot, pool).
+    pub fn target(&self) -> WrittenFrame {
+        self.written
+    }
+
+    /// Writes the whole header (every byte but `seq_commit`; never relying on earlier
+    /// contents), then publishes the frame with a release store of the committed word
+    /// (§8.3 steps 3-4). After this, and only after it, the frame may be announced.
+    pub fn commit(self) -> WrittenFrame {
+        let off = header_slot_offset(self.written.header_index) as usize;
+        self.ring.mapping().store_words(off + 8, &self.header[8..]);
+        seqlock::commit(self.word, self.seq);
+        self.written
+    }
+}
+
 impl HeaderRing<ReadWrite> {
-    /// Producer path for frame `seq` (§8.3, §15.18): chooses the smallest fitting pool, marks
-    /// the slot in progress (store + release fence), lets `fill` write exactly
-    /// `values_len_bytes` of payload, writes the whole header (every byte but `seq_commit`),
-    /// then commits with a release store. Validation happens before anything is written.
-    /// If `fill` panics, the slot stays "in progress" and consumers drop it.
-    pub fn write_frame<F: FnOnce(&mut [u8])>(
-        &mut self,
-        pools: &mut PoolSet<ReadWrite>,
+    /// Producer path, first half (§8.3, §15.18): chooses the smallest fitting pool, validates
+    /// the header consumers will see, then marks the slot in progress (store + release fence)
+    /// and hands out the payload slot. Validation happens before anything is written: on error
+    /// shared memory is untouched.
+    pub fn begin_frame<'a>(
+        &'a mut self,
+        pools: &'a mut PoolSet<ReadWrite>,
         seq: u64,
         meta: &FrameMeta,
         values_len_bytes: u32,
-        fill: F,
-    ) -> Result<WrittenFrame, WriteError> {
+    ) -> Result<FrameWriter<'a>, WriteError> {
         if seq > seqlock::MAX_SEQ {
             return Err(WriteError::SeqOutOfRange(seq));
         }
@@ -150,8 +190,8 @@ impl HeaderRing<ReadWrite> {
         slot.timestamp_ns = meta.timestamp_ns;
         slot.meta_version = meta.meta_version;
         validate_slot(&slot, index, &pools.geometry).map_err(WriteError::InvalidHeader)?;
-        let mut bytes = [0u8; HEADER_SLOT_BYTES];
-        encode_slot(&slot, &mut bytes).map_err(|_| WriteError::Encode)?;
+        let mut header = [0u8; HEADER_SLOT_BYTES];
+        encode_slot(&slot, &mut header).map_err(|_| WriteError::Encode)?;
 
         // validate_slot proved index < pool nslots and values_len <= stride: the view exists.
         let payload = pools.pools[pi]
@@ -159,16 +199,36 @@ impl HeaderRing<ReadWrite> {
             .ok_or(WriteError::InvalidHeader(
                 DropReason::ValuesLenExceedsStride,
             ))?;
-        let word = self.word_of(index);
+        let ring: &'a HeaderRing<ReadWrite> = self;
+        let word = ring.word_of(index);
         seqlock::begin(word, seq);
-        fill(payload);
-        let off = header_slot_offset(index) as usize;
-        self.mapping().store_words(off + 8, &bytes[8..]);
-        seqlock::commit(word, seq);
-        Ok(WrittenFrame {
-            header_index: index,
-            pool_id,
+        Ok(FrameWriter {
+            word,
+            ring,
+            payload,
+            header,
+            seq,
+            written: WrittenFrame {
+                header_index: index,
+                pool_id,
+            },
         })
+    }
+
+    /// The whole producer path in one call: [`HeaderRing::begin_frame`], `fill` writes exactly
+    /// `values_len_bytes` of payload, [`FrameWriter::commit`]. If `fill` panics, the slot stays
+    /// "in progress" and consumers drop it.
+    pub fn write_frame<F: FnOnce(&mut [u8])>(
+        &mut self,
+        pools: &mut PoolSet<ReadWrite>,
+        seq: u64,
+        meta: &FrameMeta,
+        values_len_bytes: u32,
+        fill: F,
+    ) -> Result<WrittenFrame, WriteError> {
+        let mut writer = self.begin_frame(pools, seq, meta, values_len_bytes)?;
+        fill(writer.payload_mut());
+        Ok(writer.commit())
     }
 }
 

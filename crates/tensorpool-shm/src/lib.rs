@@ -47,7 +47,7 @@ pub mod uri;
 #[cfg(test)]
 pub(crate) mod testutil;
 
-pub use frame::{FrameMeta, FrameView, PoolSet, WriteError, WrittenFrame};
+pub use frame::{FrameMeta, FrameView, FrameWriter, PoolSet, WriteError, WrittenFrame};
 pub use layout::{CreateOptions, CreatedEpoch, EpochSpec, FileModes, LayoutError, ShmLayout};
 pub use mapping::{MapError, MapOptions};
 pub use paths::{Access, AllowedBaseDirs, CheckedPath, PathError, ValidatedFile};

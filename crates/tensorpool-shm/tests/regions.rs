@@ -613,6 +613,62 @@ fn w_8_3_write_then_read_frames() {
 }
 
 #[test]
+fn w_8_3_two_phase_write_is_invisible_until_commit_and_abort_is_clean() {
+    let s = create_stream(8, &[256, 4096]);
+    let mut wring: HeaderRing<ReadWrite> = s.ring();
+    let mut wpools: PoolSet<ReadWrite> = s.pools();
+    let rring: HeaderRing<ReadOnly> = s.ring();
+    let rpools: PoolSet<ReadOnly> = s.pools();
+
+    // begin: in progress while the payload is filled in place (e.g. progressive fills)
+    let mut writer = wring
+        .begin_frame(&mut wpools, 2, &meta(&[100]), 100)
+        .unwrap();
+    assert_eq!((writer.seq(), writer.target().header_index), (2, 2));
+    writer.payload_mut()[..50].fill(0x11);
+    assert_eq!(
+        rring.read_frame(&rpools, 2).unwrap_err(),
+        DropReason::NotCommitted
+    );
+    writer.payload_mut()[50..].fill(0x22);
+    assert_eq!(
+        rring.read_frame(&rpools, 2).unwrap_err(),
+        DropReason::NotCommitted
+    );
+    let written = writer.commit();
+    assert_eq!((written.header_index, written.pool_id), (2, 1));
+    let view = rring.read_frame(&rpools, 2).unwrap();
+    assert!(view.payload()[..50].iter().all(|&b| b == 0x11));
+    assert!(view.payload()[50..].iter().all(|&b| b == 0x22));
+    assert_eq!(view.recheck(), Ok(()));
+
+    // abort (drop without commit): the slot stays in progress, the ring stays usable
+    let _aborted = wring.begin_frame(&mut wpools, 3, &meta(&[10]), 10).unwrap();
+    assert_eq!(
+        rring.read_frame(&rpools, 3).unwrap_err(),
+        DropReason::NotCommitted
+    );
+    wring
+        .write_frame(&mut wpools, 11, &meta(&[10]), 10, |p| p.fill(7))
+        .unwrap();
+    assert!(
+        rring
+            .read_frame(&rpools, 11)
+            .unwrap()
+            .payload()
+            .iter()
+            .all(|&b| b == 7)
+    );
+
+    // a rejected frame touches nothing
+    assert!(matches!(
+        wring.begin_frame(&mut wpools, 4, &meta(&[10_000]), 10_000),
+        Err(tensorpool_shm::WriteError::NoPoolFits { .. })
+    ));
+    assert_eq!(rring.read_frame(&rpools, 4).unwrap_err(), DropReason::Stale);
+}
+
+#[test]
 fn w_9_write_drops_when_no_pool_fits() {
     let s = create_stream(4, &[64, 128]);
     let mut ring: HeaderRing<ReadWrite> = s.ring();

@@ -12,7 +12,8 @@ use rusteron_client::bindings as c;
 
 use crate::counters::{Counter, CountersReader, MAX_KEY_LENGTH, MAX_LABEL_LENGTH};
 use crate::ffi::{Deadline, last_error, path_to_cstring};
-use crate::publication::{Kind, Publication};
+use crate::pending::{PendingPublication, PendingSubscription};
+use crate::publication::Publication;
 use crate::subscription::{ImageEvents, Subscription};
 use crate::{AddError, ConnectError, WaitingFor};
 
@@ -291,26 +292,8 @@ impl AeronClient {
         stream_id: i32,
         timeout: Duration,
     ) -> Result<Publication, AddError> {
-        let c_channel = channel_cstring(channel)?;
-        let aeron = self.inner.aeron;
-        let mut pending = std::ptr::null_mut();
-        // SAFETY: the client is live; Aeron copies the channel string.
-        let rc = unsafe {
-            c::aeron_async_add_publication(&mut pending, aeron, c_channel.as_ptr(), stream_id)
-        };
-        if rc < 0 || pending.is_null() {
-            return Err(rejected("aeron_async_add_publication"));
-        }
-        let ptr = await_registration(
-            WaitingFor::Publication,
-            "aeron_async_add_publication_poll",
-            timeout,
-            // SAFETY: `pending` is live until its poll completes or it is cancelled.
-            |out| unsafe { c::aeron_async_add_publication_poll(out, pending) },
-            // SAFETY: `pending` has not completed; cancelling hands it back to the conductor.
-            || unsafe { c::aeron_async_add_publication_cancel(aeron, pending) },
-        )?;
-        Ok(Publication::new(self.inner.clone(), Kind::Concurrent(ptr)))
+        self.start_add_publication(channel, stream_id, timeout)?
+            .wait()
     }
 
     /// Adds an exclusive (single-writer) publication, waiting at most `timeout`.
@@ -320,31 +303,8 @@ impl AeronClient {
         stream_id: i32,
         timeout: Duration,
     ) -> Result<Publication, AddError> {
-        let c_channel = channel_cstring(channel)?;
-        let aeron = self.inner.aeron;
-        let mut pending = std::ptr::null_mut();
-        // SAFETY: the client is live; Aeron copies the channel string.
-        let rc = unsafe {
-            c::aeron_async_add_exclusive_publication(
-                &mut pending,
-                aeron,
-                c_channel.as_ptr(),
-                stream_id,
-            )
-        };
-        if rc < 0 || pending.is_null() {
-            return Err(rejected("aeron_async_add_exclusive_publication"));
-        }
-        let ptr = await_registration(
-            WaitingFor::ExclusivePublication,
-            "aeron_async_add_exclusive_publication_poll",
-            timeout,
-            // SAFETY: `pending` is live until its poll completes or it is cancelled.
-            |out| unsafe { c::aeron_async_add_exclusive_publication_poll(out, pending) },
-            // SAFETY: `pending` has not completed; cancelling hands it back to the conductor.
-            || unsafe { c::aeron_async_add_exclusive_publication_cancel(aeron, pending) },
-        )?;
-        Ok(Publication::new(self.inner.clone(), Kind::Exclusive(ptr)))
+        self.start_add_exclusive_publication(channel, stream_id, timeout)?
+            .wait()
     }
 
     /// Adds a subscription on `channel` / `stream_id`, waiting at most `timeout` for the driver
@@ -355,8 +315,77 @@ impl AeronClient {
         stream_id: i32,
         timeout: Duration,
     ) -> Result<Subscription, AddError> {
+        self.start_add_subscription(channel, stream_id, timeout)?
+            .wait()
+    }
+
+    /// Starts registering a (concurrent) publication without waiting: poll the returned
+    /// [`PendingPublication`] from a duty cycle; it gives up (cancelled) after `timeout`.
+    pub fn start_add_publication(
+        &self,
+        channel: &str,
+        stream_id: i32,
+        timeout: Duration,
+    ) -> Result<PendingPublication, AddError> {
         let c_channel = channel_cstring(channel)?;
-        let aeron = self.inner.aeron;
+        let mut pending = std::ptr::null_mut();
+        // SAFETY: the client is live; Aeron copies the channel string.
+        let rc = unsafe {
+            c::aeron_async_add_publication(
+                &mut pending,
+                self.inner.aeron,
+                c_channel.as_ptr(),
+                stream_id,
+            )
+        };
+        if rc < 0 || pending.is_null() {
+            return Err(rejected("aeron_async_add_publication"));
+        }
+        Ok(PendingPublication::concurrent(
+            self.inner.clone(),
+            pending,
+            timeout,
+        ))
+    }
+
+    /// Starts registering an exclusive publication without waiting (see
+    /// [`AeronClient::start_add_publication`]).
+    pub fn start_add_exclusive_publication(
+        &self,
+        channel: &str,
+        stream_id: i32,
+        timeout: Duration,
+    ) -> Result<PendingPublication, AddError> {
+        let c_channel = channel_cstring(channel)?;
+        let mut pending = std::ptr::null_mut();
+        // SAFETY: the client is live; Aeron copies the channel string.
+        let rc = unsafe {
+            c::aeron_async_add_exclusive_publication(
+                &mut pending,
+                self.inner.aeron,
+                c_channel.as_ptr(),
+                stream_id,
+            )
+        };
+        if rc < 0 || pending.is_null() {
+            return Err(rejected("aeron_async_add_exclusive_publication"));
+        }
+        Ok(PendingPublication::exclusive(
+            self.inner.clone(),
+            pending,
+            timeout,
+        ))
+    }
+
+    /// Starts registering a subscription without waiting: poll the returned
+    /// [`PendingSubscription`] from a duty cycle; it gives up (cancelled) after `timeout`.
+    pub fn start_add_subscription(
+        &self,
+        channel: &str,
+        stream_id: i32,
+        timeout: Duration,
+    ) -> Result<PendingSubscription, AddError> {
+        let c_channel = channel_cstring(channel)?;
         let events = Arc::new(ImageEvents::default());
         // The conductor may call the image handlers until the client closes, so the record
         // lives as long as the client.
@@ -368,7 +397,7 @@ impl AeronClient {
         let rc = unsafe {
             c::aeron_async_add_subscription(
                 &mut pending,
-                aeron,
+                self.inner.aeron,
                 c_channel.as_ptr(),
                 stream_id,
                 Some(crate::subscription::on_available_image),
@@ -380,16 +409,12 @@ impl AeronClient {
         if rc < 0 || pending.is_null() {
             return Err(rejected("aeron_async_add_subscription"));
         }
-        let ptr = await_registration(
-            WaitingFor::Subscription,
-            "aeron_async_add_subscription_poll",
+        Ok(PendingSubscription::new(
+            self.inner.clone(),
+            pending,
+            events,
             timeout,
-            // SAFETY: `pending` is live until its poll completes or it is cancelled.
-            |out| unsafe { c::aeron_async_add_subscription_poll(out, pending) },
-            // SAFETY: `pending` has not completed; cancelling hands it back to the conductor.
-            || unsafe { c::aeron_async_add_subscription_cancel(aeron, pending) },
-        )?;
-        Subscription::new(self.inner.clone(), ptr, events)
+        ))
     }
 
     /// Allocates a counter in the driver's counters file (visible to AeronStat), waiting at
@@ -501,7 +526,7 @@ fn channel_cstring(channel: &str) -> Result<CString, AddError> {
     CString::new(channel).map_err(|_| AddError::ContainsNul { what: "channel" })
 }
 
-fn rejected(op: &'static str) -> AddError {
+pub(crate) fn rejected(op: &'static str) -> AddError {
     let (code, message) = last_error();
     AddError::Rejected { op, code, message }
 }

@@ -34,6 +34,7 @@ mod counters;
 mod driver;
 mod error;
 mod ffi;
+mod pending;
 mod publication;
 mod subscription;
 
@@ -51,6 +52,7 @@ pub use driver::{
 pub use error::{
     AddError, ClaimError, ConnectError, DriverError, PollError, PublishError, WaitingFor,
 };
+pub use pending::{PendingPublication, PendingSubscription};
 pub use publication::{Publication, PublishPath, Published};
 pub use subscription::{FragmentInfo, ImageEventsSnapshot, Subscription};
 

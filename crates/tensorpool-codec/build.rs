@@ -26,6 +26,7 @@ const SCHEMAS: &[(&str, &str)] = &[
     ("join-barrier-schema.xml", "merge"),
     ("trace-link-schema.xml", "tracelink"),
     ("discovery-schema.xml", "discovery"),
+    ("admin-schema.xml", "admin"),
 ];
 
 type BoxError = Box<dyn std::error::Error>;

@@ -2,8 +2,8 @@
 //! advance.
 
 use crate::{
-    DecodeError, EncodeError, HEADER_LEN, Message, MessageHeader, bridge, discovery, driver, merge,
-    tracelink, wire,
+    DecodeError, EncodeError, HEADER_LEN, Message, MessageHeader, admin, bridge, discovery, driver,
+    merge, tracelink, wire,
 };
 
 macro_rules! any_message {
@@ -127,6 +127,18 @@ any_message! {
     DiscoveryRequest(discovery::DiscoveryRequest<'a>),
     /// Discovery schema (910).
     DiscoveryResponse(discovery::DiscoveryResponse<'a>),
+    /// Admin schema (990, ours).
+    DriverStatusRequest(admin::DriverStatusRequest),
+    /// Admin schema (990, ours).
+    DriverStatusResponse(admin::DriverStatusResponse<'a>),
+    /// Admin schema (990, ours).
+    DriverLeasesRequest(admin::DriverLeasesRequest),
+    /// Admin schema (990, ours).
+    DriverLeasesResponse(admin::DriverLeasesResponse<'a>),
+    /// Admin schema (990, ours).
+    DriverStreamsRequest(admin::DriverStreamsRequest),
+    /// Admin schema (990, ours).
+    DriverStreamsResponse(admin::DriverStreamsResponse<'a>),
 }
 
 impl<'a> AnyMessage<'a> {
@@ -173,6 +185,7 @@ impl<'a> AnyMessage<'a> {
             merge::SCHEMA_ID => merge::SCHEMA_VERSION,
             tracelink::SCHEMA_ID => tracelink::SCHEMA_VERSION,
             discovery::SCHEMA_ID => discovery::SCHEMA_VERSION,
+            admin::SCHEMA_ID => admin::SCHEMA_VERSION,
             _ => 0,
         }
     }

@@ -320,5 +320,6 @@ macro_rules! wire_bool {
 }
 wire_bool!(
     crate::generated::wire::types::Bool,
-    crate::generated::bridge::types::Bool
+    crate::generated::bridge::types::Bool,
+    crate::generated::admin::types::Bool
 );

@@ -2,6 +2,7 @@
 //! driver. Driver responses are broadcast; clients match them by `correlation_id` or
 //! `lease_id`.
 
+use crate::generated::admin::types as ag;
 use crate::generated::driver as gd;
 use crate::generated::driver::types as g;
 pub use crate::wire::{PayloadPool, ResponseCode};
@@ -36,7 +37,7 @@ wire_enum! {
 
 wire_enum! {
     /// Role of a client.
-    Role(RoleEnum): u8 in [g] { Producer, Consumer }
+    Role(RoleEnum): u8 in [g, ag] { Producer, Consumer }
 }
 
 wire_enum! {

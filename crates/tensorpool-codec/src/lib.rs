@@ -34,7 +34,7 @@
 //! ```
 //!
 //! Modules by schema: [`wire`] (900), [`driver`] (901), [`bridge`] (902), [`merge`] (903),
-//! [`tracelink`] (904), [`discovery`] (910).
+//! [`tracelink`] (904), [`discovery`] (910), and our own [`admin`] (990).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -51,6 +51,7 @@ mod message;
 #[cfg(feature = "serde")]
 mod serde_impls;
 
+pub mod admin;
 pub mod bridge;
 pub mod discovery;
 pub mod driver;

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use tensorpool_codec::{Entry, Message, bridge, discovery, driver, merge, tracelink, wire};
+use tensorpool_codec::{Entry, Message, admin, bridge, discovery, driver, merge, tracelink, wire};
 
 const FILES: [&str; 6] = [
     "wire-schema.xml",
@@ -440,9 +440,21 @@ fn facade_constants_match_the_schemas() {
     check::<tracelink::TraceLinkSet>(&bl, 904);
     check::<discovery::DiscoveryRequest>(&bl, 910);
     check::<discovery::DiscoveryResponse>(&bl, 910);
+    // our admin schema (990): no reference copy, checked against its own text
+    let admin_bl: HashMap<String, usize> = ours("admin-schema.xml")
+        .messages
+        .into_iter()
+        .map(|m| (m.name, m.block_length))
+        .collect();
+    check::<admin::DriverStatusRequest>(&admin_bl, 990);
+    check::<admin::DriverStatusResponse>(&admin_bl, 990);
+    check::<admin::DriverLeasesRequest>(&admin_bl, 990);
+    check::<admin::DriverLeasesResponse>(&admin_bl, 990);
+    check::<admin::DriverStreamsRequest>(&admin_bl, 990);
+    check::<admin::DriverStreamsResponse>(&admin_bl, 990);
     assert_eq!(
         tensorpool_codec::AnyMessage::KINDS.len(),
-        bl.len() - 2,
+        bl.len() - 2 + admin_bl.len(),
         "all but the two header-less blocks"
     );
 
@@ -481,6 +493,9 @@ fn facade_constants_match_the_schemas() {
     // schema (4) is accepted too
     assert_eq!(<tensorpool_codec::Bytes as Entry>::BLOCK_LENGTH, 0);
     assert_eq!(<tensorpool_codec::Bytes as Entry>::MIN_BLOCK_LENGTH, 4);
+    // admin entries: 8 + 4 + 4 + 1 + 4 + 8 + 8 + 8 and 4 + 8 + 4 + 4 + 2 + 4 + 8 + 4 + 1
+    assert_eq!(<admin::LeaseEntry as Entry>::BLOCK_LENGTH, 45);
+    assert_eq!(<admin::StreamEntry as Entry>::BLOCK_LENGTH, 39);
 }
 
 fn offsets(msg: &str) -> HashMap<String, usize> {

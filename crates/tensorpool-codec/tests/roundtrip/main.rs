@@ -9,6 +9,7 @@ mod strategies;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use strategies::*;
+use tensorpool_codec::admin::*;
 use tensorpool_codec::bridge::*;
 use tensorpool_codec::discovery::*;
 use tensorpool_codec::driver::*;
@@ -131,6 +132,16 @@ proptest! {
     #[test] fn rt_trace_link_set(m in trace_link_set()) { check!(m, TraceLinkSet) }
     #[test] fn rt_discovery_request(m in discovery_request()) { check!(m, DiscoveryRequest) }
     #[test] fn rt_discovery_response(m in discovery_response()) { check!(m, DiscoveryResponse) }
+    #[test] fn rt_status_response(m in status_response()) { check!(m, DriverStatusResponse) }
+    #[test] fn rt_leases_response(m in leases_response()) { check!(m, DriverLeasesResponse) }
+    #[test] fn rt_streams_response(m in streams_response()) { check!(m, DriverStreamsResponse) }
+
+    #[test]
+    fn rt_admin_requests(correlation_id in any::<i64>()) {
+        check!(DriverStatusRequest { correlation_id }, DriverStatusRequest);
+        check!(DriverLeasesRequest { correlation_id }, DriverLeasesRequest);
+        check!(DriverStreamsRequest { correlation_id }, DriverStreamsRequest);
+    }
 
     #[test]
     fn rt_merge_requests(out_stream_id in any::<u32>(), epoch in any::<u64>()) {

@@ -2,6 +2,7 @@
 
 use proptest::collection::vec;
 use proptest::prelude::*;
+use tensorpool_codec::admin::*;
 use tensorpool_codec::bridge::*;
 use tensorpool_codec::discovery::*;
 use tensorpool_codec::driver::*;
@@ -675,4 +676,114 @@ pub fn discovery_response() -> impl Strategy<Value = DiscoveryResponse<'static>>
                 error_message,
             },
         )
+}
+
+pub fn status_response() -> impl Strategy<Value = DriverStatusResponse<'static>> {
+    (
+        any::<(i64, u64, u64, u64)>(),
+        pick(DriverState::ALL),
+        any::<[u32; 4]>(),
+        any::<[u64; 9]>(),
+        bytes(),
+        bytes(),
+    )
+        .prop_map(
+            |((correlation_id, pid, start, now), state, c, n, instance_id, shm_base_dir)| {
+                DriverStatusResponse {
+                    correlation_id,
+                    state,
+                    pid,
+                    start_timestamp_ns: start,
+                    now_ns: now,
+                    stream_count: c[0],
+                    lease_count: c[1],
+                    producer_count: c[2],
+                    consumer_count: c[3],
+                    attaches_granted: n[0],
+                    attaches_rejected: n[1],
+                    keepalives: n[2],
+                    leases_expired: n[3],
+                    leases_revoked: n[4],
+                    leases_detached: n[5],
+                    epoch_bumps: n[6],
+                    announces_sent: n[7],
+                    messages_dropped: n[8],
+                    instance_id,
+                    shm_base_dir,
+                }
+            },
+        )
+}
+
+pub fn lease_entry() -> impl Strategy<Value = LeaseEntry> {
+    (
+        any::<(u64, u32, u32)>(),
+        pick(Role::ALL),
+        opt(u32::MAX),
+        any::<[u64; 3]>(),
+    )
+        .prop_map(
+            |((lease_id, stream_id, client_id), role, node_id, t)| LeaseEntry {
+                lease_id,
+                stream_id,
+                client_id,
+                role,
+                node_id,
+                epoch: t[0],
+                attached_timestamp_ns: t[1],
+                expiry_timestamp_ns: t[2],
+            },
+        )
+}
+
+pub fn leases_response() -> impl Strategy<Value = DriverLeasesResponse<'static>> {
+    (any::<(i64, u64)>(), group(lease_entry(), 4)).prop_map(|((correlation_id, now_ns), leases)| {
+        DriverLeasesResponse {
+            correlation_id,
+            now_ns,
+            leases,
+        }
+    })
+}
+
+pub fn stream_entry() -> impl Strategy<Value = StreamEntry<'static>> {
+    (
+        any::<(u32, u32, u32, u16, u32, bool)>(),
+        opt(u64::MAX),
+        opt(u32::MAX),
+        opt(u64::MAX),
+        bytes(),
+        bytes(),
+    )
+        .prop_map(
+            |(
+                (stream_id, layout_version, header_nslots, pool_count, consumer_count, dynamic),
+                epoch,
+                pc,
+                pl,
+                profile,
+                uri,
+            )| StreamEntry {
+                stream_id,
+                epoch,
+                layout_version,
+                header_nslots,
+                pool_count,
+                producer_client_id: pc,
+                producer_lease_id: pl,
+                consumer_count,
+                dynamic,
+                profile,
+                header_region_uri: uri,
+            },
+        )
+}
+
+pub fn streams_response() -> impl Strategy<Value = DriverStreamsResponse<'static>> {
+    (any::<i64>(), group(stream_entry(), 3)).prop_map(|(correlation_id, streams)| {
+        DriverStreamsResponse {
+            correlation_id,
+            streams,
+        }
+    })
 }

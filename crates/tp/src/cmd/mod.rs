@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 mod aeron_probe;
+mod config;
+mod driver;
 mod media_driver;
 
 use clap::Subcommand;
@@ -17,6 +19,12 @@ pub enum Command {
     /// AERON_THREADING_MODE, AERON_TERM_BUFFER_LENGTH, ...); the flags override them. Prints
     /// the directory once running; SIGINT or SIGTERM closes the driver and exits 0.
     MediaDriver(media_driver::Args),
+    /// The SHM driver: run it, or talk to a running one (status, leases, streams, shutdown,
+    /// attach).
+    Driver(driver::Args),
+    /// Configuration files: `tp config validate FILE` prints the resolved values and their
+    /// sources (default, file, env).
+    Config(config::Args),
     /// Send or receive numbered test messages over Aeron (used by tests).
     #[command(hide = true)]
     AeronProbe(aeron_probe::Args),
@@ -27,5 +35,7 @@ pub fn run(command: Command) -> Result<(), CmdError> {
     match command {
         Command::MediaDriver(args) => media_driver::run(&args),
         Command::AeronProbe(args) => aeron_probe::run(&args),
+        Command::Driver(args) => driver::run(args),
+        Command::Config(args) => config::run(&args),
     }
 }

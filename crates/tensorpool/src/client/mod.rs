@@ -1,0 +1,286 @@
+//! The driver client: how a producer or consumer gets and keeps a lease (Driver Model §4,
+//! Appendix B), as a poll-driven state machine for an agent's duty cycle, plus a blocking
+//! [`attach`] for programs without one.
+//!
+//! One [`DriverClient`] holds at most one lease: one stream, one role, one client id, and at
+//! most one attach in flight, so it never issues concurrent attaches for a stream and role
+//! (§4.8). It:
+//! - attaches with a timeout and retries with exponential backoff (§4.2);
+//! - takes correlation ids from a per-process random sequence ([`next_correlation_id`]),
+//!   ignores duplicate responses once an OK was accepted, and never lets a non-OK duplicate
+//!   override it (B.1);
+//! - with client id 0 picks a random non-zero id, and a new one when the driver answers
+//!   `client_id already attached` (B.2);
+//! - validates every OK response and announce (§4.2: required fields, URIs, 256-byte header
+//!   slots, non-empty pools, `poolNslots == headerNslots`); a failure is a protocol error:
+//!   the attach is dropped and made again (§4.7a);
+//! - sends keepalives every interval, before the lease's expiry when the driver gave one
+//!   (§4.4); a keepalive that cannot be sent means the driver is gone;
+//! - reacts to its own lease's revocation (reattach), to the revocation of the producer of a
+//!   stream it consumes (wait for the epoch-bumped announce, at most 3 announce periods,
+//!   §4.9), to `ShmDriverShutdown` (§4.13) and to a driver that stopped announcing (§10);
+//! - gates every message on schema id, version and template id (§4.4a).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tensorpool::client::{ClientConfig, attach};
+//! use tensorpool_codec::driver::Role;
+//!
+//! let aeron = tensorpool_aeron::AeronClient::connect("/dev/shm/aeron", Duration::from_secs(5))?;
+//! let cfg = ClientConfig::new(10_000, Role::Consumer);
+//! let (mut client, info) = attach(&aeron, cfg, Duration::from_secs(10))?;
+//! println!("lease {} epoch {}", info.lease_id, info.regions.epoch);
+//! // in the duty cycle:
+//! client.do_work(tensorpool_agent::monotonic_ns(), &mut |event| println!("{event:?}"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod admin;
+mod blocking;
+mod config;
+mod handlers;
+mod ids;
+mod transport;
+mod validate;
+mod work;
+
+use std::collections::VecDeque;
+
+use tensorpool_codec::driver::{LeaseRevokeReason, ResponseCode, ShutdownReason};
+
+pub use admin::{AdminError, AdminQuery, query_driver, request_shutdown};
+pub use blocking::{AttachError, attach, code_name};
+pub use config::ClientConfig;
+pub use ids::{next_correlation_id, random_client_id};
+pub use transport::{AeronTransport, ClientTransport};
+pub use validate::{
+    AttachInfo, PoolRegion, ProtocolError, Regions, validate_announce, validate_attach,
+};
+
+/// The `errorMessage` with which drivers refuse a second lease for a client id (B.2).
+pub const CLIENT_ID_ALREADY_ATTACHED: &str = "client_id already attached";
+
+/// Where the client is (Driver Model §4.12.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientState {
+    /// No lease; an attach goes out at the next duty cycle.
+    Unattached,
+    /// An attach is in flight.
+    Attaching,
+    /// Holding a lease; keepalives running.
+    Attached,
+    /// Waiting before the next attach.
+    Backoff,
+    /// A detach is in flight.
+    Detaching,
+    /// Detached for good.
+    Closed,
+}
+
+/// Why a lease was lost without a revocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseLost {
+    /// No keepalive could be sent before the lease's expiry.
+    KeepaliveDeadline,
+    /// The keepalive could not be published (driver gone, §4.4).
+    KeepaliveFailed,
+    /// The producer was revoked and no epoch-bumped announce came in 3 announce periods.
+    RemapTimeout,
+}
+
+/// Something the application must know. Except `EpochChanged` (remap), every event after
+/// `Attached` means: stop using the regions; the client attaches again by itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientEvent {
+    /// A lease was granted: map these regions.
+    Attached(AttachInfo),
+    /// The driver refused the attach; retried after a backoff.
+    Rejected {
+        /// The code.
+        code: ResponseCode,
+        /// The driver's text.
+        message: String,
+    },
+    /// No answer within the attach timeout; retried after a backoff.
+    AttachTimedOut,
+    /// An OK response or announce failed validation (§4.7a): dropped, reattaching.
+    ProtocolError(ProtocolError),
+    /// Our lease was revoked.
+    LeaseRevoked {
+        /// Why.
+        reason: LeaseRevokeReason,
+        /// The driver's text.
+        message: String,
+    },
+    /// Our lease is gone for another reason.
+    LeaseLost(LeaseLost),
+    /// The producer of the stream we consume lost its lease: stop reading, wait for the new
+    /// epoch (an [`ClientEvent::EpochChanged`] follows, or [`LeaseLost::RemapTimeout`]).
+    ProducerRevoked {
+        /// The producer's lease.
+        lease_id: u64,
+    },
+    /// The stream moved to a new epoch: remap these regions.
+    EpochChanged(Regions),
+    /// The driver shut down (§4.13): leases are void; reattaching once it is back.
+    DriverShutdown {
+        /// Its reason.
+        reason: ShutdownReason,
+        /// Its text.
+        message: String,
+    },
+    /// The driver stopped announcing (§10): leases are void; reattaching.
+    DriverLost,
+    /// Our detach completed.
+    Detached,
+}
+
+/// Counters of a client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientCounters {
+    /// Attach requests sent.
+    pub attaches_sent: u64,
+    /// Keepalives sent.
+    pub keepalives_sent: u64,
+    /// Messages of our schema rejected (newer version, undecodable, unknown enums).
+    pub rejected_messages: u64,
+    /// Duplicate or stale responses ignored.
+    pub duplicates_ignored: u64,
+    /// Announces ignored as stale or replayed.
+    pub stale_announces: u64,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Idle,
+    Attaching {
+        correlation_id: i64,
+        deadline_ns: u64,
+    },
+    Attached(Box<Held>),
+    Backoff {
+        until_ns: u64,
+    },
+    Detaching {
+        correlation_id: i64,
+        deadline_ns: u64,
+    },
+    Closed,
+}
+
+#[derive(Debug)]
+struct Held {
+    info: AttachInfo,
+    next_keepalive_ns: u64,
+    /// Our estimate of the lease's expiry (driver's value, moved by each keepalive).
+    expiry_ns: Option<u64>,
+    lease_ns: u64,
+    last_announce_ns: u64,
+    /// After a producer revocation: the epoch to exceed and the deadline.
+    awaiting_epoch: Option<(u64, u64)>,
+}
+
+/// A driver client over a transport (see the module docs).
+#[derive(Debug)]
+pub struct DriverClient<T: ClientTransport> {
+    transport: T,
+    m: Machine,
+}
+
+#[derive(Debug)]
+struct Machine {
+    cfg: ClientConfig,
+    client_id: u32,
+    auto_client_id: bool,
+    state: Inner,
+    backoff_ns: u64,
+    abandoned: [i64; 8],
+    abandoned_next: usize,
+    accepted: Option<i64>,
+    pending_detach: Option<(i64, u64, u32, u32)>,
+    events: VecDeque<ClientEvent>,
+    counters: ClientCounters,
+    join_time_ns: Option<u64>,
+    close_requested: bool,
+}
+
+impl<T: ClientTransport> DriverClient<T> {
+    /// A client that attaches at its first duty cycle.
+    pub fn new(cfg: ClientConfig, transport: T) -> Self {
+        let auto_client_id = cfg.client_id == 0;
+        let client_id = if auto_client_id {
+            random_client_id()
+        } else {
+            cfg.client_id
+        };
+        let backoff_ns = ClientConfig::ns(cfg.backoff_initial);
+        Self {
+            transport,
+            m: Machine {
+                cfg,
+                client_id,
+                auto_client_id,
+                state: Inner::Idle,
+                backoff_ns,
+                abandoned: [i64::MIN; 8],
+                abandoned_next: 0,
+                accepted: None,
+                pending_detach: None,
+                events: VecDeque::with_capacity(16),
+                counters: ClientCounters::default(),
+                join_time_ns: None,
+                close_requested: false,
+            },
+        }
+    }
+
+    /// Where the client is.
+    pub fn state(&self) -> ClientState {
+        match self.m.state {
+            Inner::Idle => ClientState::Unattached,
+            Inner::Attaching { .. } => ClientState::Attaching,
+            Inner::Attached(_) => ClientState::Attached,
+            Inner::Backoff { .. } => ClientState::Backoff,
+            Inner::Detaching { .. } => ClientState::Detaching,
+            Inner::Closed => ClientState::Closed,
+        }
+    }
+
+    /// The lease held, if attached.
+    pub fn lease(&self) -> Option<&AttachInfo> {
+        match &self.m.state {
+            Inner::Attached(h) => Some(&h.info),
+            _ => None,
+        }
+    }
+
+    /// The client id in use (changes when an auto-assigned id collided).
+    pub fn client_id(&self) -> u32 {
+        self.m.client_id
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> ClientCounters {
+        self.m.counters
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.m.cfg
+    }
+
+    /// Detaches (when attached) and closes; [`ClientEvent::Detached`] follows.
+    pub fn close(&mut self) {
+        self.m.close_requested = true;
+    }
+
+    /// The transport (e.g. to share its publication).
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// The transport, mutably (tests script it).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+}

@@ -1,0 +1,140 @@
+//! Epoch garbage collection (`policies.epoch_gc_*`, Wire Spec §15.21a.7; PITFALLS #10).
+//!
+//! Epoch directories are ordered numerically (epochs are `max(prev + 1, now_ns)`, so only
+//! their order means anything); the newest `epoch_gc_keep` are kept. Of the others, one is
+//! deleted only when all of these hold:
+//! - it is not the live epoch and no active lease was granted on it (see `handlers.rs`: a
+//!   consumer lease moves on to the live epoch at its first keepalive after the minimum age);
+//! - it is older than `epoch_gc_min_age_ns`: since its retirement when this process retired
+//!   it, else since its directory was last modified (epochs of an earlier driver process);
+//! - its header ring superblock is not live: the writer pid is gone or its
+//!   `activity_timestamp_ns` is stale (3 x announce period).
+
+use std::path::Path;
+
+use tensorpool_shm::superblock::{decode, is_activity_stale};
+use tensorpool_shm::{SUPERBLOCK_SIZE, ShmLayout};
+
+use super::files::epochs_on_disk;
+use super::streams::Retired;
+
+/// What one collection pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct GcOutcome {
+    /// Epoch directories removed.
+    pub removed: u64,
+    /// When to look again (an epoch was too young or still live).
+    pub retry_at: Option<u64>,
+}
+
+/// Why an epoch may not be collected whatever its age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pin {
+    /// Nothing pins it.
+    None,
+    /// It is the live epoch.
+    Live,
+    /// An active lease was granted on it (look again later).
+    Lease,
+}
+
+/// GC policy values.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GcPolicy {
+    pub keep: u32,
+    pub min_age_ns: u64,
+    pub stale_window_ns: u64,
+}
+
+/// One pass over `stream_id`'s epoch directories.
+pub(crate) fn collect(
+    layout: &ShmLayout,
+    stream_id: u32,
+    policy: GcPolicy,
+    pinned: &dyn Fn(u64) -> Pin,
+    retired: &[Retired],
+    now_ns: u64,
+) -> GcOutcome {
+    let mut out = GcOutcome::default();
+    let mut epochs = epochs_on_disk(&layout.stream_dir(stream_id));
+    epochs.sort_unstable_by(|a, b| b.cmp(a));
+    let mut retry = |at: u64| out.retry_at = Some(out.retry_at.map_or(at, |r: u64| r.min(at)));
+    for (i, &epoch) in epochs.iter().enumerate() {
+        if i < policy.keep as usize {
+            continue;
+        }
+        match pinned(epoch) {
+            Pin::None => {}
+            Pin::Live => continue,
+            Pin::Lease => {
+                retry(now_ns.saturating_add(policy.stale_window_ns));
+                continue;
+            }
+        }
+        let dir = layout.epoch_dir(stream_id, epoch);
+        let age = match retired.iter().find(|r| r.epoch == epoch) {
+            Some(r) => now_ns.saturating_sub(r.retired_ns),
+            None => mtime_age_ns(&dir),
+        };
+        if age < policy.min_age_ns {
+            retry(now_ns.saturating_add(policy.min_age_ns - age));
+            continue;
+        }
+        if let Some(until) = superblock_live_until(
+            &layout.header_ring_path(stream_id, epoch),
+            now_ns,
+            policy.stale_window_ns,
+        ) {
+            retry(until);
+            continue;
+        }
+        match layout.remove_epoch(stream_id, epoch) {
+            Ok(()) => {
+                out.removed += 1;
+                tracing::info!(stream_id, epoch, "epoch directory collected");
+            }
+            Err(e) => tracing::warn!(stream_id, epoch, error = %e, "epoch directory not collected"),
+        }
+    }
+    out
+}
+
+fn mtime_age_ns(dir: &Path) -> u64 {
+    std::fs::symlink_metadata(dir)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .map_or(u64::MAX, |d| {
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+        })
+}
+
+/// A superblock is live when its writer pid exists and its activity timestamp is fresh
+/// (same clock: `CLOCK_MONOTONIC` on this host); returns until when it stays live without
+/// another refresh. Unreadable means not live.
+pub(crate) fn superblock_live_until(
+    header_ring: &Path,
+    now_ns: u64,
+    window_ns: u64,
+) -> Option<u64> {
+    use std::io::Read;
+    let meta = std::fs::symlink_metadata(header_ring).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let mut bytes = [0u8; SUPERBLOCK_SIZE];
+    std::fs::File::open(header_ring)
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .ok()?;
+    let sb = decode(&bytes).ok()?;
+    let live = pid_alive(sb.pid) && !is_activity_stale(sb.activity_timestamp_ns, now_ns, window_ns);
+    live.then(|| {
+        sb.activity_timestamp_ns
+            .max(now_ns.saturating_sub(window_ns))
+            .saturating_add(window_ns + 1)
+    })
+}
+
+fn pid_alive(pid: u64) -> bool {
+    pid != 0 && Path::new("/proc").join(pid.to_string()).exists()
+}

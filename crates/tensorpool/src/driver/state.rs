@@ -1,0 +1,311 @@
+//! The driver's state machine, [`DriverCore`]: everything but Aeron. Handlers
+//! (`handlers.rs`) and the timers (`work.rs`) act on it; tests and the fuzz target drive it
+//! by hand with recorded outputs.
+
+use tensorpool_agent::DeadlineTimer;
+use tensorpool_codec::driver::{Role, ShutdownReason};
+use tensorpool_shm::{AllowedBaseDirs, LAYOUT_VERSION};
+
+use super::DriverError;
+use super::config::DriverConfig;
+use super::counters::Counters;
+use super::files::{FileSettings, highest_epoch_on_disk, is_on_hugetlbfs, next_epoch, provision};
+use super::leases::{Lease, LeaseTable, NodeIds};
+use super::streams::{ProducerRef, Stream, StreamTable};
+use crate::control::{ErrorText, random_u64};
+
+/// Where the driver is in its life (Driver Model §4.13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Granting leases.
+    Running,
+    /// Shutting down: no new leases; `ShmDriverShutdown` goes out at `deadline_ns`.
+    Draining {
+        /// Reason for the shutdown (mirrored in `ShmDriverShutdown`).
+        reason: ShutdownReason,
+        /// Text for `ShmDriverShutdown.errorMessage`.
+        message: String,
+        /// When the drain period ends.
+        deadline_ns: u64,
+    },
+    /// `ShmDriverShutdown` was sent; the agent terminates.
+    Stopped,
+}
+
+/// A read-only view of one stream (for tests, the admin schema and tools).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// Stream id.
+    pub stream_id: u32,
+    /// Profile name.
+    pub profile: String,
+    /// Created on demand.
+    pub dynamic: bool,
+    /// Live epoch (`None`: no regions right now).
+    pub epoch: Option<u64>,
+    /// Header ring URI of the live epoch.
+    pub header_uri: Option<String>,
+    /// Header ring slots.
+    pub header_nslots: u32,
+    /// Payload pools.
+    pub pool_count: u16,
+    /// Attached producer.
+    pub producer: Option<ProducerRef>,
+    /// Attached consumers.
+    pub consumers: u32,
+}
+
+/// The driver without its transport: leases, streams, epochs, files, timers.
+#[derive(Debug)]
+pub struct DriverCore {
+    pub(crate) cfg: DriverConfig,
+    pub(crate) files: FileSettings,
+    pub(crate) leases: LeaseTable,
+    pub(crate) nodes: NodeIds,
+    pub(crate) streams: StreamTable,
+    pub(crate) counters: Counters,
+    pub(crate) dynamic_cursor: u32,
+    pub(crate) announce_timer: DeadlineTimer,
+    pub(crate) lifecycle: Lifecycle,
+    pub(crate) start_ns: u64,
+    pub(crate) text: ErrorText,
+    pub(crate) fatal: Option<String>,
+    /// Last epoch of each dynamic stream removed: a stream created again under the same id
+    /// continues above it (epochs never go back for a stream id).
+    pub(crate) removed_epochs: Vec<(u32, u64)>,
+}
+
+impl DriverCore {
+    /// Prepares the SHM layout and provisions every static stream with a fresh epoch,
+    /// `max(highest epoch on disk + 1, now_ns)` (Driver Model §10, §14; PITFALLS #10, #12).
+    pub fn new(cfg: DriverConfig, now_ns: u64) -> Result<Self, DriverError> {
+        let io = |what: &'static str| {
+            let path = cfg.shm.base_dir.clone();
+            move |e: std::io::Error| DriverError::Io {
+                what,
+                path,
+                reason: e.to_string(),
+            }
+        };
+        std::fs::create_dir_all(&cfg.shm.base_dir).map_err(io("create shm.base_dir"))?;
+        // announced paths must be canonical (Driver Model §9): build them on the real path
+        let base =
+            std::fs::canonicalize(&cfg.shm.base_dir).map_err(io("canonicalize shm.base_dir"))?;
+        let layout = tensorpool_shm::ShmLayout::new(&base, &cfg.shm.namespace, cfg.shm.modes)?;
+        let allowed = AllowedBaseDirs::new(&cfg.shm.allowed_base_dirs)?;
+        let hugepages = is_on_hugetlbfs(&cfg.shm.base_dir);
+        if cfg.shm.require_hugepages && !hugepages {
+            tracing::warn!(
+                base_dir = %cfg.shm.base_dir.display(),
+                "shm.require_hugepages = true but shm.base_dir is not on hugetlbfs: attaches with requireHugepages=UNSPECIFIED are rejected"
+            );
+        }
+        let files = FileSettings {
+            layout,
+            allowed,
+            prefault: cfg.policies.prefault_shm,
+            mlock: cfg.policies.mlock_shm,
+            hugepages,
+            pid: u64::from(std::process::id()),
+            layout_version: LAYOUT_VERSION,
+        };
+        let cooldown = u64::from(cfg.policies.node_id_reuse_cooldown_ms) * 1_000_000;
+        let period = cfg.policies.announce_period_ns();
+        let mut core = Self {
+            leases: LeaseTable::new(random_u64() >> 2),
+            nodes: NodeIds::new(cooldown),
+            streams: StreamTable::default(),
+            counters: Counters::default(),
+            dynamic_cursor: cfg.driver.stream_id_range.map_or(0, |r| r.start),
+            announce_timer: DeadlineTimer::periodic(period, now_ns),
+            lifecycle: Lifecycle::Running,
+            start_ns: now_ns,
+            text: ErrorText::default(),
+            fatal: None,
+            removed_epochs: Vec::new(),
+            files,
+            cfg,
+        };
+        core.provision_static(now_ns)?;
+        Ok(core)
+    }
+
+    fn provision_static(&mut self, now_ns: u64) -> Result<(), DriverError> {
+        for sc in self.cfg.streams.clone() {
+            let profile = self
+                .cfg
+                .profiles
+                .iter()
+                .position(|p| p.name == sc.profile)
+                .unwrap_or(0);
+            let previous = highest_epoch_on_disk(&self.files.layout.stream_dir(sc.stream_id));
+            let mut stream = Stream::new(sc.stream_id, profile, false, previous);
+            stream.gc_pending = self.cfg.policies.epoch_gc_on_startup;
+            let p = &self.cfg.profiles[profile];
+            if !p.payload_pools.is_empty() {
+                let epoch = next_epoch(previous, now_ns)
+                    .ok_or(DriverError::EpochExhausted(sc.stream_id))?;
+                let live =
+                    provision(&self.files, sc.stream_id, p, epoch, now_ns).map_err(|source| {
+                        DriverError::Provision {
+                            stream_id: sc.stream_id,
+                            source,
+                        }
+                    })?;
+                stream.install(live, now_ns);
+                self.counters.epoch_bumps += 1;
+                tracing::info!(
+                    stream_id = sc.stream_id,
+                    epoch = stream.epoch,
+                    previous,
+                    "stream provisioned"
+                );
+            }
+            self.streams.push(stream);
+        }
+        Ok(())
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &DriverConfig {
+        &self.cfg
+    }
+
+    /// Counters since start.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// The lifecycle state.
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// Whether `ShmDriverShutdown` was sent and the driver should exit.
+    pub fn is_stopped(&self) -> bool {
+        self.lifecycle == Lifecycle::Stopped
+    }
+
+    /// A fatal error (e.g. `mlock` failed with `policies.mlock_shm`); the agent terminates.
+    pub fn fatal_error(&self) -> Option<&str> {
+        self.fatal.as_deref()
+    }
+
+    /// The active leases.
+    pub fn leases(&self) -> impl Iterator<Item = &Lease> {
+        self.leases.iter()
+    }
+
+    /// The lease `lease_id`, if active.
+    pub fn lease(&self, lease_id: u64) -> Option<&Lease> {
+        self.leases.get(lease_id)
+    }
+
+    /// Number of active leases of `role`.
+    pub fn lease_count(&self, role: Role) -> usize {
+        self.leases.count_role(role)
+    }
+
+    /// Every stream.
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        self.streams.iter().map(|s| self.stream_info(s)).collect()
+    }
+
+    /// One stream.
+    pub fn stream(&self, stream_id: u32) -> Option<StreamInfo> {
+        self.streams.get(stream_id).map(|s| self.stream_info(s))
+    }
+
+    fn stream_info(&self, s: &Stream) -> StreamInfo {
+        let p = &self.cfg.profiles[s.profile];
+        StreamInfo {
+            stream_id: s.stream_id,
+            profile: p.name.clone(),
+            dynamic: s.dynamic,
+            epoch: s.live.as_ref().map(|l| l.epoch),
+            header_uri: s.live.as_ref().map(|l| l.header_uri.clone()),
+            header_nslots: p.header_nslots,
+            pool_count: u16::try_from(p.payload_pools.len()).unwrap_or(u16::MAX),
+            producer: s.producer,
+            consumers: s.consumers,
+        }
+    }
+
+    /// The highest epoch number issued for `stream_id` (0: none).
+    pub fn last_epoch(&self, stream_id: u32) -> u64 {
+        self.streams.get(stream_id).map_or(0, |s| s.epoch)
+    }
+
+    /// Whether the base directory is on hugetlbfs (regions are hugepage-backed).
+    pub fn hugepages(&self) -> bool {
+        self.files.hugepages
+    }
+
+    /// Lease lifetime without keepalive.
+    pub(crate) fn lease_duration_ns(&self) -> u64 {
+        self.cfg.policies.lease_duration_ns()
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.lifecycle == Lifecycle::Running
+    }
+
+    /// Checks the invariants the fuzz target and tests rely on: at most one producer lease
+    /// per stream, unique lease ids, stream bookkeeping equal to the lease table. Returns a
+    /// description of the first violation.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let leases: Vec<&Lease> = self.leases.iter().collect();
+        for (i, a) in leases.iter().enumerate() {
+            if leases[i + 1..].iter().any(|b| b.lease_id == a.lease_id) {
+                return Err(format!("lease id {} appears twice", a.lease_id));
+            }
+            if leases[i + 1..].iter().any(|b| b.client_id == a.client_id) {
+                return Err(format!("client id {} holds two leases", a.client_id));
+            }
+        }
+        for s in self.streams.iter() {
+            let producers: Vec<_> = leases
+                .iter()
+                .filter(|l| l.stream_id == s.stream_id && l.role == Role::Producer)
+                .collect();
+            if producers.len() > 1 {
+                return Err(format!(
+                    "stream {} has {} producer leases",
+                    s.stream_id,
+                    producers.len()
+                ));
+            }
+            if producers.first().map(|l| l.lease_id) != s.producer.map(|p| p.lease_id) {
+                return Err(format!(
+                    "stream {} producer bookkeeping differs from the leases",
+                    s.stream_id
+                ));
+            }
+            let consumers = leases
+                .iter()
+                .filter(|l| l.stream_id == s.stream_id && l.role == Role::Consumer)
+                .count();
+            if consumers != s.consumers as usize {
+                return Err(format!(
+                    "stream {} counts {} consumers, leases say {consumers}",
+                    s.stream_id, s.consumers
+                ));
+            }
+            if let Some(live) = &s.live
+                && live.epoch != s.epoch
+            {
+                return Err(format!(
+                    "stream {} live epoch {} is not its last epoch {}",
+                    s.stream_id, live.epoch, s.epoch
+                ));
+            }
+        }
+        if let Some(l) = leases.iter().find(|l| !self.streams.contains(l.stream_id)) {
+            return Err(format!(
+                "lease {} names unknown stream {}",
+                l.lease_id, l.stream_id
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,192 @@
+//! Producer and consumer through the SHM driver (Driver Model §2.2, §2.3, §4.9, §4.12.2-3):
+//! both attach, frames flow; when the producer's lease ends (detach) the consumer stops using
+//! the old regions, and a new producer's epoch-bumped regions are mapped and used.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use tensorpool::config::NoEnv;
+use tensorpool::consumer::Consumer;
+use tensorpool::driver::{DriverConfig, ShmDriver};
+use tensorpool::prelude::*;
+use tensorpool::streams::DriverEndpoints;
+use tensorpool_aeron::AeronClient;
+use tensorpool_agent::{AgentError, AgentRunner, MonotonicClock, SleepingIdleStrategy};
+
+fn start_driver(world: &World) -> (AgentRunner, DriverConfig) {
+    let text = format!(
+        r#"
+[shm]
+base_dir = "{}"
+[policies]
+announce_period_ms = 100
+lease_keepalive_interval_ms = 100
+prefault_shm = false
+[profiles.p]
+header_nslots = 16
+payload_pools = [{{ pool_id = 1, stride_bytes = 65536 }}]
+[streams.s]
+stream_id = {STREAM}
+profile = "p"
+"#,
+        world.base().display()
+    );
+    let cfg = DriverConfig::from_toml(&text, &NoEnv).unwrap();
+    let dir = world.ctx.aeron_dir();
+    let c = cfg.clone();
+    let runner = AgentRunner::spawn(
+        "shm-driver",
+        move || {
+            let aeron =
+                AeronClient::connect(&dir, Duration::from_secs(10)).map_err(AgentError::failed)?;
+            ShmDriver::new(c, aeron, tensorpool::monotonic_ns()).map_err(AgentError::failed)
+        },
+        SleepingIdleStrategy::new(Duration::from_micros(200)),
+        MonotonicClock,
+        None,
+    )
+    .unwrap();
+    (runner, cfg)
+}
+
+fn flow(producer: &mut Producer, consumer: &mut Consumer, n: u64) -> Vec<(u64, u64)> {
+    let spec = TensorSpec::new(Dtype::Uint16, &[32, 32]).unwrap();
+    let mut got = Vec::new();
+    for i in 0..n {
+        let mut claim = producer.claim(&spec).unwrap();
+        fill(claim.payload_mut(), i);
+        claim.commit().unwrap();
+        let deadline = Instant::now() + DEADLINE;
+        let mut round = 0;
+        while got.len() as u64 <= i {
+            assert!(Instant::now() < deadline, "frame {i} never arrived");
+            producer.do_work(tensorpool::monotonic_ns());
+            let w = consumer
+                .poll(
+                    |f: &Frame<'_>| {
+                        let mut want = vec![0u8; f.bytes().len()];
+                        fill(&mut want, i);
+                        let same = f.bytes() == want.as_slice();
+                        if f.recheck().is_ok() {
+                            assert!(same, "payload of frame {i}");
+                            got.push((f.epoch(), f.seq()));
+                        }
+                    },
+                    16,
+                )
+                .unwrap();
+            if w == 0 {
+                idle(&mut round);
+            }
+        }
+    }
+    got
+}
+
+#[test]
+fn dm_2_2_2_3_frames_flow_through_the_driver_and_survive_a_producer_restart() {
+    let world = World::new();
+    let (driver, cfg) = start_driver(&world);
+    let endpoints = DriverEndpoints::of_driver(&cfg);
+    let mut producer = world
+        .ctx
+        .producer(STREAM)
+        .driver(endpoints.clone(), world.base())
+        .build()
+        .unwrap();
+    assert!(producer.is_driver_mode() && producer.is_active());
+    let e1 = producer.epoch().unwrap();
+    let mut consumer = world.consumer().driver(endpoints.clone()).build().unwrap();
+    pump_until("consumer mapped", &mut producer, &mut consumer, |p, c| {
+        c.state() == ConsumerState::Mapped { epoch: e1 } && p.consumer_count() > 0
+    });
+    let got = flow(&mut producer, &mut consumer, 20);
+    assert!(got.iter().all(|&(e, _)| e == e1));
+
+    // The producer detaches: the driver revokes its lease and bumps the epoch; the consumer
+    // stops using the old regions and maps the new producer's epoch.
+    drop(producer);
+    let deadline = Instant::now() + DEADLINE;
+    while consumer.state() == (ConsumerState::Mapped { epoch: e1 }) {
+        assert!(
+            Instant::now() < deadline,
+            "consumer kept the revoked producer's regions"
+        );
+        consumer.poll(|_| {}, 16).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut producer = world
+        .ctx
+        .producer(STREAM)
+        .driver(endpoints, world.base())
+        .build()
+        .unwrap();
+    let e2 = producer.epoch().unwrap();
+    assert!(e2 > e1, "epoch bumped: {e1} -> {e2}");
+    pump_until("consumer remapped", &mut producer, &mut consumer, |_, c| {
+        c.state() == ConsumerState::Mapped { epoch: e2 }
+    });
+    let got = flow(&mut producer, &mut consumer, 20);
+    assert!(
+        got.iter().all(|&(e, _)| e == e2),
+        "only new-epoch frames after the switch"
+    );
+    drop((producer, consumer));
+    driver.close().unwrap();
+    world.finish_aeron();
+}
+
+#[test]
+fn dm_4_9_4_12_2_an_expired_producer_lease_pauses_the_producer_until_it_reattaches() {
+    let world = World::new();
+    let (driver, cfg) = start_driver(&world);
+    let endpoints = DriverEndpoints::of_driver(&cfg);
+    let mut producer = world
+        .ctx
+        .producer(STREAM)
+        .driver(endpoints.clone(), world.base())
+        .build()
+        .unwrap();
+    let e1 = producer.epoch().unwrap();
+    let mut consumer = world.consumer().driver(endpoints).build().unwrap();
+    pump_until("consumer mapped", &mut producer, &mut consumer, |_, c| {
+        c.state() == ConsumerState::Mapped { epoch: e1 }
+    });
+    flow(&mut producer, &mut consumer, 5);
+
+    // The producer stops its duty cycle (no keepalives) for longer than the lease grace
+    // (3 x 100 ms): the driver expires the lease, revokes it and bumps the epoch.
+    let stall = Instant::now();
+    while stall.elapsed() < Duration::from_millis(800) {
+        consumer.poll(|_| {}, 16).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_ne!(
+        consumer.state(),
+        ConsumerState::Mapped { epoch: e1 },
+        "consumer dropped the revoked producer's regions"
+    );
+    pump_until(
+        "producer paused and re-attached",
+        &mut producer,
+        &mut consumer,
+        |p, c| {
+            p.counters().pauses >= 1
+                && p.is_active()
+                && p.epoch() > Some(e1)
+                && c.state()
+                    == ConsumerState::Mapped {
+                        epoch: p.epoch().unwrap(),
+                    }
+        },
+    );
+    let e2 = producer.epoch().unwrap();
+    assert_eq!(producer.next_seq(), 0, "seq restarts in the new epoch");
+    let got = flow(&mut producer, &mut consumer, 5);
+    assert!(got.iter().all(|&(e, _)| e == e2));
+    drop((producer, consumer));
+    driver.close().unwrap();
+    world.finish_aeron();
+}

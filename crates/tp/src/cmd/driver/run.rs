@@ -1,0 +1,83 @@
+//! `tp driver`: the driver process. SIGINT / SIGTERM drain it like an authenticated shutdown
+//! request with reason NORMAL (Driver Model §4.13).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tensorpool::config::ProcessEnv;
+use tensorpool::driver::{DriverConfig, ShmDriver};
+use tensorpool_aeron::{AeronClient, EmbeddedMediaDriver, MediaDriverConfig};
+use tensorpool_agent::{Agent, AgentError, IdleStrategyKind, monotonic_ns};
+use tensorpool_codec::driver::ShutdownReason;
+
+use super::{init_logging, stop_flag};
+use crate::cmd::CmdError;
+
+/// Flags of `tp driver` (running it).
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// Configuration file (Driver Model §17 keys; environment variables override them).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Use the external Aeron media driver in this directory [default: driver.aeron_dir;
+    /// without either, an embedded media driver in a private directory under /dev/shm].
+    #[arg(long, value_name = "DIR")]
+    aeron_dir: Option<PathBuf>,
+    /// Idle strategy of the duty cycle (backoff, sleep:1ms, yield, ...).
+    #[arg(long, default_value = "backoff")]
+    idle: IdleStrategyKind,
+}
+
+/// Runs the driver until it has shut down.
+pub(crate) fn run(args: &RunArgs) -> Result<(), CmdError> {
+    init_logging();
+    let cfg = DriverConfig::load(args.config.as_deref(), &ProcessEnv)?;
+    if !cfg.unknown_keys.is_empty() {
+        tracing::warn!(keys = ?cfg.unknown_keys, "unknown configuration keys ignored");
+    }
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    let stop = stop_flag()?;
+    let external = args
+        .aeron_dir
+        .clone()
+        .or_else(|| cfg.driver.aeron_dir.clone());
+    let (media, dir) = match external {
+        Some(dir) => (None, dir),
+        None => {
+            let m = EmbeddedMediaDriver::start(MediaDriverConfig::default())?;
+            let dir = m.dir().to_path_buf();
+            (Some(m), dir)
+        }
+    };
+    let aeron = AeronClient::connect(&dir, Duration::from_secs(10))?;
+    let mut driver = ShmDriver::new(cfg, aeron, monotonic_ns())?;
+    println!("aeron_dir={}", dir.display());
+    println!(
+        "tp driver: ready (instance {})",
+        driver.core().config().driver.instance_id
+    );
+    let _ = std::io::stdout().flush();
+    let mut idle = args.idle.build();
+    let result = loop {
+        let now = monotonic_ns();
+        if stop.load(Ordering::Acquire) {
+            driver.begin_shutdown(ShutdownReason::Normal, "signal", now);
+        }
+        match driver.do_work(now) {
+            Ok(work) => idle.idle_work(work),
+            Err(AgentError::Terminate) => break Ok(()),
+            Err(e) => tracing::warn!(error = %e, "duty cycle error"),
+        }
+    };
+    if let Some(e) = driver.core().fatal_error() {
+        return Err(format!("driver stopped on a fatal error: {e}").into());
+    }
+    println!("tp driver: stopped");
+    drop(driver);
+    drop(media);
+    result
+}

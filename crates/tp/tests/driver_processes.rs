@@ -1,0 +1,475 @@
+//! The driver and its clients as real processes (`tp driver`, `tp driver attach --hold`,
+//! `tp media-driver`): a producer killed with SIGKILL, the driver killed and restarted,
+//! authenticated shutdown and SIGTERM. Every test has its own SHM base dir (a tempdir) and its
+//! own Aeron dir under /dev/shm; children are stopped by Drop guards; every wait has a
+//! deadline.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const TP: &str = env!("CARGO_BIN_EXE_tp");
+const DEADLINE: Duration = Duration::from_secs(20);
+const STREAM: u32 = 10_000;
+
+/// A child process whose stdout lines arrive on a channel; stopped (SIGTERM, then SIGKILL)
+/// when dropped, its Aeron dir removed if it owned one.
+struct Proc {
+    child: Option<Child>,
+    name: String,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    owned_dir: Option<PathBuf>,
+}
+
+impl Proc {
+    fn spawn(name: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(TP)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child: Some(child),
+            name: name.to_owned(),
+            lines: rx,
+            seen: Vec::new(),
+            owned_dir: None,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Waits (bounded) for a line matching `f`; returns it.
+    fn expect(&mut self, what: &str, f: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if f(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "{}: no {what} within {DEADLINE:?}; saw {:?}",
+                    self.name, self.seen
+                ),
+            }
+        }
+    }
+
+    fn sigkill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn sigterm(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+    }
+
+    /// Waits (bounded) for the exit.
+    fn wait(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {within:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            self.sigterm_pid(c.id());
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline && c.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(dir) = &self.owned_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Proc {
+    fn sigterm_pid(&self, pid: u32) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+}
+
+/// One test's files: the SHM base dir and the driver config.
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::Builder::new()
+        .prefix("tp-driver-proc-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let base = dir.path().join("shm");
+    let config = dir.path().join("driver.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[driver]
+instance_id = "proc-test"
+control_channel = "aeron:ipc?term-length=1m"
+announce_stream_id = 1001
+[shm]
+base_dir = "{}"
+[policies]
+announce_period_ms = 50
+lease_keepalive_interval_ms = 50
+lease_expiry_grace_intervals = 3
+shutdown_timeout_ms = 300
+shutdown_token = "right-token"
+epoch_gc_min_age_ns = 0
+prefault_shm = false
+[profiles.cam]
+header_nslots = 8
+payload_pools = [{{ pool_id = 1, stride_bytes = 256 }}]
+[streams.cam]
+stream_id = {STREAM}
+profile = "cam"
+"#,
+            base.display()
+        ),
+    )
+    .unwrap();
+    Setup { dir, config }
+}
+
+fn start_driver(s: &Setup, aeron_dir: Option<&Path>) -> (Proc, PathBuf) {
+    let config = s.config.to_str().unwrap();
+    let mut args = vec!["driver", "--config", config, "--idle", "sleep:1ms"];
+    let dir_arg;
+    if let Some(d) = aeron_dir {
+        dir_arg = d.to_str().unwrap().to_owned();
+        args.extend(["--aeron-dir", &dir_arg]);
+    }
+    let mut p = Proc::spawn("driver", &args);
+    let line = p.expect("aeron_dir=", |l| l.starts_with("aeron_dir="));
+    let dir = PathBuf::from(line.trim_start_matches("aeron_dir="));
+    if aeron_dir.is_none() {
+        p.owned_dir = Some(dir.clone());
+    }
+    p.expect("ready", |l| l.contains("ready"));
+    (p, dir)
+}
+
+fn attach(s: &Setup, aeron_dir: &Path, role: &str, name: &str) -> Proc {
+    let stream = STREAM.to_string();
+    Proc::spawn(
+        name,
+        &[
+            "driver",
+            "attach",
+            "--config",
+            s.config.to_str().unwrap(),
+            "--aeron-dir",
+            aeron_dir.to_str().unwrap(),
+            "--role",
+            role,
+            "--stream-id",
+            &stream,
+            "--hold",
+        ],
+    )
+}
+
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+}
+
+fn epoch(line: &str) -> u64 {
+    field(line, "epoch").parse().unwrap()
+}
+
+#[test]
+fn producer_killed_lease_expires_epoch_bumps_consumer_remaps() {
+    let s = setup();
+    let (mut driver, dir) = start_driver(&s, None);
+    let mut consumer = attach(&s, &dir, "consumer", "consumer");
+    let e0 = epoch(&consumer.expect("attached", |l| l.starts_with("attached")));
+    let mut producer = attach(&s, &dir, "producer", "producer");
+    let e1 = epoch(&producer.expect("attached", |l| l.starts_with("attached")));
+    assert!(e1 > e0, "a producer attach bumps the epoch");
+    let changed = consumer.expect("epoch_changed", |l| l.starts_with("epoch_changed"));
+    assert_eq!(epoch(&changed), e1);
+
+    producer.sigkill();
+    let killed = Instant::now();
+    consumer.expect("producer_revoked", |l| l.starts_with("producer_revoked"));
+    let bumped = consumer.expect("epoch_changed", |l| l.starts_with("epoch_changed"));
+    let took = killed.elapsed();
+    let e2 = epoch(&bumped);
+    assert!(e2 > e1);
+    // keepalive x grace = 150 ms, + one announce period (50 ms), + scheduling slack
+    assert!(
+        took < Duration::from_millis(1_500),
+        "revocation took {took:?}"
+    );
+    let header = field(&bumped, "header_uri").trim_start_matches("shm:file?path=");
+    assert!(
+        Path::new(header).is_file(),
+        "the new epoch's files exist: {header}"
+    );
+    assert!(header.contains(&format!("/{e2}/")));
+
+    // a new producer is accepted at once, on a newer epoch still
+    let mut producer2 = attach(&s, &dir, "producer", "producer2");
+    let e3 = epoch(&producer2.expect("attached", |l| l.starts_with("attached")));
+    assert!(e3 > e2);
+    consumer.expect("epoch_changed", |l| {
+        l.starts_with("epoch_changed") && epoch(l) == e3
+    });
+
+    driver.sigterm();
+    assert!(driver.wait(DEADLINE).success());
+    assert!(
+        !dir.exists(),
+        "the embedded media driver removed its directory"
+    );
+}
+
+#[test]
+fn driver_killed_and_restarted_clients_reattach_on_newer_epochs() {
+    let s = setup();
+    let aeron_dir = s.dir.path().join("aeron");
+    let aeron = aeron_dir.to_str().unwrap().to_owned();
+    let mut media = Proc::spawn(
+        "media-driver",
+        &[
+            "media-driver",
+            "--dir",
+            &aeron,
+            "--delete-dir-on-start",
+            "--delete-dir-on-shutdown",
+        ],
+    );
+    media.expect("running", |l| l.contains("running"));
+    let (mut driver, _) = start_driver(&s, Some(&aeron_dir));
+    let mut consumer = attach(&s, &aeron_dir, "consumer", "consumer");
+    consumer.expect("attached", |l| l.starts_with("attached"));
+    let mut producer = attach(&s, &aeron_dir, "producer", "producer");
+    let before = epoch(&producer.expect("attached", |l| l.starts_with("attached")));
+    let old_header = field(&producer.seen.last().unwrap().clone(), "header_uri").to_owned();
+
+    driver.sigkill();
+    // both clients notice (announces stop / keepalives unanswered) and keep trying
+    producer.expect("driver loss", |l| {
+        l.starts_with("driver_lost") || l.starts_with("lease_lost")
+    });
+    consumer.expect("driver loss", |l| {
+        l.starts_with("driver_lost") || l.starts_with("lease_lost")
+    });
+
+    let (mut driver2, _) = start_driver(&s, Some(&aeron_dir));
+    let p = producer.expect("reattached", |l| l.starts_with("attached"));
+    let c = consumer.expect("reattached", |l| {
+        l.starts_with("attached") || l.starts_with("epoch_changed")
+    });
+    let after = epoch(&p);
+    assert!(
+        after > before,
+        "epochs rise across a driver restart: {before} -> {after}"
+    );
+    assert!(epoch(&c) > before);
+    assert_ne!(
+        field(&p, "header_uri"),
+        old_header,
+        "stale files are not served"
+    );
+
+    driver2.sigterm();
+    assert!(driver2.wait(DEADLINE).success());
+    media.sigterm();
+    assert!(media.wait(DEADLINE).success());
+}
+
+#[test]
+fn shutdown_request_needs_the_token_then_drains_and_notifies() {
+    let s = setup();
+    let (mut driver, dir) = start_driver(&s, None);
+    let mut consumer = attach(&s, &dir, "consumer", "consumer");
+    consumer.expect("attached", |l| l.starts_with("attached"));
+    let config = s.config.to_str().unwrap().to_owned();
+    let d = dir.to_str().unwrap().to_owned();
+    let tp = |args: &[&str]| {
+        Command::new(TP)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+
+    let wrong = tp(&[
+        "driver",
+        "shutdown",
+        "--config",
+        &config,
+        "--aeron-dir",
+        &d,
+        "--token",
+        "wrong",
+    ]);
+    assert!(wrong.status.success());
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(driver.is_running(), "a wrong token changes nothing");
+    let status = tp(&["driver", "status", "--config", &config, "--aeron-dir", &d]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success() && text.contains("state: Running") && text.contains("1 consumers"),
+        "{text}"
+    );
+    let leases = tp(&[
+        "driver",
+        "leases",
+        "--config",
+        &config,
+        "--aeron-dir",
+        &d,
+        "--json",
+    ]);
+    assert!(String::from_utf8_lossy(&leases.stdout).contains("\"role\": \"CONSUMER\""));
+
+    let start = Instant::now();
+    let right = tp(&[
+        "driver",
+        "shutdown",
+        "--config",
+        &config,
+        "--aeron-dir",
+        &d,
+        "--token",
+        "right-token",
+        "--wait",
+    ]);
+    assert!(
+        right.status.success(),
+        "{}",
+        String::from_utf8_lossy(&right.stderr)
+    );
+    assert!(String::from_utf8_lossy(&right.stdout).contains("driver shut down (reason Admin)"));
+    consumer.expect("driver_shutdown", |l| {
+        l.starts_with("driver_shutdown reason=Admin")
+    });
+    assert!(driver.wait(Duration::from_secs(5)).success());
+    // drain period 300 ms, plus process start-up of the tp invocations
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(!dir.exists());
+}
+
+#[test]
+fn sigterm_drains_with_reason_normal() {
+    let s = setup();
+    let (mut driver, dir) = start_driver(&s, None);
+    let mut consumer = attach(&s, &dir, "consumer", "consumer");
+    consumer.expect("attached", |l| l.starts_with("attached"));
+    driver.sigterm();
+    consumer.expect("driver_shutdown", |l| {
+        l.starts_with("driver_shutdown reason=Normal")
+    });
+    let status = driver.wait(Duration::from_secs(5));
+    assert!(status.success());
+    driver.expect("stopped", |l| l.contains("stopped"));
+}
+
+#[test]
+fn config_validate_prints_sources_and_names_bad_keys() {
+    let s = setup();
+    let out = Command::new(TP)
+        .args(["config", "validate", s.config.to_str().unwrap()])
+        .env("POLICIES_ANNOUNCE_PERIOD_MS", "75")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("policies.announce_period_ms = 75")
+            && text.contains("# env POLICIES_ANNOUNCE_PERIOD_MS"),
+        "{text}"
+    );
+    assert!(text.contains("driver.instance_id = \"proc-test\"") && text.contains("# file"));
+    assert!(text.contains("shm.namespace = \"default\"") && text.contains("# default"));
+
+    let bad = s.dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[driver]\ncontrol_stream_id = \"x\"\n[extra]\nkey = 1\n",
+    )
+    .unwrap();
+    let out = Command::new(TP)
+        .args(["config", "validate", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("driver.control_stream_id") && err.contains("unsigned 32-bit"),
+        "{err}"
+    );
+
+    let unknown = s.dir.path().join("unknown.toml");
+    let text =
+        std::fs::read_to_string(&s.config).unwrap() + "\n[supervisor]\nconsumer_capacity = 4\n";
+    std::fs::write(&unknown, text).unwrap();
+    let out = Command::new(TP)
+        .args(["config", "validate", unknown.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown key supervisor.consumer_capacity")
+    );
+}

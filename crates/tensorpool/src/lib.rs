@@ -6,12 +6,28 @@
 //! | [`client`] | the driver client producers and consumers attach through |
 //! | [`control`] | control-plane pieces: schema gating, bounded error texts, sinks |
 //! | [`config`] | TOML + environment configuration with provenance |
+//! | [`producer`] | the producer role: claim -> write -> commit, descriptors, announces, QoS |
+//! | [`consumer`] | the consumer role: announces, mapping, borrowed [`frame::Frame`] views |
+//! | [`context`] | the Aeron connection (embedded media driver or external) roles share |
+//! | [`frame`] | dtypes, tensor specs and the frame view contract |
+//! | [`streams`] | default channels and stream ids |
+//! | [`prelude`] | `use tensorpool::prelude::*;` |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[macro_use]
+mod counters;
+mod io;
+
 pub mod client;
 pub mod config;
+pub mod consumer;
+pub mod context;
 pub mod control;
 pub mod driver;
+pub mod frame;
+pub mod prelude;
+pub mod producer;
+pub mod streams;
 
 pub use tensorpool_agent::monotonic_ns;

@@ -2,8 +2,12 @@
 
 mod aeron_probe;
 mod config;
+mod consume;
+mod demo;
 mod driver;
 mod media_driver;
+mod produce;
+mod synth;
 
 use clap::Subcommand;
 
@@ -19,6 +23,12 @@ pub enum Command {
     /// AERON_THREADING_MODE, AERON_TERM_BUFFER_LENGTH, ...); the flags override them. Prints
     /// the directory once running; SIGINT or SIGTERM closes the driver and exits 0.
     MediaDriver(media_driver::Args),
+    /// Produce synthetic frames (each carries seq + CRC32C of its payload).
+    Produce(produce::Args),
+    /// Consume frames: rate, drops by cause, latency; `--verify` checks payload checksums.
+    Consume(consume::Args),
+    /// One producer and two consumers (STREAM, RATE_LIMITED) in one process, live stats.
+    Demo(demo::Args),
     /// The SHM driver: run it, or talk to a running one (status, leases, streams, shutdown,
     /// attach).
     Driver(driver::Args),
@@ -37,5 +47,8 @@ pub fn run(command: Command) -> Result<(), CmdError> {
         Command::AeronProbe(args) => aeron_probe::run(&args),
         Command::Driver(args) => driver::run(args),
         Command::Config(args) => config::run(&args),
+        Command::Produce(args) => produce::run(&args),
+        Command::Consume(args) => consume::run(&args),
+        Command::Demo(args) => demo::run(&args),
     }
 }

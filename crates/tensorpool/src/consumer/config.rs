@@ -1,0 +1,347 @@
+//! Consumer configuration: every field with its default, the builder and validation.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tensorpool_shm::layout::DEFAULT_BASE_DIR;
+
+use super::{BuildError, Consumer};
+use crate::context::{Context, DEFAULT_AERON_TIMEOUT};
+use crate::streams::{DriverEndpoints, Endpoint, Streams};
+
+/// Delivery mode (Wire Spec §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Every descriptor; late frames dropped.
+    #[default]
+    Stream,
+    /// At most `max_rate_hz` frames per second (0: unlimited), gated on the descriptor's
+    /// publish time, else the slot's capture time, else the local clock.
+    RateLimited {
+        /// Highest rate wanted.
+        max_rate_hz: u32,
+    },
+}
+
+impl Mode {
+    pub(crate) fn wire(self) -> tensorpool_codec::wire::Mode {
+        match self {
+            Mode::Stream => tensorpool_codec::wire::Mode::Stream,
+            Mode::RateLimited { .. } => tensorpool_codec::wire::Mode::RateLimited,
+        }
+    }
+
+    pub(crate) fn max_rate_hz(self) -> u32 {
+        match self {
+            Mode::Stream => 0,
+            Mode::RateLimited { max_rate_hz } => max_rate_hz,
+        }
+    }
+}
+
+/// Progress hints sent in `ConsumerHello` (absent: producer defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProgressHints {
+    /// Smallest interval between `PROGRESS` messages, µs.
+    pub interval_us: Option<u32>,
+    /// Smallest byte delta.
+    pub bytes_delta: Option<u32>,
+    /// Smallest row/column delta.
+    pub major_delta_units: Option<u32>,
+}
+
+/// Everything a consumer is configured with; `ConsumerConfig::new(stream_id)` gives the
+/// defaults listed on each field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerConfig {
+    /// Data source (pool stream id).
+    pub stream_id: u32,
+    /// Consumer id (default: random, non-zero; Wire Spec §10.1.2 self-assigned ids are random).
+    pub consumer_id: u32,
+    /// Shared logical streams (same defaults as the producer's).
+    pub streams: Streams,
+    /// Delivery mode (default STREAM).
+    pub mode: Mode,
+    /// Ask for `FrameProgress` (default false).
+    pub supports_progress: bool,
+    /// Progress hints (default: none, producer defaults apply).
+    pub progress_hints: ProgressHints,
+    /// Request a per-consumer descriptor stream (default none).
+    pub descriptor_request: Option<Endpoint>,
+    /// Request a per-consumer control stream for `FrameProgress` (default none).
+    pub control_request: Option<Endpoint>,
+    /// SHM layout version understood (default 1).
+    pub expected_layout_version: u32,
+    /// Directories announced regions must lie in (default `[/dev/shm/tensorpool]`).
+    pub allowed_base_dirs: Vec<PathBuf>,
+    /// Announces older than this (vs local receipt time) are ignored (default 3 s: 3x the
+    /// 1 s announce period, Wire Spec §10.1.1).
+    pub announce_freshness: Duration,
+    /// A mapped region whose `activity_timestamp_ns` is older than this is dead: unmap and
+    /// wait for a new epoch (default 3 s, §15.1 / §15.14).
+    pub activity_timeout: Duration,
+    /// After a failed mapping, the same epoch is not retried for this long (default 1 s).
+    pub remap_backoff: Duration,
+    /// `ConsumerHello` period (default 1 s; also sent at start).
+    pub hello_interval: Duration,
+    /// `QosConsumer` period (default 1 s).
+    pub qos_interval: Duration,
+    /// Seq gap above which the consumer counts a resync (default 256; 0 disables, §15.4).
+    pub max_outstanding_seq_gap: u64,
+    /// Follow the metadata stream (default true).
+    pub metadata: bool,
+    /// Largest meta blob reassembled (default 16 MiB).
+    pub max_meta_blob_bytes: u64,
+    /// Local fallback reported when mapping fails (default none).
+    pub payload_fallback_uri: Option<String>,
+    /// Wait for the media driver to register a subscription or publication (default 5 s).
+    pub aeron_timeout: Duration,
+    /// Attach through an SHM driver as CONSUMER (Driver Model §2.3) instead of following
+    /// announces directly (default none: standalone producers).
+    pub driver: Option<DriverEndpoints>,
+}
+
+fn random_id() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(tensorpool_agent::monotonic_ns());
+    h.write_u32(std::process::id());
+    (h.finish() as u32).max(1)
+}
+
+impl ConsumerConfig {
+    /// Reads the `[consumer]` table of a configuration (environment variables win:
+    /// `CONSUMER_STREAM_ID`, `CONSUMER_MODE`, ...). Keys: `stream_id`, `consumer_id`,
+    /// `mode` (`stream` / `rate_limited`), `max_rate_hz`, `supports_progress`,
+    /// `allowed_base_dirs`, `announce_freshness_ms`, `activity_timeout_ms`,
+    /// `hello_interval_ms`, `qos_interval_ms`, `max_outstanding_seq_gap`, `channel` and the
+    /// `<stream>_stream_id` keys. Missing keys keep their defaults.
+    pub fn from_loader(
+        l: &mut crate::config::Loader<'_>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let ms = |v: u64| Duration::from_millis(v);
+        let as_ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let stream_id = l.value_or(
+            "consumer.stream_id",
+            crate::streams::DEFAULT_POOL_STREAM_ID,
+            "a stream id",
+        )?;
+        let mut c = Self::new(stream_id);
+        c.consumer_id = l.value_or("consumer.consumer_id", c.consumer_id, "a non-zero id")?;
+        let mode: String = l.value_or(
+            "consumer.mode",
+            "stream".to_owned(),
+            "stream or rate_limited",
+        )?;
+        let rate = l.value_or("consumer.max_rate_hz", 0u32, "frames per second")?;
+        c.mode = match mode.as_str() {
+            "rate_limited" | "rate-limited" => Mode::RateLimited { max_rate_hz: rate },
+            "stream" => Mode::Stream,
+            _ => {
+                let origin = l
+                    .provenance()
+                    .source("consumer.mode")
+                    .cloned()
+                    .unwrap_or(crate::config::Source::File);
+                return Err(crate::config::ConfigError::Invalid {
+                    key: "consumer.mode".into(),
+                    origin,
+                    expected: "stream or rate_limited".into(),
+                    found: mode,
+                });
+            }
+        };
+        c.supports_progress = l.value_or("consumer.supports_progress", false, "true or false")?;
+        c.allowed_base_dirs = l.value_or(
+            "consumer.allowed_base_dirs",
+            c.allowed_base_dirs,
+            "a list of absolute paths",
+        )?;
+        c.announce_freshness = ms(l.value_or(
+            "consumer.announce_freshness_ms",
+            as_ms(c.announce_freshness),
+            "ms",
+        )?);
+        c.activity_timeout = ms(l.value_or(
+            "consumer.activity_timeout_ms",
+            as_ms(c.activity_timeout),
+            "ms",
+        )?);
+        c.hello_interval =
+            ms(l.value_or("consumer.hello_interval_ms", as_ms(c.hello_interval), "ms")?);
+        c.qos_interval = ms(l.value_or("consumer.qos_interval_ms", as_ms(c.qos_interval), "ms")?);
+        c.max_outstanding_seq_gap = l.value_or(
+            "consumer.max_outstanding_seq_gap",
+            c.max_outstanding_seq_gap,
+            "frames",
+        )?;
+        c.streams = crate::producer::streams_from_loader(l, "consumer", c.streams)?;
+        Ok(c)
+    }
+
+    /// Defaults for data source `stream_id`.
+    pub fn new(stream_id: u32) -> Self {
+        Self {
+            stream_id,
+            consumer_id: random_id(),
+            streams: Streams::default(),
+            mode: Mode::Stream,
+            supports_progress: false,
+            progress_hints: ProgressHints::default(),
+            descriptor_request: None,
+            control_request: None,
+            expected_layout_version: tensorpool_shm::LAYOUT_VERSION,
+            allowed_base_dirs: vec![PathBuf::from(DEFAULT_BASE_DIR)],
+            announce_freshness: Duration::from_secs(3),
+            activity_timeout: Duration::from_secs(3),
+            remap_backoff: Duration::from_secs(1),
+            hello_interval: Duration::from_secs(1),
+            qos_interval: Duration::from_secs(1),
+            max_outstanding_seq_gap: 256,
+            metadata: true,
+            max_meta_blob_bytes: 16 << 20,
+            payload_fallback_uri: None,
+            aeron_timeout: DEFAULT_AERON_TIMEOUT,
+            driver: None,
+        }
+    }
+
+    /// Checks every field; the error names the field and what it must be.
+    pub fn validate(&self) -> Result<(), BuildError> {
+        let bad = |field: &'static str, expected: &'static str| {
+            Err(BuildError::InvalidConfig { field, expected })
+        };
+        if self.stream_id == 0 {
+            return bad("stream_id", "a non-zero stream id");
+        }
+        if self.consumer_id == 0 {
+            return bad("consumer_id", "a non-zero id");
+        }
+        for (field, r) in [
+            ("descriptor_request", &self.descriptor_request),
+            ("control_request", &self.control_request),
+        ] {
+            // Never a non-empty channel with stream id 0 (Wire Spec §10.1.2).
+            if let Some(e) = r
+                && (e.channel.is_empty() || e.stream_id <= 0)
+            {
+                return bad(field, "a non-empty channel and a positive stream id");
+            }
+        }
+        for (field, d) in [
+            ("announce_freshness", self.announce_freshness),
+            ("activity_timeout", self.activity_timeout),
+            ("hello_interval", self.hello_interval),
+            ("qos_interval", self.qos_interval),
+        ] {
+            if d.is_zero() {
+                return bad(field, "a non-zero duration");
+            }
+        }
+        if self.allowed_base_dirs.is_empty() {
+            return bad("allowed_base_dirs", "at least one directory");
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`Consumer`] (see [`Context::consumer`]).
+#[derive(Debug)]
+pub struct ConsumerBuilder {
+    ctx: Context,
+    config: ConsumerConfig,
+}
+
+impl ConsumerBuilder {
+    pub(crate) fn new(ctx: Context, stream_id: u32) -> Self {
+        Self {
+            ctx,
+            config: ConsumerConfig::new(stream_id),
+        }
+    }
+
+    /// Delivery mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.config.mode = mode;
+        self
+    }
+
+    /// Directories announced regions must lie in (replaces the default).
+    pub fn allowed_base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.allowed_base_dirs = vec![dir.into()];
+        self
+    }
+
+    /// Asks for `FrameProgress`.
+    pub fn progress(mut self, hints: ProgressHints) -> Self {
+        self.config.supports_progress = true;
+        self.config.progress_hints = hints;
+        self
+    }
+
+    /// Requests a per-consumer descriptor stream.
+    pub fn descriptor_stream(mut self, endpoint: Endpoint) -> Self {
+        self.config.descriptor_request = Some(endpoint);
+        self
+    }
+
+    /// Driver mode: attach to the SHM driver at `endpoints` and map the regions it grants.
+    pub fn driver(mut self, endpoints: DriverEndpoints) -> Self {
+        self.config.driver = Some(endpoints);
+        self
+    }
+
+    /// Sets the shared logical streams.
+    pub fn streams(mut self, streams: Streams) -> Self {
+        self.config.streams = streams;
+        self
+    }
+
+    /// Changes any other field.
+    pub fn configure(mut self, f: impl FnOnce(&mut ConsumerConfig)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// Replaces the whole configuration (its `stream_id` included).
+    pub fn config(mut self, config: ConsumerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Validates, resolves the allowed directories and adds the Aeron streams.
+    pub fn build(self) -> Result<Consumer, BuildError> {
+        self.config.validate()?;
+        Consumer::new(self.ctx, self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn dm_17_consumer_keys_from_file_with_environment_overrides() {
+        let env = HashMap::from([("CONSUMER_MAX_RATE_HZ".to_string(), "25".to_string())]);
+        let text = "[consumer]\nstream_id = 10005\nmode = \"rate_limited\"\nmax_rate_hz = 5\ndescriptor_stream_id = 1111\n";
+        let mut l = crate::config::Loader::from_str(text, "inline", &env).unwrap();
+        let c = ConsumerConfig::from_loader(&mut l).unwrap();
+        assert_eq!(c.stream_id, 10005);
+        assert_eq!(
+            c.mode,
+            Mode::RateLimited { max_rate_hz: 25 },
+            "the environment wins"
+        );
+        assert_eq!(c.streams.descriptor.stream_id, 1111);
+        assert_eq!(
+            c.streams.control.stream_id,
+            crate::streams::CONTROL_STREAM_ID
+        );
+        let mut bad =
+            crate::config::Loader::from_str("[consumer]\nmode = \"fast\"\n", "inline", &env)
+                .unwrap();
+        let err = ConsumerConfig::from_loader(&mut bad).unwrap_err();
+        assert!(err.to_string().contains("consumer.mode"), "{err}");
+    }
+}

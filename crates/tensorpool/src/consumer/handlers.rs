@@ -1,0 +1,432 @@
+//! The consumer's inbound messages: one `on_<message>` each (Wire Spec §10.1-§10.3, §11).
+
+use tensorpool_codec::Message;
+use tensorpool_codec::wire::{
+    ClockDomain, ConsumerConfig, DataSourceAnnounce, DataSourceMeta, FrameDescriptor,
+    FrameProgress, MetaBlobAnnounce, MetaBlobChunk, MetaBlobComplete, ShmPoolAnnounce,
+};
+use tensorpool_shm::DropReason;
+
+use super::FrameHandler;
+use super::counters::DropCause;
+use super::mapping::{Liveness, map_announce, map_regions};
+use super::meta::BlobEvent;
+use super::progress::ProgressDrop;
+use super::state::{Core, Fallback};
+use crate::client::ClientEvent;
+use crate::frame::{DescriptorInfo, Frame};
+use crate::io::{tid, wire_template};
+use crate::streams::StreamRequest;
+
+fn ns(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Core {
+    /// One message of the announce stream.
+    pub fn on_announce_message(&mut self, msg: &[u8], now_ns: u64) {
+        if wire_template(msg) == Some(tid::ANNOUNCE)
+            && let Ok(ann) = ShmPoolAnnounce::decode(msg)
+        {
+            self.on_announce(&ann, now_ns);
+        }
+    }
+
+    /// `ShmPoolAnnounce` (§10.1.1, §15.21 mapping state machine).
+    fn on_announce(&mut self, ann: &ShmPoolAnnounce<'_>, now_ns: u64) {
+        if ann.stream_id != self.cfg.stream_id {
+            return;
+        }
+        self.counters.announces += 1;
+        let window = ns(self.cfg.announce_freshness);
+        let local = match ann.announce_clock_domain {
+            ClockDomain::Monotonic => now_ns,
+            ClockDomain::RealtimeSynced => tensorpool_agent::realtime_ns(),
+        };
+        let ts = ann.announce_timestamp_ns;
+        if local.saturating_sub(ts) > window || ts.saturating_sub(local) > window {
+            self.counters.announces_stale += 1;
+            return;
+        }
+        // Join-time rule: MONOTONIC only, never REALTIME_SYNCED.
+        if ann.announce_clock_domain == ClockDomain::Monotonic && ts < self.join_time_ns {
+            self.counters.announces_pre_join += 1;
+            return;
+        }
+        let fresh_highest = self
+            .highest
+            .filter(|&(_, seen)| now_ns.saturating_sub(seen) <= window)
+            .map(|(e, _)| e);
+        if fresh_highest.is_none_or(|h| ann.epoch >= h) {
+            self.highest = Some((ann.epoch, now_ns));
+        }
+        if self.fallback.as_ref().is_some_and(|f| f.ordered) {
+            return;
+        }
+        match self.mapped.as_ref().map(|m| m.epoch) {
+            Some(e) if ann.epoch == e => return,
+            Some(e) if ann.epoch < e => {
+                self.counters.announces_older_epoch += 1;
+                return;
+            }
+            Some(_) => {
+                // A newer epoch: hard boundary, nothing from the old mapping after this.
+                self.unmap();
+                self.counters.remaps += 1;
+            }
+            None => {}
+        }
+        if fresh_highest.is_some_and(|h| ann.epoch < h) {
+            self.counters.announces_older_epoch += 1;
+            return;
+        }
+        let backing_off = self
+            .backoff
+            .is_some_and(|(e, until)| e == ann.epoch && now_ns < until);
+        if ann.epoch <= self.dead_epoch || backing_off {
+            self.counters.announces_waiting += 1;
+            return;
+        }
+        self.map(ann, now_ns);
+    }
+
+    fn map(&mut self, ann: &ShmPoolAnnounce<'_>, now_ns: u64) {
+        match map_announce(ann, &self.allowed, self.cfg.expected_layout_version) {
+            Ok(m) => {
+                self.mapped = Some(m);
+                self.last_seq = None;
+                self.last_gate_ts = None;
+                self.tracker.reset();
+                self.backoff = None;
+                if self.fallback.as_ref().is_some_and(|f| !f.ordered) {
+                    self.fallback = None;
+                }
+                self.counters.maps += 1;
+            }
+            Err(e) => {
+                let text = format!("stream {} epoch {}: {e}", ann.stream_id, ann.epoch);
+                tracing::warn!(error = %text, "consumer could not map the announced regions");
+                self.last_error = Some(text);
+                self.counters.map_failures += 1;
+                self.backoff = Some((ann.epoch, now_ns.saturating_add(ns(self.cfg.remap_backoff))));
+                if let Some(uri) = self.cfg.payload_fallback_uri.as_deref() {
+                    self.fallback = Some(Fallback::new(uri.as_bytes(), false));
+                }
+            }
+        }
+    }
+
+    /// Driver mode (Driver Model §4.9, §4.12.3, §4.13): a lease or a new epoch maps its
+    /// regions; the producer's revocation unmaps and waits for the epoch-bumped announce
+    /// (the client times out after 3 announce periods); our own lease lost, the driver shut
+    /// down or gone unmap at once (the client re-attaches).
+    pub fn on_client_event(&mut self, event: ClientEvent, now_ns: u64) {
+        let regions = match event {
+            ClientEvent::Attached(info) => info.regions,
+            ClientEvent::EpochChanged(r) => {
+                if self.mapped.is_some() {
+                    self.counters.remaps += 1;
+                }
+                r
+            }
+            ClientEvent::ProducerRevoked { .. }
+            | ClientEvent::LeaseRevoked { .. }
+            | ClientEvent::LeaseLost(_)
+            | ClientEvent::DriverShutdown { .. }
+            | ClientEvent::DriverLost
+            | ClientEvent::ProtocolError(_) => {
+                self.unmap();
+                return;
+            }
+            _ => return,
+        };
+        self.unmap();
+        match map_regions(&regions, &self.allowed) {
+            Ok(m) => {
+                self.mapped = Some(m);
+                self.counters.maps += 1;
+            }
+            Err(e) => {
+                let text = format!("stream {} epoch {}: {e}", regions.stream_id, regions.epoch);
+                tracing::warn!(error = %text, "consumer could not map the driver's regions");
+                self.last_error = Some(text);
+                self.counters.map_failures += 1;
+                let _ = now_ns;
+            }
+        }
+    }
+
+    /// Liveness of the mapping (§15.14): stale activity or a changed superblock unmaps and
+    /// waits for a new epoch.
+    pub fn check_liveness(&mut self, now_ns: u64) {
+        let Some(m) = self.mapped.as_ref() else {
+            return;
+        };
+        let epoch = m.epoch;
+        match m.liveness(now_ns, ns(self.cfg.activity_timeout)) {
+            Liveness::Alive => return,
+            Liveness::Stale => self.counters.unmaps_stale += 1,
+            Liveness::Changed => self.counters.unmaps_superblock += 1,
+        }
+        self.unmap();
+        self.dead_epoch = self.dead_epoch.max(epoch);
+    }
+
+    /// One message of a control stream: `ConsumerConfig` and `FrameProgress`.
+    pub fn on_control_message<H: FrameHandler + ?Sized>(&mut self, msg: &[u8], handler: &mut H) {
+        match wire_template(msg) {
+            Some(tid::CONFIG) => {
+                if let Ok(cc) = ConsumerConfig::decode(msg) {
+                    self.on_consumer_config(&cc);
+                }
+            }
+            Some(tid::PROGRESS) => {
+                if let Ok(fp) = FrameProgress::decode(msg) {
+                    self.on_progress(&fp, handler);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `ConsumerConfig` (§10.1.3): per-consumer streams, mode, SHM or fallback.
+    fn on_consumer_config(&mut self, cc: &ConsumerConfig<'_>) {
+        if cc.stream_id != self.cfg.stream_id || cc.consumer_id != self.cfg.consumer_id {
+            return;
+        }
+        self.counters.configs += 1;
+        self.effective_mode = cc.mode;
+        if !cc.use_shm {
+            if self
+                .fallback
+                .as_ref()
+                .is_none_or(|f| f.uri.as_bytes() != cc.payload_fallback_uri.as_bytes())
+            {
+                self.fallback = Some(Fallback::new(cc.payload_fallback_uri.as_bytes(), true));
+            }
+            self.unmap();
+        } else if self.fallback.as_ref().is_some_and(|f| f.ordered) {
+            self.fallback = None;
+        }
+        let shared = &self.cfg.streams;
+        let d = assigned(
+            cc.descriptor_channel.as_bytes(),
+            cc.descriptor_stream_id,
+            &shared.descriptor,
+        );
+        let c = assigned(
+            cc.control_channel.as_bytes(),
+            cc.control_stream_id,
+            &shared.control,
+        );
+        let same = |cur: &Option<(String, i32)>, new: Option<(&[u8], i32)>| match (cur, new) {
+            (None, None) => true,
+            (Some((ch, id)), Some((nch, nid))) => ch.as_bytes() == nch && *id == nid,
+            _ => false,
+        };
+        if !same(&self.assignment.descriptor, d) || !same(&self.assignment.control, c) {
+            let own = |x: Option<(&[u8], i32)>| {
+                x.map(|(ch, id)| (String::from_utf8_lossy(ch).into_owned(), id))
+            };
+            self.assignment.descriptor = own(d);
+            self.assignment.control = own(c);
+            self.assignment_changed = true;
+        }
+    }
+
+    /// `FrameProgress` (§10.2.2), for consumers that opted in.
+    fn on_progress<H: FrameHandler + ?Sized>(&mut self, fp: &FrameProgress, handler: &mut H) {
+        if !self.cfg.supports_progress || fp.stream_id != self.cfg.stream_id {
+            return;
+        }
+        let Some(m) = self.mapped.as_ref() else {
+            self.counters.progress_dropped += 1;
+            return;
+        };
+        if fp.epoch != m.epoch {
+            self.counters.progress_dropped += 1;
+            return;
+        }
+        match self
+            .tracker
+            .check(m, fp.seq, fp.payload_bytes_filled, fp.state)
+        {
+            Ok(p) => {
+                self.counters.progress += 1;
+                handler.on_progress(&p);
+            }
+            Err(why) => {
+                self.counters.progress_dropped += 1;
+                match why {
+                    ProgressDrop::Regressed => self.counters.progress_regressed += 1,
+                    ProgressDrop::Beyond => self.counters.progress_beyond += 1,
+                    ProgressDrop::Slot => {}
+                }
+            }
+        }
+    }
+
+    /// One message of the descriptor stream; returns 1 if a frame reached the handler.
+    pub fn on_descriptor_message<H: FrameHandler + ?Sized>(
+        &mut self,
+        msg: &[u8],
+        now_ns: u64,
+        handler: &mut H,
+    ) -> usize {
+        if wire_template(msg) != Some(tid::DESCRIPTOR) {
+            return 0;
+        }
+        let Ok(fd) = FrameDescriptor::decode(msg) else {
+            return 0;
+        };
+        if fd.stream_id != self.cfg.stream_id {
+            return 0;
+        }
+        self.counters.descriptors += 1;
+        match self.on_descriptor(&fd, now_ns, handler) {
+            Ok(()) => 1,
+            Err(cause) => {
+                self.drops.add(cause);
+                0
+            }
+        }
+    }
+
+    /// `FrameDescriptor` (§10.2.1, §8.3, §15.21): every drop rule, then the handler, then
+    /// the recheck that decides whether the frame counts as accepted.
+    fn on_descriptor<H: FrameHandler + ?Sized>(
+        &mut self,
+        fd: &FrameDescriptor,
+        now_ns: u64,
+        handler: &mut H,
+    ) -> Result<(), DropCause> {
+        let Some(epoch) = self.mapped.as_ref().map(|m| m.epoch) else {
+            return Err(DropCause::Unmapped);
+        };
+        if fd.epoch != epoch {
+            return Err(DropCause::EpochMismatch);
+        }
+        self.track_seq(fd.seq)?;
+        let Some(m) = self.mapped.as_ref() else {
+            return Err(DropCause::Unmapped);
+        };
+        let view = m
+            .ring
+            .read_frame(&m.pools, fd.seq)
+            .map_err(DropCause::Slot)?;
+        if let Some(interval) = self.rate_interval_ns() {
+            let t = fd
+                .timestamp_ns
+                .or(Some(view.header().timestamp_ns).filter(|&t| t != 0))
+                .unwrap_or(now_ns);
+            if self
+                .last_gate_ts
+                .is_some_and(|last| t.saturating_sub(last) < interval && t >= last)
+            {
+                return Err(DropCause::RateLimited);
+            }
+            self.last_gate_ts = Some(t);
+        }
+        let info = DescriptorInfo {
+            stream_id: fd.stream_id,
+            epoch: fd.epoch,
+            publish_timestamp_ns: fd.timestamp_ns,
+            trace_id: fd.trace_id,
+        };
+        let frame = Frame::new(view, info);
+        handler.on_frame(&frame);
+        frame
+            .recheck()
+            .map_err(|_| DropCause::Slot(DropReason::Late))?;
+        self.counters.accepted += 1;
+        Ok(())
+    }
+
+    /// Gap and regression accounting (§15.4).
+    fn track_seq(&mut self, seq: u64) -> Result<(), DropCause> {
+        if let Some(last) = self.last_seq {
+            if seq <= last {
+                return Err(DropCause::SeqRegressed);
+            }
+            let gap = seq - last - 1;
+            // A producer-throttled per-consumer stream skips sequences on purpose.
+            let throttled = self.per_consumer_descriptor
+                && self.effective_mode == tensorpool_codec::wire::Mode::RateLimited;
+            if gap > 0 && !throttled {
+                self.drops.gap += gap;
+                let max = self.cfg.max_outstanding_seq_gap;
+                if max > 0 && gap > max {
+                    self.counters.resyncs += 1;
+                }
+            }
+        }
+        self.last_seq = Some(seq);
+        Ok(())
+    }
+
+    fn rate_interval_ns(&self) -> Option<u64> {
+        if self.effective_mode != tensorpool_codec::wire::Mode::RateLimited {
+            return None;
+        }
+        let hz = self.cfg.mode.max_rate_hz();
+        (hz > 0).then(|| 1_000_000_000 / u64::from(hz))
+    }
+
+    /// One message of the metadata stream.
+    pub fn on_metadata_message(&mut self, msg: &[u8]) {
+        let stream = self.cfg.stream_id;
+        let max = self.cfg.max_meta_blob_bytes;
+        let event = match wire_template(msg) {
+            Some(tid::DS_ANNOUNCE) => {
+                if let Ok(a) = DataSourceAnnounce::decode(msg)
+                    && a.stream_id == stream
+                {
+                    self.meta.on_announce(&a);
+                }
+                BlobEvent::None
+            }
+            Some(tid::DS_META) => {
+                if let Ok(m) = DataSourceMeta::decode(msg)
+                    && m.stream_id == stream
+                    && self.meta.on_meta(&m)
+                {
+                    self.counters.meta_updates += 1;
+                }
+                BlobEvent::None
+            }
+            Some(tid::BLOB_ANNOUNCE) => match MetaBlobAnnounce::decode(msg) {
+                Ok(a) if a.stream_id == stream => self.meta.on_blob_announce(&a, max),
+                _ => BlobEvent::None,
+            },
+            Some(tid::BLOB_CHUNK) => match MetaBlobChunk::decode(msg) {
+                Ok(c) if c.stream_id == stream => self.meta.on_blob_chunk(&c),
+                _ => BlobEvent::None,
+            },
+            Some(tid::BLOB_COMPLETE) => match MetaBlobComplete::decode(msg) {
+                Ok(c) if c.stream_id == stream => self.meta.on_blob_complete(&c),
+                _ => BlobEvent::None,
+            },
+            _ => BlobEvent::None,
+        };
+        match event {
+            BlobEvent::None => {}
+            BlobEvent::Completed => self.counters.blobs_completed += 1,
+            BlobEvent::Discarded => self.counters.blobs_discarded += 1,
+        }
+    }
+}
+
+/// A per-consumer assignment from `ConsumerConfig`, or `None` when declined: empty channel and
+/// 0 (Wire Spec §10.1.3), a malformed pair, or the shared stream itself (the other decline
+/// form, PITFALLS #15).
+fn assigned<'a>(
+    channel: &'a [u8],
+    stream_id: u32,
+    shared: &crate::streams::Endpoint,
+) -> Option<(&'a [u8], i32)> {
+    if StreamRequest::classify(channel, stream_id) != StreamRequest::Requested {
+        return None;
+    }
+    let id = i32::try_from(stream_id).ok()?;
+    (!(channel == shared.channel.as_bytes() && id == shared.stream_id)).then_some((channel, id))
+}

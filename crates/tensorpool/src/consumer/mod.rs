@@ -1,0 +1,329 @@
+//! The consumer role (Wire Spec §10, §11, §15.12, §15.21; Driver Model §2.3): follows
+//! announces, maps the producer's files read-only, and hands the application a borrowed
+//! [`Frame`] for every descriptor that passes every drop rule and the seqlock. A slow consumer
+//! drops frames; it never slows the producer.
+//!
+//! ```no_run
+//! use tensorpool::prelude::*;
+//!
+//! let ctx = Context::embedded()?;
+//! let mut consumer = ctx.consumer(10_000).build()?;
+//! let mut sum = 0u64;
+//! consumer.poll(|frame: &Frame<'_>| {
+//!     let s: u64 = frame.bytes().iter().map(|&b| u64::from(b)).sum();
+//!     if frame.recheck().is_ok() {   // the bytes summed were the committed frame
+//!         sum += s;
+//!     }
+//! }, 16)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! See [`crate::frame`] for the view contract. Layout: `config`, `state` (mapping state
+//! machine), `mapping` (announce -> regions), `handlers` (one per message), `progress`,
+//! `meta`, `proxy` (hello, QoS), `work` (duty cycle), `counters` (drops per cause).
+
+mod config;
+mod counters;
+mod handlers;
+mod mapping;
+mod meta;
+mod progress;
+mod proxy;
+mod state;
+mod work;
+
+pub use config::{ConsumerBuilder, ConsumerConfig, Mode, ProgressHints};
+pub use counters::{ConsumerCounters, DropCause, Drops};
+pub use meta::{BlobDiscard, MetaBlob};
+pub use progress::Progress;
+pub use state::{ConsumerState, Fallback};
+pub use tensorpool_aeron::PollError;
+
+use tensorpool_aeron::AddError;
+use tensorpool_agent::{Agent, AgentError, AgentResult};
+use tensorpool_shm::AllowedBaseDirs;
+
+use crate::context::Context;
+use crate::frame::Frame;
+use crate::producer::MetaAttribute;
+use state::Core;
+use work::Io;
+
+/// Receives frames (and, for consumers that asked for it, progress reports). Any
+/// `FnMut(&Frame)` closure is a handler.
+pub trait FrameHandler {
+    /// A committed frame, valid until this returns (see [`crate::frame`]).
+    fn on_frame(&mut self, frame: &Frame<'_>);
+
+    /// A progress report on a frame still being written (never a committed frame).
+    fn on_progress(&mut self, _progress: &Progress<'_>) {}
+}
+
+impl<F: FnMut(&Frame<'_>)> FrameHandler for F {
+    fn on_frame(&mut self, frame: &Frame<'_>) {
+        self(frame)
+    }
+}
+
+/// Why a consumer could not be built. Names what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A configuration field is invalid.
+    #[error("consumer config `{field}`: expected {expected}")]
+    InvalidConfig {
+        /// The field.
+        field: &'static str,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// An allowed base directory is unusable.
+    #[error("allowed base dirs: {0}")]
+    Path(#[from] tensorpool_shm::PathError),
+    /// An Aeron publication or subscription could not be added.
+    #[error("Aeron {what}: {source}")]
+    Aeron {
+        /// Which stream.
+        what: &'static str,
+        /// The Aeron error.
+        source: AddError,
+    },
+}
+
+/// A consumer of one data source. Single-threaded: poll it from the thread that owns it,
+/// or run it as an agent with [`Consumer::into_agent`].
+#[derive(Debug)]
+pub struct Consumer {
+    core: Core,
+    io: Io,
+    _ctx: Context,
+}
+
+fn aeron(what: &'static str) -> impl FnOnce(AddError) -> BuildError {
+    move |source| BuildError::Aeron { what, source }
+}
+
+impl Consumer {
+    fn new(ctx: Context, cfg: ConsumerConfig) -> Result<Self, BuildError> {
+        let allowed = AllowedBaseDirs::new(&cfg.allowed_base_dirs)?;
+        let client = ctx.shared().client.clone();
+        let t = cfg.aeron_timeout;
+        let s = cfg.streams.clone();
+        let add_sub = |e: &crate::streams::Endpoint, what| {
+            client
+                .add_subscription(&e.channel, e.stream_id, t)
+                .map_err(aeron(what))
+        };
+        let (announce, driver) = match &cfg.driver {
+            None => (Some(add_sub(&s.announce, "announce subscription")?), None),
+            Some(endpoints) => {
+                let role = tensorpool_codec::driver::Role::Consumer;
+                let ccfg = endpoints.client_config(cfg.stream_id, role, Some(allowed.clone()));
+                let transport = crate::client::AeronTransport::new(&client, &ccfg, t)
+                    .map_err(aeron("driver control streams"))?;
+                let dc = crate::client::DriverClient::new(ccfg, transport);
+                (None, Some((dc, Vec::with_capacity(8))))
+            }
+        };
+        let descriptor = add_sub(&s.descriptor, "descriptor subscription")?;
+        let control = add_sub(&s.control, "control subscription")?;
+        let metadata = if cfg.metadata {
+            Some(add_sub(&s.metadata, "metadata subscription")?)
+        } else {
+            None
+        };
+        let control_pub = client
+            .add_exclusive_publication(&s.control.channel, s.control.stream_id, t)
+            .map_err(aeron("control publication"))?;
+        let qos_pub = client
+            .add_exclusive_publication(&s.qos.channel, s.qos.stream_id, t)
+            .map_err(aeron("QoS publication"))?;
+        let core = Core::new(cfg, allowed);
+        let (hello_timer, qos_timer, liveness_timer) =
+            Io::timers(&core, tensorpool_agent::monotonic_ns());
+        let io = Io {
+            client,
+            timeout: t,
+            announce,
+            driver,
+            descriptor,
+            control,
+            progress: None,
+            metadata,
+            control_pub,
+            qos_pub,
+            hello_timer,
+            qos_timer,
+            liveness_timer,
+        };
+        Ok(Self {
+            core,
+            io,
+            _ctx: ctx,
+        })
+    }
+
+    /// One duty cycle with a closure handler: announces, control, up to `limit` descriptors,
+    /// metadata and timers. Returns the work done (0: idle).
+    pub fn poll<F: FnMut(&Frame<'_>)>(
+        &mut self,
+        mut f: F,
+        limit: usize,
+    ) -> Result<usize, PollError> {
+        self.poll_at(tensorpool_agent::monotonic_ns(), &mut f, limit)
+    }
+
+    /// One duty cycle with a [`FrameHandler`] (frames and progress).
+    pub fn poll_handler<H: FrameHandler + ?Sized>(
+        &mut self,
+        handler: &mut H,
+        limit: usize,
+    ) -> Result<usize, PollError> {
+        self.poll_at(tensorpool_agent::monotonic_ns(), handler, limit)
+    }
+
+    /// One duty cycle at `now_ns` (`CLOCK_MONOTONIC`).
+    pub fn poll_at<H: FrameHandler + ?Sized>(
+        &mut self,
+        now_ns: u64,
+        handler: &mut H,
+        limit: usize,
+    ) -> Result<usize, PollError> {
+        self.io.cycle(&mut self.core, now_ns, handler, limit)
+    }
+
+    /// The consumer as an agent delivering to `handler`, `limit` frames per cycle.
+    pub fn into_agent<H: FrameHandler>(self, handler: H, limit: usize) -> ConsumerAgent<H> {
+        ConsumerAgent {
+            consumer: self,
+            handler,
+            limit,
+        }
+    }
+
+    /// Mapping state (Wire Spec §15.12).
+    pub fn state(&self) -> ConsumerState {
+        self.core.state()
+    }
+
+    /// The fallback, when in FALLBACK.
+    pub fn fallback(&self) -> Option<&Fallback> {
+        self.core.fallback.as_ref()
+    }
+
+    /// The last mapping diagnostic.
+    pub fn last_error(&self) -> Option<&str> {
+        self.core.last_error.as_deref()
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> ConsumerCounters {
+        self.core.counters
+    }
+
+    /// Drops per cause and sequence gaps.
+    pub fn drops(&self) -> Drops {
+        self.core.drops
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.core.cfg
+    }
+
+    /// Last sequence seen in the current epoch.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.core.last_seq
+    }
+
+    /// Driver mode: the driver client's state (`None` in standalone mode).
+    pub fn driver_state(&self) -> Option<crate::client::ClientState> {
+        self.io.driver.as_ref().map(|(c, _)| c.state())
+    }
+
+    /// Whether descriptors come from a per-consumer stream.
+    pub fn on_per_consumer_stream(&self) -> bool {
+        self.core.per_consumer_descriptor
+    }
+
+    /// Whether a per-consumer control (progress) stream is subscribed.
+    pub fn on_per_consumer_control(&self) -> bool {
+        self.io.progress.is_some()
+    }
+
+    /// Join time of the announce subscription (monotonic ns; 0 before any image).
+    pub fn join_time_ns(&self) -> u64 {
+        self.io.announce.as_ref().map_or(0, |a| {
+            u64::try_from(a.last_image_available_ns()).unwrap_or(0)
+        })
+    }
+
+    /// Latest `DataSourceMeta` version and attributes.
+    pub fn meta(&self) -> Option<(u32, &[MetaAttribute])> {
+        self.core
+            .meta
+            .version
+            .map(|v| (v, self.core.meta.attributes.as_slice()))
+    }
+
+    /// Data source name from `DataSourceAnnounce`.
+    pub fn source_name(&self) -> Option<&str> {
+        self.core.meta.name.as_deref()
+    }
+
+    /// The last meta blob reassembled and verified.
+    pub fn meta_blob(&self) -> Option<&MetaBlob> {
+        self.core.meta.blob.as_ref()
+    }
+
+    /// Why the last meta blob was discarded.
+    pub fn last_blob_discard(&self) -> Option<BlobDiscard> {
+        self.core.meta.last_discard
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        // Driver mode: best-effort detach (Driver Model §4.9), one cycle sends it.
+        if let Some((client, _)) = self.io.driver.as_mut() {
+            client.close();
+            client.do_work(tensorpool_agent::monotonic_ns(), &mut |_| {});
+        }
+    }
+}
+
+/// A [`Consumer`] with its handler, as an [`Agent`].
+#[derive(Debug)]
+pub struct ConsumerAgent<H> {
+    consumer: Consumer,
+    handler: H,
+    limit: usize,
+}
+
+impl<H> ConsumerAgent<H> {
+    /// The consumer.
+    pub fn consumer(&self) -> &Consumer {
+        &self.consumer
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// The handler, mutably.
+    pub fn handler_mut(&mut self) -> &mut H {
+        &mut self.handler
+    }
+}
+
+impl<H: FrameHandler> Agent for ConsumerAgent<H> {
+    fn do_work(&mut self, now_ns: u64) -> AgentResult {
+        self.consumer
+            .poll_at(now_ns, &mut self.handler, self.limit)
+            .map_err(AgentError::failed)
+    }
+
+    fn role_name(&self) -> &str {
+        "consumer"
+    }
+}

@@ -1,0 +1,157 @@
+//! The consumer's duty cycle: announces, control (config, progress), descriptors (frames to
+//! the handler), metadata, then hello / QoS / liveness timers.
+
+use std::time::Duration;
+
+use tensorpool_aeron::{AeronClient, PollError, Publication, Subscription};
+use tensorpool_agent::DeadlineTimer;
+
+use super::FrameHandler;
+use super::proxy;
+use super::state::Core;
+use crate::client::{AeronTransport, ClientEvent, DriverClient};
+use crate::io::{tid, wire_template};
+
+const CONTROL_LIMIT: usize = 16;
+
+/// The consumer's Aeron side, apart from [`Core`] so that poll callbacks can borrow it.
+#[derive(Debug)]
+pub(crate) struct Io {
+    pub client: AeronClient,
+    pub timeout: Duration,
+    /// The announce stream (standalone producers); `None` in driver mode, where the driver
+    /// client follows the driver's announces.
+    pub announce: Option<Subscription>,
+    /// Driver mode: the lease, and the events of one client cycle (capacity kept).
+    pub driver: Option<(DriverClient<AeronTransport>, Vec<ClientEvent>)>,
+    pub descriptor: Subscription,
+    pub control: Subscription,
+    pub progress: Option<Subscription>,
+    pub metadata: Option<Subscription>,
+    pub control_pub: Publication,
+    pub qos_pub: Publication,
+    pub hello_timer: DeadlineTimer,
+    pub qos_timer: DeadlineTimer,
+    pub liveness_timer: DeadlineTimer,
+}
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Io {
+    pub fn timers(core: &Core, now_ns: u64) -> (DeadlineTimer, DeadlineTimer, DeadlineTimer) {
+        let c = &core.cfg;
+        (
+            DeadlineTimer::periodic_immediate(ns(c.hello_interval)),
+            DeadlineTimer::periodic(ns(c.qos_interval), now_ns),
+            DeadlineTimer::periodic_immediate((ns(c.activity_timeout) / 4).max(10_000_000)),
+        )
+    }
+
+    /// One duty cycle; returns the work done (messages read, frames delivered, messages sent).
+    pub fn cycle<H: FrameHandler + ?Sized>(
+        &mut self,
+        core: &mut Core,
+        now_ns: u64,
+        handler: &mut H,
+        limit: usize,
+    ) -> Result<usize, PollError> {
+        let mut work = 0;
+        if let Some(a) = self.announce.as_mut() {
+            core.join_time_ns = u64::try_from(a.last_image_available_ns()).unwrap_or(0);
+            work += a.poll(|m, _| core.on_announce_message(m, now_ns), CONTROL_LIMIT)?;
+        }
+        if let Some((client, events)) = self.driver.as_mut() {
+            work += client.do_work(now_ns, &mut |e| events.push(e));
+            for e in events.drain(..) {
+                core.on_client_event(e, now_ns);
+            }
+        }
+        work += self
+            .control
+            .poll(|m, _| core.on_control_message(m, handler), CONTROL_LIMIT)?;
+        if let Some(p) = self.progress.as_mut() {
+            // A per-consumer control stream carries FrameProgress only (Wire Spec §5).
+            work += p.poll(
+                |m, _| {
+                    if wire_template(m) == Some(tid::PROGRESS) {
+                        core.on_control_message(m, handler);
+                    }
+                },
+                CONTROL_LIMIT,
+            )?;
+        }
+        if core.assignment_changed {
+            core.assignment_changed = false;
+            self.apply_assignment(core);
+        }
+        work += self.descriptor.poll(
+            |m, _| {
+                core.on_descriptor_message(m, now_ns, handler);
+            },
+            limit,
+        )?;
+        if let Some(md) = self.metadata.as_mut() {
+            work += md.poll(|m, _| core.on_metadata_message(m), CONTROL_LIMIT)?;
+        }
+        work += self.timers_due(core, now_ns);
+        Ok(work)
+    }
+
+    fn timers_due(&mut self, core: &mut Core, now_ns: u64) -> usize {
+        let mut work = 0;
+        if self.hello_timer.poll(now_ns) {
+            if proxy::send_hello(&mut self.control_pub, core).is_ok() {
+                core.counters.hellos_sent += 1;
+            }
+            work += 1;
+        }
+        if self.qos_timer.poll(now_ns) {
+            if proxy::send_qos(&mut self.qos_pub, core).is_ok() {
+                core.counters.qos_sent += 1;
+            }
+            work += 1;
+        }
+        if self.liveness_timer.poll(now_ns) {
+            core.check_liveness(now_ns);
+        }
+        work
+    }
+
+    /// Switches subscriptions to match the last `ConsumerConfig` (§5, §10.1.3): the
+    /// per-consumer descriptor stream *instead of* the shared one, a per-consumer control
+    /// stream for progress next to the shared control stream.
+    fn apply_assignment(&mut self, core: &mut Core) {
+        let shared = core.cfg.streams.descriptor.clone();
+        let want = core.assignment.descriptor.clone();
+        match want {
+            Some((ch, id)) => match self.client.add_subscription(&ch, id, self.timeout) {
+                Ok(sub) => {
+                    self.descriptor = sub;
+                    core.per_consumer_descriptor = true;
+                }
+                Err(e) => {
+                    tracing::warn!(channel = %ch, id, error = %e, "per-consumer descriptor stream")
+                }
+            },
+            None if core.per_consumer_descriptor => {
+                match self
+                    .client
+                    .add_subscription(&shared.channel, shared.stream_id, self.timeout)
+                {
+                    Ok(sub) => {
+                        self.descriptor = sub;
+                        core.per_consumer_descriptor = false;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "shared descriptor stream"),
+                }
+            }
+            None => {}
+        }
+        self.progress = match core.assignment.control.clone() {
+            Some((ch, id)) => self.client.add_subscription(&ch, id, self.timeout).ok(),
+            None => None,
+        };
+    }
+}

@@ -1,0 +1,444 @@
+//! The producer role (Wire Spec §5, §8.3, §9, §10; Driver Model §2.2): writes tensors
+//! straight into a shared-memory slot, commits it with the seqlock and publishes a
+//! `FrameDescriptor`; never waits for consumers.
+//!
+//! ```no_run
+//! use tensorpool::prelude::*;
+//!
+//! let ctx = Context::embedded()?;
+//! let mut producer = ctx.producer(10_000).standalone("/dev/shm/tensorpool").build()?;
+//! let spec = TensorSpec::new(Dtype::Float32, &[480, 640])?;
+//! let mut claim = producer.claim(&spec)?;
+//! claim.payload_mut().fill(0);          // write the tensor in place
+//! let seq = claim.commit()?;            // seqlock commit + FrameDescriptor
+//! producer.do_work(tensorpool::monotonic_ns()); // announces, QoS, consumer hellos
+//! # let _ = seq;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Layout: `config` (fields, defaults, builder), `regions` (standalone files; the place a
+//! driver lease plugs in), `claim` (claim -> write -> commit), `handlers` (hello, QoS),
+//! `proxy` (outbound messages), `state` (consumers, progress plan), `meta` (metadata and
+//! blobs), `work` (duty cycle), `counters`.
+
+mod claim;
+mod config;
+mod counters;
+mod handlers;
+mod meta;
+mod proxy;
+mod regions;
+mod state;
+mod work;
+
+pub use claim::{Claim, ClaimError, CommitError, OfferError};
+pub(crate) use config::streams_from_loader;
+pub use config::{
+    META_BLOB_CHUNK_MAX, PoolConfig, ProducerBuilder, ProducerConfig, ProgressPolicy, RegionMode,
+};
+pub use counters::ProducerCounters;
+pub use meta::MetaAttribute;
+
+use std::path::PathBuf;
+
+use tensorpool_aeron::{AddError, Subscription};
+use tensorpool_agent::{Agent, AgentResult};
+use tensorpool_shm::{PayloadPool, ReadWrite};
+
+use crate::client::{AeronTransport, ClientEvent, DriverClient};
+use crate::context::Context;
+use regions::{Regions, Standalone};
+use state::Registry;
+use work::Timers;
+
+/// Why a producer could not be built. Names what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A configuration field is invalid.
+    #[error("producer config `{field}`: expected {expected}")]
+    InvalidConfig {
+        /// The field.
+        field: &'static str,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// The pools are invalid.
+    #[error("pools: {0}")]
+    Pools(#[from] tensorpool_shm::PoolError),
+    /// The canonical layout could not be set up or created.
+    #[error("shared-memory layout: {0}")]
+    Layout(#[from] tensorpool_shm::LayoutError),
+    /// The base directory is unusable.
+    #[error("shared-memory base dir: {0}")]
+    Path(#[from] tensorpool_shm::PathError),
+    /// A region could not be mapped.
+    #[error("mapping a region: {0}")]
+    Region(String),
+    /// A file-system call failed.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+    /// No lease from the SHM driver.
+    #[error("attaching to the SHM driver: {0}")]
+    Attach(String),
+    /// The operation needs standalone mode (the driver owns epochs and files).
+    #[error("only a standalone producer owns its epochs")]
+    NotStandalone,
+    /// An Aeron publication or subscription could not be added.
+    #[error("Aeron {what}: {source}")]
+    Aeron {
+        /// Which stream.
+        what: &'static str,
+        /// The Aeron error.
+        source: AddError,
+    },
+}
+
+/// Where the regions come from: our own files, or a driver lease.
+#[derive(Debug)]
+enum Source {
+    Standalone(Standalone),
+    Driver(Box<DriverLink>),
+}
+
+/// A producer lease held through the driver client (Driver Model §2.2, §4.12.2).
+#[derive(Debug)]
+struct DriverLink {
+    client: DriverClient<AeronTransport>,
+    allowed: tensorpool_shm::AllowedBaseDirs,
+    /// Events of one client cycle (capacity kept: no allocation in steady state).
+    events: Vec<ClientEvent>,
+}
+
+/// A producer of one data source. Single-threaded: claim/commit and [`Producer::do_work`]
+/// run on the thread that owns it (or drive it as an [`Agent`]).
+#[derive(Debug)]
+pub struct Producer {
+    cfg: ProducerConfig,
+    source: Source,
+    regions: Option<Regions>,
+    /// A second read-write mapping of each pool, in pool order: the in-place payload view a
+    /// claim hands out (the shared-memory crate's `PoolSet` offers no mutable slot access).
+    writer_pools: Vec<PayloadPool<ReadWrite>>,
+    pubs: proxy::Publications,
+    control_sub: Option<Subscription>,
+    qos_sub: Option<Subscription>,
+    registry: Registry,
+    meta: meta::Meta,
+    timers: Timers,
+    next_seq: u64,
+    counters: ProducerCounters,
+    closed: bool,
+    ctx: Context,
+}
+
+fn aeron(what: &'static str) -> impl FnOnce(AddError) -> BuildError {
+    move |source| BuildError::Aeron { what, source }
+}
+
+impl Producer {
+    fn new(ctx: Context, cfg: ProducerConfig) -> Result<Self, BuildError> {
+        let client = ctx.shared().client.clone();
+        let t = cfg.aeron_timeout;
+        let s = &cfg.streams;
+        let pubs = proxy::Publications {
+            announce: client
+                .add_exclusive_publication(&s.announce.channel, s.announce.stream_id, t)
+                .map_err(aeron("announce publication"))?,
+            descriptor: client
+                .add_exclusive_publication(&s.descriptor.channel, s.descriptor.stream_id, t)
+                .map_err(aeron("descriptor publication"))?,
+            control: client
+                .add_exclusive_publication(&s.control.channel, s.control.stream_id, t)
+                .map_err(aeron("control publication"))?,
+            qos: client
+                .add_exclusive_publication(&s.qos.channel, s.qos.stream_id, t)
+                .map_err(aeron("QoS publication"))?,
+            metadata: client
+                .add_exclusive_publication(&s.metadata.channel, s.metadata.stream_id, t)
+                .map_err(aeron("metadata publication"))?,
+        };
+        let control_sub = client
+            .add_subscription(&s.control.channel, s.control.stream_id, t)
+            .map_err(aeron("control subscription"))?;
+        let qos_sub = client
+            .add_subscription(&s.qos.channel, s.qos.stream_id, t)
+            .map_err(aeron("QoS subscription"))?;
+        let (source, regions) = match &cfg.mode {
+            RegionMode::Standalone => {
+                let mut standalone = Standalone::new(&cfg)?;
+                let regions = standalone.create(&cfg)?;
+                (Source::Standalone(standalone), regions)
+            }
+            RegionMode::Driver(endpoints) => {
+                let allowed = tensorpool_shm::AllowedBaseDirs::new([&cfg.shm_base_dir])?;
+                let role = tensorpool_codec::driver::Role::Producer;
+                let ccfg = endpoints.client_config(cfg.stream_id, role, Some(allowed.clone()));
+                let (client, info) = crate::client::attach(&client, ccfg, endpoints.attach_timeout)
+                    .map_err(|e| BuildError::Attach(e.to_string()))?;
+                let map = tensorpool_shm::MapOptions {
+                    prefault: false,
+                    mlock: cfg.mlock,
+                };
+                let regions = regions::map_driver_regions(&info.regions, &allowed, map)?;
+                let link = DriverLink {
+                    client,
+                    allowed,
+                    events: Vec::with_capacity(8),
+                };
+                (Source::Driver(Box::new(link)), regions)
+            }
+        };
+        let mut producer = Self {
+            registry: Registry::new(cfg.max_consumers),
+            timers: Timers::new(&cfg),
+            source,
+            regions: None,
+            writer_pools: Vec::new(),
+            pubs,
+            control_sub: Some(control_sub),
+            qos_sub: Some(qos_sub),
+            meta: meta::Meta::default(),
+            next_seq: 0,
+            counters: ProducerCounters::default(),
+            closed: false,
+            cfg,
+            ctx,
+        };
+        producer.install(regions)?;
+        producer.registry.replan(&producer.cfg);
+        Ok(producer)
+    }
+
+    /// Switches to freshly mapped regions: seq restarts at 0 (Wire Spec §15.2) and the
+    /// announce goes out at the next cycle.
+    fn install(&mut self, regions: Regions) -> Result<(), BuildError> {
+        let allowed = tensorpool_shm::AllowedBaseDirs::new([&self.cfg.shm_base_dir])?;
+        let mut writers = Vec::with_capacity(self.cfg.pools.len());
+        for (g, p) in regions.pools.geometry().iter().zip(regions.pools.pools()) {
+            let uri = tensorpool_shm::RegionUri::new(p.path(), None)
+                .map_err(|e| BuildError::Region(e.to_string()))?;
+            let expected = tensorpool_shm::ExpectedRegion::payload_pool(
+                regions.layout_version,
+                regions.epoch,
+                self.cfg.stream_id,
+                g.pool_id,
+                g.nslots,
+                g.stride_bytes,
+            );
+            let map = tensorpool_shm::MapOptions::default();
+            writers.push(
+                PayloadPool::<ReadWrite>::open(&uri, &allowed, &expected, map)
+                    .map_err(|e| BuildError::Region(e.to_string()))?,
+            );
+        }
+        self.writer_pools = writers;
+        self.regions = Some(regions);
+        self.next_seq = 0;
+        self.counters.epochs += 1;
+        self.timers.announce.arm_at(0);
+        Ok(())
+    }
+
+    /// Standalone: moves to a new epoch (new files, seq from 0, announce now) and removes the
+    /// old epoch's files. Consumers remap at the epoch boundary.
+    pub fn bump_epoch(&mut self) -> Result<u64, BuildError> {
+        let old = self.regions.as_ref().map(|r| r.epoch);
+        let Source::Standalone(s) = &mut self.source else {
+            return Err(BuildError::NotStandalone);
+        };
+        let regions = s.create(&self.cfg)?;
+        let epoch = regions.epoch;
+        self.writer_pools.clear();
+        self.regions = None;
+        self.install(regions)?;
+        if let (Some(old), Source::Standalone(s)) = (old, &mut self.source) {
+            s.remove(old);
+        }
+        Ok(epoch)
+    }
+
+    /// Replaces the data-source attributes: bumps `meta_version` (stamped on every later frame)
+    /// and sends `DataSourceMeta` at the next cycle. Returns the new version.
+    pub fn set_meta(
+        &mut self,
+        attrs: &[MetaAttribute],
+    ) -> Result<u32, tensorpool_codec::EncodeError> {
+        let v = self
+            .meta
+            .set(self.cfg.stream_id, attrs, tensorpool_agent::monotonic_ns())?;
+        self.timers.meta.arm_at(0);
+        self.timers.data_source.arm_at(0);
+        Ok(v)
+    }
+
+    /// Queues a large metadata blob (calibration table, mask, ...) for the current
+    /// `meta_version`: sent over the next cycles as announce, chunks and complete, with a
+    /// CRC32C checksum.
+    pub fn publish_meta_blob(&mut self, blob_type: u32, data: Vec<u8>) {
+        self.meta.queue_blob(blob_type, data);
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.cfg
+    }
+
+    /// Current epoch (`None` once closed).
+    pub fn epoch(&self) -> Option<u64> {
+        self.regions.as_ref().map(|r| r.epoch)
+    }
+
+    /// Sequence the next claim gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> ProducerCounters {
+        self.counters
+    }
+
+    /// Consumers currently tracked (heard from within the staleness window).
+    pub fn consumer_count(&self) -> usize {
+        self.registry.entries.len()
+    }
+
+    /// Consumers currently holding a per-consumer descriptor stream.
+    pub fn per_consumer_descriptor_streams(&self) -> usize {
+        self.registry
+            .entries
+            .iter()
+            .filter(|e| e.descriptor.is_some())
+            .count()
+    }
+
+    /// Whether some consumer follows progress (so `Claim::progress` publishes).
+    pub fn progress_active(&self) -> bool {
+        self.registry.plan.active
+    }
+
+    /// Path of the header ring file (standalone) or mapping.
+    pub fn header_ring_path(&self) -> Option<PathBuf> {
+        self.regions.as_ref().map(|r| r.ring.path().to_path_buf())
+    }
+
+    /// Directory of the current epoch (standalone).
+    pub fn epoch_dir(&self) -> Option<PathBuf> {
+        let epoch = self.epoch()?;
+        match &self.source {
+            Source::Standalone(s) => Some(s.epoch_dir(epoch)),
+            Source::Driver(_) => None,
+        }
+    }
+
+    /// Clean close: unmaps and, standalone, removes the epoch directory. Idempotent (also
+    /// done on drop).
+    pub fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.writer_pools.clear();
+        let epoch = self.regions.take().map(|r| r.epoch);
+        match &mut self.source {
+            Source::Standalone(s) => {
+                if let Some(epoch) = epoch {
+                    s.remove(epoch);
+                }
+            }
+            Source::Driver(link) => {
+                // Best-effort detach (Driver Model §4.9): one cycle sends the request.
+                link.client.close();
+                link.client
+                    .do_work(tensorpool_agent::monotonic_ns(), &mut |_| {});
+            }
+        }
+    }
+
+    /// Whether the producer holds a lease from an SHM driver.
+    pub fn is_driver_mode(&self) -> bool {
+        matches!(self.source, Source::Driver(_))
+    }
+
+    /// Whether the producer has regions to write into (false while paused in driver mode).
+    pub fn is_active(&self) -> bool {
+        self.regions.is_some()
+    }
+
+    /// Drives the driver client (keepalives, revocations, re-attach); applies its events.
+    fn driver_duty(&mut self, now_ns: u64) -> usize {
+        let Source::Driver(link) = &mut self.source else {
+            return 0;
+        };
+        let mut events = std::mem::take(&mut link.events);
+        let work = link.client.do_work(now_ns, &mut |e| events.push(e));
+        for e in events.drain(..) {
+            self.on_client_event(e);
+        }
+        if let Source::Driver(link) = &mut self.source {
+            link.events = events;
+        }
+        work
+    }
+
+    /// Driver Model §4.12.2: a lease (again) -> Active with its regions; own lease revoked or
+    /// lost, driver shut down or gone, protocol error -> Paused (regions unmapped, claims fail
+    /// with `NoRegions`); the client re-attaches by itself.
+    fn on_client_event(&mut self, event: ClientEvent) {
+        let regions = match event {
+            ClientEvent::Attached(info) => Some(info.regions),
+            ClientEvent::EpochChanged(r) => Some(r),
+            ClientEvent::LeaseRevoked { .. }
+            | ClientEvent::LeaseLost(_)
+            | ClientEvent::DriverShutdown { .. }
+            | ClientEvent::DriverLost
+            | ClientEvent::ProtocolError(_) => {
+                self.writer_pools.clear();
+                self.regions = None;
+                self.counters.pauses += 1;
+                None
+            }
+            _ => None,
+        };
+        let (Some(r), Source::Driver(link)) = (regions, &self.source) else {
+            return;
+        };
+        let map = tensorpool_shm::MapOptions {
+            prefault: false,
+            mlock: self.cfg.mlock,
+        };
+        match regions::map_driver_regions(&r, &link.allowed, map).and_then(|m| {
+            self.writer_pools.clear();
+            self.regions = None;
+            self.install(m)
+        }) {
+            Ok(()) => {}
+            Err(e) => tracing::warn!(error = %e, "producer could not map the driver's regions"),
+        }
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Agent for Producer {
+    fn do_work(&mut self, now_ns: u64) -> AgentResult {
+        Ok(Producer::do_work(self, now_ns))
+    }
+
+    fn on_close(&mut self) {
+        self.close();
+    }
+
+    fn role_name(&self) -> &str {
+        "producer"
+    }
+}

@@ -1,0 +1,155 @@
+//! The producer's outbound messages: one `send_*` per message, each encoded straight into an
+//! Aeron claim (ARCHITECTURE rule 3). Failures are counted by the caller, never waited on.
+
+use tensorpool_aeron::Publication;
+use tensorpool_codec::Bytes;
+use tensorpool_codec::wire::{
+    ClockDomain, ConsumerConfig, DataSourceAnnounce, FrameDescriptor, FrameProgress,
+    FrameProgressState, Mode, QosProducer, ShmPoolAnnounce,
+};
+
+use super::config::ProducerConfig;
+use super::regions::Regions;
+use crate::io::{SendError, send};
+
+/// The producer's shared publications (exclusive: one writer each).
+#[derive(Debug)]
+pub(crate) struct Publications {
+    pub announce: Publication,
+    pub descriptor: Publication,
+    pub control: Publication,
+    pub qos: Publication,
+    pub metadata: Publication,
+}
+
+pub(crate) fn send_announce(
+    p: &mut Publication,
+    cfg: &ProducerConfig,
+    r: &Regions,
+    now_ns: u64,
+) -> Result<(), SendError> {
+    send(
+        p,
+        &ShmPoolAnnounce {
+            stream_id: cfg.stream_id,
+            producer_id: cfg.producer_id,
+            epoch: r.epoch,
+            announce_timestamp_ns: now_ns,
+            announce_clock_domain: ClockDomain::Monotonic,
+            layout_version: r.layout_version,
+            header_nslots: r.header_nslots,
+            header_slot_bytes: tensorpool_shm::HEADER_SLOT_BYTES as u16,
+            payload_pools: r.announce_pools.group(),
+            header_region_uri: Bytes::new(r.header_uri.as_bytes()),
+        },
+    )
+}
+
+pub(crate) fn send_descriptor(
+    p: &mut Publication,
+    stream_id: u32,
+    epoch: u64,
+    seq: u64,
+    publish_ts: Option<u64>,
+    meta_version: u32,
+) -> Result<(), SendError> {
+    send(
+        p,
+        &FrameDescriptor {
+            stream_id,
+            epoch,
+            seq,
+            timestamp_ns: publish_ts,
+            meta_version: Some(meta_version),
+            trace_id: None,
+        },
+    )
+}
+
+pub(crate) fn send_progress(
+    p: &mut Publication,
+    stream_id: u32,
+    epoch: u64,
+    seq: u64,
+    filled: u64,
+    state: FrameProgressState,
+) -> Result<(), SendError> {
+    send(
+        p,
+        &FrameProgress {
+            stream_id,
+            epoch,
+            seq,
+            payload_bytes_filled: filled,
+            state,
+        },
+    )
+}
+
+/// What a `ConsumerConfig` answer says (borrowed from the producer's state).
+pub(crate) struct ConfigAnswer<'a> {
+    pub consumer_id: u32,
+    pub mode: Mode,
+    pub descriptor: Option<(&'a str, u32)>,
+    pub control: Option<(&'a str, u32)>,
+}
+
+pub(crate) fn send_consumer_config(
+    p: &mut Publication,
+    cfg: &ProducerConfig,
+    a: &ConfigAnswer<'_>,
+) -> Result<(), SendError> {
+    let (dc, di) = a.descriptor.unwrap_or(("", 0));
+    let (cc, ci) = a.control.unwrap_or(("", 0));
+    send(
+        p,
+        &ConsumerConfig {
+            stream_id: cfg.stream_id,
+            consumer_id: a.consumer_id,
+            use_shm: cfg.use_shm,
+            mode: a.mode,
+            descriptor_stream_id: di,
+            control_stream_id: ci,
+            payload_fallback_uri: Bytes::new(cfg.payload_fallback_uri.as_bytes()),
+            descriptor_channel: Bytes::new(dc.as_bytes()),
+            control_channel: Bytes::new(cc.as_bytes()),
+        },
+    )
+}
+
+pub(crate) fn send_qos(
+    p: &mut Publication,
+    cfg: &ProducerConfig,
+    epoch: u64,
+    current_seq: u64,
+) -> Result<(), SendError> {
+    send(
+        p,
+        &QosProducer {
+            stream_id: cfg.stream_id,
+            producer_id: cfg.producer_id,
+            epoch,
+            current_seq,
+            watermark: None,
+        },
+    )
+}
+
+pub(crate) fn send_data_source_announce(
+    p: &mut Publication,
+    cfg: &ProducerConfig,
+    epoch: u64,
+    meta_version: u32,
+) -> Result<(), SendError> {
+    send(
+        p,
+        &DataSourceAnnounce {
+            stream_id: cfg.stream_id,
+            producer_id: cfg.producer_id,
+            epoch,
+            meta_version,
+            name: Bytes::new(cfg.name.as_bytes()),
+            summary: Bytes::new(cfg.summary.as_bytes()),
+        },
+    )
+}

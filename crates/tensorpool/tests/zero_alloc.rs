@@ -1,0 +1,182 @@
+//! ARCHITECTURE rule 2: after start-up, 10^6 produce/commit/publish and poll/accept cycles
+//! allocate nothing, with progress and QoS enabled and every periodic timer (announce, QoS,
+//! data-source announce, metadata, hello, liveness) firing during the measured window. A
+//! counting global allocator counts allocations made by this thread.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Duration;
+
+use common::*;
+use tensorpool::consumer::{FrameHandler, Progress, ProgressHints};
+use tensorpool::prelude::*;
+use tensorpool::producer::{MetaAttribute, ProgressPolicy};
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    static BYTES: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note(size: usize) {
+    let _ = COUNTING.try_with(|c| {
+        if c.get() {
+            let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+            let _ = BYTES.try_with(|b| b.set(b.get() + size as u64));
+        }
+    });
+}
+
+// SAFETY: forwards to the system allocator; the bookkeeping neither allocates nor panics.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[derive(Default)]
+struct Sink {
+    frames: u64,
+    progress: u64,
+    checksum: u64,
+}
+
+impl FrameHandler for Sink {
+    fn on_frame(&mut self, frame: &Frame<'_>) {
+        let b = frame.bytes();
+        let s = u64::from(b[0]) + u64::from(b[b.len() - 1]);
+        if frame.recheck().is_ok() {
+            self.frames += 1;
+            self.checksum = self.checksum.wrapping_add(s);
+        }
+    }
+    fn on_progress(&mut self, _p: &Progress<'_>) {
+        self.progress += 1;
+    }
+}
+
+#[test]
+fn arch_2_a_million_cycles_allocate_nothing() {
+    let cycles: u64 = std::env::var("TP_ZERO_ALLOC_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let world = World::new();
+    let fast = Duration::from_millis(5);
+    let zero = ProgressPolicy {
+        interval_us: 0,
+        bytes_delta: 0,
+        major_delta_units: 0,
+    };
+    let mut producer = world
+        .producer()
+        .configure(|c| {
+            c.announce_period = fast;
+            c.qos_period = fast;
+            c.data_source_period = fast;
+            c.meta_period = fast;
+            c.progress_floor = zero;
+            c.name = "zero-alloc".into();
+        })
+        .build()
+        .unwrap();
+    let hints = ProgressHints {
+        interval_us: Some(0),
+        bytes_delta: Some(0),
+        major_delta_units: None,
+    };
+    let mut consumer = world
+        .consumer()
+        .progress(hints)
+        .configure(|c| {
+            c.hello_interval = fast;
+            c.qos_interval = fast;
+            c.activity_timeout = Duration::from_millis(500);
+        })
+        .build()
+        .unwrap();
+    producer.set_meta(&[MetaAttribute::text("k", "v")]).unwrap();
+    connect(&mut producer, &mut consumer);
+    pump_until("progress active", &mut producer, &mut consumer, |p, c| {
+        p.progress_active() && c.meta().is_some()
+    });
+    let spec = TensorSpec::new(Dtype::Uint8, &[16, 64])
+        .unwrap()
+        .progress_rows()
+        .unwrap();
+    let mut sink = Sink::default();
+    let cycle = |producer: &mut Producer,
+                 consumer: &mut tensorpool::consumer::Consumer,
+                 sink: &mut Sink,
+                 i: u64| {
+        let mut claim = producer.claim(&spec).expect("claim");
+        let p = claim.payload_mut();
+        p[0] = i as u8;
+        p[1023] = (i >> 8) as u8;
+        claim.progress(512);
+        claim.commit().expect("commit");
+        producer.do_work(tensorpool::monotonic_ns());
+        consumer.poll_handler(sink, 16).expect("poll");
+    };
+    for i in 0..20_000 {
+        cycle(&mut producer, &mut consumer, &mut sink, i);
+    }
+    let before = (producer.counters(), consumer.counters(), sink.frames);
+    let start = std::time::Instant::now();
+    COUNTING.with(|c| c.set(true));
+    for i in 0..cycles {
+        cycle(&mut producer, &mut consumer, &mut sink, i);
+    }
+    COUNTING.with(|c| c.set(false));
+    let elapsed = start.elapsed();
+    let (allocs, bytes) = (ALLOCS.with(Cell::get), BYTES.with(Cell::get));
+    let (p, c) = (producer.counters(), consumer.counters());
+    println!(
+        "zero-alloc: {cycles} cycles in {elapsed:?} ({:.2} us/cycle): {allocs} allocations, {bytes} bytes; \
+         frames {} progress {} announces {} qos {}+{} meta {} hellos {}",
+        elapsed.as_secs_f64() * 1e6 / cycles as f64,
+        sink.frames - before.2,
+        sink.progress,
+        p.announces_sent - before.0.announces_sent,
+        p.qos_sent - before.0.qos_sent,
+        c.qos_sent - before.1.qos_sent,
+        p.meta_sent - before.0.meta_sent,
+        c.hellos_sent - before.1.hellos_sent,
+    );
+    assert_eq!((allocs, bytes), (0, 0), "steady-state cycles allocated");
+    assert!(
+        sink.frames - before.2 >= cycles * 99 / 100,
+        "frames accepted {}",
+        sink.frames - before.2
+    );
+    assert!(
+        p.announces_sent > before.0.announces_sent,
+        "announce timer fired"
+    );
+    assert!(
+        p.qos_sent > before.0.qos_sent && c.qos_sent > before.1.qos_sent,
+        "QoS timers fired"
+    );
+    assert!(c.hellos_sent > before.1.hellos_sent && p.meta_sent > before.0.meta_sent);
+    assert!(sink.progress > cycles, "progress delivered");
+    drop((producer, consumer));
+    world.finish();
+}

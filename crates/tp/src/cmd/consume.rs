@@ -1,0 +1,150 @@
+//! `tp consume`: a consumer that prints its rate, drops by cause and latency, and with
+//! `--verify` checks the checksum every `tp produce` frame carries.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tensorpool::consumer::Mode;
+use tensorpool::prelude::*;
+use tensorpool_agent::{BackoffIdleStrategy, IdleStrategy};
+
+use super::CmdError;
+use super::synth::{ConsumerSummary, Verifier};
+
+/// Delivery mode flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// Every frame.
+    Stream,
+    /// At most --max-rate-hz frames per second.
+    RateLimited,
+}
+
+/// Flags of `tp consume`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Data source (pool stream id)
+    #[arg(long, default_value_t = 10_000)]
+    stream_id: u32,
+    /// Delivery mode
+    #[arg(long, value_enum, default_value_t = ModeArg::Stream)]
+    mode: ModeArg,
+    /// Rate cap in rate-limited mode
+    #[arg(long, default_value_t = 0)]
+    max_rate_hz: u32,
+    /// Exit after this many accepted frames
+    #[arg(long)]
+    count: Option<u64>,
+    /// Exit after this many seconds
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Check the seq + CRC32C every `tp produce` payload carries
+    #[arg(long)]
+    verify: bool,
+    /// Aeron directory of the media driver [default: AERON_DIR]
+    #[arg(long, env = "AERON_DIR")]
+    aeron_dir: PathBuf,
+    /// Directory announced regions must lie in
+    #[arg(long, default_value = tensorpool_shm::layout::DEFAULT_BASE_DIR)]
+    allowed_base_dir: PathBuf,
+    /// Print the summary as one JSON object on the last line
+    #[arg(long)]
+    json: bool,
+    /// Attach through the SHM driver as CONSUMER (default: follow announces of a
+    /// standalone producer)
+    #[arg(long)]
+    driver: bool,
+    /// Driver mode: the driver's configuration file [default: Driver Model §17 defaults]
+    #[arg(long, value_name = "FILE")]
+    driver_config: Option<PathBuf>,
+}
+
+/// Runs the consumer until --count, --duration or Ctrl-C.
+pub fn run(args: &Args) -> Result<(), CmdError> {
+    let ctx = Context::connect(&args.aeron_dir)?;
+    let mode = match args.mode {
+        ModeArg::Stream => Mode::Stream,
+        ModeArg::RateLimited => Mode::RateLimited {
+            max_rate_hz: args.max_rate_hz,
+        },
+    };
+    let mut builder = ctx
+        .consumer(args.stream_id)
+        .mode(mode)
+        .allowed_base_dir(&args.allowed_base_dir);
+    if args.driver || args.driver_config.is_some() {
+        builder = builder.driver(super::produce::driver_endpoints(
+            args.driver_config.as_deref(),
+        )?);
+    }
+    let mut consumer = builder.build()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let _ = ctrlc::set_handler(move || s.store(true, Ordering::Release));
+    let mut v = Verifier::new(args.verify);
+    let mut idle =
+        BackoffIdleStrategy::new(10, 10, Duration::from_micros(1), Duration::from_micros(200));
+    let start = Instant::now();
+    let end = args.duration.map(|d| start + Duration::from_secs_f64(d));
+    let mut next_line = start + Duration::from_secs(1);
+    let mut last_frames = 0;
+    while !stop.load(Ordering::Acquire) {
+        let work = consumer.poll_handler(&mut v, 64)?;
+        idle.idle_work(work);
+        let now = Instant::now();
+        let accepted = consumer.counters().accepted;
+        if args.count.is_some_and(|c| accepted >= c) || end.is_some_and(|e| now >= e) {
+            break;
+        }
+        if now >= next_line {
+            next_line = now + Duration::from_secs(1);
+            eprintln!(
+                "tp consume: {:?} {} frames/s, accepted {accepted}, drops {} (gap {}), corrupt {}, p50 {} us p99 {} us",
+                consumer.state(),
+                accepted - last_frames,
+                consumer.drops().total(),
+                consumer.drops().gap,
+                v.corrupt,
+                v.hist.value_at_quantile(0.5),
+                v.hist.value_at_quantile(0.99),
+            );
+            last_frames = accepted;
+        }
+    }
+    let s = ConsumerSummary::of(&consumer, &v);
+    report(args, &s, start.elapsed().as_secs_f64(), consumer.state());
+    if args.verify && s.corrupt > 0 {
+        return Err(format!("{} accepted frames failed their checksum", s.corrupt).into());
+    }
+    Ok(())
+}
+
+/// Prints the summary (and with `--json` one JSON object on the last line).
+fn report(args: &Args, s: &ConsumerSummary, secs: f64, state: tensorpool::consumer::ConsumerState) {
+    println!(
+        "tp consume: accepted {} frames in {secs:.1} s ({:.1} frames/s), corrupt {}, latency p50 {} us p99 {} us",
+        s.accepted,
+        s.accepted as f64 / secs.max(1e-9),
+        s.corrupt,
+        s.p50_us,
+        s.p99_us
+    );
+    for (cause, n) in s.drops.iter() {
+        println!("  drops {}: {n}", cause.name());
+    }
+    if s.drops.gap > 0 {
+        println!("  drops gap: {}", s.drops.gap);
+    }
+    if args.json {
+        let j = serde_json::json!({
+            "accepted": s.accepted,
+            "drops": s.drops_json(),
+            "corrupt": s.corrupt,
+            "latency_us": {"p50": s.p50_us, "p99": s.p99_us},
+            "state": format!("{state:?}"),
+        });
+        println!("{j}");
+    }
+}

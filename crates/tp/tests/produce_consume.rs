@@ -1,0 +1,269 @@
+//! Frames flow between processes: `tp produce --standalone` and `tp consume --verify` through
+//! a media driver embedded in the test, every payload checksum verified; and `tp demo --json`
+//! runs to its summary leaving nothing behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tensorpool_aeron::{DriverIdleStrategy, EmbeddedMediaDriver, MediaDriverConfig};
+
+const TP: &str = env!("CARGO_BIN_EXE_tp");
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Kills the child if the test fails before it ends.
+struct Guard(Option<Child>);
+
+impl Guard {
+    fn spawn(cmd: &mut Command) -> Self {
+        Self(Some(
+            cmd.stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn tp"),
+        ))
+    }
+
+    fn wait(mut self) -> Output {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let child = self.0.as_mut().expect("running");
+            if child.try_wait().expect("try_wait").is_some() {
+                return self
+                    .0
+                    .take()
+                    .expect("child")
+                    .wait_with_output()
+                    .expect("output");
+            }
+            assert!(Instant::now() < deadline, "tp did not finish in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p))
+        } else {
+            out.push(p)
+        }
+    }
+    out
+}
+
+fn last_json(out: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!(
+            "last line is not JSON ({e}): {text}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn w_10_2_1_frames_flow_between_processes_with_verified_checksums() {
+    let driver = EmbeddedMediaDriver::start(
+        MediaDriverConfig::default()
+            .idle_strategy(DriverIdleStrategy::Sleeping(Duration::from_micros(200))),
+    )
+    .expect("media driver");
+    let aeron = driver.dir().to_path_buf();
+    let shm = tempfile::Builder::new()
+        .prefix("tp-proc-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let stream = "10001";
+    let consumer = Guard::spawn(
+        Command::new(TP)
+            .args([
+                "consume",
+                "--verify",
+                "--json",
+                "--count",
+                "300",
+                "--stream-id",
+                stream,
+            ])
+            .arg("--aeron-dir")
+            .arg(&aeron)
+            .arg("--allowed-base-dir")
+            .arg(shm.path()),
+    );
+    let producer = Guard::spawn(
+        Command::new(TP)
+            .args([
+                "produce",
+                "--standalone",
+                "--count",
+                "3000",
+                "--rate",
+                "1000",
+                "--shape",
+                "64x96",
+                "--dtype",
+                "u16",
+                "--stream-id",
+                stream,
+            ])
+            .arg("--aeron-dir")
+            .arg(&aeron)
+            .arg("--shm-base-dir")
+            .arg(shm.path()),
+    );
+    let c = consumer.wait();
+    let p = producer.wait();
+    assert!(
+        c.status.success(),
+        "consume failed: {}",
+        String::from_utf8_lossy(&c.stderr)
+    );
+    assert!(
+        p.status.success(),
+        "produce failed: {}",
+        String::from_utf8_lossy(&p.stderr)
+    );
+    let j = last_json(&c);
+    assert!(j["accepted"].as_u64().unwrap() >= 300, "{j}");
+    assert_eq!(j["corrupt"], 0, "{j}");
+    assert!(
+        files_under(shm.path()).is_empty(),
+        "SHM files left: {:?}",
+        files_under(shm.path())
+    );
+    drop(driver);
+    assert!(!aeron.exists());
+}
+
+#[test]
+fn demo_runs_to_its_json_summary_and_cleans_up() {
+    let out = Guard::spawn(Command::new(TP).args([
+        "demo", "--frames", "300", "--rate", "300", "--shape", "64x64", "--json",
+    ]))
+    .wait();
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = last_json(&out);
+    assert_eq!(j["frames_produced"], 300, "{j}");
+    let consumers = j["consumers"].as_array().unwrap();
+    assert_eq!(consumers.len(), 2);
+    for c in consumers {
+        assert_eq!(c["corrupt"], 0, "{c}");
+        assert!(c["latency_us"]["p99"].as_u64().is_some());
+    }
+    assert_eq!(consumers[0]["mode"], "STREAM");
+    assert!(consumers[0]["accepted"].as_u64().unwrap() >= 290, "{j}");
+    assert_eq!(consumers[1]["mode"], "RATE_LIMITED");
+    assert!(consumers[1]["accepted"].as_u64().unwrap() < 100, "{j}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Aeron directory removed: true"), "{text}");
+}
+
+#[test]
+fn dm_2_2_2_3_frames_flow_between_processes_through_the_shm_driver() {
+    use tensorpool_agent::{AgentError, AgentRunner, MonotonicClock, SleepingIdleStrategy};
+    let media = EmbeddedMediaDriver::start(
+        MediaDriverConfig::default()
+            .idle_strategy(DriverIdleStrategy::Sleeping(Duration::from_micros(200))),
+    )
+    .expect("media driver");
+    let aeron = media.dir().to_path_buf();
+    let shm = tempfile::Builder::new()
+        .prefix("tp-proc-drv-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let text = format!(
+        "[shm]\nbase_dir = \"{}\"\n[policies]\nprefault_shm = false\n[profiles.p]\nheader_nslots = 64\n\
+         payload_pools = [{{ pool_id = 1, stride_bytes = 65536 }}]\n[streams.s]\nstream_id = 10002\nprofile = \"p\"\n",
+        shm.path().display()
+    );
+    let cfg =
+        tensorpool::driver::DriverConfig::from_toml(&text, &tensorpool::config::NoEnv).unwrap();
+    let dir = aeron.clone();
+    let driver = AgentRunner::spawn(
+        "shm-driver",
+        move || {
+            let a = tensorpool_aeron::AeronClient::connect(&dir, Duration::from_secs(10))
+                .map_err(AgentError::failed)?;
+            tensorpool::driver::ShmDriver::new(cfg, a, tensorpool_agent::monotonic_ns())
+                .map_err(AgentError::failed)
+        },
+        SleepingIdleStrategy::new(Duration::from_micros(200)),
+        MonotonicClock,
+        None,
+    )
+    .unwrap();
+    let stream = "10002";
+    let consumer = Guard::spawn(
+        Command::new(TP)
+            .args([
+                "consume",
+                "--driver",
+                "--verify",
+                "--json",
+                "--count",
+                "300",
+                "--stream-id",
+                stream,
+            ])
+            .arg("--aeron-dir")
+            .arg(&aeron)
+            .arg("--allowed-base-dir")
+            .arg(shm.path()),
+    );
+    let producer = Guard::spawn(
+        Command::new(TP)
+            .args([
+                "produce",
+                "--count",
+                "3000",
+                "--rate",
+                "1000",
+                "--shape",
+                "64x96",
+                "--dtype",
+                "u16",
+                "--stream-id",
+                stream,
+            ])
+            .arg("--aeron-dir")
+            .arg(&aeron)
+            .arg("--shm-base-dir")
+            .arg(shm.path()),
+    );
+    let c = consumer.wait();
+    let p = producer.wait();
+    assert!(
+        c.status.success(),
+        "consume failed: {}",
+        String::from_utf8_lossy(&c.stderr)
+    );
+    assert!(
+        p.status.success(),
+        "produce failed: {}",
+        String::from_utf8_lossy(&p.stderr)
+    );
+    let j = last_json(&c);
+    assert!(j["accepted"].as_u64().unwrap() >= 300, "{j}");
+    assert_eq!(j["corrupt"], 0, "{j}");
+    driver.close().unwrap();
+    drop(media);
+    assert!(!aeron.exists());
+}

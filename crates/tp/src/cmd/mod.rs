@@ -9,6 +9,7 @@ mod inspect;
 mod listen;
 mod media_driver;
 mod stat;
+mod top;
 mod util;
 
 use clap::Subcommand;
@@ -35,6 +36,8 @@ pub enum Command {
     Encode(encode::Args),
     /// Print the media driver's counters with their rates (like AeronStat).
     Stat(stat::Args),
+    /// Live full-screen view of every stream on the host (rates, lag, drops, epochs).
+    Top(top::Args),
     /// Send or receive numbered test messages over Aeron (used by tests).
     #[command(hide = true)]
     AeronProbe(aeron_probe::Args),
@@ -49,6 +52,7 @@ pub fn run(command: Command) -> Result<(), CmdError> {
         Command::Decode(args) => decode::run(&args),
         Command::Encode(args) => encode::run(&args),
         Command::Stat(args) => stat::run(&args),
+        Command::Top(args) => top::run(&args),
         Command::AeronProbe(args) => aeron_probe::run(&args),
     }
 }

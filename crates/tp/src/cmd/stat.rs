@@ -60,6 +60,24 @@ pub struct Row {
     rate_per_sec: Option<f64>,
 }
 
+impl Row {
+    /// Whether the counter's type id is in tensorpool's range.
+    pub fn is_tensorpool(&self) -> bool {
+        self.tensorpool
+    }
+
+    /// Id, type name, label, value and rate.
+    pub fn parts(&self) -> (i32, &str, &str, i64, Option<f64>) {
+        (
+            self.id,
+            &self.type_name,
+            &self.label,
+            self.value,
+            self.rate_per_sec,
+        )
+    }
+}
+
 /// Name of an Aeron counter type id (aeron_counters.h), or `tensorpool:<n>`.
 pub fn type_name(type_id: i32) -> String {
     if is_tensorpool_counter_type_id(type_id) {

@@ -8,20 +8,26 @@ use super::CmdError;
 use super::frames::{self, Headerless};
 use super::util;
 
-/// Decode a message from bytes.
-///
-/// Reads one SBE message framed by its 8-byte message header (schema id, then template id
-/// select the decoder), or with --headerless the 256-byte header slot, the 64-byte region
-/// superblock, or the body of a named message. With --json the output is the JSON `tp encode`
-/// turns back into the same bytes.
-///
-/// Examples:
-///   tp decode captured.bin
-///   tp decode --json qos.bin | tp encode - -o qos-copy.bin
-///   tp decode --headerless slot slot.bin
-///   echo '0c00...' | tp decode --hex -
+/// One-line description (`tp decode -h`).
+pub const ABOUT: &str = "Decode a message from bytes";
+
+/// What `tp decode --help` says.
+pub const LONG_ABOUT: &str = "Decode a message from bytes.
+
+Reads one SBE message framed by its 8-byte message header (schema id, then template id
+select the decoder), or with --headerless the 256-byte header slot, the 64-byte region
+superblock, or the body of a named message. With --json the output is the JSON `tp encode`
+turns back into the same bytes.";
+
+/// Examples, shown after the flags.
+pub const EXAMPLES: &str = "Examples:
+  tp decode captured.bin
+  tp decode --json qos.bin | tp encode - -o qos-copy.bin
+  tp decode --headerless slot slot.bin
+  echo '0c00...' | tp decode --hex -";
+
+/// Flags of `tp decode`.
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
 pub struct Args {
     /// File to read, or `-` for standard input.
     #[arg(value_name = "FILE|-")]

@@ -8,19 +8,25 @@ use super::decode::read_input;
 use super::frames;
 use super::util;
 
-/// Encode a message from JSON.
-///
-/// Reads one JSON object as `tp decode --json` prints it: `"message"` names the message, the
-/// other keys are its fields (var data as text, or {"hex": "..."}; groups as arrays).
-/// `"headerless": true` writes no message header (SlotHeader, ShmRegionSuperblock, or a
-/// message body). A `tp listen --json` line is accepted too: its `"body"` is encoded.
-///
-/// Examples:
-///   tp encode fd.json -o fd.bin
-///   tp decode --json captured.bin | tp encode - -o same.bin
-///   echo '{"message":"QosProducer","stream_id":10000,"producer_id":1,"epoch":3,"current_seq":42,"watermark":null}' | tp encode - -o qos.bin
+/// One-line description (`tp encode -h`).
+pub const ABOUT: &str = "Encode a message from JSON";
+
+/// What `tp encode --help` says.
+pub const LONG_ABOUT: &str = "Encode a message from JSON.
+
+Reads one JSON object as `tp decode --json` prints it: `\"message\"` names the message, the
+other keys are its fields (var data as text, or {\"hex\": \"...\"}; groups as arrays).
+`\"headerless\": true` writes no message header (SlotHeader, ShmRegionSuperblock, or a
+message body). A `tp listen --json` line is accepted too: its `\"body\"` is encoded.";
+
+/// Examples, shown after the flags.
+pub const EXAMPLES: &str = "Examples:
+  tp encode fd.json -o fd.bin
+  tp decode --json captured.bin | tp encode - -o same.bin
+  echo '{\"message\":\"QosProducer\",\"stream_id\":10000,\"producer_id\":1,\"epoch\":3,\"current_seq\":42,\"watermark\":null}' | tp encode - -o qos.bin";
+
+/// Flags of `tp encode`.
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
 pub struct Args {
     /// JSON file to read, or `-` for standard input.
     #[arg(value_name = "JSON-FILE|-")]

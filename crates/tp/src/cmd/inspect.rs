@@ -22,23 +22,29 @@ mod slots;
 
 pub use slots::SlotRange;
 
-/// Inspect a header ring or payload pool file.
-///
-/// Prints the superblock with the verdict of each rule (magic, layout version, region type,
-/// pool id, nslots, slot and stride sizes, file length), the writer's liveness (pid alive?
-/// activity age against a window), and for a header ring the state of its slots (empty,
-/// in progress, committed: sequence, dtype, shape, strides, pool, values_len, timestamp).
-/// Never writes. Exit status 1 when the region is invalid (the report still prints).
-///
-/// The file must lie inside an allowed base directory: the --allow directories, else the
-/// file's own directory.
-///
-/// Examples:
-///   tp inspect /dev/shm/tensorpool-$USER/default/10000/7/header.ring
-///   tp inspect 'shm:file?path=/dev/shm/tensorpool-alice/default/10000/7/1.pool' --allow /dev/shm
-///   tp inspect header.ring --slots 0..16 --json
+/// One-line description (`tp inspect -h`).
+pub const ABOUT: &str = "Inspect a header ring or payload pool file";
+
+/// What `tp inspect --help` says.
+pub const LONG_ABOUT: &str = "Inspect a header ring or payload pool file.
+
+Prints the superblock with the verdict of each rule (magic, layout version, region type,
+pool id, nslots, slot and stride sizes, file length), the writer's liveness (pid alive?
+activity age against a window), and for a header ring the state of its slots (empty,
+in progress, committed: sequence, dtype, shape, strides, pool, values_len, timestamp).
+Never writes. Exit status 1 when the region is invalid (the report still prints).
+
+The file must lie inside an allowed base directory: the --allow directories, else the
+file's own directory.";
+
+/// Examples, shown after the flags.
+pub const EXAMPLES: &str = "Examples:
+  tp inspect /dev/shm/tensorpool-$USER/default/10000/7/header.ring
+  tp inspect 'shm:file?path=/dev/shm/tensorpool-alice/default/10000/7/1.pool' --allow /dev/shm
+  tp inspect header.ring --slots 0..16 --json";
+
+/// Flags of `tp inspect`.
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Region file path or `shm:file?path=...` URI.
     #[arg(value_name = "FILE|SHM-URI")]
@@ -148,6 +154,7 @@ pub struct Report {
 /// Runs `tp inspect`.
 pub fn run(args: &Args) -> Result<(), CmdError> {
     let (path, hugepages) = resolve_target(&args.target)?;
+    std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let allowed = allowed_dirs(&args.allow, &path)?;
     let file = allowed.open(&path, Access::ReadOnly, hugepages)?;
     let report = inspect(file, args)?;

@@ -33,22 +33,28 @@ pub enum Target {
     All,
 }
 
-/// Print every message on the shared streams, decoded.
-///
-/// Subscribes to the configured streams (defaults: control 1000, announce 1001, descriptor
-/// 1100, QoS 1200, metadata 1300 on aeron:ipc; --config reads driver.control_*, announce_*,
-/// qos_* and aeron_dir from a driver TOML) and prints one line per message: local receive
-/// time, the stream it came on, the message name and its fields. Messages are decoded by
-/// schema id, then template id. A message that does not decode is printed as MALFORMED with
-/// the reason and its first bytes. Runs until --duration ends or the process is interrupted.
-///
-/// Examples:
-///   tp listen all
-///   tp listen qos --filter-stream 10000 --json
-///   tp listen control --type ShmAttachRequest --type ShmAttachResponse
-///   tp listen announce --channel 'aeron:udp?endpoint=239.1.1.1:40456' --stream-id 3001
+/// One-line description (`tp listen -h`).
+pub const ABOUT: &str = "Print every message on the shared streams, decoded";
+
+/// What `tp listen --help` says.
+pub const LONG_ABOUT: &str = "Print every message on the shared streams, decoded.
+
+Subscribes to the configured streams (defaults: control 1000, announce 1001, descriptor
+1100, QoS 1200, metadata 1300 on aeron:ipc; --config reads driver.control_*, announce_*,
+qos_* and aeron_dir from a driver TOML) and prints one line per message: local receive
+time, the stream it came on, the message name and its fields. Messages are decoded by
+schema id, then template id. A message that does not decode is printed as MALFORMED with
+the reason and its first bytes. Runs until --duration ends or the process is interrupted.";
+
+/// Examples, shown after the flags.
+pub const EXAMPLES: &str = "Examples:
+  tp listen all
+  tp listen qos --filter-stream 10000 --json
+  tp listen control --type ShmAttachRequest --type ShmAttachResponse
+  tp listen announce --channel 'aeron:udp?endpoint=239.1.1.1:40456' --stream-id 3001";
+
+/// Flags of `tp listen`.
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
 pub struct Args {
     /// control, announce, descriptor, qos, metadata, progress or all.
     #[arg(value_enum)]
@@ -146,9 +152,9 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
 
 fn filter(args: &Args) -> Result<Filter, CmdError> {
     let names = message_names();
-    let mut types: Vec<String> = args.types.iter().map(|t| t.to_ascii_lowercase()).collect();
-    for t in &types {
-        if t != "malformed" && !names.iter().any(|n| n.eq_ignore_ascii_case(t)) {
+    for t in &args.types {
+        if !t.eq_ignore_ascii_case("malformed") && !names.iter().any(|n| n.eq_ignore_ascii_case(t))
+        {
             return Err(format!(
                 "unknown message type `{t}`; expected malformed or one of {}",
                 names.join(", ")
@@ -156,6 +162,7 @@ fn filter(args: &Args) -> Result<Filter, CmdError> {
             .into());
         }
     }
+    let mut types: Vec<String> = args.types.iter().map(|t| t.to_ascii_lowercase()).collect();
     if args.target == Target::Progress && types.is_empty() {
         types.push("frameprogress".into());
     }

@@ -26,17 +26,17 @@ pub enum Command {
     /// AERON_THREADING_MODE, AERON_TERM_BUFFER_LENGTH, ...); the flags override them. Prints
     /// the directory once running; SIGINT or SIGTERM closes the driver and exits 0.
     MediaDriver(media_driver::Args),
-    /// Inspect a header ring or payload pool file: superblock verdicts, liveness, slots.
+    #[command(about = inspect::ABOUT, long_about = inspect::LONG_ABOUT, after_help = inspect::EXAMPLES)]
     Inspect(inspect::Args),
-    /// Print every message on the shared streams, decoded (control, announce, QoS, ...).
+    #[command(about = listen::ABOUT, long_about = listen::LONG_ABOUT, after_help = listen::EXAMPLES)]
     Listen(listen::Args),
-    /// Decode a message (or a header slot, a superblock) from bytes.
+    #[command(about = decode::ABOUT, long_about = decode::LONG_ABOUT, after_help = decode::EXAMPLES)]
     Decode(decode::Args),
-    /// Encode a message from its JSON (as `tp decode --json` prints it).
+    #[command(about = encode::ABOUT, long_about = encode::LONG_ABOUT, after_help = encode::EXAMPLES)]
     Encode(encode::Args),
-    /// Print the media driver's counters with their rates (like AeronStat).
+    #[command(about = stat::ABOUT, long_about = stat::LONG_ABOUT, after_help = stat::EXAMPLES)]
     Stat(stat::Args),
-    /// Live full-screen view of every stream on the host (rates, lag, drops, epochs).
+    #[command(about = top::ABOUT, long_about = top::LONG_ABOUT, after_help = top::EXAMPLES)]
     Top(top::Args),
     /// Send or receive numbered test messages over Aeron (used by tests).
     #[command(hide = true)]

@@ -11,19 +11,25 @@ use tensorpool_aeron::{AeronClient, CountersReader, is_tensorpool_counter_type_i
 use super::CmdError;
 use super::util;
 
-/// Print the media driver's counters (like AeronStat).
-///
-/// Connects as a client and reads every counter of the driver's counters file: Aeron's own
-/// (system counters, publisher and subscriber positions, ...) and tensorpool's (type ids
-/// 0x54500000-0x5450FFFF). Prints id, type, value, rate per second since the previous
-/// refresh, and label. --count 1 prints once and exits.
-///
-/// Examples:
-///   tp stat
-///   tp stat --filter tensorpool --interval 500
-///   tp stat --count 1 --json
+/// One-line description (`tp stat -h`).
+pub const ABOUT: &str = "Print the media driver's counters (like AeronStat)";
+
+/// What `tp stat --help` says.
+pub const LONG_ABOUT: &str = "Print the media driver's counters (like AeronStat).
+
+Connects as a client and reads every counter of the driver's counters file: Aeron's own
+(system counters, publisher and subscriber positions, ...) and tensorpool's (type ids
+0x54500000-0x5450FFFF). Prints id, type, value, rate per second since the previous
+refresh, and label. --count 1 prints once and exits.";
+
+/// Examples, shown after the flags.
+pub const EXAMPLES: &str = "Examples:
+  tp stat
+  tp stat --filter tensorpool --interval 500
+  tp stat --count 1 --json";
+
+/// Flags of `tp stat`.
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Aeron directory [default: AERON_DIR, else /dev/shm/aeron-<user>].
     #[arg(long, value_name = "DIR")]

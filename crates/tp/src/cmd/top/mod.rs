@@ -17,22 +17,28 @@ use super::util;
 use model::Model;
 use ui::{Header, View};
 
-/// Live view of every stream on the host (full screen).
-///
-/// Subscribes to the control, announce, descriptor, QoS and metadata streams and shows, per
-/// stream: epoch, producer, frames per second (QosProducer), descriptors per second,
-/// consumers with their lag (producer seq - consumer seq) and drops (QosConsumer), the data
-/// source name (DataSourceAnnounce), the announce age; and the tensorpool counters of the
-/// media driver. Rates are taken over the last --window-secs.
-///
-/// Keys: q quit, s cycle the sort column, Up/Down select, Enter details of the selected
-/// stream (pools, consumers, recent epochs, its counters), Esc back.
-///
-/// Examples:
-///   tp top
-///   tp top --aeron-dir /dev/shm/aeron-camera --config /etc/tensorpool/driver.toml
+/// One-line description (`tp top -h`).
+pub const ABOUT: &str = "Live view of every stream on the host (full screen)";
+
+/// What `tp top --help` says.
+pub const LONG_ABOUT: &str = "Live view of every stream on the host (full screen).
+
+Subscribes to the control, announce, descriptor, QoS and metadata streams and shows, per
+stream: epoch, producer, frames per second (QosProducer), descriptors per second,
+consumers with their lag (producer seq - consumer seq) and drops (QosConsumer), the data
+source name (DataSourceAnnounce), the announce age; and the tensorpool counters of the
+media driver. Rates are taken over the last --window-secs.
+
+Keys: q quit, s cycle the sort column, Up/Down select, Enter details of the selected
+stream (pools, consumers, recent epochs, its counters), Esc back.";
+
+/// Examples, shown after the flags.
+pub const EXAMPLES: &str = "Examples:
+  tp top
+  tp top --aeron-dir /dev/shm/aeron-camera --config /etc/tensorpool/driver.toml";
+
+/// Flags of `tp top`.
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Aeron directory [default: driver.aeron_dir of --config, AERON_DIR, /dev/shm/aeron-<user>].
     #[arg(long, value_name = "DIR")]

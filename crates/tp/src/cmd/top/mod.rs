@@ -141,10 +141,8 @@ fn on_key(
         KeyCode::Down | KeyCode::Char('j') => {
             view.selected = (view.selected + 1).min(rows.len().saturating_sub(1));
         }
-        KeyCode::Enter => {
-            if view.detail.is_none() {
-                view.detail = rows.get(view.selected).map(|r| r.stream_id);
-            }
+        KeyCode::Enter if view.detail.is_none() => {
+            view.detail = rows.get(view.selected).map(|r| r.stream_id);
         }
         KeyCode::Esc | KeyCode::Backspace => view.detail = None,
         _ => {}

@@ -456,9 +456,9 @@ impl Model {
             SortKey::Stream => {}
             SortKey::Name => rows.sort_by(|a, b| a.name.cmp(&b.name)),
             SortKey::Fps => rows.sort_by(|a, b| desc(a.fps, b.fps)),
-            SortKey::Lag => rows.sort_by(|a, b| b.max_lag.cmp(&a.max_lag)),
-            SortKey::Drops => rows.sort_by(|a, b| b.drops.cmp(&a.drops)),
-            SortKey::Age => rows.sort_by(|a, b| b.announce_age_ms.cmp(&a.announce_age_ms)),
+            SortKey::Lag => rows.sort_by_key(|r| std::cmp::Reverse(r.max_lag)),
+            SortKey::Drops => rows.sort_by_key(|r| std::cmp::Reverse(r.drops)),
+            SortKey::Age => rows.sort_by_key(|r| std::cmp::Reverse(r.announce_age_ms)),
         }
         rows
     }

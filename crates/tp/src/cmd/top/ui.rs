@@ -53,12 +53,12 @@ pub fn draw(f: &mut Frame<'_>, model: &Model, view: &View, header: &Header, now_
     ])
     .areas(f.area());
     let line = format!(
-        "tp top  aeron {}  [{}]  messages {}  malformed {}  sort: {}",
-        header.aeron_dir,
-        header.streams,
+        "tp top  sort: {}  messages {}  malformed {}  aeron {}  [{}]",
+        view.sort.title(),
         model.messages,
         model.malformed,
-        view.sort.title()
+        header.aeron_dir,
+        header.streams,
     );
     f.render_widget(Paragraph::new(line).bold(), title);
     let keys = match view.detail {

@@ -15,8 +15,8 @@ use tensorpool_codec::merge::{MergeRuleType, SequenceMergeMapAnnounce, SequenceM
 use tensorpool_codec::wire::*;
 use tensorpool_codec::{AnyMessage, Bytes, Group};
 
-/// Messages per stream id: (stream id, messages).
-fn messages() -> Vec<(i32, Vec<AnyMessage<'static>>)> {
+/// Messages of the control stream (three schemas).
+fn control_messages() -> Vec<AnyMessage<'static>> {
     let hello = AnyMessage::ConsumerHello(ConsumerHello {
         stream_id: 10_000,
         consumer_id: 7,
@@ -62,6 +62,11 @@ fn messages() -> Vec<(i32, Vec<AnyMessage<'static>>)> {
         stale_timeout_ns: None,
         rules: Group::Owned(rules),
     });
+    vec![hello, attach, progress, merge]
+}
+
+/// Messages per stream id: (stream id, messages).
+fn messages() -> Vec<(i32, Vec<AnyMessage<'static>>)> {
     let pools = vec![PayloadPool {
         pool_id: 1,
         pool_nslots: 8,
@@ -121,7 +126,7 @@ fn messages() -> Vec<(i32, Vec<AnyMessage<'static>>)> {
         watermark: None,
     });
     vec![
-        (1000, vec![hello, attach, progress, merge]),
+        (1000, control_messages()),
         (1001, vec![announce]),
         (1100, vec![descriptor]),
         (1200, vec![qos_p, qos_c, other]),

@@ -117,9 +117,16 @@ fn describe_error(h: &MessageHeader, e: DecodeError) -> String {
         .iter()
         .find(|&&(s, t, _)| s == h.schema_id && t == h.template_id)
         .map_or("message", |&(_, _, n)| n);
-    match e {
-        DecodeError::UnknownMessage { .. } => e.to_string(),
-        _ => format!("{name}: {e}"),
+    prefixed(name, e)
+}
+
+/// The decoder's message, prefixed by `name` unless it starts with it already.
+fn prefixed(name: &str, e: DecodeError) -> String {
+    let text = e.to_string();
+    if matches!(e, DecodeError::UnknownMessage { .. }) || text.starts_with(name) {
+        text
+    } else {
+        format!("{name}: {text}")
     }
 }
 
@@ -127,14 +134,13 @@ fn describe_error(h: &MessageHeader, e: DecodeError) -> String {
 pub fn decode_headerless(kind: Headerless, bytes: &[u8]) -> Result<Decoded, String> {
     let (mut json, reencoded) = match kind {
         Headerless::Slot => {
-            let s = SlotHeader::decode(bytes).map_err(|e| format!("SlotHeader: {e}"))?;
+            let s = SlotHeader::decode(bytes).map_err(|e| prefixed(SLOT_NAME, e))?;
             let mut out = vec![0u8; slot::LEN];
             s.encode(&mut out).map_err(|e| e.to_string())?;
             (to_json(&s)?, out)
         }
         Headerless::Superblock => {
-            let s = ShmRegionSuperblock::decode(bytes)
-                .map_err(|e| format!("ShmRegionSuperblock: {e}"))?;
+            let s = ShmRegionSuperblock::decode(bytes).map_err(|e| prefixed(SUPERBLOCK_NAME, e))?;
             let mut out = vec![0u8; superblock::LEN];
             s.encode(&mut out).map_err(|e| e.to_string())?;
             (to_json(&s)?, out)
@@ -147,7 +153,7 @@ pub fn decode_headerless(kind: Headerless, bytes: &[u8]) -> Result<Decoded, Stri
             let block_length = block_length(schema_id, template_id);
             let version = AnyMessage::schema_version(schema_id);
             let m = AnyMessage::decode_body(schema_id, template_id, bytes, block_length, version)
-                .map_err(|e| format!("{name}: {e}"))?;
+                .map_err(|e| prefixed(name, e))?;
             let mut framed = vec![0u8; m.encoded_len()];
             m.encode(&mut framed).map_err(|e| e.to_string())?;
             (to_json(&m)?, framed.split_off(HEADER_LEN))

@@ -229,6 +229,9 @@ fn inspect(file: ValidatedFile, args: &Args) -> Result<Report, CmdError> {
     let fs = file.fs();
     let fs_name = match fs.fs_type {
         0x0102_1994 => "tmpfs".to_owned(),
+        0xEF53 => "ext4".to_owned(),
+        0x5846_5342 => "xfs".to_owned(),
+        0x794C_7630 => "overlayfs".to_owned(),
         _ if fs.is_hugetlbfs() => format!("hugetlbfs (page {} bytes)", fs.block_size),
         other => format!("fs type 0x{other:x}"),
     };

@@ -315,3 +315,74 @@ fn render(
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(line: &[&str]) -> Args {
+        let mut argv = vec!["listen"];
+        argv.extend_from_slice(line);
+        Cli::parse_from(argv).args
+    }
+
+    fn labels(a: &Args, e: &Endpoints) -> Vec<(String, i32)> {
+        targets(a, e)
+            .into_iter()
+            .map(|(l, e)| (l, e.stream_id))
+            .collect()
+    }
+
+    #[test]
+    fn all_subscribes_once_per_distinct_stream() {
+        let mut e = Endpoints::default();
+        let got = labels(&args(&["all"]), &e);
+        assert_eq!(got.len(), 5);
+        // announce on the control stream (DM §17 default): one subscription for both
+        e.announce = e.control.clone();
+        let got = labels(&args(&["all"]), &e);
+        assert_eq!(got[0], ("control+announce".to_owned(), 1000));
+        assert_eq!(got.len(), 4);
+    }
+
+    #[test]
+    fn progress_is_the_control_stream_filtered_to_frame_progress() {
+        let a = args(&["progress"]);
+        let e = Endpoints::default();
+        assert_eq!(labels(&a, &e), [("progress".to_owned(), 1000)]);
+        let f = filter(&a).unwrap();
+        assert!(f.shows(Some("FrameProgress"), None));
+        assert!(!f.shows(Some("ConsumerHello"), None));
+        let a = args(&[
+            "qos",
+            "--channel",
+            "aeron:udp?endpoint=x:1",
+            "--stream-id",
+            "7",
+        ]);
+        let t = targets(&a, &e);
+        assert_eq!(
+            (t[0].1.channel.as_str(), t[0].1.stream_id),
+            ("aeron:udp?endpoint=x:1", 7)
+        );
+    }
+
+    #[test]
+    fn stream_filter_reads_the_message_stream_id() {
+        let f = filter(&args(&["all", "--filter-stream", "5"])).unwrap();
+        let five = serde_json::json!({"stream_id": 5});
+        let six = serde_json::json!({"out_stream_id": 6});
+        assert!(f.shows(Some("QosProducer"), Some(&five)));
+        assert!(!f.shows(Some("SequenceMergeMapRequest"), Some(&six)));
+        assert!(!f.shows(Some("ControlResponse"), Some(&serde_json::json!({}))));
+        // malformed messages show whatever the stream filter
+        assert!(f.shows(None, None));
+    }
+}

@@ -40,7 +40,8 @@ pub fn render(r: &Report) -> String {
     ];
     let _ = writeln!(o, "superblock");
     for (field, value) in rows {
-        let _ = writeln!(o, "  {field:<22} {value:<20} {}", verdict(field));
+        let line = format!("  {field:<22} {value:<20} {}", verdict(field));
+        let _ = writeln!(o, "{}", line.trim_end());
     }
     let _ = writeln!(
         o,

@@ -42,7 +42,14 @@ fn main() -> ExitCode {
     match cmd::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tp: {e}");
+            // One line, whatever the error (some Aeron messages carry a second line).
+            let text = e.to_string();
+            let lines: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("tp: {}", lines.join("; "));
             ExitCode::FAILURE
         }
     }

@@ -48,7 +48,7 @@ impl Run {
         self
     }
 
-    /// Asserts failure with exactly one line on stderr that contains `needle`.
+    /// Asserts failure with exactly one line on stderr that contains `needle` (any case).
     pub fn fails_with(self, needle: &str) -> Self {
         assert!(
             !self.status.success(),
@@ -62,7 +62,7 @@ impl Run {
             self.stderr
         );
         assert!(
-            self.stderr.contains(needle),
+            self.stderr.to_lowercase().contains(&needle.to_lowercase()),
             "stderr lacks {needle:?}: {}",
             self.stderr
         );

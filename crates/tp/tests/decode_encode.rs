@@ -17,6 +17,7 @@ type Case = (
     Vec<(&'static str, Value)>,
 );
 
+#[rustfmt::skip] // a table: one line per few fields reads better
 fn cases() -> Vec<Case> {
     vec![
         (

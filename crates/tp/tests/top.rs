@@ -135,6 +135,52 @@ fn fps_ok(text: &str) -> bool {
         .is_some_and(|fps| (60.0..=140.0).contains(&fps))
 }
 
+/// `tp top` in a pseudo-terminal, its screen rebuilt by a reader thread.
+struct Top {
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    screen: Screen,
+    keys: Box<dyn Write + Send>,
+    /// Kept open for as long as the test runs.
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+fn spawn_top(aeron_dir: &std::path::Path) -> Top {
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows: ROWS,
+            cols: COLS,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .expect("openpty");
+    let mut cmd = CommandBuilder::new(TP);
+    cmd.args(["top", "--refresh-hz", "10", "--aeron-dir"]);
+    cmd.arg(aeron_dir);
+    cmd.env("TERM", "xterm-256color");
+    cmd.cwd(std::env::current_dir().expect("cwd"));
+    let child = pty.slave.spawn_command(cmd).expect("spawn tp top");
+    drop(pty.slave);
+    let mut reader = pty.master.try_clone_reader().expect("reader");
+    let keys = pty.master.take_writer().expect("writer");
+    let screen: Screen = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
+    let sink = screen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().expect("screen").process(&buf[..n]);
+        }
+    });
+    Top {
+        child,
+        screen,
+        keys,
+        _master: pty.master,
+    }
+}
+
 #[test]
 fn top_shows_streams_rates_and_details_under_a_pty() {
     let driver = common::driver();
@@ -149,34 +195,12 @@ fn top_shows_streams_rates_and_details_under_a_pty() {
         .expect("counter");
     counter.set(777);
 
-    let pty = native_pty_system()
-        .openpty(PtySize {
-            rows: ROWS,
-            cols: COLS,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .expect("openpty");
-    let mut cmd = CommandBuilder::new(TP);
-    cmd.args(["top", "--refresh-hz", "10", "--aeron-dir"]);
-    cmd.arg(driver.dir());
-    cmd.env("TERM", "xterm-256color");
-    cmd.cwd(std::env::current_dir().expect("cwd"));
-    let mut child = pty.slave.spawn_command(cmd).expect("spawn tp top");
-    drop(pty.slave);
-    let mut reader = pty.master.try_clone_reader().expect("reader");
-    let mut keys = pty.master.take_writer().expect("writer");
-    let screen: Screen = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
-    let sink = screen.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().expect("screen").process(&buf[..n]);
-        }
-    });
+    let Top {
+        mut child,
+        screen,
+        mut keys,
+        _master,
+    } = spawn_top(driver.dir());
     let mut press = |bytes: &[u8]| {
         keys.write_all(bytes).expect("key");
         keys.flush().expect("flush");

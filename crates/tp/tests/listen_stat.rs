@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -380,4 +380,66 @@ fn stat_sees_a_tensorpool_counter() {
         "{text}"
     );
     common::tp(&["stat", "--aeron-dir", dir, "--count", "0"]).fails_with("--count");
+}
+
+#[test]
+fn listen_takes_its_streams_from_a_driver_config() {
+    let driver = common::driver();
+    let client = common::connect(&driver);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("driver.toml");
+    let toml = format!(
+        "[driver]\ninstance_id = \"d1\"\naeron_dir = \"{}\"\ncontrol_channel = \"aeron:ipc?term-length=4m\"\n\
+         control_stream_id = 2000\nqos_stream_id = 2200\n[shm]\nbase_dir = \"/dev/shm\"\n",
+        driver.dir().display()
+    );
+    std::fs::write(&config, toml).expect("write config");
+    let child = Command::new(TP)
+        .args(["listen", "all", "--json", "--duration", "5", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tp listen");
+    let mut guard = ChildGuard(Some(child));
+    let read_all = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut text);
+            }
+            let _ = tx.send(text);
+        });
+        rx
+    };
+    let running = guard.0.as_mut().expect("running");
+    let out = read_all(running.stdout.take().map(|p| Box::new(p) as _));
+    let err = read_all(running.stderr.take().map(|p| Box::new(p) as _));
+    // QoS on 2200; announce falls back to the control stream 2000 (Driver Model §17)
+    let mut qos = connected_publication(&client, 2200);
+    let mut control = connected_publication(&client, 2000);
+    offer(&mut qos, &bytes_of(&messages()[3].1[0]));
+    offer(&mut control, &bytes_of(&messages()[1].1[0]));
+    let status = common::wait_exit(&mut guard, DEADLINE, "tp listen --config");
+    assert!(status.success(), "{status:?}");
+    let out = out.recv_timeout(DEADLINE).expect("stdout");
+    let err = err.recv_timeout(DEADLINE).expect("stderr");
+    assert!(
+        err.contains("control+announce on aeron:ipc?term-length=4m stream 2000"),
+        "{err}"
+    );
+    assert!(err.contains("qos on aeron:ipc stream 2200"), "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let qp = find(&lines, "QosProducer");
+    assert_eq!(
+        (qp["aeron_stream_id"].clone(), qp["source"].clone()),
+        (json!(2200), json!("qos"))
+    );
+    let an = find(&lines, "ShmPoolAnnounce");
+    assert_eq!(an["source"], "control+announce");
+    assert_eq!(an["aeron_stream_id"], 2000);
 }

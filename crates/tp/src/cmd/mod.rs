@@ -3,11 +3,20 @@
 mod aeron_probe;
 mod config;
 mod consume;
+mod decode;
 mod demo;
 mod driver;
+mod encode;
+mod endpoints;
+mod frames;
+mod inspect;
+mod listen;
 mod media_driver;
 mod produce;
+mod stat;
 mod synth;
+mod top;
+mod util;
 
 use clap::Subcommand;
 
@@ -35,6 +44,18 @@ pub enum Command {
     /// Configuration files: `tp config validate FILE` prints the resolved values and their
     /// sources (default, file, env).
     Config(config::Args),
+    #[command(about = inspect::ABOUT, long_about = inspect::LONG_ABOUT, after_help = inspect::EXAMPLES)]
+    Inspect(inspect::Args),
+    #[command(about = listen::ABOUT, long_about = listen::LONG_ABOUT, after_help = listen::EXAMPLES)]
+    Listen(listen::Args),
+    #[command(about = decode::ABOUT, long_about = decode::LONG_ABOUT, after_help = decode::EXAMPLES)]
+    Decode(decode::Args),
+    #[command(about = encode::ABOUT, long_about = encode::LONG_ABOUT, after_help = encode::EXAMPLES)]
+    Encode(encode::Args),
+    #[command(about = stat::ABOUT, long_about = stat::LONG_ABOUT, after_help = stat::EXAMPLES)]
+    Stat(stat::Args),
+    #[command(about = top::ABOUT, long_about = top::LONG_ABOUT, after_help = top::EXAMPLES)]
+    Top(top::Args),
     /// Send or receive numbered test messages over Aeron (used by tests).
     #[command(hide = true)]
     AeronProbe(aeron_probe::Args),
@@ -44,6 +65,12 @@ pub enum Command {
 pub fn run(command: Command) -> Result<(), CmdError> {
     match command {
         Command::MediaDriver(args) => media_driver::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Listen(args) => listen::run(&args),
+        Command::Decode(args) => decode::run(&args),
+        Command::Encode(args) => encode::run(&args),
+        Command::Stat(args) => stat::run(&args),
+        Command::Top(args) => top::run(&args),
         Command::AeronProbe(args) => aeron_probe::run(&args),
         Command::Driver(args) => driver::run(args),
         Command::Config(args) => config::run(&args),

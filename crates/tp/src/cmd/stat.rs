@@ -1,0 +1,269 @@
+//! `tp stat`: the media driver's counters, like Aeron's AeronStat, tensorpool's included.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tensorpool_aeron::{AeronClient, CountersReader, is_tensorpool_counter_type_id};
+
+use super::CmdError;
+use super::util;
+
+/// One-line description (`tp stat -h`).
+pub const ABOUT: &str = "Print the media driver's counters (like AeronStat)";
+
+/// What `tp stat --help` says.
+pub const LONG_ABOUT: &str = "Print the media driver's counters (like AeronStat).
+
+Connects as a client and reads every counter of the driver's counters file: Aeron's own
+(system counters, publisher and subscriber positions, ...) and tensorpool's (type ids
+0x54500000-0x5450FFFF). Prints id, type, value, rate per second since the previous
+refresh, and label. --count 1 prints once and exits.";
+
+/// Examples, shown after the flags.
+pub const EXAMPLES: &str = "Examples:
+  tp stat
+  tp stat --filter tensorpool --interval 500
+  tp stat --count 1 --json";
+
+/// Flags of `tp stat`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Aeron directory [default: AERON_DIR, else /dev/shm/aeron-<user>].
+    #[arg(long, value_name = "DIR")]
+    aeron_dir: Option<PathBuf>,
+    /// Show only counters whose label or type name contains TEXT (case-insensitive).
+    #[arg(long, value_name = "TEXT")]
+    filter: Option<String>,
+    /// Time between refreshes.
+    #[arg(long, default_value_t = 1000, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    interval: u64,
+    /// Stop after N refreshes [default: run until interrupted].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
+    /// One JSON object per refresh.
+    #[arg(long)]
+    json: bool,
+    /// How long to wait for the media driver.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    timeout: u64,
+}
+
+/// One counter in one refresh.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    id: i32,
+    type_id: i32,
+    #[serde(rename = "type")]
+    type_name: String,
+    tensorpool: bool,
+    label: String,
+    value: i64,
+    /// Change per second since the previous refresh (`None` on the first).
+    rate_per_sec: Option<f64>,
+}
+
+impl Row {
+    /// Whether the counter's type id is in tensorpool's range.
+    pub fn is_tensorpool(&self) -> bool {
+        self.tensorpool
+    }
+
+    /// Id, type name, label, value and rate.
+    pub fn parts(&self) -> (i32, &str, &str, i64, Option<f64>) {
+        (
+            self.id,
+            &self.type_name,
+            &self.label,
+            self.value,
+            self.rate_per_sec,
+        )
+    }
+}
+
+/// Name of an Aeron counter type id (aeron_counters.h), or `tensorpool:<n>`.
+pub fn type_name(type_id: i32) -> String {
+    if is_tensorpool_counter_type_id(type_id) {
+        return format!("tensorpool:{}", type_id & 0xFFFF);
+    }
+    let name = match type_id {
+        0 => "system",
+        1 => "pub-lmt",
+        2 => "snd-pos",
+        3 => "rcv-hwm",
+        4 => "sub-pos",
+        5 => "rcv-pos",
+        6 => "snd-channel",
+        7 => "rcv-channel",
+        9 => "snd-lmt",
+        10 => "per-image",
+        11 => "client-heartbeat",
+        12 => "pub-pos",
+        13 => "snd-bpe",
+        14 => "local-sockaddr",
+        15 => "nr-neighbors",
+        16 => "nr-cache",
+        17 => "fc-receivers",
+        18 => "channel-destinations",
+        19 => "snd-naks",
+        20 => "rcv-naks",
+        21 => "nr-bootstrap",
+        _ => return format!("type-{type_id}"),
+    };
+    name.to_owned()
+}
+
+/// Every counter, matching `filter` (lower-case) if given.
+pub fn read_counters(reader: &CountersReader, filter: Option<&str>) -> Vec<Row> {
+    let mut rows = Vec::new();
+    reader.for_each(|c| {
+        let type_name = type_name(c.type_id);
+        let label = c.label().to_owned();
+        let shown = filter.is_none_or(|f| {
+            label.to_ascii_lowercase().contains(f) || type_name.to_ascii_lowercase().contains(f)
+        });
+        if shown {
+            rows.push(Row {
+                id: c.id,
+                type_id: c.type_id,
+                type_name,
+                tensorpool: is_tensorpool_counter_type_id(c.type_id),
+                label,
+                value: c.value,
+                rate_per_sec: None,
+            });
+        }
+    });
+    rows
+}
+
+/// Sets each row's rate from the previous refresh (matched by id, type and label, since
+/// ids are reused) and remembers this one.
+pub fn apply_rates(
+    rows: &mut [Row],
+    previous: &mut HashMap<(i32, i32, String), (i64, Instant)>,
+    now: Instant,
+) {
+    let mut next = HashMap::with_capacity(rows.len());
+    for row in rows.iter_mut() {
+        let key = (row.id, row.type_id, row.label.clone());
+        if let Some((value, at)) = previous.get(&key) {
+            let secs = now.duration_since(*at).as_secs_f64();
+            if secs > 0.0 {
+                row.rate_per_sec = Some((row.value - value) as f64 / secs);
+            }
+        }
+        next.insert(key, (row.value, now));
+    }
+    *previous = next;
+}
+
+/// Runs `tp stat`.
+pub fn run(args: &Args) -> Result<(), CmdError> {
+    let dir = util::aeron_dir(args.aeron_dir.as_ref());
+    let client = AeronClient::connect(&dir, Duration::from_secs(args.timeout))?;
+    let reader = client.counters_reader();
+    let filter = args.filter.as_ref().map(|f| f.to_ascii_lowercase());
+    let interval = Duration::from_millis(args.interval);
+    let mut previous = HashMap::new();
+    let mut refreshes = 0u64;
+    let mut next = Instant::now();
+    loop {
+        let now = Instant::now();
+        let mut rows = read_counters(&reader, filter.as_deref());
+        apply_rates(&mut rows, &mut previous, now);
+        let text = if args.json {
+            render_json(&dir, &rows)?
+        } else {
+            render_text(&dir, &rows)
+        };
+        let mut out = std::io::stdout().lock();
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            other => other?,
+        }
+        refreshes += 1;
+        if args.count.is_some_and(|n| refreshes >= n) {
+            return Ok(());
+        }
+        next += interval;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+}
+
+fn render_json(dir: &std::path::Path, rows: &[Row]) -> Result<String, CmdError> {
+    let unix_ns = tensorpool_agent::realtime_ns();
+    let v = serde_json::json!({
+        "time": util::rfc3339_utc(unix_ns),
+        "unix_ns": unix_ns,
+        "aeron_dir": dir,
+        "counters": rows,
+    });
+    Ok(format!("{v}\n"))
+}
+
+fn render_text(dir: &std::path::Path, rows: &[Row]) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{} - {} counters in {}",
+        util::rfc3339_utc(tensorpool_agent::realtime_ns()),
+        rows.len(),
+        dir.display()
+    );
+    let _ = writeln!(
+        o,
+        "{:>5}  {:<20} {:>20} {:>14}  label",
+        "id", "type", "value", "rate/s"
+    );
+    for r in rows {
+        let rate = r
+            .rate_per_sec
+            .map_or_else(|| "-".into(), |x| format!("{x:.1}"));
+        let _ = writeln!(
+            o,
+            "{:>5}  {:<20} {:>20} {:>14}  {}",
+            r.id, r.type_name, r.value, rate, r.label
+        );
+    }
+    o.push('\n');
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names() {
+        assert_eq!(type_name(0), "system");
+        assert_eq!(type_name(4), "sub-pos");
+        assert_eq!(type_name(0x5450_0007), "tensorpool:7");
+        assert_eq!(type_name(999), "type-999");
+    }
+
+    #[test]
+    fn rates_between_refreshes() {
+        let row = |v| Row {
+            id: 1,
+            type_id: 0,
+            type_name: "system".into(),
+            tensorpool: false,
+            label: "x".into(),
+            value: v,
+            rate_per_sec: None,
+        };
+        let mut prev = HashMap::new();
+        let t0 = Instant::now();
+        let mut rows = vec![row(10)];
+        apply_rates(&mut rows, &mut prev, t0);
+        assert_eq!(rows[0].rate_per_sec, None);
+        let mut rows = vec![row(30)];
+        apply_rates(&mut rows, &mut prev, t0 + Duration::from_secs(2));
+        assert_eq!(rows[0].rate_per_sec, Some(10.0));
+    }
+}

@@ -1,0 +1,183 @@
+use super::*;
+use tensorpool_codec::wire::{ClockDomain, Mode, PayloadPool};
+use tensorpool_codec::{Bytes, Group};
+
+const MS: u64 = 1_000_000;
+const SEC: u64 = 1_000_000_000;
+
+fn announce(stream_id: u32, epoch: u64) -> AnyMessage<'static> {
+    let pools = vec![PayloadPool {
+        pool_id: 1,
+        pool_nslots: 64,
+        stride_bytes: 4096,
+        region_uri: Bytes::from("shm:file?path=/dev/shm/x/1.pool".to_owned()),
+    }];
+    AnyMessage::ShmPoolAnnounce(ShmPoolAnnounce {
+        stream_id,
+        producer_id: 5,
+        epoch,
+        announce_timestamp_ns: 0,
+        announce_clock_domain: ClockDomain::Monotonic,
+        layout_version: 1,
+        header_nslots: 64,
+        header_slot_bytes: 256,
+        payload_pools: Group::Owned(pools),
+        header_region_uri: Bytes::from("shm:file?path=/dev/shm/x/header.ring".to_owned()),
+    })
+}
+
+fn producer(stream_id: u32, epoch: u64, seq: u64) -> AnyMessage<'static> {
+    AnyMessage::QosProducer(QosProducer {
+        stream_id,
+        producer_id: 5,
+        epoch,
+        current_seq: seq,
+        watermark: None,
+    })
+}
+
+fn consumer(stream_id: u32, id: u32, seq: u64, gap: u64, late: u64) -> AnyMessage<'static> {
+    AnyMessage::QosConsumer(QosConsumer {
+        stream_id,
+        consumer_id: id,
+        epoch: 3,
+        last_seq_seen: seq,
+        drops_gap: gap,
+        drops_late: late,
+        mode: Mode::Stream,
+    })
+}
+
+#[test]
+fn rate_window_slope_reset_and_pruning() {
+    let mut r = RateWindow::new(5 * SEC);
+    assert_eq!(r.rate(), None);
+    r.push(0, 0);
+    assert_eq!(r.rate(), None);
+    r.push(SEC, 100);
+    r.push(2 * SEC, 200);
+    assert_eq!(r.rate(), Some(100.0));
+    // samples older than the window go, the slope stays that of the window
+    for i in 3..20 {
+        r.push(i * SEC, i * 50 + 100);
+    }
+    assert_eq!(r.rate(), Some(50.0));
+    assert!(r.samples.len() <= 7);
+    // a lower value (new epoch) starts over
+    r.push(21 * SEC, 3);
+    assert_eq!(r.rate(), None);
+}
+
+#[test]
+fn announces_record_epochs_and_layout() {
+    let mut m = Model::new(5 * SEC, 10 * SEC);
+    m.on_message(&announce(10_000, 1), 0);
+    m.on_message(&announce(10_000, 1), SEC);
+    m.on_message(&announce(10_000, 2), 2 * SEC);
+    let s = m.stream(10_000).unwrap();
+    let epochs: Vec<u64> = s.epochs.iter().map(|&(e, _)| e).collect();
+    assert_eq!(epochs, [1, 2]);
+    let a = s.announce.as_ref().unwrap();
+    assert_eq!((a.epoch, a.producer_id, a.header_nslots), (2, 5, 64));
+    assert_eq!(a.pools[0].stride_bytes, 4096);
+    assert_eq!(a.clock_domain, "Monotonic");
+    let rows = m.rows(SortKey::Stream, 3 * SEC);
+    assert_eq!(rows[0].announce_age_ms, Some(1000));
+    assert_eq!(rows[0].epoch, Some(2));
+    for e in 3..20 {
+        m.on_message(&announce(10_000, e), 3 * SEC);
+    }
+    assert_eq!(m.stream(10_000).unwrap().epochs.len(), EPOCH_HISTORY);
+}
+
+#[test]
+fn producer_rate_consumer_lag_and_drops() {
+    let mut m = Model::new(5 * SEC, 10 * SEC);
+    for i in 0..5u64 {
+        m.on_message(&producer(10_000, 3, 100 + i * 30), i * SEC);
+        m.on_message(&consumer(10_000, 7, 95 + i * 30, 1, 2), i * SEC);
+        m.on_message(&consumer(10_000, 8, 80 + i * 30, 0, 4), i * SEC);
+    }
+    let rows = m.rows(SortKey::Stream, 4 * SEC);
+    let r = &rows[0];
+    assert_eq!(r.fps, Some(30.0));
+    assert_eq!(r.consumers, 2);
+    assert_eq!(r.max_lag, Some(20));
+    assert_eq!(r.drops, 1 + 2 + 4);
+    assert_eq!(r.epoch, Some(3));
+    let s = m.stream(10_000).unwrap();
+    let c = &s.consumers[&7];
+    assert_eq!((s.lag(c), c.rate.rate()), (Some(5), Some(30.0)));
+    assert_eq!(c.mode, "Stream");
+}
+
+#[test]
+fn lag_needs_the_same_epoch() {
+    let mut m = Model::new(5 * SEC, 10 * SEC);
+    m.on_message(&producer(1, 4, 100), 0);
+    m.on_message(&consumer(1, 7, 50, 0, 0), 0);
+    let s = m.stream(1).unwrap();
+    assert_eq!(s.lag(&s.consumers[&7]), None);
+}
+
+#[test]
+fn descriptors_give_a_rate_without_qos() {
+    let mut m = Model::new(5 * SEC, 10 * SEC);
+    for i in 0..=20u64 {
+        let fd = AnyMessage::FrameDescriptor(FrameDescriptor {
+            stream_id: 9,
+            epoch: 1,
+            seq: i,
+            timestamp_ns: None,
+            meta_version: None,
+            trace_id: None,
+        });
+        m.on_message(&fd, i * 50 * MS);
+    }
+    let rows = m.rows(SortKey::Stream, SEC);
+    assert_eq!(rows[0].descriptor_fps, Some(20.0));
+    assert_eq!(rows[0].fps, Some(20.0));
+    assert_eq!(m.stream(9).unwrap().producer_seq(), Some(20));
+}
+
+#[test]
+fn names_sorting_and_staleness() {
+    let mut m = Model::new(5 * SEC, 10 * SEC);
+    let ds = |id: u32, name: &str| {
+        AnyMessage::DataSourceAnnounce(DataSourceAnnounce {
+            stream_id: id,
+            producer_id: 1,
+            epoch: 1,
+            meta_version: 1,
+            name: Bytes::from(name.to_owned()),
+            summary: Bytes::from("s".to_owned()),
+        })
+    };
+    m.on_message(&ds(1, "zeta"), 0);
+    m.on_message(&ds(2, "alpha"), 20 * SEC);
+    for i in 0..3 {
+        m.on_message(&producer(1, 1, i * 10), 20 * SEC + i * SEC);
+    }
+    let names: Vec<String> = m
+        .rows(SortKey::Name, 22 * SEC)
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["alpha", "zeta"]);
+    let fps: Vec<u32> = m
+        .rows(SortKey::Fps, 22 * SEC)
+        .iter()
+        .map(|r| r.stream_id)
+        .collect();
+    assert_eq!(fps, [1, 2]);
+    let rows = m.rows(SortKey::Stream, 31 * SEC);
+    assert!(!rows[0].stale);
+    assert!(rows[1].stale);
+    m.on_malformed();
+    assert_eq!((m.messages, m.malformed), (5, 1));
+    let mut k = SortKey::default();
+    for _ in 0..6 {
+        k = k.next();
+    }
+    assert_eq!(k, SortKey::Stream);
+}

@@ -1,0 +1,282 @@
+//! `tp top` under a pseudo-terminal (portable-pty; the screen is rebuilt with vt100): the
+//! test publishes announces, data source announces and QoS through an embedded media driver,
+//! reads the screen for the stream id, epoch, name, rate and lag, drills into the stream,
+//! goes back, changes the sort, and quits with `q`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{DEADLINE, TP, bytes_of, connected_publication, offer};
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use tensorpool_aeron::Publication;
+use tensorpool_codec::wire::*;
+use tensorpool_codec::{AnyMessage, Bytes, Group};
+
+const ROWS: u16 = 40;
+const COLS: u16 = 160;
+const STREAM: u32 = 10_000;
+const EPOCH: u64 = 42;
+
+/// The publications of one fake producer (stream 10000) and one consumer (id 7).
+struct Traffic {
+    announce: Publication,
+    qos: Publication,
+    metadata: Publication,
+    seq: u64,
+    ticks: u64,
+}
+
+impl Traffic {
+    /// One 100 ms tick: QoS every time (seq += 10, so 100 frames/s; the consumer 5
+    /// behind), announces every fifth.
+    fn tick(&mut self) {
+        self.seq += 10;
+        let producer = AnyMessage::QosProducer(QosProducer {
+            stream_id: STREAM,
+            producer_id: 5,
+            epoch: EPOCH,
+            current_seq: self.seq,
+            watermark: None,
+        });
+        let consumer = AnyMessage::QosConsumer(QosConsumer {
+            stream_id: STREAM,
+            consumer_id: 7,
+            epoch: EPOCH,
+            last_seq_seen: self.seq - 5,
+            drops_gap: 3,
+            drops_late: 1,
+            mode: Mode::Stream,
+        });
+        offer(&mut self.qos, &bytes_of(&producer));
+        offer(&mut self.qos, &bytes_of(&consumer));
+        if self.ticks.is_multiple_of(5) {
+            offer(&mut self.announce, &bytes_of(&announce()));
+            let source = AnyMessage::DataSourceAnnounce(DataSourceAnnounce {
+                stream_id: STREAM,
+                producer_id: 5,
+                epoch: EPOCH,
+                meta_version: 1,
+                name: Bytes::from("cam0".to_owned()),
+                summary: Bytes::from("front camera".to_owned()),
+            });
+            offer(&mut self.metadata, &bytes_of(&source));
+        }
+        self.ticks += 1;
+    }
+}
+
+fn announce() -> AnyMessage<'static> {
+    let pools = vec![PayloadPool {
+        pool_id: 1,
+        pool_nslots: 64,
+        stride_bytes: 4096,
+        region_uri: Bytes::from("shm:file?path=/dev/shm/t/1.pool".to_owned()),
+    }];
+    AnyMessage::ShmPoolAnnounce(ShmPoolAnnounce {
+        stream_id: STREAM,
+        producer_id: 5,
+        epoch: EPOCH,
+        announce_timestamp_ns: 1,
+        announce_clock_domain: ClockDomain::Monotonic,
+        layout_version: 1,
+        header_nslots: 64,
+        header_slot_bytes: 256,
+        payload_pools: Group::Owned(pools),
+        header_region_uri: Bytes::from("shm:file?path=/dev/shm/t/header.ring".to_owned()),
+    })
+}
+
+type Screen = Arc<Mutex<vt100::Parser>>;
+
+fn contents(screen: &Screen) -> String {
+    screen.lock().expect("screen").screen().contents()
+}
+
+/// Publishes a tick every 100 ms until `pred` holds for the screen (bounded).
+fn publish_until(traffic: &mut Traffic, screen: &Screen, what: &str, pred: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        traffic.tick();
+        let text = contents(screen);
+        if pred(&text) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "screen never showed {what}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The cell of `row_start`'s row under the column titled `column` (tables are aligned).
+fn cell(text: &str, column: &str, row_start: &str) -> Option<String> {
+    let lines: Vec<Vec<char>> = text.lines().map(|l| l.chars().collect()).collect();
+    let header = lines.iter().find(|l| {
+        let s: String = l.iter().collect();
+        s.contains(column) && s.contains("STREAM") || s.contains(column) && s.contains("CONSUMER")
+    })?;
+    let h: String = header.iter().collect();
+    let start = h.find(column).map(|b| h[..b].chars().count())?;
+    let row = lines.iter().find(|l| {
+        let s: String = l.iter().collect();
+        s.trim_start_matches('│').starts_with(row_start)
+    })?;
+    let rest: String = row.iter().skip(start).collect();
+    rest.split_whitespace().next().map(str::to_owned)
+}
+
+fn fps_ok(text: &str) -> bool {
+    cell(text, "FPS", "10000")
+        .and_then(|v| v.parse::<f64>().ok())
+        .is_some_and(|fps| (60.0..=140.0).contains(&fps))
+}
+
+/// `tp top` in a pseudo-terminal, its screen rebuilt by a reader thread.
+struct Top {
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    screen: Screen,
+    keys: Box<dyn Write + Send>,
+    /// Kept open for as long as the test runs.
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+fn spawn_top(aeron_dir: &std::path::Path) -> Top {
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows: ROWS,
+            cols: COLS,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .expect("openpty");
+    let mut cmd = CommandBuilder::new(TP);
+    cmd.args(["top", "--refresh-hz", "10", "--aeron-dir"]);
+    cmd.arg(aeron_dir);
+    cmd.env("TERM", "xterm-256color");
+    cmd.cwd(std::env::current_dir().expect("cwd"));
+    let child = pty.slave.spawn_command(cmd).expect("spawn tp top");
+    drop(pty.slave);
+    let mut reader = pty.master.try_clone_reader().expect("reader");
+    let keys = pty.master.take_writer().expect("writer");
+    let screen: Screen = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
+    let sink = screen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().expect("screen").process(&buf[..n]);
+        }
+    });
+    Top {
+        child,
+        screen,
+        keys,
+        _master: pty.master,
+    }
+}
+
+#[test]
+fn top_shows_streams_rates_and_details_under_a_pty() {
+    let driver = common::driver();
+    let client = common::connect(&driver);
+    let counter = client
+        .add_counter(
+            tensorpool_aeron::tensorpool_counter_type_id(3),
+            b"",
+            "consumer frames stream 10000",
+            common::TIMEOUT,
+        )
+        .expect("counter");
+    counter.set(777);
+
+    let Top {
+        mut child,
+        screen,
+        mut keys,
+        _master,
+    } = spawn_top(driver.dir());
+    let mut press = |bytes: &[u8]| {
+        keys.write_all(bytes).expect("key");
+        keys.flush().expect("flush");
+    };
+
+    let mut traffic = Traffic {
+        announce: connected_publication(&client, 1001),
+        qos: connected_publication(&client, 1200),
+        metadata: connected_publication(&client, 1300),
+        seq: 1000,
+        ticks: 0,
+    };
+    publish_until(
+        &mut traffic,
+        &screen,
+        "stream 10000 with epoch, name, rate and lag",
+        |t| {
+            t.contains("10000")
+                && cell(t, "EPOCH", "10000").as_deref() == Some("42")
+                && cell(t, "NAME", "10000").as_deref() == Some("cam0")
+                && cell(t, "MAX_LAG", "10000").as_deref() == Some("5")
+                && cell(t, "DROPS", "10000").as_deref() == Some("4")
+                && fps_ok(t)
+                && t.contains("consumer frames stream 10000")
+        },
+    );
+
+    press(b"\r");
+    publish_until(&mut traffic, &screen, "the stream's details", |t| {
+        t.contains("stream 10000 cam0")
+            && t.contains("epoch 42  producer 5")
+            && t.contains("consumers (1)")
+            && cell(t, "LAG", "7").as_deref() == Some("5")
+            && t.contains("4096")
+            && t.contains("first seen")
+            && t.contains("777")
+    });
+
+    press(b"\x1b");
+    publish_until(&mut traffic, &screen, "the stream table again", |t| {
+        t.contains("streams (1)")
+    });
+    press(b"s");
+    publish_until(&mut traffic, &screen, "sort by name", |t| {
+        t.contains("sort: name")
+    });
+
+    press(b"q");
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("tp top did not quit on q:\n{}", contents(&screen));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "tp top exit: {status:?}");
+    common::wait_until("the terminal restored (alternate screen left)", || {
+        !screen.lock().expect("screen").screen().alternate_screen()
+    });
+}
+
+#[test]
+fn top_without_a_driver_fails_in_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().join("none");
+    common::tp(&[
+        "top",
+        "--aeron-dir",
+        d.to_str().expect("dir"),
+        "--timeout",
+        "1",
+    ])
+    .fails_with("timed out");
+    common::tp(&["top", "--window-secs", "0"]).fails_with("--window-secs");
+}

@@ -140,6 +140,33 @@ impl<'a> FrameWriter<'a> {
         self.written
     }
 
+    /// Payload length reserved (`values_len_bytes`).
+    pub fn len(&self) -> usize {
+        self.payload.len()
+    }
+
+    /// Whether the payload is empty (`values_len_bytes = 0` is a valid frame).
+    pub fn is_empty(&self) -> bool {
+        self.payload.is_empty()
+    }
+
+    /// Replaces `SlotHeader.timestamp_ns` of the header [`FrameWriter::commit`] writes.
+    pub fn set_timestamp_ns(&mut self, timestamp_ns: u64) {
+        let at = tensorpool_codec::wire::slot::TIMESTAMP_OFFSET;
+        self.header[at..at + 8].copy_from_slice(&timestamp_ns.to_le_bytes());
+    }
+
+    /// Writes the header into the slot now, while it stays in progress, for readers that
+    /// follow a frame before its commit: a consumer validates each `FrameProgress` against
+    /// the slot header (Wire Spec §10.2.2). Such a reader learns of `seq` only from a message
+    /// sent after this call, so it never reads these bytes while they are written; the
+    /// seqlock still says "in progress", and [`FrameWriter::commit`] writes the whole header
+    /// again before committing.
+    pub fn write_header_in_progress(&mut self) {
+        let off = header_slot_offset(self.written.header_index) as usize;
+        self.ring.mapping().store_words(off + 8, &self.header[8..]);
+    }
+
     /// Writes the whole header (every byte but `seq_commit`; never relying on earlier
     /// contents), then publishes the frame with a release store of the committed word
     /// (§8.3 steps 3-4). After this, and only after it, the frame may be announced.

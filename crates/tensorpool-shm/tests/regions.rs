@@ -6,6 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use common::*;
 use tensorpool_shm::layout::{CreateOptions, EpochSpec, FileModes, ShmLayout, sanitize_user};
+use tensorpool_shm::seqlock;
 use tensorpool_shm::superblock::{self, SuperblockError, SuperblockField};
 use tensorpool_shm::tensor::{self, Dtype, MajorOrder};
 use tensorpool_shm::{
@@ -666,6 +667,43 @@ fn w_8_3_two_phase_write_is_invisible_until_commit_and_abort_is_clean() {
         Err(tensorpool_shm::WriteError::NoPoolFits { .. })
     ));
     assert_eq!(rring.read_frame(&rpools, 4).unwrap_err(), DropReason::Stale);
+}
+
+#[test]
+fn w_10_2_2_header_written_in_progress_for_progress_readers() {
+    let s = create_stream(8, &[256]);
+    let mut wring: HeaderRing<ReadWrite> = s.ring();
+    let mut wpools: PoolSet<ReadWrite> = s.pools();
+    let rring: HeaderRing<ReadOnly> = s.ring();
+    let rpools: PoolSet<ReadOnly> = s.pools();
+    let mut writer = wring
+        .begin_frame(&mut wpools, 5, &meta(&[100]), 100)
+        .unwrap();
+    assert_eq!(writer.len(), 100);
+    writer.write_header_in_progress();
+    // a progress reader sees a valid header for seq 5 while the slot is still in progress
+    let index = rring.index_of(5);
+    let word = rring.seq_commit(index);
+    assert_eq!(
+        (seqlock::sequence(word), seqlock::is_committed(word)),
+        (5, false)
+    );
+    let mut bytes = [0u8; tensorpool_shm::HEADER_SLOT_BYTES];
+    rring.copy_slot(index, &mut bytes);
+    let header = tensorpool_shm::slot::decode_slot(&bytes).unwrap();
+    tensorpool_shm::slot::validate_slot(&header, index, rpools.geometry()).unwrap();
+    assert_eq!((header.values_len_bytes, header.timestamp_ns), (100, 7));
+    assert_eq!(
+        rring.read_frame(&rpools, 5).unwrap_err(),
+        DropReason::NotCommitted
+    );
+    // a timestamp set after the early write is what the commit publishes
+    writer.set_timestamp_ns(99);
+    writer.payload_mut().fill(3);
+    writer.commit();
+    let view = rring.read_frame(&rpools, 5).unwrap();
+    assert_eq!(view.header().timestamp_ns, 99);
+    assert_eq!(view.recheck(), Ok(()));
 }
 
 #[test]

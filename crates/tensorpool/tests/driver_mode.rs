@@ -57,7 +57,7 @@ fn flow(producer: &mut Producer, consumer: &mut Consumer, n: u64) -> Vec<(u64, u
     for i in 0..n {
         let mut claim = producer.claim(&spec).unwrap();
         fill(claim.payload_mut(), i);
-        claim.commit().unwrap();
+        claim.commit();
         let deadline = Instant::now() + DEADLINE;
         let mut round = 0;
         while got.len() as u64 <= i {

@@ -20,7 +20,7 @@ fn offer_spaced(producer: &mut Producer, consumer: &mut Consumer, n: u64, spacin
         let mut claim = producer.claim(&spec).unwrap();
         claim.set_timestamp_ns(base + i * spacing_ns);
         claim.payload_mut().fill(i as u8);
-        claim.commit().unwrap();
+        claim.commit();
         let mut round = 0;
         // Let the descriptor arrive (bounded), so the 16-slot ring never laps the consumer.
         let deadline = std::time::Instant::now() + DEADLINE;
@@ -126,7 +126,7 @@ fn w_5_max_rate_hz_caps_a_rate_limited_consumers_own_stream() {
         let sent_before = producer.counters().descriptors_per_consumer;
         let mut claim = producer.claim(&spec).unwrap();
         claim.set_timestamp_ns(base + i * 2_000_000);
-        let seq = claim.commit().unwrap();
+        let seq = claim.commit();
         if producer.counters().descriptors_per_consumer > sent_before {
             pump_until("capped descriptor", &mut producer, &mut consumer, |_, c| {
                 c.last_seq() == Some(seq)

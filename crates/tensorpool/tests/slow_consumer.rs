@@ -67,7 +67,7 @@ fn scenario(world: &World, slow: bool) -> (u64, Vec<Consumer>) {
         while now >= next_due {
             let mut claim = producer.claim(&spec).unwrap();
             claim.payload_mut().fill(1);
-            claim.commit().unwrap();
+            claim.commit();
             next_due += period_ns;
         }
         producer.do_work(now);

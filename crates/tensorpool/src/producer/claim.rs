@@ -1,14 +1,19 @@
-//! The claim typestate: [`Producer::claim`] -> [`Claim`] (slot marked in progress, payload
-//! writable in place) -> [`Claim::commit`] (full header overwrite, seqlock commit, then the
-//! descriptor). Dropping a `Claim` without committing aborts it: the slot stays in progress
-//! (consumers drop it), no descriptor is sent, and the next claim works as usual.
+//! The claim typestate, on the shared-memory layer's two-phase write:
+//! [`Producer::claim`] begins the frame ([`HeaderRing::begin_frame`]: slot marked in progress,
+//! payload slot handed out in place) -> the payload is written through [`Claim::payload_mut`]
+//! (and reported with [`Claim::progress`]) -> [`Claim::commit`] ([`FrameWriter::commit`]: whole
+//! header, seqlock commit; then the descriptor). Dropping a `Claim` without committing aborts
+//! it: the slot stays in progress (consumers drop it), no descriptor is sent, and the next
+//! claim works as usual.
+//!
+//! [`HeaderRing::begin_frame`]: tensorpool_shm::HeaderRing::begin_frame
 
 use tensorpool_codec::wire::FrameProgressState;
-use tensorpool_shm::tensor::validate_tensor;
-use tensorpool_shm::{DropReason, FrameMeta, WriteError, select_pool, seqlock};
+use tensorpool_shm::{DropReason, FrameMeta, FrameWriter, WriteError};
 
 use super::Producer;
 use super::proxy;
+use super::state::Outbound;
 use crate::frame::TensorSpec;
 
 /// Why a slot could not be claimed. Nothing in shared memory was touched.
@@ -31,28 +36,24 @@ pub enum ClaimError {
     /// The 63-bit sequence space is exhausted (start a new epoch).
     #[error("sequence space exhausted")]
     SeqExhausted,
+    /// The shared-memory write path refused the slot for another reason (pools that do
+    /// not belong to the ring, a header the codec cannot encode).
+    #[error("slot write refused: {0}")]
+    Slot(WriteError),
 }
 
-/// Why a commit failed. The slot stays in progress; no descriptor was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum CommitError {
-    /// The shared-memory write path refused the header.
-    #[error("slot write failed: {0}")]
-    Write(#[from] WriteError),
-    /// The regions went away.
-    #[error("the producer has no mapped regions")]
-    NoRegions,
-}
-
-/// Why [`Producer::offer`] failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum OfferError {
-    /// Claiming failed.
-    #[error(transparent)]
-    Claim(#[from] ClaimError),
-    /// Committing failed.
-    #[error(transparent)]
-    Commit(#[from] CommitError),
+impl ClaimError {
+    fn of_write(e: WriteError, len: usize) -> Self {
+        match e {
+            WriteError::NoPoolFits { largest_stride, .. } => Self::NoPoolFits {
+                len,
+                largest_stride,
+            },
+            WriteError::InvalidHeader(d) => Self::InvalidSpec(d),
+            WriteError::SeqOutOfRange(_) => Self::SeqExhausted,
+            other => Self::Slot(other),
+        }
+    }
 }
 
 /// Progress reporting state of one claim.
@@ -69,14 +70,17 @@ struct ProgressTrack {
 #[derive(Debug)]
 #[must_use = "a claim is aborted unless committed"]
 pub struct Claim<'p> {
-    producer: &'p mut Producer,
-    seq: u64,
-    index: u32,
-    pool_index: usize,
-    len: u32,
-    meta: FrameMeta,
+    /// The frame in shared memory (`None` only once committed).
+    writer: Option<FrameWriter<'p>>,
+    /// Publications, consumers, counters and the sequence of the producer.
+    out: &'p mut Outbound,
+    stream_id: u32,
+    epoch: u64,
+    publish_timestamp: bool,
+    timestamp_ns: u64,
+    meta_version: u32,
+    progress_stride: u64,
     progress: ProgressTrack,
-    done: bool,
 }
 
 impl Producer {
@@ -87,114 +91,110 @@ impl Producer {
 
     /// Claims the next slot with an explicit payload length (at least the tensor's extent).
     pub fn claim_len(&mut self, spec: &TensorSpec, len: usize) -> Result<Claim<'_>, ClaimError> {
-        let seq = self.next_seq;
-        if seq > seqlock::MAX_SEQ {
-            return Err(ClaimError::SeqExhausted);
-        }
-        let now = tensorpool_agent::monotonic_ns();
-        let meta_version = self.meta.version;
-        let plan = self.registry.plan;
-        let Some(r) = self.regions.as_mut() else {
+        let Self {
+            regions,
+            out,
+            cfg,
+            meta,
+            ..
+        } = self;
+        let Some(r) = regions.as_mut() else {
             return Err(ClaimError::NoRegions);
         };
-        let len32 = u32::try_from(len).unwrap_or(u32::MAX);
-        let Some(pool_index) =
-            select_pool(r.pools.geometry(), len32).filter(|_| len32 as usize == len)
-        else {
-            self.counters.drops_no_pool += 1;
-            let largest_stride = r
-                .pools
-                .geometry()
-                .iter()
-                .map(|g| g.stride_bytes)
-                .max()
-                .unwrap_or(0);
-            return Err(ClaimError::NoPoolFits {
-                len,
-                largest_stride,
-            });
-        };
-        validate_tensor(spec.header(), len32).map_err(ClaimError::InvalidSpec)?;
-        let meta = FrameMeta {
+        let seq = out.next_seq;
+        let now = tensorpool_agent::monotonic_ns();
+        let frame = FrameMeta {
             tensor: spec.header().clone(),
             timestamp_ns: now,
-            meta_version,
+            meta_version: meta.version,
         };
-        let index = r.ring.index_of(seq);
+        let largest_stride = || r.pools.geometry().iter().map(|g| g.stride_bytes).max();
+        let Ok(len32) = u32::try_from(len) else {
+            out.counters.drops_no_pool += 1;
+            return Err(ClaimError::NoPoolFits {
+                len,
+                largest_stride: largest_stride().unwrap_or(0),
+            });
+        };
+        let epoch = r.epoch;
+        let mut writer = match r.ring.begin_frame(&mut r.pools, seq, &frame, len32) {
+            Ok(w) => w,
+            Err(e) => {
+                if matches!(e, WriteError::NoPoolFits { .. }) {
+                    out.counters.drops_no_pool += 1;
+                }
+                return Err(ClaimError::of_write(e, len));
+            }
+        };
+        let plan = out.registry.plan;
         if plan.active {
-            // Progress consumers read the header while the payload fills: write it first
-            // (a committed header with no descriptor or progress message yet is unobservable
-            // to a consumer, which only reads slots it was told about), then mark in progress.
-            r.ring
-                .write_frame(&mut r.pools, seq, &meta, len32, |_| {})
-                .map_err(|e| match e {
-                    WriteError::InvalidHeader(d) => ClaimError::InvalidSpec(d),
-                    _ => ClaimError::InvalidSpec(DropReason::Malformed),
-                })?;
+            // Progress consumers validate each report against the slot header.
+            writer.write_header_in_progress();
         }
-        seqlock::begin(r.ring.seq_word(index), seq);
         let mut claim = Claim {
-            producer: self,
-            seq,
-            index,
-            pool_index,
-            len: len32,
-            meta,
+            writer: Some(writer),
+            out,
+            stream_id: cfg.stream_id,
+            epoch,
+            publish_timestamp: cfg.publish_timestamp,
+            timestamp_ns: now,
+            meta_version: frame.meta_version,
+            progress_stride: u64::from(frame.tensor.progress_stride_bytes),
             progress: ProgressTrack {
                 active: plan.active,
                 last_ns: now,
                 ..ProgressTrack::default()
             },
-            done: false,
         };
         claim.send_progress(0, FrameProgressState::Started);
         Ok(claim)
     }
 
     /// Copies `payload` into the next slot and commits it: claim + copy + commit.
-    pub fn offer(&mut self, spec: &TensorSpec, payload: &[u8]) -> Result<u64, OfferError> {
+    pub fn offer(&mut self, spec: &TensorSpec, payload: &[u8]) -> Result<u64, ClaimError> {
         let mut claim = self.claim_len(spec, payload.len())?;
         claim.payload_mut().copy_from_slice(payload);
-        Ok(claim.commit()?)
+        Ok(claim.commit())
     }
 }
 
 impl Claim<'_> {
     /// Logical sequence of the frame being written.
     pub fn seq(&self) -> u64 {
-        self.seq
+        self.writer.as_ref().map_or(0, FrameWriter::seq)
     }
 
     /// Header index (= payload slot) of the frame.
     pub fn header_index(&self) -> u32 {
-        self.index
+        self.writer.as_ref().map_or(0, |w| w.target().header_index)
     }
 
     /// Payload length reserved.
     pub fn len(&self) -> usize {
-        self.len as usize
+        self.writer.as_ref().map_or(0, FrameWriter::len)
     }
 
     /// Whether the payload is empty (`values_len_bytes = 0` is a valid frame).
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Overrides the capture timestamp (`SlotHeader.timestamp_ns`; default: claim time,
     /// `CLOCK_MONOTONIC`).
     pub fn set_timestamp_ns(&mut self, ts: u64) {
-        self.meta.timestamp_ns = ts;
+        self.timestamp_ns = ts;
+        if let Some(w) = self.writer.as_mut() {
+            w.set_timestamp_ns(ts);
+        }
     }
 
     /// The payload slot in shared memory, exactly [`Claim::len`] bytes. Write every byte
     /// the tensor uses: the slot holds whatever an earlier frame left there.
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        let (index, len, pi) = (self.index, self.len, self.pool_index);
-        self.producer
-            .writer_pools
-            .get_mut(pi)
-            .and_then(|p| p.slot_bytes_mut(index, len))
-            .unwrap_or_default()
+        match self.writer.as_mut() {
+            Some(w) => w.payload_mut(),
+            None => &mut [],
+        }
     }
 
     /// Reports that the first `bytes_filled` payload bytes are written. Sends `PROGRESS`
@@ -204,14 +204,14 @@ impl Claim<'_> {
         if !self.progress.active {
             return false;
         }
-        let filled = (bytes_filled as u64).min(u64::from(self.len));
+        let filled = (bytes_filled as u64).min(self.len() as u64);
         if filled <= self.progress.last_bytes {
             return false;
         }
-        let plan = self.producer.registry.plan;
+        let plan = self.out.registry.plan;
         let now = tensorpool_agent::monotonic_ns();
         let delta = filled - self.progress.last_bytes;
-        let stride = u64::from(self.meta.tensor.progress_stride_bytes);
+        let stride = self.progress_stride;
         let rows_ok =
             plan.major_delta_units == 0 || stride == 0 || delta / stride >= plan.major_delta_units;
         if now.saturating_sub(self.progress.last_ns) < plan.interval_ns
@@ -230,24 +230,34 @@ impl Claim<'_> {
         }
         self.progress.last_bytes = self.progress.last_bytes.max(filled);
         self.progress.sent = true;
-        self.producer.publish_progress(self.seq, filled, state)
+        let seq = self.seq();
+        self.out
+            .publish_progress(self.stream_id, self.epoch, seq, filled, state)
     }
 
-    /// Commits: full header overwrite and seqlock commit through the shared-memory write
-    /// path, then the `FrameDescriptor` (shared stream and per-consumer streams), then
-    /// `FrameProgress` COMPLETE if anyone follows progress. Returns the sequence.
-    pub fn commit(mut self) -> Result<u64, CommitError> {
-        let p = &mut *self.producer;
-        let r = p.regions.as_mut().ok_or(CommitError::NoRegions)?;
-        r.ring
-            .write_frame(&mut r.pools, self.seq, &self.meta, self.len, |_| {})?;
-        self.done = true;
-        p.next_seq = self.seq + 1;
-        p.counters.committed += 1;
-        p.publish_descriptor(self.seq, self.meta.timestamp_ns, self.meta.meta_version);
-        let len = u64::from(self.len);
+    /// Commits: whole header and seqlock commit through the shared-memory write path, then
+    /// the `FrameDescriptor` (shared stream and per-consumer streams), then `FrameProgress`
+    /// COMPLETE if anyone follows progress. Returns the sequence. Cannot fail: the frame is
+    /// committed whatever Aeron does with the descriptor (refusals are counted).
+    pub fn commit(mut self) -> u64 {
+        let Some(writer) = self.writer.take() else {
+            return 0;
+        };
+        let (seq, len) = (writer.seq(), writer.len() as u64);
+        writer.commit();
+        self.out.next_seq = seq + 1;
+        self.out.counters.committed += 1;
+        let publish_ts = self.publish_timestamp.then(tensorpool_agent::monotonic_ns);
+        let d = proxy::Descriptor {
+            stream_id: self.stream_id,
+            epoch: self.epoch,
+            seq,
+            publish_ts,
+            meta_version: self.meta_version,
+        };
+        self.out.publish_descriptor(&d, self.timestamp_ns);
         self.send_progress(len, FrameProgressState::Complete);
-        Ok(self.seq)
+        seq
     }
 
     /// Aborts explicitly (same as dropping the claim).
@@ -256,37 +266,24 @@ impl Claim<'_> {
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        self.producer.counters.aborted += 1;
+        // Not committing the writer leaves the slot in progress (consumers drop it).
+        let Some(seq) = self.writer.take().map(|w| w.seq()) else {
+            return; // committed
+        };
+        self.out.counters.aborted += 1;
         // A sequence consumers heard of (progress) is never reused; otherwise it is.
         if self.progress.sent {
-            self.producer.next_seq = self.seq + 1;
+            self.out.next_seq = seq + 1;
         }
     }
 }
 
-impl Producer {
+impl Outbound {
     /// Publishes the descriptor of a committed frame on the shared stream and on every
-    /// per-consumer descriptor stream (rate-capped per consumer); never waits.
-    pub(super) fn publish_descriptor(&mut self, seq: u64, capture_ns: u64, meta_version: u32) {
-        let Some(epoch) = self.regions.as_ref().map(|r| r.epoch) else {
-            return;
-        };
-        let stream_id = self.cfg.stream_id;
-        let ts = self
-            .cfg
-            .publish_timestamp
-            .then(tensorpool_agent::monotonic_ns);
-        match proxy::send_descriptor(
-            &mut self.pubs.descriptor,
-            stream_id,
-            epoch,
-            seq,
-            ts,
-            meta_version,
-        ) {
+    /// per-consumer descriptor stream (rate-capped per consumer by capture time); never
+    /// waits.
+    fn publish_descriptor(&mut self, d: &proxy::Descriptor, capture_ns: u64) {
+        match proxy::send_descriptor(&mut self.pubs.descriptor, d) {
             Ok(()) => self.counters.descriptors_sent += 1,
             Err(e) if e.is_not_connected() => {}
             Err(_) => self.counters.descriptor_failures += 1,
@@ -300,14 +297,7 @@ impl Producer {
                 self.counters.descriptors_rate_capped += 1;
                 continue;
             }
-            match proxy::send_descriptor(
-                &mut g.publication,
-                stream_id,
-                epoch,
-                seq,
-                ts,
-                meta_version,
-            ) {
+            match proxy::send_descriptor(&mut g.publication, d) {
                 Ok(()) => {
                     e.last_descriptor_ns = capture_ns;
                     self.counters.descriptors_per_consumer += 1;
@@ -319,16 +309,14 @@ impl Producer {
     }
 
     /// Publishes one `FrameProgress` where progress consumers listen.
-    pub(super) fn publish_progress(
+    fn publish_progress(
         &mut self,
+        stream_id: u32,
+        epoch: u64,
         seq: u64,
         filled: u64,
         state: FrameProgressState,
     ) -> bool {
-        let Some(epoch) = self.regions.as_ref().map(|r| r.epoch) else {
-            return false;
-        };
-        let stream_id = self.cfg.stream_id;
         let mut sent = false;
         if self.registry.plan.on_shared {
             sent |=

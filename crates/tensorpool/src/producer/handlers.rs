@@ -34,8 +34,8 @@ impl Producer {
         if qos.stream_id != self.cfg.stream_id {
             return;
         }
-        self.counters.consumer_qos += 1;
-        if let Some(e) = self.registry.find_mut(qos.consumer_id) {
+        self.out.counters.consumer_qos += 1;
+        if let Some(e) = self.out.registry.find_mut(qos.consumer_id) {
             e.last_seen_ns = now_ns;
         }
     }
@@ -46,11 +46,12 @@ impl Producer {
         if hello.stream_id != self.cfg.stream_id {
             return;
         }
-        self.counters.hellos += 1;
-        if self.registry.find_mut(hello.consumer_id).is_none()
-            && self.registry.entries.len() < self.registry.capacity
+        self.out.counters.hellos += 1;
+        if self.out.registry.find_mut(hello.consumer_id).is_none()
+            && self.out.registry.entries.len() < self.out.registry.capacity
         {
-            self.registry
+            self.out
+                .registry
                 .entries
                 .push(ConsumerEntry::new(hello.consumer_id, now_ns));
         }
@@ -59,7 +60,7 @@ impl Producer {
         let allow = self.cfg.per_consumer_streams;
         let mut granted = 0;
         let mut declined = 0;
-        let answer = match self.registry.find_mut(hello.consumer_id) {
+        let answer = match self.out.registry.find_mut(hello.consumer_id) {
             Some(e) => {
                 e.last_seen_ns = now_ns;
                 e.supports_progress = hello.supports_progress;
@@ -108,14 +109,14 @@ impl Producer {
                 }
             }
         };
-        let sent = proxy::send_consumer_config(&mut self.pubs.control, &self.cfg, &answer);
-        self.counters.per_consumer_granted += granted;
-        self.counters.per_consumer_declined += declined;
+        let sent = proxy::send_consumer_config(&mut self.out.pubs.control, &self.cfg, &answer);
+        self.out.counters.per_consumer_granted += granted;
+        self.out.counters.per_consumer_declined += declined;
         match sent {
-            Ok(()) => self.counters.configs_sent += 1,
-            Err(_) => self.counters.send_failures += 1,
+            Ok(()) => self.out.counters.configs_sent += 1,
+            Err(_) => self.out.counters.send_failures += 1,
         }
-        self.registry.replan(&self.cfg);
+        self.out.registry.replan(&self.cfg);
     }
 }
 

@@ -10,7 +10,7 @@
 //! let spec = TensorSpec::new(Dtype::Float32, &[480, 640])?;
 //! let mut claim = producer.claim(&spec)?;
 //! claim.payload_mut().fill(0);          // write the tensor in place
-//! let seq = claim.commit()?;            // seqlock commit + FrameDescriptor
+//! let seq = claim.commit();             // seqlock commit + FrameDescriptor
 //! producer.do_work(tensorpool::monotonic_ns()); // announces, QoS, consumer hellos
 //! # let _ = seq;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -31,7 +31,7 @@ mod regions;
 mod state;
 mod work;
 
-pub use claim::{Claim, ClaimError, CommitError, OfferError};
+pub use claim::{Claim, ClaimError};
 pub(crate) use config::streams_from_loader;
 pub use config::{
     META_BLOB_CHUNK_MAX, PoolConfig, ProducerBuilder, ProducerConfig, ProgressPolicy, RegionMode,
@@ -43,12 +43,11 @@ use std::path::PathBuf;
 
 use tensorpool_aeron::{AddError, Subscription};
 use tensorpool_agent::{Agent, AgentResult};
-use tensorpool_shm::{PayloadPool, ReadWrite};
 
 use crate::client::{AeronTransport, ClientEvent, DriverClient};
 use crate::context::Context;
 use regions::{Regions, Standalone};
-use state::Registry;
+use state::{Outbound, Registry};
 use work::Timers;
 
 /// Why a producer could not be built. Names what was wrong.
@@ -120,18 +119,14 @@ struct DriverLink {
 pub struct Producer {
     cfg: ProducerConfig,
     source: Source,
+    /// The mapped regions (one mapping per file); a claim borrows them for its frame.
     regions: Option<Regions>,
-    /// A second read-write mapping of each pool, in pool order: the in-place payload view a
-    /// claim hands out (the shared-memory crate's `PoolSet` offers no mutable slot access).
-    writer_pools: Vec<PayloadPool<ReadWrite>>,
-    pubs: proxy::Publications,
+    /// Publications, consumers, counters, next sequence: what a claim publishes through.
+    out: Outbound,
     control_sub: Option<Subscription>,
     qos_sub: Option<Subscription>,
-    registry: Registry,
     meta: meta::Meta,
     timers: Timers,
-    next_seq: u64,
-    counters: ProducerCounters,
     closed: bool,
     ctx: Context,
 }
@@ -194,54 +189,34 @@ impl Producer {
             }
         };
         let mut producer = Self {
-            registry: Registry::new(cfg.max_consumers),
             timers: Timers::new(&cfg),
             source,
             regions: None,
-            writer_pools: Vec::new(),
-            pubs,
+            out: Outbound {
+                pubs,
+                registry: Registry::new(cfg.max_consumers),
+                counters: ProducerCounters::default(),
+                next_seq: 0,
+            },
             control_sub: Some(control_sub),
             qos_sub: Some(qos_sub),
             meta: meta::Meta::default(),
-            next_seq: 0,
-            counters: ProducerCounters::default(),
             closed: false,
             cfg,
             ctx,
         };
-        producer.install(regions)?;
-        producer.registry.replan(&producer.cfg);
+        producer.install(regions);
+        producer.out.registry.replan(&producer.cfg);
         Ok(producer)
     }
 
     /// Switches to freshly mapped regions: seq restarts at 0 (Wire Spec §15.2) and the
     /// announce goes out at the next cycle.
-    fn install(&mut self, regions: Regions) -> Result<(), BuildError> {
-        let allowed = tensorpool_shm::AllowedBaseDirs::new([&self.cfg.shm_base_dir])?;
-        let mut writers = Vec::with_capacity(self.cfg.pools.len());
-        for (g, p) in regions.pools.geometry().iter().zip(regions.pools.pools()) {
-            let uri = tensorpool_shm::RegionUri::new(p.path(), None)
-                .map_err(|e| BuildError::Region(e.to_string()))?;
-            let expected = tensorpool_shm::ExpectedRegion::payload_pool(
-                regions.layout_version,
-                regions.epoch,
-                self.cfg.stream_id,
-                g.pool_id,
-                g.nslots,
-                g.stride_bytes,
-            );
-            let map = tensorpool_shm::MapOptions::default();
-            writers.push(
-                PayloadPool::<ReadWrite>::open(&uri, &allowed, &expected, map)
-                    .map_err(|e| BuildError::Region(e.to_string()))?,
-            );
-        }
-        self.writer_pools = writers;
+    fn install(&mut self, regions: Regions) {
         self.regions = Some(regions);
-        self.next_seq = 0;
-        self.counters.epochs += 1;
+        self.out.next_seq = 0;
+        self.out.counters.epochs += 1;
         self.timers.announce.arm_at(0);
-        Ok(())
     }
 
     /// Standalone: moves to a new epoch (new files, seq from 0, announce now) and removes the
@@ -253,9 +228,8 @@ impl Producer {
         };
         let regions = s.create(&self.cfg)?;
         let epoch = regions.epoch;
-        self.writer_pools.clear();
         self.regions = None;
-        self.install(regions)?;
+        self.install(regions);
         if let (Some(old), Source::Standalone(s)) = (old, &mut self.source) {
             s.remove(old);
         }
@@ -295,22 +269,23 @@ impl Producer {
 
     /// Sequence the next claim gets.
     pub fn next_seq(&self) -> u64 {
-        self.next_seq
+        self.out.next_seq
     }
 
     /// Counters.
     pub fn counters(&self) -> ProducerCounters {
-        self.counters
+        self.out.counters
     }
 
     /// Consumers currently tracked (heard from within the staleness window).
     pub fn consumer_count(&self) -> usize {
-        self.registry.entries.len()
+        self.out.registry.entries.len()
     }
 
     /// Consumers currently holding a per-consumer descriptor stream.
     pub fn per_consumer_descriptor_streams(&self) -> usize {
-        self.registry
+        self.out
+            .registry
             .entries
             .iter()
             .filter(|e| e.descriptor.is_some())
@@ -319,7 +294,7 @@ impl Producer {
 
     /// Whether some consumer follows progress (so `Claim::progress` publishes).
     pub fn progress_active(&self) -> bool {
-        self.registry.plan.active
+        self.out.registry.plan.active
     }
 
     /// Path of the header ring file (standalone) or mapping.
@@ -343,7 +318,6 @@ impl Producer {
             return;
         }
         self.closed = true;
-        self.writer_pools.clear();
         let epoch = self.regions.take().map(|r| r.epoch);
         match &mut self.source {
             Source::Standalone(s) => {
@@ -398,9 +372,8 @@ impl Producer {
             | ClientEvent::DriverShutdown { .. }
             | ClientEvent::DriverLost
             | ClientEvent::ProtocolError(_) => {
-                self.writer_pools.clear();
                 self.regions = None;
-                self.counters.pauses += 1;
+                self.out.counters.pauses += 1;
                 None
             }
             _ => None,
@@ -412,12 +385,10 @@ impl Producer {
             prefault: false,
             mlock: self.cfg.mlock,
         };
-        match regions::map_driver_regions(&r, &link.allowed, map).and_then(|m| {
-            self.writer_pools.clear();
-            self.regions = None;
-            self.install(m)
-        }) {
-            Ok(()) => {}
+        // The old epoch's mappings go before the new ones are made.
+        self.regions = None;
+        match regions::map_driver_regions(&r, &link.allowed, map) {
+            Ok(m) => self.install(m),
             Err(e) => tracing::warn!(error = %e, "producer could not map the driver's regions"),
         }
     }

@@ -45,22 +45,26 @@ pub(crate) fn send_announce(
     )
 }
 
-pub(crate) fn send_descriptor(
-    p: &mut Publication,
-    stream_id: u32,
-    epoch: u64,
-    seq: u64,
-    publish_ts: Option<u64>,
-    meta_version: u32,
-) -> Result<(), SendError> {
+/// What a `FrameDescriptor` says about one committed frame.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Descriptor {
+    pub stream_id: u32,
+    pub epoch: u64,
+    pub seq: u64,
+    /// `timestamp_ns`: the publish time, when configured (else null, Wire Spec §10.2.1).
+    pub publish_ts: Option<u64>,
+    pub meta_version: u32,
+}
+
+pub(crate) fn send_descriptor(p: &mut Publication, d: &Descriptor) -> Result<(), SendError> {
     send(
         p,
         &FrameDescriptor {
-            stream_id,
-            epoch,
-            seq,
-            timestamp_ns: publish_ts,
-            meta_version: Some(meta_version),
+            stream_id: d.stream_id,
+            epoch: d.epoch,
+            seq: d.seq,
+            timestamp_ns: d.publish_ts,
+            meta_version: Some(d.meta_version),
             trace_id: None,
         },
     )

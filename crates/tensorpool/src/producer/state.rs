@@ -1,10 +1,24 @@
 //! What the producer knows about its consumers: one entry per `ConsumerHello`, with the
-//! per-consumer publications it granted, and the progress policy aggregated from their hints.
+//! per-consumer publications it granted, and the progress policy aggregated from their hints;
+//! and [`Outbound`], the part of the producer a claim publishes through.
 
 use tensorpool_aeron::Publication;
 use tensorpool_codec::wire::Mode;
 
 use super::config::ProducerConfig;
+use super::counters::ProducerCounters;
+use super::proxy::Publications;
+
+/// What a claim needs besides its slot (which borrows the regions): the publications, the
+/// consumers (per-consumer streams, progress plan), the counters and the next sequence.
+#[derive(Debug)]
+pub(crate) struct Outbound {
+    pub pubs: Publications,
+    pub registry: Registry,
+    pub counters: ProducerCounters,
+    /// Sequence the next claim gets.
+    pub next_seq: u64,
+}
 
 /// A per-consumer stream the producer publishes on.
 #[derive(Debug)]

@@ -46,10 +46,10 @@ impl Producer {
         work += self.metadata_duty(now_ns);
         if self.timers.qos.poll(now_ns) {
             let epoch = self.epoch().unwrap_or(0);
-            match proxy::send_qos(&mut self.pubs.qos, &self.cfg, epoch, self.next_seq) {
-                Ok(()) => self.counters.qos_sent += 1,
+            match proxy::send_qos(&mut self.out.pubs.qos, &self.cfg, epoch, self.out.next_seq) {
+                Ok(()) => self.out.counters.qos_sent += 1,
                 Err(e) if e.is_not_connected() => {}
-                Err(_) => self.counters.send_failures += 1,
+                Err(_) => self.out.counters.send_failures += 1,
             }
             work += 1;
         }
@@ -57,10 +57,10 @@ impl Producer {
             let stale_ns = u64::try_from(self.cfg.consumer_hello_interval.as_nanos())
                 .unwrap_or(u64::MAX)
                 .saturating_mul(u64::from(self.cfg.consumer_stale_factor));
-            let removed = self.registry.sweep(now_ns, stale_ns);
+            let removed = self.out.registry.sweep(now_ns, stale_ns);
             if removed > 0 {
-                self.counters.consumers_stale += removed as u64;
-                self.registry.replan(&self.cfg);
+                self.out.counters.consumers_stale += removed as u64;
+                self.out.registry.replan(&self.cfg);
                 work += removed;
             }
         }
@@ -97,10 +97,10 @@ impl Producer {
         if self.is_driver_mode() {
             return 1; // the driver announces (Driver Model §8)
         }
-        match proxy::send_announce(&mut self.pubs.announce, &self.cfg, r, now_ns) {
-            Ok(()) => self.counters.announces_sent += 1,
+        match proxy::send_announce(&mut self.out.pubs.announce, &self.cfg, r, now_ns) {
+            Ok(()) => self.out.counters.announces_sent += 1,
             Err(e) if e.is_not_connected() => {}
-            Err(_) => self.counters.send_failures += 1,
+            Err(_) => self.out.counters.send_failures += 1,
         }
         1
     }
@@ -110,20 +110,21 @@ impl Producer {
         if self.timers.data_source.poll(now_ns) {
             let epoch = self.epoch().unwrap_or(0);
             let v = self.meta.version;
-            match proxy::send_data_source_announce(&mut self.pubs.metadata, &self.cfg, epoch, v) {
-                Ok(()) => self.counters.data_source_sent += 1,
+            match proxy::send_data_source_announce(&mut self.out.pubs.metadata, &self.cfg, epoch, v)
+            {
+                Ok(()) => self.out.counters.data_source_sent += 1,
                 Err(e) if e.is_not_connected() => {}
-                Err(_) => self.counters.send_failures += 1,
+                Err(_) => self.out.counters.send_failures += 1,
             }
             work += 1;
         }
         if self.timers.meta.poll(now_ns)
-            && let Some(result) = self.meta.send_meta(&mut self.pubs.metadata)
+            && let Some(result) = self.meta.send_meta(&mut self.out.pubs.metadata)
         {
             match result {
-                Ok(()) => self.counters.meta_sent += 1,
+                Ok(()) => self.out.counters.meta_sent += 1,
                 Err(e) if e.is_not_connected() => {}
-                Err(_) => self.counters.send_failures += 1,
+                Err(_) => self.out.counters.send_failures += 1,
             }
             work += 1;
         }
@@ -132,13 +133,13 @@ impl Producer {
             let stream = self.cfg.stream_id;
             match self
                 .meta
-                .pump_blobs(&mut self.pubs.metadata, stream, chunk, BLOB_BUDGET)
+                .pump_blobs(&mut self.out.pubs.metadata, stream, chunk, BLOB_BUDGET)
             {
                 Ok(n) => {
-                    self.counters.meta_blob_messages += n as u64;
+                    self.out.counters.meta_blob_messages += n as u64;
                     work += n;
                 }
-                Err(_) => self.counters.send_failures += 1,
+                Err(_) => self.out.counters.send_failures += 1,
             }
         }
         work

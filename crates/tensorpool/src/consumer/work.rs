@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tensorpool_aeron::{AeronClient, PollError, Publication, Subscription};
+use tensorpool_aeron::{AeronClient, PendingSubscription, PollError, Publication, Subscription};
 use tensorpool_agent::DeadlineTimer;
 
 use super::FrameHandler;
@@ -25,8 +25,13 @@ pub(crate) struct Io {
     /// Driver mode: the lease, and the events of one client cycle (capacity kept).
     pub driver: Option<(DriverClient<AeronTransport>, Vec<ClientEvent>)>,
     pub descriptor: Subscription,
+    /// The descriptor stream being switched to (per-consumer, or back to the shared one),
+    /// registered in the background; `descriptor` stays in use until it is ready.
+    pub next_descriptor: Option<(PendingSubscription, bool)>,
     pub control: Subscription,
     pub progress: Option<Subscription>,
+    /// The per-consumer control stream being registered.
+    pub next_progress: Option<PendingSubscription>,
     pub metadata: Option<Subscription>,
     pub control_pub: Publication,
     pub qos_pub: Publication,
@@ -86,6 +91,7 @@ impl Io {
             core.assignment_changed = false;
             self.apply_assignment(core);
         }
+        work += self.poll_switches(core);
         work += self.descriptor.poll(
             |m, _| {
                 core.on_descriptor_message(m, now_ns, handler);
@@ -119,39 +125,74 @@ impl Io {
         work
     }
 
-    /// Switches subscriptions to match the last `ConsumerConfig` (§5, §10.1.3): the
+    /// Starts switching subscriptions to match the last `ConsumerConfig` (§5, §10.1.3): the
     /// per-consumer descriptor stream *instead of* the shared one, a per-consumer control
-    /// stream for progress next to the shared control stream.
+    /// stream for progress next to the shared control stream. The registrations complete in
+    /// the background ([`Io::poll_switches`]); the duty cycle never waits for them.
     fn apply_assignment(&mut self, core: &mut Core) {
-        let shared = core.cfg.streams.descriptor.clone();
-        let want = core.assignment.descriptor.clone();
-        match want {
-            Some((ch, id)) => match self.client.add_subscription(&ch, id, self.timeout) {
-                Ok(sub) => {
-                    self.descriptor = sub;
-                    core.per_consumer_descriptor = true;
-                }
-                Err(e) => {
-                    tracing::warn!(channel = %ch, id, error = %e, "per-consumer descriptor stream")
-                }
-            },
+        let shared = &core.cfg.streams.descriptor;
+        let target = match &core.assignment.descriptor {
+            Some((ch, id)) => Some((ch.as_str(), *id, true)),
             None if core.per_consumer_descriptor => {
-                match self
-                    .client
-                    .add_subscription(&shared.channel, shared.stream_id, self.timeout)
-                {
-                    Ok(sub) => {
-                        self.descriptor = sub;
-                        core.per_consumer_descriptor = false;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "shared descriptor stream"),
-                }
+                Some((shared.channel.as_str(), shared.stream_id, false))
             }
-            None => {}
-        }
-        self.progress = match core.assignment.control.clone() {
-            Some((ch, id)) => self.client.add_subscription(&ch, id, self.timeout).ok(),
             None => None,
         };
+        // A switch in flight to an older assignment is cancelled (dropped).
+        self.next_descriptor = None;
+        if let Some((ch, id, per_consumer)) = target {
+            match self.client.start_add_subscription(ch, id, self.timeout) {
+                Ok(p) => self.next_descriptor = Some((p, per_consumer)),
+                Err(e) => tracing::warn!(channel = %ch, id, error = %e, "descriptor stream switch"),
+            }
+        }
+        self.progress = None;
+        self.next_progress = None;
+        if let Some((ch, id)) = &core.assignment.control {
+            match self.client.start_add_subscription(ch, *id, self.timeout) {
+                Ok(p) => self.next_progress = Some(p),
+                Err(e) => {
+                    tracing::warn!(channel = %ch, id, error = %e, "per-consumer control stream")
+                }
+            }
+        }
+    }
+
+    /// Polls the subscriptions being registered (never blocks): a ready descriptor stream
+    /// replaces the current one, a ready control stream starts carrying progress; a refused
+    /// or timed-out one is logged and the consumer stays where it is.
+    fn poll_switches(&mut self, core: &mut Core) -> usize {
+        let mut work = 0;
+        if let Some((pending, per_consumer)) = self.next_descriptor.as_mut() {
+            let per_consumer = *per_consumer;
+            match pending.poll() {
+                Ok(None) => {}
+                Ok(Some(sub)) => {
+                    self.descriptor = sub;
+                    core.per_consumer_descriptor = per_consumer;
+                    self.next_descriptor = None;
+                    work += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, per_consumer, "descriptor stream switch");
+                    self.next_descriptor = None;
+                }
+            }
+        }
+        if let Some(pending) = self.next_progress.as_mut() {
+            match pending.poll() {
+                Ok(None) => {}
+                Ok(Some(sub)) => {
+                    self.progress = Some(sub);
+                    self.next_progress = None;
+                    work += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "per-consumer control stream");
+                    self.next_progress = None;
+                }
+            }
+        }
+        work
     }
 }

@@ -13,7 +13,7 @@ use tensorpool_shm::{DropReason, FrameMeta, FrameWriter, WriteError};
 
 use super::Producer;
 use super::proxy;
-use super::state::Outbound;
+use super::state::{Granted, Outbound};
 use crate::frame::TensorSpec;
 
 /// Why a slot could not be claimed. Nothing in shared memory was touched.
@@ -290,14 +290,14 @@ impl Outbound {
         }
         for e in &mut self.registry.entries {
             let interval = e.descriptor_interval_ns();
-            let Some(g) = e.descriptor.as_mut() else {
+            let Some(publication) = e.descriptor.as_mut().and_then(Granted::publication) else {
                 continue;
             };
             if interval > 0 && capture_ns.saturating_sub(e.last_descriptor_ns) < interval {
                 self.counters.descriptors_rate_capped += 1;
                 continue;
             }
-            match proxy::send_descriptor(&mut g.publication, d) {
+            match proxy::send_descriptor(publication, d) {
                 Ok(()) => {
                     e.last_descriptor_ns = capture_ns;
                     self.counters.descriptors_per_consumer += 1;
@@ -329,10 +329,8 @@ impl Outbound {
             .iter_mut()
             .filter(|e| e.supports_progress)
         {
-            if let Some(g) = e.control.as_mut() {
-                sent |=
-                    proxy::send_progress(&mut g.publication, stream_id, epoch, seq, filled, state)
-                        .is_ok();
+            if let Some(p) = e.control.as_mut().and_then(Granted::publication) {
+                sent |= proxy::send_progress(p, stream_id, epoch, seq, filled, state).is_ok();
             }
         }
         if sent {

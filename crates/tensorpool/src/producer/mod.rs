@@ -282,13 +282,13 @@ impl Producer {
         self.out.registry.entries.len()
     }
 
-    /// Consumers currently holding a per-consumer descriptor stream.
+    /// Consumers currently holding a registered per-consumer descriptor stream.
     pub fn per_consumer_descriptor_streams(&self) -> usize {
         self.out
             .registry
             .entries
             .iter()
-            .filter(|e| e.descriptor.is_some())
+            .filter(|e| e.descriptor.as_ref().is_some_and(state::Granted::is_ready))
             .count()
     }
 

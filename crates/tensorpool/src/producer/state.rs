@@ -2,7 +2,7 @@
 //! per-consumer publications it granted, and the progress policy aggregated from their hints;
 //! and [`Outbound`], the part of the producer a claim publishes through.
 
-use tensorpool_aeron::Publication;
+use tensorpool_aeron::{PendingPublication, Publication};
 use tensorpool_codec::wire::Mode;
 
 use super::config::ProducerConfig;
@@ -20,17 +20,71 @@ pub(crate) struct Outbound {
     pub next_seq: u64,
 }
 
-/// A per-consumer stream the producer publishes on.
+/// A per-consumer publication: registered by the media driver in the background (polled
+/// from the duty cycle, never waited on), then ready.
+#[derive(Debug)]
+pub(crate) enum Link {
+    Pending(PendingPublication),
+    Ready(Publication),
+}
+
+/// A per-consumer stream the producer publishes on (once its registration completed).
 #[derive(Debug)]
 pub(crate) struct Granted {
     pub channel: String,
     pub stream_id: u32,
-    pub publication: Publication,
+    pub link: Link,
 }
 
 impl Granted {
     pub fn matches(&self, channel: &[u8], stream_id: u32) -> bool {
         self.stream_id == stream_id && self.channel.as_bytes() == channel
+    }
+
+    /// The publication, once registered.
+    pub fn publication(&mut self) -> Option<&mut Publication> {
+        match &mut self.link {
+            Link::Ready(p) => Some(p),
+            Link::Pending(_) => None,
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(self.link, Link::Ready(_))
+    }
+}
+
+/// What polling a pending per-consumer registration found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resolved {
+    /// Nothing pending, or still pending.
+    Unchanged,
+    /// The publication is registered.
+    Ready,
+    /// The media driver refused it or its deadline passed: the request is declined.
+    Failed,
+}
+
+/// Polls one per-consumer registration (non-blocking); a failed one is removed.
+pub(crate) fn poll_grant(slot: &mut Option<Granted>) -> Resolved {
+    let Some(g) = slot.as_mut() else {
+        return Resolved::Unchanged;
+    };
+    let Link::Pending(pending) = &mut g.link else {
+        return Resolved::Unchanged;
+    };
+    match pending.poll() {
+        Ok(None) => Resolved::Unchanged,
+        Ok(Some(publication)) => {
+            g.link = Link::Ready(publication);
+            Resolved::Ready
+        }
+        Err(e) => {
+            tracing::warn!(channel = %g.channel, stream_id = g.stream_id, error = %e,
+                "per-consumer stream declined");
+            *slot = None;
+            Resolved::Failed
+        }
     }
 }
 
@@ -47,6 +101,8 @@ pub(crate) struct ConsumerEntry {
     pub control: Option<Granted>,
     /// When the last descriptor went out on the per-consumer stream (rate cap).
     pub last_descriptor_ns: u64,
+    /// A hello is unanswered until its per-consumer registrations complete.
+    pub answer_due: bool,
 }
 
 impl ConsumerEntry {
@@ -61,7 +117,16 @@ impl ConsumerEntry {
             descriptor: None,
             control: None,
             last_descriptor_ns: 0,
+            answer_due: false,
         }
+    }
+
+    /// Whether a per-consumer registration is still in flight.
+    pub fn is_pending(&self) -> bool {
+        [&self.descriptor, &self.control]
+            .into_iter()
+            .flatten()
+            .any(|g| !g.is_ready())
     }
 
     /// Minimum interval between descriptors on the per-consumer stream: `max_rate_hz` caps
@@ -126,7 +191,7 @@ impl Registry {
         let mut mins: [Option<u32>; 3] = [None; 3];
         for e in self.entries.iter().filter(|e| e.supports_progress) {
             plan.active = true;
-            plan.on_shared |= e.control.is_none();
+            plan.on_shared |= !e.control.as_ref().is_some_and(Granted::is_ready);
             for (m, h) in mins.iter_mut().zip(e.hints) {
                 if let Some(h) = h {
                     *m = Some(m.map_or(h, |m| m.min(h)));

@@ -35,12 +35,12 @@ impl Timers {
 }
 
 impl Producer {
-    /// One duty cycle: consumer hellos and QoS, announces and activity refresh, QoS,
-    /// data-source announce and metadata, meta blob chunks, stale-consumer sweep. Returns the
-    /// work done (0: idle). Never blocks, except to register a newly requested
-    /// per-consumer publication.
+    /// One duty cycle: consumer hellos and QoS, per-consumer registrations in flight,
+    /// announces and activity refresh, QoS, data-source announce and metadata, meta blob
+    /// chunks, stale-consumer sweep. Returns the work done (0: idle). Never blocks.
     pub fn do_work(&mut self, now_ns: u64) -> usize {
         let mut work = self.poll_inputs(now_ns);
+        work += self.grants_duty();
         work += self.driver_duty(now_ns);
         work += self.announce_duty(now_ns);
         work += self.metadata_duty(now_ns);

@@ -12,7 +12,7 @@ use rusteron_client::bindings as c;
 
 use crate::counters::{Counter, CountersReader, MAX_KEY_LENGTH, MAX_LABEL_LENGTH};
 use crate::ffi::{Deadline, last_error, path_to_cstring};
-use crate::pending::{PendingPublication, PendingSubscription};
+use crate::pending::{PendingCounter, PendingPublication, PendingSubscription};
 use crate::publication::Publication;
 use crate::subscription::{ImageEvents, Subscription};
 use crate::{AddError, ConnectError, WaitingFor};
@@ -426,6 +426,19 @@ impl AeronClient {
         label: &str,
         timeout: Duration,
     ) -> Result<Counter, AddError> {
+        self.start_add_counter(type_id, key, label, timeout)?.wait()
+    }
+
+    /// Starts allocating a counter without waiting: poll the returned [`PendingCounter`]
+    /// (a role registers all its counters at once, then polls them together); it gives up
+    /// (cancelled) after `timeout`. `key` is at most 112 bytes, `label` at most 380 bytes.
+    pub fn start_add_counter(
+        &self,
+        type_id: i32,
+        key: &[u8],
+        label: &str,
+        timeout: Duration,
+    ) -> Result<PendingCounter, AddError> {
         if key.len() > MAX_KEY_LENGTH {
             return Err(AddError::TooLong {
                 what: "counter key",
@@ -440,14 +453,13 @@ impl AeronClient {
                 max: MAX_LABEL_LENGTH,
             });
         }
-        let aeron = self.inner.aeron;
         let mut pending = std::ptr::null_mut();
         // SAFETY: the client is live; key and label are read (copied) during the call, with
         // explicit lengths, so the label needs no NUL terminator.
         let rc = unsafe {
             c::aeron_async_add_counter(
                 &mut pending,
-                aeron,
+                self.inner.aeron,
                 type_id,
                 key.as_ptr(),
                 key.len(),
@@ -458,16 +470,7 @@ impl AeronClient {
         if rc < 0 || pending.is_null() {
             return Err(rejected("aeron_async_add_counter"));
         }
-        let ptr = await_registration(
-            WaitingFor::Counter,
-            "aeron_async_add_counter_poll",
-            timeout,
-            // SAFETY: `pending` is live until its poll completes or it is cancelled.
-            |out| unsafe { c::aeron_async_add_counter_poll(out, pending) },
-            // SAFETY: `pending` has not completed; cancelling hands it back to the conductor.
-            || unsafe { c::aeron_async_add_counter_cancel(aeron, pending) },
-        )?;
-        Ok(Counter::new(self.inner.clone(), ptr))
+        Ok(PendingCounter::new(self.inner.clone(), pending, timeout))
     }
 
     /// A read-only view of every counter in the driver's counters file.
@@ -529,32 +532,4 @@ fn channel_cstring(channel: &str) -> Result<CString, AddError> {
 pub(crate) fn rejected(op: &'static str) -> AddError {
     let (code, message) = last_error();
     AddError::Rejected { op, code, message }
-}
-
-/// Polls an asynchronous registration until it completes, fails or the deadline passes (then
-/// cancels it and reports what did not arrive).
-fn await_registration<T>(
-    waiting_for: WaitingFor,
-    op: &'static str,
-    timeout: Duration,
-    mut poll: impl FnMut(&mut *mut T) -> c_int,
-    cancel: impl FnOnce() -> c_int,
-) -> Result<*mut T, AddError> {
-    let mut deadline = Deadline::after(timeout);
-    loop {
-        let mut resource = std::ptr::null_mut();
-        match poll(&mut resource) {
-            0 => {}
-            rc if rc > 0 && !resource.is_null() => return Ok(resource),
-            _ => return Err(rejected(op)),
-        }
-        if deadline.expired() {
-            cancel();
-            return Err(AddError::Timeout {
-                waiting_for,
-                waited: deadline.elapsed(),
-            });
-        }
-        deadline.idle();
-    }
 }

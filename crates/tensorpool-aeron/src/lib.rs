@@ -52,7 +52,7 @@ pub use driver::{
 pub use error::{
     AddError, ClaimError, ConnectError, DriverError, PollError, PublishError, WaitingFor,
 };
-pub use pending::{PendingPublication, PendingSubscription};
+pub use pending::{PendingCounter, PendingPublication, PendingSubscription};
 pub use publication::{Publication, PublishPath, Published};
 pub use subscription::{FragmentInfo, ImageEventsSnapshot, Subscription};
 

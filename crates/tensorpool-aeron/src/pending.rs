@@ -1,4 +1,4 @@
-//! Registrations in flight: add a publication or subscription without blocking the caller's
+//! Registrations in flight: add a publication, subscription or counter without blocking the caller's
 //! duty cycle, then poll until the media driver has answered (or the deadline passed).
 
 use std::sync::Arc;
@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use rusteron_client::bindings as c;
 
 use crate::client::{ClientInner, rejected};
+use crate::counters::Counter;
 use crate::publication::{Kind, Publication};
 use crate::subscription::{ImageEvents, Subscription};
 use crate::{AddError, WaitingFor};
@@ -16,6 +17,7 @@ enum Handle {
     Publication(*mut c::aeron_async_add_publication_t),
     Exclusive(*mut c::aeron_async_add_exclusive_publication_t),
     Subscription(*mut c::aeron_async_add_subscription_t, Arc<ImageEvents>),
+    Counter(*mut c::aeron_async_add_counter_t),
 }
 
 /// State shared by both kinds of pending registration.
@@ -66,6 +68,7 @@ impl Pending {
                 WaitingFor::Subscription,
                 "aeron_async_add_subscription_poll",
             ),
+            Handle::Counter(_) => (WaitingFor::Counter, "aeron_async_add_counter_poll"),
         }
     }
 
@@ -83,6 +86,9 @@ impl Pending {
             },
             Some(Handle::Subscription(p, _)) => unsafe {
                 c::aeron_async_add_subscription_cancel(aeron, p);
+            },
+            Some(Handle::Counter(p)) => unsafe {
+                c::aeron_async_add_counter_cancel(aeron, p);
             },
             None => {}
         }
@@ -174,7 +180,7 @@ impl PendingPublication {
                     "aeron_async_add_exclusive_publication_poll",
                 )
             }
-            Some(Handle::Subscription(..)) => return Err(finished()),
+            Some(Handle::Subscription(..) | Handle::Counter(_)) => return Err(finished()),
         };
         match kind {
             PolledKind::Done(kind) => {
@@ -247,6 +253,55 @@ impl PendingSubscription {
 
     /// Polls until registered, sleeping a little between polls; for callers that may block.
     pub fn wait(mut self) -> Result<Subscription, AddError> {
+        wait_for(|| self.poll())
+    }
+}
+
+/// A counter being allocated by the media driver; [`PendingCounter::poll`] it until it
+/// yields the [`Counter`]. Dropping it cancels the allocation.
+pub struct PendingCounter(Pending);
+
+impl std::fmt::Debug for PendingCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingCounter")
+            .field("in_flight", &self.0.handle.is_some())
+            .finish()
+    }
+}
+
+impl PendingCounter {
+    pub(crate) fn new(
+        client: Arc<ClientInner>,
+        handle: *mut c::aeron_async_add_counter_t,
+        timeout: Duration,
+    ) -> Self {
+        Self(Pending::new(client, Handle::Counter(handle), timeout))
+    }
+
+    /// One non-blocking check; see [`PendingPublication::poll`].
+    pub fn poll(&mut self) -> Result<Option<Counter>, AddError> {
+        let p = &mut self.0;
+        let Some(Handle::Counter(h)) = p.handle.as_ref() else {
+            return Err(finished());
+        };
+        let mut out = std::ptr::null_mut();
+        // SAFETY: `h` is live until its poll completes or it is cancelled.
+        let rc = unsafe { c::aeron_async_add_counter_poll(&mut out, *h) };
+        match classify(rc, out) {
+            Polled::Done(ptr) => {
+                p.handle = None;
+                Ok(Some(Counter::new(p.client.clone(), ptr)))
+            }
+            Polled::Failed => {
+                p.handle = None;
+                Err(rejected("aeron_async_add_counter_poll"))
+            }
+            Polled::NotYet => p.check_deadline().map(|()| None),
+        }
+    }
+
+    /// Polls until allocated, sleeping a little between polls; for callers that may block.
+    pub fn wait(mut self) -> Result<Counter, AddError> {
         wait_for(|| self.poll())
     }
 }

@@ -70,3 +70,40 @@ fn a_registration_past_its_deadline_is_cancelled_with_a_timeout() {
     let sub = client.add_subscription("aeron:ipc", 5004, TIMEOUT).unwrap();
     assert_eq!(sub.image_count(), 0);
 }
+
+#[test]
+fn counters_are_allocated_together_without_blocking() {
+    let driver = driver();
+    let client = connect(&driver);
+    let type_id = tensorpool_aeron::tensorpool_counter_type_id(9);
+    let mut pending: Vec<_> = (0..8u8)
+        .map(|i| {
+            client
+                .start_add_counter(type_id, &[i], &format!("pending counter {i}"), TIMEOUT)
+                .unwrap()
+        })
+        .collect();
+    let mut counters: Vec<Option<tensorpool_aeron::Counter>> = (0..8).map(|_| None).collect();
+    wait_until("eight counters", || {
+        for (p, c) in pending.iter_mut().zip(counters.iter_mut()) {
+            if c.is_none() {
+                *c = p.poll().unwrap();
+            }
+        }
+        counters.iter().all(Option::is_some)
+    });
+    let counters: Vec<_> = counters.into_iter().flatten().collect();
+    counters[3].set(33);
+    let reader = client.counters_reader();
+    let mut seen = Vec::new();
+    reader.for_each(|info| {
+        if info.type_id == type_id {
+            seen.push((info.key[0], info.label().to_owned(), info.value));
+        }
+    });
+    seen.sort();
+    assert_eq!(seen.len(), 8);
+    assert_eq!(seen[3], (3, "pending counter 3".to_owned(), 33));
+    let too_long = client.start_add_counter(type_id, &[0; 113], "x", TIMEOUT);
+    assert!(matches!(too_long, Err(AddError::TooLong { .. })));
+}

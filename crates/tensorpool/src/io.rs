@@ -22,6 +22,14 @@ impl SendError {
     pub fn is_not_connected(self) -> bool {
         matches!(self, SendError::Publish(PublishError::NotConnected))
     }
+
+    /// True when the subscribers have not kept up (or a term rotation was in progress).
+    pub fn is_back_pressured(self) -> bool {
+        matches!(
+            self,
+            SendError::Publish(PublishError::BackPressured | PublishError::AdminAction)
+        )
+    }
 }
 
 fn flatten(e: ClaimError<EncodeError>) -> SendError {

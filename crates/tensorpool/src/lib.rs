@@ -9,6 +9,7 @@
 //! | [`producer`] | the producer role: claim -> write -> commit, descriptors, announces, QoS |
 //! | [`consumer`] | the consumer role: announces, mapping, borrowed [`frame::Frame`] views |
 //! | [`context`] | the Aeron connection (embedded media driver or external) roles share |
+//! | [`counters`] | role counters, their Aeron counters (type ids, key layout) |
 //! | [`frame`] | dtypes, tensor specs and the frame view contract |
 //! | [`streams`] | default channels and stream ids |
 //! | [`prelude`] | `use tensorpool::prelude::*;` |
@@ -16,7 +17,7 @@
 #![warn(missing_docs)]
 
 #[macro_use]
-mod counters;
+pub mod counters;
 mod io;
 
 pub mod client;

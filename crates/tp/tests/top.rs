@@ -19,6 +19,10 @@ const ROWS: u16 = 40;
 const COLS: u16 = 160;
 const STREAM: u32 = 10_000;
 const EPOCH: u64 = 42;
+use tensorpool::consumer::counters::{
+    DROPS as COUNTER_DROPS, FRAMES as COUNTER_FRAMES, LATENCY_P50 as COUNTER_P50,
+    LATENCY_P99 as COUNTER_P99,
+};
 
 /// The publications of one fake producer (stream 10000) and one consumer (id 7).
 struct Traffic {
@@ -185,15 +189,33 @@ fn spawn_top(aeron_dir: &std::path::Path) -> Top {
 fn top_shows_streams_rates_and_details_under_a_pty() {
     let driver = common::driver();
     let client = common::connect(&driver);
-    let counter = client
-        .add_counter(
-            tensorpool_aeron::tensorpool_counter_type_id(3),
-            b"",
-            "consumer frames stream 10000",
-            common::TIMEOUT,
-        )
-        .expect("counter");
-    counter.set(777);
+    // Consumer 7's own counters, as a consumer publishes them: matched by key, not label.
+    let key = |detail| {
+        tensorpool::counters::CounterKey {
+            stream_id: STREAM,
+            client_id: 7,
+            role: tensorpool::counters::Role::Consumer,
+            detail,
+            pid: std::process::id(),
+        }
+        .encode()
+    };
+    let consumer_counter = |kind: &tensorpool::counters::Kind, detail, label: &str, value| {
+        let c = client
+            .add_counter(kind.type_id(), &key(detail), label, common::TIMEOUT)
+            .expect("counter");
+        c.set(value);
+        c
+    };
+    use tensorpool::consumer::DropCause;
+    use tensorpool_shm::DropReason;
+    let late = DropCause::Slot(DropReason::Late).index() as u16;
+    let _counters = [
+        consumer_counter(&COUNTER_FRAMES, 0, "consumer frames stream 10000", 777),
+        consumer_counter(&COUNTER_P50, 0, "p50", 12_000),
+        consumer_counter(&COUNTER_P99, 0, "p99", 48_000),
+        consumer_counter(&COUNTER_DROPS, late, "drops late", 3),
+    ];
 
     let Top {
         mut child,
@@ -237,6 +259,9 @@ fn top_shows_streams_rates_and_details_under_a_pty() {
             && t.contains("4096")
             && t.contains("first seen")
             && t.contains("777")
+            && cell(t, "P50_US", "7").as_deref() == Some("12.0")
+            && cell(t, "P99_US", "7").as_deref() == Some("48.0")
+            && t.contains("late:3")
     });
 
     press(b"\x1b");

@@ -99,6 +99,9 @@ pub struct ConsumerConfig {
     /// Attach through an SHM driver as CONSUMER (Driver Model §2.3) instead of following
     /// announces directly (default none: standalone producers).
     pub driver: Option<DriverEndpoints>,
+    /// Publish the counters as Aeron counters in the media driver's counters file
+    /// (default true; see [`crate::counters`]).
+    pub aeron_counters: bool,
 }
 
 fn random_id() -> u32 {
@@ -203,6 +206,7 @@ impl ConsumerConfig {
             payload_fallback_uri: None,
             aeron_timeout: DEFAULT_AERON_TIMEOUT,
             driver: None,
+            aeron_counters: true,
         }
     }
 

@@ -1,8 +1,77 @@
-//! Consumer counters and drop accounting: one counter per drop cause, in an array indexed by
-//! [`DropCause::index`]; `drops_gap` (sequence gaps) and `drops_late` (commit instability or
-//! overwrite) derive from them as QoS reports them (Wire Spec §15.4).
+//! Consumer counters: one table, plus drop accounting (one counter per drop cause, in an
+//! array indexed by [`DropCause::index`]; `drops_gap` (sequence gaps) and `drops_late` (commit
+//! instability or overwrite) derive from them as QoS reports them, Wire Spec §15.4) and the
+//! delivery latency window. The fields with a kind are also Aeron counters (`tp stat`,
+//! AeronStat) keyed by stream id and consumer id (see [`crate::counters`]); a drop counter's
+//! key carries its cause.
 
+use tensorpool_aeron::{AddError, Counter};
 use tensorpool_shm::DropReason;
+
+use crate::counters::{Cell, Kind, Registrar, Role};
+
+/// `tensorpool:201`: frames accepted.
+pub const FRAMES: Kind = Kind::total(201, Role::Consumer, "frames", "frames accepted");
+/// `tensorpool:202`: payload bytes of the frames accepted.
+pub const BYTES: Kind = Kind::total(202, Role::Consumer, "bytes", "payload bytes accepted");
+/// `tensorpool:203`: descriptors dropped, one counter per [`DropCause`] (key `detail` =
+/// [`DropCause::index`]).
+pub const DROPS: Kind = Kind::per_cause(
+    203,
+    Role::Consumer,
+    "drops",
+    "descriptors dropped, per cause",
+    drop_cause_name,
+);
+/// `tensorpool:204`: frames never seen (sequence gaps, QoS `drops_gap`).
+pub const DROPS_GAP: Kind = Kind::total(
+    204,
+    Role::Consumer,
+    "drops gap",
+    "frames never seen (sequence gaps)",
+);
+/// `tensorpool:205`: remaps at an epoch change.
+pub const REMAPS: Kind = Kind::total(205, Role::Consumer, "remaps", "remaps at an epoch change");
+/// `tensorpool:206`: the mapped epoch (0: unmapped).
+pub const EPOCH: Kind = Kind::gauge(206, Role::Consumer, "epoch", "mapped epoch (0: unmapped)");
+/// `tensorpool:207`: latency of the last frame accepted, ns.
+pub const LATENCY_LAST: Kind = Kind::gauge(
+    207,
+    Role::Consumer,
+    "latency last ns",
+    "capture (slot timestamp) to delivery of the last frame accepted, ns",
+);
+/// `tensorpool:208`: median latency over the last QoS interval, ns.
+pub const LATENCY_P50: Kind = Kind::gauge(
+    208,
+    Role::Consumer,
+    "latency p50 ns",
+    "median capture-to-delivery latency over the last QoS interval, ns (within 6.25 %)",
+);
+/// `tensorpool:209`: 99th percentile latency over the last QoS interval, ns.
+pub const LATENCY_P99: Kind = Kind::gauge(
+    209,
+    Role::Consumer,
+    "latency p99 ns",
+    "99th percentile capture-to-delivery latency over the last QoS interval, ns (within 6.25 %)",
+);
+
+/// Every consumer counter kind.
+pub const COUNTER_KINDS: &[&Kind] = &[
+    &FRAMES,
+    &BYTES,
+    &DROPS,
+    &DROPS_GAP,
+    &REMAPS,
+    &EPOCH,
+    &LATENCY_LAST,
+    &LATENCY_P50,
+    &LATENCY_P99,
+];
+
+fn drop_cause_name(detail: u16) -> Option<&'static str> {
+    DropCause::from_index(usize::from(detail)).map(DropCause::name)
+}
 
 /// Why a descriptor did not become an accepted frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,11 +177,6 @@ impl Default for Drops {
 }
 
 impl Drops {
-    /// Counts one drop.
-    pub(crate) fn add(&mut self, cause: DropCause) {
-        self.by_cause[cause.index()] += 1;
-    }
-
     /// Drops of one cause.
     pub fn get(&self, cause: DropCause) -> u64 {
         self.by_cause[cause.index()]
@@ -141,13 +205,142 @@ impl Drops {
     }
 }
 
+/// The drop cells of a consumer (single writer), one Aeron counter per cause.
+#[derive(Debug)]
+pub(crate) struct DropCells {
+    by_cause: [Cell; DropCause::COUNT],
+    pub gap: Cell,
+}
+
+impl Default for DropCells {
+    fn default() -> Self {
+        Self {
+            by_cause: std::array::from_fn(|_| Cell::default()),
+            gap: Cell::default(),
+        }
+    }
+}
+
+impl DropCells {
+    /// Counts one drop.
+    pub fn add(&mut self, cause: DropCause) {
+        self.by_cause[cause.index()] += 1;
+    }
+
+    /// `drops_late` as QoS reports it.
+    pub fn late(&self) -> u64 {
+        (0..DropCause::COUNT)
+            .filter(|&i| DropCause::from_index(i).is_some_and(DropCause::is_late))
+            .map(|i| self.by_cause[i].get())
+            .sum()
+    }
+
+    /// The values now.
+    pub fn snapshot(&self) -> Drops {
+        Drops {
+            by_cause: std::array::from_fn(|i| self.by_cause[i].get()),
+            gap: self.gap.get(),
+        }
+    }
+
+    /// Requests one counter per cause, then the gap counter.
+    pub fn register(reg: &mut Registrar<'_>) -> Result<(), AddError> {
+        for i in 0..DropCause::COUNT {
+            reg.start(&DROPS, i as u16)?;
+        }
+        reg.start(&DROPS_GAP, 0)
+    }
+
+    /// Takes the counters [`DropCells::register`] requested, in the same order.
+    pub fn attach(&mut self, counters: &mut impl Iterator<Item = Counter>) {
+        for cell in &mut self.by_cause {
+            cell.attach(counters.next());
+        }
+        self.gap.attach(counters.next());
+    }
+}
+
+/// Sub-buckets per power of two: a recorded value is known within 1/16 (6.25 %).
+const SUB_BITS: u32 = 4;
+const SUB: usize = 1 << SUB_BITS;
+/// Exact buckets below 16, then 16 per power of two up to 2^64.
+const BUCKETS: usize = SUB * (64 - SUB_BITS as usize + 1);
+
+/// Latencies since the last report, in log-linear buckets (an HDR histogram in miniature:
+/// fixed size, recording is a shift and an increment, nothing allocated after creation).
+#[derive(Debug)]
+pub(crate) struct LatencyWindow {
+    buckets: Box<[u32; BUCKETS]>,
+    count: u64,
+}
+
+impl Default for LatencyWindow {
+    fn default() -> Self {
+        Self {
+            buckets: Box::new([0; BUCKETS]),
+            count: 0,
+        }
+    }
+}
+
+fn bucket_of(v: u64) -> usize {
+    if v < SUB as u64 {
+        return v as usize;
+    }
+    let exp = 63 - v.leading_zeros() - SUB_BITS;
+    SUB * (exp as usize + 1) + ((v >> exp) as usize - SUB)
+}
+
+/// The middle of bucket `i`.
+fn value_of(i: usize) -> u64 {
+    if i < SUB {
+        return i as u64;
+    }
+    let exp = (i / SUB - 1) as u32;
+    let low = ((SUB + i % SUB) as u64) << exp;
+    low + ((1u64 << exp) >> 1)
+}
+
+impl LatencyWindow {
+    pub fn record(&mut self, ns: u64) {
+        let b = &mut self.buckets[bucket_of(ns)];
+        *b = b.saturating_add(1);
+        self.count += 1;
+    }
+
+    /// The `q` quantile (0..=1) of what was recorded (`None` when nothing was).
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0u64;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            seen += u64::from(n);
+            if seen >= rank {
+                return Some(value_of(i));
+            }
+        }
+        None
+    }
+
+    pub fn clear(&mut self) {
+        if self.count > 0 {
+            self.buckets.fill(0);
+            self.count = 0;
+        }
+    }
+}
+
 counters! {
     /// What the consumer did since it started.
-    pub struct ConsumerCounters {
+    pub struct ConsumerCounters, cells ConsumerCells {
         /// Descriptors received for our stream.
         descriptors,
         /// Frames accepted: delivered, and still committed after the handler returned.
-        accepted,
+        accepted = FRAMES,
+        /// Payload bytes of the frames accepted.
+        bytes = BYTES,
         /// Resyncs: a sequence gap larger than `max_outstanding_seq_gap`.
         resyncs,
         /// Announces received for our stream.
@@ -165,7 +358,9 @@ counters! {
         /// Failed mappings (nothing stays mapped).
         map_failures,
         /// Remaps at an epoch change.
-        remaps,
+        remaps = REMAPS,
+        /// The mapped epoch (a level; 0 while unmapped).
+        epoch = EPOCH,
         /// Unmaps because `activity_timestamp_ns` went stale.
         unmaps_stale,
         /// Unmaps because the superblock changed (pid, epoch, magic).
@@ -190,5 +385,51 @@ counters! {
         blobs_discarded,
         /// `DataSourceMeta` versions stored.
         meta_updates,
+        /// Capture (slot `timestamp_ns`, `CLOCK_MONOTONIC`) to delivery of the last frame
+        /// accepted, ns (a level; frames without a timestamp or from another clock are not
+        /// measured).
+        latency_last_ns = LATENCY_LAST,
+        /// Median of that latency over the last QoS interval, ns (a level; 0: no frame).
+        latency_p50_ns = LATENCY_P50,
+        /// 99th percentile of that latency over the last QoS interval, ns (a level).
+        latency_p99_ns = LATENCY_P99,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_buckets_are_within_one_sixteenth() {
+        for v in [
+            0u64,
+            1,
+            15,
+            16,
+            17,
+            31,
+            32,
+            1000,
+            123_456,
+            9_999_999_999,
+            u64::MAX / 3,
+        ] {
+            let mid = value_of(bucket_of(v));
+            let err = mid.abs_diff(v) as f64 / (v.max(1)) as f64;
+            assert!(err <= 1.0 / 16.0, "{v} -> {mid}");
+        }
+        assert!(bucket_of(u64::MAX) < BUCKETS);
+        let mut w = LatencyWindow::default();
+        assert_eq!(w.quantile(0.5), None);
+        for v in 1..=1000u64 {
+            w.record(v * 1000);
+        }
+        let p50 = w.quantile(0.5).unwrap() as f64;
+        let p99 = w.quantile(0.99).unwrap() as f64;
+        assert!((p50 - 500_000.0).abs() / 500_000.0 < 0.07, "{p50}");
+        assert!((p99 - 990_000.0).abs() / 990_000.0 < 0.07, "{p99}");
+        w.clear();
+        assert_eq!(w.quantile(0.99), None);
     }
 }

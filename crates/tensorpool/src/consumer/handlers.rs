@@ -93,7 +93,7 @@ impl Core {
     fn map(&mut self, ann: &ShmPoolAnnounce<'_>, now_ns: u64) {
         match map_announce(ann, &self.allowed, self.cfg.expected_layout_version) {
             Ok(m) => {
-                self.mapped = Some(m);
+                self.install(m);
                 self.last_seq = None;
                 self.last_gate_ts = None;
                 self.tracker.reset();
@@ -101,7 +101,6 @@ impl Core {
                 if self.fallback.as_ref().is_some_and(|f| !f.ordered) {
                     self.fallback = None;
                 }
-                self.counters.maps += 1;
             }
             Err(e) => {
                 let text = format!("stream {} epoch {}: {e}", ann.stream_id, ann.epoch);
@@ -142,10 +141,7 @@ impl Core {
         };
         self.unmap();
         match map_regions(&regions, &self.allowed) {
-            Ok(m) => {
-                self.mapped = Some(m);
-                self.counters.maps += 1;
-            }
+            Ok(m) => self.install(m),
             Err(e) => {
                 let text = format!("stream {} epoch {}: {e}", regions.stream_id, regions.epoch);
                 tracing::warn!(error = %text, "consumer could not map the driver's regions");
@@ -333,12 +329,22 @@ impl Core {
             publish_timestamp_ns: fd.timestamp_ns,
             trace_id: fd.trace_id,
         };
+        let (captured_ns, len) = (view.header().timestamp_ns, view.payload().len() as u64);
+        let delivered_ns = tensorpool_agent::monotonic_ns();
         let frame = Frame::new(view, info);
         handler.on_frame(&frame);
         frame
             .recheck()
             .map_err(|_| DropCause::Slot(DropReason::Late))?;
         self.counters.accepted += 1;
+        self.counters.bytes += len;
+        // Capture time is CLOCK_MONOTONIC unless the producer set another clock's time: a
+        // stamp of 0 or from the future is not measured.
+        if captured_ns != 0 && captured_ns <= delivered_ns {
+            let latency = delivered_ns - captured_ns;
+            self.counters.latency_last_ns.set(latency);
+            self.latency.record(latency);
+        }
         Ok(())
     }
 

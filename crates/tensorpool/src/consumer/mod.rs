@@ -23,7 +23,7 @@
 //! `meta`, `proxy` (hello, QoS), `work` (duty cycle), `counters` (drops per cause).
 
 mod config;
-mod counters;
+pub mod counters;
 mod handlers;
 mod mapping;
 mod meta;
@@ -46,6 +46,7 @@ use tensorpool_shm::AllowedBaseDirs;
 use crate::context::Context;
 use crate::frame::Frame;
 use crate::producer::MetaAttribute;
+use counters::{ConsumerCells, DropCells};
 use state::Core;
 use work::Io;
 
@@ -102,6 +103,31 @@ fn aeron(what: &'static str) -> impl FnOnce(AddError) -> BuildError {
     move |source| BuildError::Aeron { what, source }
 }
 
+/// The consumer's cells with their Aeron counters, allocated together (bounded by
+/// `aeron_timeout`).
+fn aeron_counters(
+    client: &tensorpool_aeron::AeronClient,
+    cfg: &ConsumerConfig,
+) -> Result<(ConsumerCells, DropCells), BuildError> {
+    let scope = format!("stream={} client={}", cfg.stream_id, cfg.consumer_id);
+    let mut reg = crate::counters::Registrar::new(
+        client,
+        crate::counters::Role::Consumer,
+        cfg.stream_id,
+        cfg.consumer_id,
+        scope,
+        cfg.aeron_timeout,
+    );
+    ConsumerCells::register(&mut reg).map_err(aeron("counters"))?;
+    DropCells::register(&mut reg).map_err(aeron("counters"))?;
+    let counters = reg.finish().map_err(aeron("counters"))?;
+    let mut it = counters.into_iter();
+    let (mut cells, mut drops) = (ConsumerCells::default(), DropCells::default());
+    cells.attach(&mut it);
+    drops.attach(&mut it);
+    Ok((cells, drops))
+}
+
 impl Consumer {
     fn new(ctx: Context, cfg: ConsumerConfig) -> Result<Self, BuildError> {
         let allowed = AllowedBaseDirs::new(&cfg.allowed_base_dirs)?;
@@ -137,7 +163,12 @@ impl Consumer {
         let qos_pub = client
             .add_exclusive_publication(&s.qos.channel, s.qos.stream_id, t)
             .map_err(aeron("QoS publication"))?;
-        let core = Core::new(cfg, allowed);
+        let (counters, drops) = if cfg.aeron_counters {
+            aeron_counters(&client, &cfg)?
+        } else {
+            Default::default()
+        };
+        let core = Core::new(cfg, allowed, counters, drops);
         let (hello_timer, qos_timer, liveness_timer) =
             Io::timers(&core, tensorpool_agent::monotonic_ns());
         let io = Io {
@@ -219,12 +250,12 @@ impl Consumer {
 
     /// Counters.
     pub fn counters(&self) -> ConsumerCounters {
-        self.core.counters
+        self.core.counters.snapshot()
     }
 
     /// Drops per cause and sequence gaps.
     pub fn drops(&self) -> Drops {
-        self.core.drops
+        self.core.drops.snapshot()
     }
 
     /// The configuration.

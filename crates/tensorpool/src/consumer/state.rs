@@ -4,7 +4,7 @@
 use tensorpool_shm::AllowedBaseDirs;
 
 use super::config::ConsumerConfig;
-use super::counters::{ConsumerCounters, Drops};
+use super::counters::{ConsumerCells, DropCells, LatencyWindow};
 use super::mapping::Mapped;
 use super::meta::MetaStore;
 use super::progress::Tracker;
@@ -79,13 +79,20 @@ pub(crate) struct Core {
     pub assignment: Assignment,
     pub assignment_changed: bool,
     pub tracker: Tracker,
-    pub counters: ConsumerCounters,
-    pub drops: Drops,
+    pub counters: ConsumerCells,
+    pub drops: DropCells,
+    /// Delivery latencies since the last QoS report.
+    pub latency: LatencyWindow,
     pub meta: MetaStore,
 }
 
 impl Core {
-    pub fn new(cfg: ConsumerConfig, allowed: AllowedBaseDirs) -> Self {
+    pub fn new(
+        cfg: ConsumerConfig,
+        allowed: AllowedBaseDirs,
+        counters: ConsumerCells,
+        drops: DropCells,
+    ) -> Self {
         Self {
             effective_mode: cfg.mode.wire(),
             cfg,
@@ -103,8 +110,9 @@ impl Core {
             assignment: Assignment::default(),
             assignment_changed: false,
             tracker: Tracker::default(),
-            counters: ConsumerCounters::default(),
-            drops: Drops::default(),
+            counters,
+            drops,
+            latency: LatencyWindow::default(),
             meta: MetaStore::default(),
         }
     }
@@ -121,8 +129,24 @@ impl Core {
     /// Hard boundary (§15.21): drop the mapping and every per-epoch tracking state.
     pub fn unmap(&mut self) {
         self.mapped = None;
+        self.counters.epoch.set(0);
         self.last_seq = None;
         self.last_gate_ts = None;
         self.tracker.reset();
+    }
+
+    /// Takes freshly mapped regions (M1).
+    pub fn install(&mut self, m: Mapped) {
+        self.counters.epoch.set(m.epoch);
+        self.mapped = Some(m);
+        self.counters.maps += 1;
+    }
+
+    /// Publishes the latency quantiles of the interval that ends and starts a new one.
+    pub fn roll_latency(&mut self) {
+        let (p50, p99) = (self.latency.quantile(0.5), self.latency.quantile(0.99));
+        self.counters.latency_p50_ns.set(p50.unwrap_or(0));
+        self.counters.latency_p99_ns.set(p99.unwrap_or(0));
+        self.latency.clear();
     }
 }

@@ -117,6 +117,7 @@ impl Io {
             if proxy::send_qos(&mut self.qos_pub, core).is_ok() {
                 core.counters.qos_sent += 1;
             }
+            core.roll_latency();
             work += 1;
         }
         if self.liveness_timer.poll(now_ns) {

@@ -46,7 +46,7 @@ impl DriverCore {
         now_ns: u64,
         out: &mut Outputs<'_>,
     ) -> usize {
-        let c = self.counters;
+        let c = self.counters.snapshot();
         let base_dir = self.cfg.shm.base_dir.display().to_string();
         let msg = DriverStatusResponse {
             correlation_id,
@@ -138,9 +138,7 @@ impl DriverCore {
             correlation_id,
             streams: Group::Slice(&entries),
         };
-        let mut counters = self.counters;
-        send_admin(out, &msg, &mut counters);
-        self.counters = counters;
+        send_admin(out, &msg, &mut self.counters);
         1
     }
 }

@@ -192,7 +192,7 @@ impl DriverCore {
             } => ResponseCode::Unsupported,
             _ => ResponseCode::InvalidParams,
         };
-        self.counters.attaches_rejected += 1;
+        self.counters.count_reject(code);
         let msg = self
             .text
             .set(format_args!("malformed ShmAttachRequest: {e}"));
@@ -232,7 +232,7 @@ impl DriverCore {
         out: &mut Outputs<'_>,
     ) -> usize {
         if let Err((code, why)) = self.attach(req, now_ns, out) {
-            self.counters.attaches_rejected += 1;
+            self.counters.count_reject(code);
             tracing::debug!(correlation_id = req.correlation_id, stream_id = req.stream_id, client_id = req.client_id, ?code, %why, "attach rejected");
             let msg = self.text.set(format_args!("{why}"));
             send_attach_error(out, req.correlation_id, code, msg, &mut self.counters);

@@ -36,7 +36,7 @@
 
 mod admin;
 pub mod config;
-mod counters;
+pub mod counters;
 mod files;
 mod gc;
 mod handlers;
@@ -133,7 +133,8 @@ impl ShmDriver {
         } else {
             Some(aeron.add_publication(&d.announce_channel, announce, REGISTER_TIMEOUT)?)
         };
-        let core = DriverCore::new(cfg, now_ns)?;
+        let mut core = DriverCore::new(cfg, now_ns)?;
+        core.attach_aeron_counters(&aeron, REGISTER_TIMEOUT)?;
         tracing::info!(
             instance_id = %d.instance_id,
             control = %format!("{}#{}", d.control_channel, d.control_stream_id),

@@ -9,7 +9,7 @@ use tensorpool_codec::wire::{ClockDomain, ShmPoolAnnounce};
 use tensorpool_codec::{Bytes, Group, Message};
 use tensorpool_shm::HEADER_SLOT_BYTES;
 
-use super::counters::Counters;
+use super::counters::DriverCells;
 use super::files::LiveEpoch;
 use super::leases::Lease;
 use crate::control::{MessageSink, send, truncate_utf8};
@@ -50,7 +50,7 @@ impl<'a> Outputs<'a> {
 fn deliver<'m, M: Message<'m>>(
     sink: &mut dyn MessageSink,
     msg: &M,
-    counters: &mut Counters,
+    counters: &mut DriverCells,
 ) -> bool {
     match send(sink, msg) {
         Ok(()) => true,
@@ -73,7 +73,7 @@ pub(crate) fn send_attach_ok(
     lease: &Lease,
     live: &LiveEpoch,
     layout_version: u32,
-    counters: &mut Counters,
+    counters: &mut DriverCells,
 ) {
     let msg = ShmAttachResponse {
         correlation_id,
@@ -100,7 +100,7 @@ pub(crate) fn send_attach_error(
     correlation_id: i64,
     code: ResponseCode,
     message: &str,
-    counters: &mut Counters,
+    counters: &mut DriverCells,
 ) {
     let msg = ShmAttachResponse {
         correlation_id,
@@ -126,7 +126,7 @@ pub(crate) fn send_detach_response(
     correlation_id: i64,
     code: ResponseCode,
     message: &str,
-    counters: &mut Counters,
+    counters: &mut DriverCells,
 ) {
     let msg = ShmDetachResponse {
         correlation_id,
@@ -143,7 +143,7 @@ pub(crate) fn send_lease_revoked(
     reason: LeaseRevokeReason,
     message: &str,
     now_ns: u64,
-    counters: &mut Counters,
+    counters: &mut DriverCells,
 ) {
     let msg = ShmLeaseRevoked {
         timestamp_ns: now_ns,
@@ -165,7 +165,7 @@ pub(crate) fn send_pool_announce(
     live: &LiveEpoch,
     layout_version: u32,
     now_ns: u64,
-    counters: &mut Counters,
+    counters: &mut DriverCells,
 ) {
     let msg = ShmPoolAnnounce {
         stream_id,
@@ -190,7 +190,7 @@ pub(crate) fn send_driver_shutdown(
     reason: ShutdownReason,
     message: &str,
     now_ns: u64,
-    counters: &mut Counters,
+    counters: &mut DriverCells,
 ) {
     let msg = ShmDriverShutdown {
         timestamp_ns: now_ns,
@@ -204,7 +204,7 @@ pub(crate) fn send_driver_shutdown(
 pub(crate) fn send_admin<'m, M: Message<'m>>(
     out: &mut Outputs<'_>,
     msg: &M,
-    counters: &mut Counters,
+    counters: &mut DriverCells,
 ) {
     deliver(out.control, msg, counters);
 }

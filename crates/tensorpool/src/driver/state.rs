@@ -8,7 +8,7 @@ use tensorpool_shm::{AllowedBaseDirs, LAYOUT_VERSION};
 
 use super::DriverError;
 use super::config::DriverConfig;
-use super::counters::Counters;
+use super::counters::DriverCells;
 use super::files::{FileSettings, highest_epoch_on_disk, is_on_hugetlbfs, next_epoch, provision};
 use super::leases::{Lease, LeaseTable, NodeIds};
 use super::streams::{ProducerRef, Stream, StreamTable};
@@ -63,7 +63,7 @@ pub struct DriverCore {
     pub(crate) leases: LeaseTable,
     pub(crate) nodes: NodeIds,
     pub(crate) streams: StreamTable,
-    pub(crate) counters: Counters,
+    pub(crate) counters: DriverCells,
     pub(crate) dynamic_cursor: u32,
     pub(crate) announce_timer: DeadlineTimer,
     pub(crate) lifecycle: Lifecycle,
@@ -115,7 +115,7 @@ impl DriverCore {
             leases: LeaseTable::new(random_u64() >> 2),
             nodes: NodeIds::new(cooldown),
             streams: StreamTable::default(),
-            counters: Counters::default(),
+            counters: DriverCells::default(),
             dynamic_cursor: cfg.driver.stream_id_range.map_or(0, |r| r.start),
             announce_timer: DeadlineTimer::periodic(period, now_ns),
             lifecycle: Lifecycle::Running,
@@ -171,9 +171,31 @@ impl DriverCore {
         &self.cfg
     }
 
+    /// Publishes the counters as Aeron counters allocated from `aeron` (all requested at
+    /// once, bounded by `timeout`); the values so far are written into them.
+    pub fn attach_aeron_counters(
+        &mut self,
+        aeron: &tensorpool_aeron::AeronClient,
+        timeout: std::time::Duration,
+    ) -> Result<(), tensorpool_aeron::AddError> {
+        let scope = format!("instance={}", self.cfg.driver.instance_id);
+        let mut reg = crate::counters::Registrar::new(
+            aeron,
+            crate::counters::Role::Driver,
+            0,
+            0,
+            scope,
+            timeout,
+        );
+        DriverCells::register(&mut reg)?;
+        let counters = reg.finish()?;
+        self.counters.attach(&mut counters.into_iter());
+        Ok(())
+    }
+
     /// Counters since start.
-    pub fn counters(&self) -> Counters {
-        self.counters
+    pub fn counters(&self) -> super::Counters {
+        self.counters.snapshot()
     }
 
     /// The lifecycle state.

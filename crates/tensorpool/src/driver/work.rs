@@ -36,6 +36,8 @@ impl DriverCore {
         }
         work += self.flush_announces(now_ns, out);
         work += self.collect_garbage(now_ns);
+        let leases = self.leases.len() as u64;
+        self.counters.leases_active.set(leases);
         work + self.finish_drain(now_ns, out)
     }
 

@@ -12,6 +12,7 @@ use tensorpool_codec::wire::FrameProgressState;
 use tensorpool_shm::{DropReason, FrameMeta, FrameWriter, WriteError};
 
 use super::Producer;
+use super::counters::ProducerCells;
 use super::proxy;
 use super::state::{Granted, Outbound};
 use crate::frame::TensorSpec;
@@ -247,6 +248,7 @@ impl Claim<'_> {
         writer.commit();
         self.out.next_seq = seq + 1;
         self.out.counters.committed += 1;
+        self.out.counters.bytes += len;
         let publish_ts = self.publish_timestamp.then(tensorpool_agent::monotonic_ns);
         let d = proxy::Descriptor {
             stream_id: self.stream_id,
@@ -285,8 +287,7 @@ impl Outbound {
     fn publish_descriptor(&mut self, d: &proxy::Descriptor, capture_ns: u64) {
         match proxy::send_descriptor(&mut self.pubs.descriptor, d) {
             Ok(()) => self.counters.descriptors_sent += 1,
-            Err(e) if e.is_not_connected() => {}
-            Err(_) => self.counters.descriptor_failures += 1,
+            Err(e) => count_refused(&mut self.counters, e),
         }
         for e in &mut self.registry.entries {
             let interval = e.descriptor_interval_ns();
@@ -302,8 +303,7 @@ impl Outbound {
                     e.last_descriptor_ns = capture_ns;
                     self.counters.descriptors_per_consumer += 1;
                 }
-                Err(err) if err.is_not_connected() => {}
-                Err(_) => self.counters.descriptor_failures += 1,
+                Err(err) => count_refused(&mut self.counters, err),
             }
         }
     }
@@ -337,5 +337,16 @@ impl Outbound {
             self.counters.progress_sent += 1;
         }
         sent
+    }
+}
+
+/// Counts a descriptor Aeron did not take, by why.
+fn count_refused(c: &mut ProducerCells, e: crate::io::SendError) {
+    if e.is_not_connected() {
+        c.descriptors_not_connected += 1;
+    } else if e.is_back_pressured() {
+        c.descriptors_back_pressured += 1;
+    } else {
+        c.descriptor_failures += 1;
     }
 }

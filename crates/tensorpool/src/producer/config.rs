@@ -102,8 +102,12 @@ pub struct ProducerConfig {
     pub summary: String,
     /// Meta blob chunk size, at most 64 KiB (default 64 KiB, Wire Spec §15.9 `CHUNK_MAX`).
     pub meta_blob_chunk_bytes: usize,
-    /// Wait for the media driver to register a publication or subscription (default 5 s).
+    /// Wait for the media driver to register a publication, subscription or counter
+    /// (default 5 s).
     pub aeron_timeout: Duration,
+    /// Publish the counters as Aeron counters in the media driver's counters file
+    /// (default true; see [`crate::counters`]).
+    pub aeron_counters: bool,
 }
 
 /// `CHUNK_MAX` (Wire Spec §15.9).
@@ -211,6 +215,7 @@ impl ProducerConfig {
             summary: String::new(),
             meta_blob_chunk_bytes: META_BLOB_CHUNK_MAX,
             aeron_timeout: DEFAULT_AERON_TIMEOUT,
+            aeron_counters: true,
         }
     }
 

@@ -23,7 +23,7 @@
 
 mod claim;
 mod config;
-mod counters;
+pub mod counters;
 mod handlers;
 mod meta;
 mod proxy;
@@ -46,6 +46,7 @@ use tensorpool_agent::{Agent, AgentResult};
 
 use crate::client::{AeronTransport, ClientEvent, DriverClient};
 use crate::context::Context;
+use counters::ProducerCells;
 use regions::{Regions, Standalone};
 use state::{Outbound, Registry};
 use work::Timers;
@@ -135,6 +136,28 @@ fn aeron(what: &'static str) -> impl FnOnce(AddError) -> BuildError {
     move |source| BuildError::Aeron { what, source }
 }
 
+/// The producer's cells with their Aeron counters, allocated together (bounded by
+/// `aeron_timeout`).
+fn aeron_counters(
+    client: &tensorpool_aeron::AeronClient,
+    cfg: &ProducerConfig,
+) -> Result<ProducerCells, BuildError> {
+    let scope = format!("stream={} client={}", cfg.stream_id, cfg.producer_id);
+    let mut reg = crate::counters::Registrar::new(
+        client,
+        crate::counters::Role::Producer,
+        cfg.stream_id,
+        cfg.producer_id,
+        scope,
+        cfg.aeron_timeout,
+    );
+    ProducerCells::register(&mut reg).map_err(aeron("counters"))?;
+    let counters = reg.finish().map_err(aeron("counters"))?;
+    let mut cells = ProducerCells::default();
+    cells.attach(&mut counters.into_iter());
+    Ok(cells)
+}
+
 impl Producer {
     fn new(ctx: Context, cfg: ProducerConfig) -> Result<Self, BuildError> {
         let client = ctx.shared().client.clone();
@@ -188,6 +211,11 @@ impl Producer {
                 (Source::Driver(Box::new(link)), regions)
             }
         };
+        let counters = if cfg.aeron_counters {
+            aeron_counters(&client, &cfg)?
+        } else {
+            ProducerCells::default()
+        };
         let mut producer = Self {
             timers: Timers::new(&cfg),
             source,
@@ -195,7 +223,7 @@ impl Producer {
             out: Outbound {
                 pubs,
                 registry: Registry::new(cfg.max_consumers),
-                counters: ProducerCounters::default(),
+                counters,
                 next_seq: 0,
             },
             control_sub: Some(control_sub),
@@ -213,6 +241,7 @@ impl Producer {
     /// Switches to freshly mapped regions: seq restarts at 0 (Wire Spec §15.2) and the
     /// announce goes out at the next cycle.
     fn install(&mut self, regions: Regions) {
+        self.out.counters.epoch.set(regions.epoch);
         self.regions = Some(regions);
         self.out.next_seq = 0;
         self.out.counters.epochs += 1;
@@ -274,7 +303,7 @@ impl Producer {
 
     /// Counters.
     pub fn counters(&self) -> ProducerCounters {
-        self.out.counters
+        self.out.counters.snapshot()
     }
 
     /// Consumers currently tracked (heard from within the staleness window).
@@ -373,6 +402,7 @@ impl Producer {
             | ClientEvent::DriverLost
             | ClientEvent::ProtocolError(_) => {
                 self.regions = None;
+                self.out.counters.epoch.set(0);
                 self.out.counters.pauses += 1;
                 None
             }

@@ -6,7 +6,7 @@ use tensorpool_aeron::{PendingPublication, Publication};
 use tensorpool_codec::wire::Mode;
 
 use super::config::ProducerConfig;
-use super::counters::ProducerCounters;
+use super::counters::ProducerCells;
 use super::proxy::Publications;
 
 /// What a claim needs besides its slot (which borrows the regions): the publications, the
@@ -15,7 +15,7 @@ use super::proxy::Publications;
 pub(crate) struct Outbound {
     pub pubs: Publications,
     pub registry: Registry,
-    pub counters: ProducerCounters,
+    pub counters: ProducerCells,
     /// Sequence the next claim gets.
     pub next_seq: u64,
 }

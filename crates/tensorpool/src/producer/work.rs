@@ -64,6 +64,8 @@ impl Producer {
                 work += removed;
             }
         }
+        let consumers = self.out.registry.entries.len() as u64;
+        self.out.counters.consumers.set(consumers);
         work
     }
 

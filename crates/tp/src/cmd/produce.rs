@@ -136,9 +136,10 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
     let c = agent.producer.counters();
     agent.producer.close();
     println!(
-        "tp produce: committed {} frames, {} descriptors, {} descriptor failures, {} consumers",
+        "tp produce: committed {} frames, {} descriptors ({} back-pressured, {} other failures), {} consumers",
         c.committed,
         c.descriptors_sent + c.descriptors_per_consumer,
+        c.descriptors_back_pressured,
         c.descriptor_failures,
         agent.producer.consumer_count()
     );

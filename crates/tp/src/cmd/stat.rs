@@ -18,9 +18,11 @@ pub const ABOUT: &str = "Print the media driver's counters (like AeronStat)";
 pub const LONG_ABOUT: &str = "Print the media driver's counters (like AeronStat).
 
 Connects as a client and reads every counter of the driver's counters file: Aeron's own
-(system counters, publisher and subscriber positions, ...) and tensorpool's (type ids
-0x54500000-0x5450FFFF). Prints id, type, value, rate per second since the previous
-refresh, and label. --count 1 prints once and exits.";
+(system counters, publisher and subscriber positions, ...) first, then tensorpool's (type ids
+0x54500000-0x5450FFFF) grouped by the stream id in their key, then role, client id and
+kind. Prints id, type, value, rate per second since the previous refresh, and label;
+--json adds each tensorpool counter's key (stream_id, role, client_id, detail and its
+cause, pid). --count 1 prints once and exits.";
 
 /// Examples, shown after the flags.
 pub const EXAMPLES: &str = "Examples:
@@ -64,6 +66,30 @@ pub struct Row {
     value: i64,
     /// Change per second since the previous refresh (`None` on the first).
     rate_per_sec: Option<f64>,
+    /// A tensorpool counter's key, decoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<Key>,
+}
+
+/// The key of a tensorpool counter (`tensorpool::counters::CounterKey`), for people.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Key {
+    /// Stream id (0: driver-wide).
+    pub stream_id: u32,
+    /// `producer`, `consumer`, `driver`, `bridge`.
+    pub role: &'static str,
+    /// Producer id, consumer id (0 for the driver).
+    pub client_id: u32,
+    /// The cause of a per-cause counter (0 otherwise).
+    pub detail: u16,
+    /// The cause's name (drop cause, response code, revoke reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<&'static str>,
+    /// The owning process.
+    pub pid: u32,
+    /// `n` of the type id (`tensorpool_counter_type_id(n)`).
+    #[serde(skip)]
+    pub kind: u16,
 }
 
 impl Row {
@@ -82,10 +108,19 @@ impl Row {
             self.rate_per_sec,
         )
     }
+
+    /// The decoded key of one of tensorpool's counters.
+    pub fn key(&self) -> Option<&Key> {
+        self.key.as_ref()
+    }
 }
 
-/// Name of an Aeron counter type id (aeron_counters.h), or `tensorpool:<n>`.
+/// Name of an Aeron counter type id (aeron_counters.h), a tensorpool kind
+/// (`producer.frames`, `consumer.drops`), or `tensorpool:<n>` for other ids of the range.
 pub fn type_name(type_id: i32) -> String {
+    if let Some(k) = tensorpool::counters::kind(type_id) {
+        return format!("{}.{}", k.role.name(), k.name.replace(' ', "-"));
+    }
     if is_tensorpool_counter_type_id(type_id) {
         return format!("tensorpool:{}", type_id & 0xFFFF);
     }
@@ -116,7 +151,23 @@ pub fn type_name(type_id: i32) -> String {
     name.to_owned()
 }
 
-/// Every counter, matching `filter` (lower-case) if given.
+/// The key of a counter of one of tensorpool's kinds.
+fn decode_key(type_id: i32, key: &[u8]) -> Option<Key> {
+    let kind = tensorpool::counters::kind(type_id)?;
+    let k = tensorpool::counters::CounterKey::decode(key)?;
+    Some(Key {
+        stream_id: k.stream_id,
+        role: k.role.name(),
+        client_id: k.client_id,
+        detail: k.detail,
+        cause: kind.detail_name(k.detail),
+        pid: k.pid,
+        kind: kind.n,
+    })
+}
+
+/// Every counter, matching `filter` (lower-case) if given: Aeron's by id, then tensorpool's
+/// grouped by stream id, role, client id, kind and cause (ids and others without a key last).
 pub fn read_counters(reader: &CountersReader, filter: Option<&str>) -> Vec<Row> {
     let mut rows = Vec::new();
     reader.for_each(|c| {
@@ -134,8 +185,15 @@ pub fn read_counters(reader: &CountersReader, filter: Option<&str>) -> Vec<Row> 
                 label,
                 value: c.value,
                 rate_per_sec: None,
+                key: decode_key(c.type_id, c.key),
             });
         }
+    });
+    rows.sort_by_key(|r| {
+        let k = r
+            .key
+            .map(|k| (k.stream_id, k.role, k.client_id, k.kind, k.detail));
+        (r.tensorpool, r.key.is_none(), k, r.id)
     });
     rows
 }
@@ -217,16 +275,28 @@ fn render_text(dir: &std::path::Path, rows: &[Row]) -> String {
     );
     let _ = writeln!(
         o,
-        "{:>5}  {:<20} {:>20} {:>14}  label",
+        "{:>5}  {:<28} {:>20} {:>14}  label",
         "id", "type", "value", "rate/s"
     );
+    let mut group = None;
     for r in rows {
+        let this = r.key.map(|k| k.stream_id);
+        if this.is_some() && this != group {
+            match this {
+                Some(0) => o.push_str("-- driver-wide --\n"),
+                Some(id) => {
+                    let _ = writeln!(o, "-- stream {id} --");
+                }
+                None => {}
+            }
+        }
+        group = this;
         let rate = r
             .rate_per_sec
             .map_or_else(|| "-".into(), |x| format!("{x:.1}"));
         let _ = writeln!(
             o,
-            "{:>5}  {:<20} {:>20} {:>14}  {}",
+            "{:>5}  {:<28} {:>20} {:>14}  {}",
             r.id, r.type_name, r.value, rate, r.label
         );
     }
@@ -243,6 +313,8 @@ mod tests {
         assert_eq!(type_name(0), "system");
         assert_eq!(type_name(4), "sub-pos");
         assert_eq!(type_name(0x5450_0007), "tensorpool:7");
+        assert_eq!(type_name(0x5450_0000 | 101), "producer.frames");
+        assert_eq!(type_name(0x5450_0000 | 203), "consumer.drops");
         assert_eq!(type_name(999), "type-999");
     }
 
@@ -256,6 +328,7 @@ mod tests {
             label: "x".into(),
             value: v,
             rate_per_sec: None,
+            key: None,
         };
         let mut prev = HashMap::new();
         let t0 = Instant::now();

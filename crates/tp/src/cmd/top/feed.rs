@@ -101,6 +101,7 @@ impl stat::Row {
             label: label.to_owned(),
             value,
             rate,
+            key: self.key().copied(),
         }
     }
 }

@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use tensorpool_codec::AnyMessage;
+
+use crate::cmd::stat::Key;
 use tensorpool_codec::wire::{
     DataSourceAnnounce, FrameDescriptor, QosConsumer, QosProducer, ShmPoolAnnounce,
 };
@@ -277,7 +279,7 @@ pub struct StreamRow {
 }
 
 /// A tensorpool counter from the media driver's counters file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct CounterRow {
     /// Counter id.
     pub id: i32,
@@ -289,6 +291,21 @@ pub struct CounterRow {
     pub value: i64,
     /// Change per second since the previous read.
     pub rate: Option<f64>,
+    /// Its key (stream, role, client, cause), when it is one of tensorpool's kinds.
+    pub key: Option<Key>,
+}
+
+/// What a consumer's own counters say (kinds 203 and 207-209 of its key).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConsumerCounters {
+    /// Latency of the last frame accepted, ns.
+    pub latency_last_ns: Option<i64>,
+    /// Median latency over the consumer's last QoS interval, ns.
+    pub latency_p50_ns: Option<i64>,
+    /// 99th percentile latency, ns.
+    pub latency_p99_ns: Option<i64>,
+    /// Non-zero drops by cause.
+    pub drops: Vec<(&'static str, i64)>,
 }
 
 /// Every stream on the host, as heard.
@@ -321,6 +338,33 @@ impl Model {
     /// One stream.
     pub fn stream(&self, stream_id: u32) -> Option<&Stream> {
         self.streams.get(&stream_id)
+    }
+
+    /// The counters whose key names `stream_id`.
+    pub fn stream_counters(&self, stream_id: u32) -> impl Iterator<Item = &CounterRow> {
+        self.counters
+            .iter()
+            .filter(move |c| c.key.is_some_and(|k| k.stream_id == stream_id))
+    }
+
+    /// Latency and drops by cause of one consumer, from its counters (matched by key).
+    pub fn consumer_counters(&self, stream_id: u32, consumer_id: u32) -> ConsumerCounters {
+        let mut out = ConsumerCounters::default();
+        let own = self.stream_counters(stream_id).filter_map(|c| {
+            let k = c.key?;
+            (k.role == "consumer" && k.client_id == consumer_id).then_some((k, c.value))
+        });
+        for (k, value) in own {
+            match k.kind {
+                203 if value > 0 => out.drops.push((k.cause.unwrap_or("?"), value)),
+                207 => out.latency_last_ns = Some(value),
+                208 => out.latency_p50_ns = Some(value),
+                209 => out.latency_p99_ns = Some(value),
+                _ => {}
+            }
+        }
+        out.drops.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        out
     }
 
     fn entry(&mut self, stream_id: u32, now_ns: u64) -> &mut Stream {

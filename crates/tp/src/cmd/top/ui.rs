@@ -171,7 +171,7 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, model: &Model, s: &Stream, now_ns:
     .areas(area);
     draw_summary(f, summary, s, now_ns);
     draw_pools(f, pools_area, s);
-    draw_consumers(f, consumers, s, now_ns);
+    draw_consumers(f, consumers, model, s, now_ns);
     let [epochs, counters] =
         Layout::horizontal([Constraint::Length(44), Constraint::Min(20)]).areas(bottom);
     let lines: Vec<Line<'_>> = s
@@ -184,18 +184,8 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, model: &Model, s: &Stream, now_ns:
         Paragraph::new(lines).block(Block::bordered().title(" recent epochs ")),
         epochs,
     );
-    let id = s.stream_id.to_string();
-    let mine: Vec<CounterRow> = model
-        .counters
-        .iter()
-        .filter(|c| {
-            c.label
-                .split(|ch: char| !ch.is_ascii_alphanumeric())
-                .any(|w| w == id)
-        })
-        .cloned()
-        .collect();
-    draw_counters(f, counters, &mine, " counters naming this stream ");
+    let mine: Vec<CounterRow> = model.stream_counters(s.stream_id).cloned().collect();
+    draw_counters(f, counters, &mine, " counters of this stream ");
 }
 
 fn draw_summary(f: &mut Frame<'_>, area: Rect, s: &Stream, now_ns: u64) {
@@ -269,11 +259,22 @@ fn draw_pools(f: &mut Frame<'_>, area: Rect, s: &Stream) {
     f.render_widget(table, area);
 }
 
-fn draw_consumers(f: &mut Frame<'_>, area: Rect, s: &Stream, now_ns: u64) {
+fn micros(ns: Option<i64>) -> String {
+    ns.filter(|&n| n > 0)
+        .map_or_else(|| "-".into(), |n| format!("{:.1}", n as f64 / 1000.0))
+}
+
+fn draw_consumers(f: &mut Frame<'_>, area: Rect, model: &Model, s: &Stream, now_ns: u64) {
     let rows: Vec<Row<'_>> = s
         .consumers
         .values()
         .map(|c| {
+            let counted = model.consumer_counters(s.stream_id, c.consumer_id);
+            let drops: Vec<String> = counted
+                .drops
+                .iter()
+                .map(|(cause, n)| format!("{cause}:{n}"))
+                .collect();
             Row::new([
                 c.consumer_id.to_string(),
                 c.mode.clone(),
@@ -283,7 +284,10 @@ fn draw_consumers(f: &mut Frame<'_>, area: Rect, s: &Stream, now_ns: u64) {
                 opt(s.lag(c)),
                 c.drops_gap.to_string(),
                 c.drops_late.to_string(),
+                micros(counted.latency_p50_ns),
+                micros(counted.latency_p99_ns),
                 since(now_ns, c.seen_ns),
+                drops.join(" "),
             ])
         })
         .collect();
@@ -291,12 +295,15 @@ fn draw_consumers(f: &mut Frame<'_>, area: Rect, s: &Stream, now_ns: u64) {
         Constraint::Length(10),
         Constraint::Length(12),
         Constraint::Length(20),
-        Constraint::Length(12),
+        Constraint::Length(10),
         Constraint::Length(9),
-        Constraint::Length(8),
+        Constraint::Length(7),
+        Constraint::Length(9),
         Constraint::Length(10),
-        Constraint::Length(10),
-        Constraint::Length(8),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(7),
+        Constraint::Min(10),
     ];
     let title = format!(" consumers ({}) ", s.consumers.len());
     let table = Table::new(rows, widths)
@@ -310,7 +317,10 @@ fn draw_consumers(f: &mut Frame<'_>, area: Rect, s: &Stream, now_ns: u64) {
                 "LAG",
                 "DROPS_GAP",
                 "DROPS_LATE",
+                "P50_US",
+                "P99_US",
                 "SEEN",
+                "DROPS BY CAUSE (counters)",
             ])
             .bold(),
         )

@@ -181,3 +181,57 @@ fn names_sorting_and_staleness() {
     }
     assert_eq!(k, SortKey::Stream);
 }
+
+fn counter(
+    kind: u16,
+    stream_id: u32,
+    role: &'static str,
+    client_id: u32,
+    cause: Option<&'static str>,
+    value: i64,
+) -> CounterRow {
+    CounterRow {
+        id: 0,
+        type_name: String::new(),
+        label: format!("label of {kind}"),
+        value,
+        rate: None,
+        key: Some(Key {
+            stream_id,
+            role,
+            client_id,
+            detail: 0,
+            cause,
+            pid: 1,
+            kind,
+        }),
+    }
+}
+
+#[test]
+fn counters_are_matched_to_streams_and_consumers_by_key() {
+    let mut m = Model::new(5 * SEC, 10 * SEC);
+    m.counters = vec![
+        counter(101, 7, "producer", 5, None, 100),
+        counter(201, 7, "consumer", 9, None, 90),
+        counter(203, 7, "consumer", 9, Some("late"), 3),
+        counter(203, 7, "consumer", 9, Some("epoch_mismatch"), 0),
+        counter(203, 7, "consumer", 9, Some("stale"), 5),
+        counter(208, 7, "consumer", 9, None, 12_000),
+        counter(209, 7, "consumer", 9, None, 48_000),
+        counter(209, 8, "consumer", 9, None, 1),
+        counter(301, 0, "driver", 0, None, 1),
+        CounterRow {
+            key: None,
+            ..counter(1, 7, "producer", 5, None, 1)
+        },
+    ];
+    assert_eq!(m.stream_counters(7).count(), 7, "by key, not by label");
+    assert_eq!(m.stream_counters(0).count(), 1);
+    let c = m.consumer_counters(7, 9);
+    assert_eq!(c.latency_p50_ns, Some(12_000));
+    assert_eq!(c.latency_p99_ns, Some(48_000));
+    assert_eq!(c.latency_last_ns, None);
+    assert_eq!(c.drops, [("stale", 5), ("late", 3)]);
+    assert_eq!(m.consumer_counters(7, 1), ConsumerCounters::default());
+}

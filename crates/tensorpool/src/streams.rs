@@ -118,6 +118,10 @@ impl StreamRequest {
     }
 }
 
+/// How long building a producer (or a consumer's first attach) waits for its lease, by
+/// default.
+pub const DEFAULT_ATTACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Where the SHM driver listens, and its timers (Driver Model §4.4, §17). Defaults: control
 /// and announce on stream 1000 of [`DEFAULT_CHANNEL`] (§17: the announce stream defaults to
 /// the control stream), 1 s keepalive, 1 s announce period, 10 s attach timeout.
@@ -142,7 +146,7 @@ impl Default for DriverEndpoints {
             announce: Endpoint::ipc(CONTROL_STREAM_ID),
             keepalive_interval: std::time::Duration::from_secs(1),
             announce_period: std::time::Duration::from_secs(1),
-            attach_timeout: std::time::Duration::from_secs(10),
+            attach_timeout: DEFAULT_ATTACH_TIMEOUT,
         }
     }
 }
@@ -150,15 +154,39 @@ impl Default for DriverEndpoints {
 impl DriverEndpoints {
     /// The endpoints and timers of a driver configuration.
     pub fn of_driver(cfg: &crate::driver::DriverConfig) -> Self {
+        let p = &cfg.policies;
+        Self::of_section(
+            &cfg.driver,
+            p.announce_period_ms,
+            p.lease_keepalive_interval_ms,
+        )
+    }
+
+    /// Reads the driver's endpoints and client timers as the driver itself reads them: the
+    /// `[driver]` table, `policies.announce_period_ms` and
+    /// `policies.lease_keepalive_interval_ms` with the driver's defaults and environment
+    /// overrides (`DRIVER_CONTROL_STREAM_ID`, ...), so a role can share the driver's file.
+    pub fn from_loader(
+        l: &mut crate::config::Loader<'_>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let section = crate::driver::config::DriverSection::from_loader(l)?;
+        let (announce_ms, keepalive_ms) = crate::driver::config::client_timers(l)?;
+        Ok(Self::of_section(&section, announce_ms, keepalive_ms))
+    }
+
+    fn of_section(
+        d: &crate::driver::config::DriverSection,
+        announce_period_ms: u32,
+        keepalive_interval_ms: u32,
+    ) -> Self {
         let ms = |v: u32| std::time::Duration::from_millis(u64::from(v));
-        let d = &cfg.driver;
         let id = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
         Self {
             control: Endpoint::new(d.control_channel.clone(), id(d.control_stream_id)),
             announce: Endpoint::new(d.announce_channel.clone(), id(d.announce_stream_id)),
-            keepalive_interval: ms(cfg.policies.lease_keepalive_interval_ms),
-            announce_period: ms(cfg.policies.announce_period_ms),
-            attach_timeout: std::time::Duration::from_secs(10),
+            keepalive_interval: ms(keepalive_interval_ms),
+            announce_period: ms(announce_period_ms),
+            attach_timeout: DEFAULT_ATTACH_TIMEOUT,
         }
     }
 

@@ -473,3 +473,63 @@ fn config_validate_prints_sources_and_names_bad_keys() {
         String::from_utf8_lossy(&out.stderr).contains("unknown key supervisor.consumer_capacity")
     );
 }
+
+#[test]
+fn config_validate_reads_a_role_file_shared_with_the_driver() {
+    let s = setup();
+    // the driver's file, with a [producer] and a [consumer] table added
+    let text = std::fs::read_to_string(&s.config).unwrap()
+        + "\n[producer]\nuse_driver = true\nname = \"cam\"\nbogus = 1\n\
+           [consumer]\nmode = \"rate_limited\"\nmax_rate_hz = 5\n";
+    let file = s.dir.path().join("shared.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(TP)
+        .args([
+            "config",
+            "validate",
+            "--role",
+            "producer",
+            file.to_str().unwrap(),
+        ])
+        .env("PRODUCER_STREAM_ID", "10007")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("producer.stream_id = 10007")
+            && stdout.contains("# env PRODUCER_STREAM_ID"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("producer.name = \"cam\""), "{stdout}");
+    // driver mode reads the driver's own keys from the same file
+    assert!(stdout.contains("driver.control_stream_id"), "{stdout}");
+    assert!(
+        stdout.contains("# producer of stream 10007: valid"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("unknown key producer.bogus"), "{stderr}");
+    assert!(
+        !stderr.contains("consumer."),
+        "a peer's table is not unknown: {stderr}"
+    );
+
+    let out = Command::new(TP)
+        .args([
+            "config",
+            "validate",
+            "--role",
+            "consumer",
+            file.to_str().unwrap(),
+        ])
+        .env("CONSUMER_MAX_RATE_HZ", "x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("consumer.max_rate_hz") && err.contains("CONSUMER_MAX_RATE_HZ"),
+        "{err}"
+    );
+}

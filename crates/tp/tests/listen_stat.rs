@@ -214,7 +214,8 @@ fn listen_all_decodes_every_kind_and_the_malformed_one() {
     assert_eq!(announce["header"]["schema_id"], 900);
     assert_eq!(announce["body"]["epoch"], 3);
     assert_eq!(announce["body"]["payload_pools"][0]["stride_bytes"], 256);
-    assert_eq!(find(&lines, "ConsumerHello")["source"], "control");
+    // the driver announces on its control stream by default: one subscription for both
+    assert_eq!(find(&lines, "ConsumerHello")["source"], "control+announce");
     let attach = find(&lines, "ShmAttachRequest");
     assert_eq!(
         attach["header"]["schema_id"], 901,
@@ -390,13 +391,16 @@ fn listen_takes_its_streams_from_a_driver_config() {
     let config = tmp.path().join("driver.toml");
     let toml = format!(
         "[driver]\ninstance_id = \"d1\"\naeron_dir = \"{}\"\ncontrol_channel = \"aeron:ipc?term-length=4m\"\n\
-         control_stream_id = 2000\nqos_stream_id = 2200\n[shm]\nbase_dir = \"/dev/shm\"\n",
+         control_stream_id = 2000\n[shm]\nbase_dir = \"/dev/shm\"\n[profiles.p]\n\
+         payload_pools = [{{ pool_id = 1, stride_bytes = 1024 }}]\n",
         driver.dir().display()
     );
     std::fs::write(&config, toml).expect("write config");
+    // the file is read by the driver's own loader: its environment overrides apply too
     let child = Command::new(TP)
         .args(["listen", "all", "--json", "--duration", "5", "--config"])
         .arg(&config)
+        .env("DRIVER_QOS_STREAM_ID", "2200")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -429,7 +433,10 @@ fn listen_takes_its_streams_from_a_driver_config() {
         err.contains("control+announce on aeron:ipc?term-length=4m stream 2000"),
         "{err}"
     );
-    assert!(err.contains("qos on aeron:ipc stream 2200"), "{err}");
+    assert!(
+        err.contains("qos on aeron:ipc?term-length=4m stream 2200"),
+        "the driver's default QoS channel: {err}"
+    );
     let lines: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))

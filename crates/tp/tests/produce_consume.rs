@@ -232,6 +232,7 @@ fn dm_2_2_2_3_frames_flow_between_processes_through_the_shm_driver() {
         Command::new(TP)
             .args([
                 "produce",
+                "--driver",
                 "--count",
                 "3000",
                 "--rate",

@@ -460,6 +460,39 @@ fn collect_unknown(
     }
 }
 
+/// A role's configuration as loaded: the values, where each came from, and the keys of the
+/// role's table that nobody knows (other tables of a shared file belong to peers).
+#[derive(Debug, Clone)]
+pub struct Loaded<T> {
+    /// The configuration.
+    pub config: T,
+    /// Every key read, its value and its source.
+    pub provenance: Provenance,
+    /// Unknown keys of the role's table.
+    pub unknown_keys: Vec<String>,
+}
+
+/// A duration given in milliseconds under `key` (`*_ms` keys), with its default.
+pub fn duration_ms(
+    l: &mut Loader<'_>,
+    key: &str,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, ConfigError> {
+    let default_ms = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+    let ms = l.value_or(key, default_ms, "a duration in milliseconds")?;
+    Ok(std::time::Duration::from_millis(ms))
+}
+
+/// Keys of the file nobody read that lie under `table.` (the role's own table: other tables
+/// of a shared file belong to peers).
+pub fn unknown_keys_under(l: &Loader<'_>, table: &str) -> Vec<String> {
+    let prefix = format!("{table}.");
+    l.unknown_keys()
+        .into_iter()
+        .filter(|k| k.starts_with(&prefix))
+        .collect()
+}
+
 /// Renders resolved values as aligned `key = value  # source` lines.
 pub fn render_provenance(p: &Provenance) -> String {
     let width = p

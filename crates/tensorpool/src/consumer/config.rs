@@ -31,7 +31,8 @@ impl Mode {
         }
     }
 
-    pub(crate) fn max_rate_hz(self) -> u32 {
+    /// The rate cap (0: none, and always 0 in STREAM mode).
+    pub fn max_rate_hz(self) -> u32 {
         match self {
             Mode::Stream => 0,
             Mode::RateLimited { max_rate_hz } => max_rate_hz,
@@ -112,18 +113,38 @@ fn random_id() -> u32 {
     (h.finish() as u32).max(1)
 }
 
+const BOOL: &str = "true or false";
+
 impl ConsumerConfig {
-    /// Reads the `[consumer]` table of a configuration (environment variables win:
-    /// `CONSUMER_STREAM_ID`, `CONSUMER_MODE`, ...). Keys: `stream_id`, `consumer_id`,
-    /// `mode` (`stream` / `rate_limited`), `max_rate_hz`, `supports_progress`,
-    /// `allowed_base_dirs`, `announce_freshness_ms`, `activity_timeout_ms`,
-    /// `hello_interval_ms`, `qos_interval_ms`, `max_outstanding_seq_gap`, `channel` and the
-    /// `<stream>_stream_id` keys. Missing keys keep their defaults.
+    /// Loads a consumer configuration: the `[consumer]` table of `path` (or no file),
+    /// environment variables overriding it (`CONSUMER_STREAM_ID`, `CONSUMER_MODE`, ...),
+    /// defaults for the rest. Every key is listed, with its default and variable, in
+    /// `docs/roles.md`. Returns the configuration, where each value came from, and the keys
+    /// of `[consumer]` nobody knows.
+    pub fn load(
+        path: Option<&std::path::Path>,
+        env: &dyn crate::config::EnvSource,
+    ) -> Result<crate::config::Loaded<Self>, crate::config::ConfigError> {
+        let mut l = match path {
+            Some(p) => crate::config::Loader::from_file(p, env)?,
+            None => crate::config::Loader::empty(env),
+        };
+        let config = Self::from_loader(&mut l)?;
+        Ok(crate::config::Loaded {
+            unknown_keys: crate::config::unknown_keys_under(&l, "consumer"),
+            provenance: l.take_provenance(),
+            config,
+        })
+    }
+
+    /// Reads the `[consumer]` table through `l` (see [`ConsumerConfig::load`]). With
+    /// `consumer.use_driver = true`, the driver's endpoints and client timers are read as the
+    /// driver reads them (`[driver]` control / announce keys, `policies.announce_period_ms`,
+    /// `policies.lease_keepalive_interval_ms`).
     pub fn from_loader(
         l: &mut crate::config::Loader<'_>,
     ) -> Result<Self, crate::config::ConfigError> {
-        let ms = |v: u64| Duration::from_millis(v);
-        let as_ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        use crate::config::duration_ms;
         let stream_id = l.value_or(
             "consumer.stream_id",
             crate::streams::DEFAULT_POOL_STREAM_ID,
@@ -131,6 +152,12 @@ impl ConsumerConfig {
         )?;
         let mut c = Self::new(stream_id);
         c.consumer_id = l.value_or("consumer.consumer_id", c.consumer_id, "a non-zero id")?;
+        if l.value_or("consumer.use_driver", false, BOOL)? {
+            let mut endpoints = DriverEndpoints::from_loader(l)?;
+            endpoints.attach_timeout =
+                duration_ms(l, "consumer.attach_timeout_ms", endpoints.attach_timeout)?;
+            c.driver = Some(endpoints);
+        }
         let mode: String = l.value_or(
             "consumer.mode",
             "stream".to_owned(),
@@ -154,30 +181,44 @@ impl ConsumerConfig {
                 });
             }
         };
-        c.supports_progress = l.value_or("consumer.supports_progress", false, "true or false")?;
+        c.supports_progress = l.value_or("consumer.supports_progress", false, BOOL)?;
+        c.progress_hints = ProgressHints {
+            interval_us: l.value("consumer.progress_interval_us", "microseconds")?,
+            bytes_delta: l.value("consumer.progress_bytes_delta", "bytes")?,
+            major_delta_units: l.value("consumer.progress_major_delta_units", "rows or columns")?,
+        };
+        c.descriptor_request = request(l, "descriptor")?;
+        c.control_request = request(l, "control")?;
         c.allowed_base_dirs = l.value_or(
             "consumer.allowed_base_dirs",
             c.allowed_base_dirs,
             "a list of absolute paths",
         )?;
-        c.announce_freshness = ms(l.value_or(
-            "consumer.announce_freshness_ms",
-            as_ms(c.announce_freshness),
-            "ms",
-        )?);
-        c.activity_timeout = ms(l.value_or(
-            "consumer.activity_timeout_ms",
-            as_ms(c.activity_timeout),
-            "ms",
-        )?);
-        c.hello_interval =
-            ms(l.value_or("consumer.hello_interval_ms", as_ms(c.hello_interval), "ms")?);
-        c.qos_interval = ms(l.value_or("consumer.qos_interval_ms", as_ms(c.qos_interval), "ms")?);
+        c.announce_freshness =
+            duration_ms(l, "consumer.announce_freshness_ms", c.announce_freshness)?;
+        c.activity_timeout = duration_ms(l, "consumer.activity_timeout_ms", c.activity_timeout)?;
+        c.remap_backoff = duration_ms(l, "consumer.remap_backoff_ms", c.remap_backoff)?;
+        c.hello_interval = duration_ms(l, "consumer.hello_interval_ms", c.hello_interval)?;
+        c.qos_interval = duration_ms(l, "consumer.qos_interval_ms", c.qos_interval)?;
         c.max_outstanding_seq_gap = l.value_or(
             "consumer.max_outstanding_seq_gap",
             c.max_outstanding_seq_gap,
             "frames",
         )?;
+        c.metadata = l.value_or("consumer.metadata", c.metadata, BOOL)?;
+        c.max_meta_blob_bytes = l.value_or(
+            "consumer.max_meta_blob_bytes",
+            c.max_meta_blob_bytes,
+            "bytes",
+        )?;
+        let fallback: String = l.value_or(
+            "consumer.payload_fallback_uri",
+            String::new(),
+            "a URI (empty: none)",
+        )?;
+        c.payload_fallback_uri = (!fallback.is_empty()).then_some(fallback);
+        c.aeron_timeout = duration_ms(l, "consumer.aeron_timeout_ms", c.aeron_timeout)?;
+        c.aeron_counters = l.value_or("consumer.aeron_counters", c.aeron_counters, BOOL)?;
         c.streams = crate::producer::streams_from_loader(l, "consumer", c.streams)?;
         Ok(c)
     }
@@ -320,6 +361,26 @@ impl ConsumerBuilder {
     }
 }
 
+/// `consumer.request_<which>_channel` + `consumer.request_<which>_stream_id`: a
+/// per-consumer stream request (both, or neither).
+fn request(
+    l: &mut crate::config::Loader<'_>,
+    which: &str,
+) -> Result<Option<Endpoint>, crate::config::ConfigError> {
+    let ck = format!("consumer.request_{which}_channel");
+    let ik = format!("consumer.request_{which}_stream_id");
+    let channel: String = l.value_or(&ck, String::new(), "an Aeron channel (empty: none)")?;
+    let id: i32 = l.value_or(&ik, 0, "a stream id (0: none)")?;
+    match (channel.is_empty(), id) {
+        (true, 0) => Ok(None),
+        (false, id) if id > 0 => Ok(Some(Endpoint::new(channel, id))),
+        _ => Err(crate::config::ConfigError::Inconsistent {
+            key: ck,
+            reason: format!("{ik} must be given with it (both, or neither)"),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,5 +408,41 @@ mod tests {
                 .unwrap();
         let err = ConsumerConfig::from_loader(&mut bad).unwrap_err();
         assert!(err.to_string().contains("consumer.mode"), "{err}");
+    }
+
+    #[test]
+    fn dm_17_consumer_driver_mode_shares_the_drivers_keys() {
+        let env = HashMap::from([("DRIVER_CONTROL_STREAM_ID".to_string(), "2000".to_string())]);
+        let text = "[consumer]\nuse_driver = true\nrequest_descriptor_channel = \"aeron:ipc\"\n\
+                    request_descriptor_stream_id = 31001\npayload_fallback_uri = \"aeron:ipc\"\n\
+                    bogus = 1\n[driver]\ncontrol_channel = \"aeron:ipc\"\n\
+                    [policies]\nannounce_period_ms = 250\n[profiles.p]\nheader_nslots = 8\n";
+        let mut l = crate::config::Loader::from_str(text, "inline", &env).unwrap();
+        let c = ConsumerConfig::from_loader(&mut l).unwrap();
+        let d = c.driver.as_ref().expect("driver mode");
+        assert_eq!(d.control, Endpoint::new("aeron:ipc", 2000));
+        assert_eq!(
+            d.announce, d.control,
+            "announce follows control, as in the driver"
+        );
+        assert_eq!(d.announce_period, Duration::from_millis(250));
+        assert_eq!(
+            c.descriptor_request,
+            Some(Endpoint::new("aeron:ipc", 31_001))
+        );
+        assert_eq!(c.control_request, None);
+        assert_eq!(c.payload_fallback_uri.as_deref(), Some("aeron:ipc"));
+        assert_eq!(
+            crate::config::unknown_keys_under(&l, "consumer"),
+            ["consumer.bogus"],
+            "the driver's tables are a peer's, not unknown"
+        );
+        let half = "[consumer]\nrequest_control_channel = \"aeron:ipc\"\n";
+        let mut l = crate::config::Loader::from_str(half, "inline", &env).unwrap();
+        let err = ConsumerConfig::from_loader(&mut l).unwrap_err();
+        assert!(
+            err.to_string().contains("request_control_stream_id"),
+            "{err}"
+        );
     }
 }

@@ -12,9 +12,16 @@ use tensorpool_shm::layout::{DEFAULT_BASE_DIR, DEFAULT_NAMESPACE, FileModes, Shm
 use tensorpool_shm::pool::stride_is_julia_compatible;
 
 use crate::config::{ConfigError, EnvSource, IdRange, Loader, Provenance, Source};
+use crate::streams::DEFAULT_CHANNEL;
 
-/// Default control channel and QoS channel (Driver Model §17; PITFALLS #20).
-pub const DEFAULT_CHANNEL: &str = "aeron:ipc?term-length=4m";
+/// `driver.control_stream_id` default (Driver Model §17): the shared control stream.
+pub const DEFAULT_CONTROL_STREAM_ID: u32 = crate::streams::CONTROL_STREAM_ID as u32;
+/// `driver.qos_stream_id` default (Driver Model §17): the shared QoS stream.
+pub const DEFAULT_QOS_STREAM_ID: u32 = crate::streams::QOS_STREAM_ID as u32;
+/// `policies.announce_period_ms` default.
+pub const DEFAULT_ANNOUNCE_PERIOD_MS: u32 = 1000;
+/// `policies.lease_keepalive_interval_ms` default.
+pub const DEFAULT_KEEPALIVE_INTERVAL_MS: u32 = 1000;
 
 /// `[driver]`: identity and control-plane endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -367,11 +374,42 @@ fn range(l: &mut Loader<'_>, key: &str) -> Result<Option<IdRange>, ConfigError> 
     }
 }
 
+impl DriverSection {
+    /// Reads the `[driver]` table (and its environment overrides) as the driver does: the
+    /// tools and the roles that only need the driver's endpoints read them through this, so
+    /// their defaults and derivations are the driver's.
+    pub fn from_loader(l: &mut Loader<'_>) -> Result<Self, ConfigError> {
+        driver_section(l)
+    }
+}
+
+/// `policies.announce_period_ms` and `policies.lease_keepalive_interval_ms` (a driver
+/// client's timers), read as the driver reads them.
+pub fn client_timers(l: &mut Loader<'_>) -> Result<(u32, u32), ConfigError> {
+    Ok((announce_period_ms(l)?, keepalive_interval_ms(l)?))
+}
+
+fn announce_period_ms(l: &mut Loader<'_>) -> Result<u32, ConfigError> {
+    l.value_or(
+        "policies.announce_period_ms",
+        DEFAULT_ANNOUNCE_PERIOD_MS,
+        U32,
+    )
+}
+
+fn keepalive_interval_ms(l: &mut Loader<'_>) -> Result<u32, ConfigError> {
+    l.value_or(
+        "policies.lease_keepalive_interval_ms",
+        DEFAULT_KEEPALIVE_INTERVAL_MS,
+        U32,
+    )
+}
+
 fn driver_section(l: &mut Loader<'_>) -> Result<DriverSection, ConfigError> {
     let instance_id = l.value_or("driver.instance_id", "driver-01".to_owned(), STR)?;
     let aeron_dir: String = l.value_or("driver.aeron_dir", String::new(), STR)?;
     let control_channel = l.value_or("driver.control_channel", DEFAULT_CHANNEL.to_owned(), STR)?;
-    let control_stream_id = stream_id(l, "driver.control_stream_id", 1000)?;
+    let control_stream_id = stream_id(l, "driver.control_stream_id", DEFAULT_CONTROL_STREAM_ID)?;
     let announce_channel = match l.value::<String>("driver.announce_channel", STR)? {
         Some(c) => c,
         None => {
@@ -395,7 +433,7 @@ fn driver_section(l: &mut Loader<'_>) -> Result<DriverSection, ConfigError> {
         }
     };
     let qos_channel = l.value_or("driver.qos_channel", DEFAULT_CHANNEL.to_owned(), STR)?;
-    let qos_stream_id = stream_id(l, "driver.qos_stream_id", 1200)?;
+    let qos_stream_id = stream_id(l, "driver.qos_stream_id", DEFAULT_QOS_STREAM_ID)?;
     Ok(DriverSection {
         instance_id,
         aeron_dir: (!aeron_dir.is_empty()).then(|| PathBuf::from(aeron_dir)),
@@ -521,7 +559,7 @@ fn policies(l: &mut Loader<'_>, profiles: &[Profile]) -> Result<Policies, Config
             reason: format!("no profile named {default_profile:?}"),
         });
     }
-    let announce_period_ms = l.value_or("policies.announce_period_ms", 1000u32, U32)?;
+    let announce_period_ms = announce_period_ms(l)?;
     let epoch_gc_min_age_ns = match l.value::<u64>("policies.epoch_gc_min_age_ns", U64)? {
         Some(v) => v,
         None => {
@@ -534,11 +572,7 @@ fn policies(l: &mut Loader<'_>, profiles: &[Profile]) -> Result<Policies, Config
         allow_dynamic_streams,
         default_profile,
         announce_period_ms,
-        lease_keepalive_interval_ms: l.value_or(
-            "policies.lease_keepalive_interval_ms",
-            1000u32,
-            U32,
-        )?,
+        lease_keepalive_interval_ms: keepalive_interval_ms(l)?,
         lease_expiry_grace_intervals: l.value_or(
             "policies.lease_expiry_grace_intervals",
             3u32,

@@ -114,27 +114,55 @@ pub struct ProducerConfig {
 pub const META_BLOB_CHUNK_MAX: usize = 64 * 1024;
 
 const U32: &str = "an unsigned 32-bit integer";
-const MS: &str = "a duration in milliseconds";
+const BOOL: &str = "true or false";
 
-fn ms(v: u64) -> Duration {
-    Duration::from_millis(v)
-}
-
-fn as_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+/// `<prefix>_interval_us`, `<prefix>_bytes_delta`, `<prefix>_major_delta_units`.
+fn progress_policy(
+    l: &mut crate::config::Loader<'_>,
+    prefix: &str,
+    d: ProgressPolicy,
+) -> Result<ProgressPolicy, crate::config::ConfigError> {
+    Ok(ProgressPolicy {
+        interval_us: l.value_or(&format!("{prefix}_interval_us"), d.interval_us, U32)?,
+        bytes_delta: l.value_or(&format!("{prefix}_bytes_delta"), d.bytes_delta, U32)?,
+        major_delta_units: l.value_or(
+            &format!("{prefix}_major_delta_units"),
+            d.major_delta_units,
+            U32,
+        )?,
+    })
 }
 
 impl ProducerConfig {
-    /// Reads the `[producer]` table of a configuration (environment variables win, Driver
-    /// Model §17 naming: `PRODUCER_STREAM_ID`, `PRODUCER_SHM_BASE_DIR`, ...). Keys:
-    /// `stream_id`, `producer_id`, `header_nslots`, `pool_stride_bytes` (one pool, id 1),
-    /// `shm_base_dir`, `shm_namespace`, `announce_period_ms`, `qos_period_ms`,
-    /// `consumer_hello_interval_ms`, `consumer_stale_factor`, `per_consumer_streams`,
-    /// `name`, `descriptor_stream_id`, `control_stream_id`, `announce_stream_id`,
-    /// `qos_stream_id`, `metadata_stream_id`, `channel`. Missing keys keep their defaults.
+    /// Loads a producer configuration: the `[producer]` table of `path` (or no file),
+    /// environment variables overriding it (Driver Model §17 naming: `PRODUCER_STREAM_ID`,
+    /// `PRODUCER_SHM_BASE_DIR`, ...), defaults for the rest. Every key is listed, with its
+    /// default and variable, in `docs/roles.md`. Returns the configuration, where each
+    /// value came from, and the keys of `[producer]` nobody knows.
+    pub fn load(
+        path: Option<&std::path::Path>,
+        env: &dyn crate::config::EnvSource,
+    ) -> Result<crate::config::Loaded<Self>, crate::config::ConfigError> {
+        let mut l = match path {
+            Some(p) => crate::config::Loader::from_file(p, env)?,
+            None => crate::config::Loader::empty(env),
+        };
+        let config = Self::from_loader(&mut l)?;
+        Ok(crate::config::Loaded {
+            unknown_keys: crate::config::unknown_keys_under(&l, "producer"),
+            provenance: l.take_provenance(),
+            config,
+        })
+    }
+
+    /// Reads the `[producer]` table through `l` (see [`ProducerConfig::load`]). With
+    /// `producer.use_driver = true`, the driver's endpoints and client timers are read as the
+    /// driver reads them (`[driver]` control / announce keys, `policies.announce_period_ms`,
+    /// `policies.lease_keepalive_interval_ms`), so the producer can share the driver's file.
     pub fn from_loader(
         l: &mut crate::config::Loader<'_>,
     ) -> Result<Self, crate::config::ConfigError> {
+        use crate::config::duration_ms;
         let stream_id = l.value_or(
             "producer.stream_id",
             crate::streams::DEFAULT_POOL_STREAM_ID,
@@ -142,6 +170,12 @@ impl ProducerConfig {
         )?;
         let mut c = Self::new(stream_id);
         c.producer_id = l.value_or("producer.producer_id", c.producer_id, U32)?;
+        if l.value_or("producer.use_driver", false, BOOL)? {
+            let mut endpoints = DriverEndpoints::from_loader(l)?;
+            endpoints.attach_timeout =
+                duration_ms(l, "producer.attach_timeout_ms", endpoints.attach_timeout)?;
+            c.mode = RegionMode::Driver(endpoints);
+        }
         c.header_nslots = l.value_or("producer.header_nslots", c.header_nslots, U32)?;
         let stride = l.value_or("producer.pool_stride_bytes", c.pools[0].stride_bytes, U32)?;
         c.pools = vec![PoolConfig {
@@ -150,14 +184,18 @@ impl ProducerConfig {
         }];
         c.shm_base_dir = l.value_or("producer.shm_base_dir", c.shm_base_dir, "an absolute path")?;
         c.shm_namespace = l.value_or("producer.shm_namespace", c.shm_namespace, "a string")?;
-        c.announce_period =
-            ms(l.value_or("producer.announce_period_ms", as_ms(c.announce_period), MS)?);
-        c.qos_period = ms(l.value_or("producer.qos_period_ms", as_ms(c.qos_period), MS)?);
-        c.consumer_hello_interval = ms(l.value_or(
+        c.prefault = l.value_or("producer.prefault", c.prefault, BOOL)?;
+        c.mlock = l.value_or("producer.mlock", c.mlock, BOOL)?;
+        c.announce_period = duration_ms(l, "producer.announce_period_ms", c.announce_period)?;
+        c.qos_period = duration_ms(l, "producer.qos_period_ms", c.qos_period)?;
+        c.data_source_period =
+            duration_ms(l, "producer.data_source_period_ms", c.data_source_period)?;
+        c.meta_period = duration_ms(l, "producer.meta_period_ms", c.meta_period)?;
+        c.consumer_hello_interval = duration_ms(
+            l,
             "producer.consumer_hello_interval_ms",
-            as_ms(c.consumer_hello_interval),
-            MS,
-        )?);
+            c.consumer_hello_interval,
+        )?;
         c.consumer_stale_factor = l.value_or(
             "producer.consumer_stale_factor",
             c.consumer_stale_factor,
@@ -166,9 +204,28 @@ impl ProducerConfig {
         c.per_consumer_streams = l.value_or(
             "producer.per_consumer_streams",
             c.per_consumer_streams,
-            "true or false",
+            BOOL,
+        )?;
+        c.max_consumers = l.value_or("producer.max_consumers", c.max_consumers, "a count")?;
+        c.progress_default = progress_policy(l, "producer.progress", c.progress_default)?;
+        c.progress_floor = progress_policy(l, "producer.progress_floor", c.progress_floor)?;
+        c.publish_timestamp =
+            l.value_or("producer.publish_timestamp", c.publish_timestamp, BOOL)?;
+        c.use_shm = l.value_or("producer.use_shm", c.use_shm, BOOL)?;
+        c.payload_fallback_uri = l.value_or(
+            "producer.payload_fallback_uri",
+            c.payload_fallback_uri,
+            "a URI (empty: none)",
         )?;
         c.name = l.value_or("producer.name", c.name, "a string")?;
+        c.summary = l.value_or("producer.summary", c.summary, "a string")?;
+        c.meta_blob_chunk_bytes = l.value_or(
+            "producer.meta_blob_chunk_bytes",
+            c.meta_blob_chunk_bytes,
+            "1 to 65536 bytes",
+        )?;
+        c.aeron_timeout = duration_ms(l, "producer.aeron_timeout_ms", c.aeron_timeout)?;
+        c.aeron_counters = l.value_or("producer.aeron_counters", c.aeron_counters, BOOL)?;
         c.streams = streams_from_loader(l, "producer", c.streams)?;
         Ok(c)
     }
@@ -400,5 +457,42 @@ mod tests {
             ProducerConfig::from_loader(&mut bad).is_ok(),
             "env value 128 wins over the bad file value"
         );
+    }
+
+    #[test]
+    fn dm_17_producer_file_every_kind_of_key_and_driver_mode() {
+        let env = HashMap::from([("PRODUCER_AERON_COUNTERS".to_string(), "false".to_string())]);
+        let text = "[producer]\nuse_driver = true\nattach_timeout_ms = 1500\nprefault = false\n\
+                    progress_floor_bytes_delta = 512\nsummary = \"s\"\nmax_consumers = 3\n\
+                    [driver]\ncontrol_stream_id = 1500\n";
+        let loaded = {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("p.toml");
+            std::fs::write(&path, text).unwrap();
+            ProducerConfig::load(Some(&path), &env).unwrap()
+        };
+        let c = &loaded.config;
+        let RegionMode::Driver(d) = &c.mode else {
+            panic!("driver mode")
+        };
+        assert_eq!(d.control.stream_id, 1500);
+        assert_eq!(d.announce.stream_id, 1500);
+        assert_eq!(d.attach_timeout, Duration::from_millis(1500));
+        assert!(!c.prefault && !c.aeron_counters);
+        assert_eq!(c.progress_floor.bytes_delta, 512);
+        assert_eq!((c.summary.as_str(), c.max_consumers), ("s", 3));
+        let p = &loaded.provenance;
+        use crate::config::Source;
+        assert_eq!(p.source("producer.prefault"), Some(&Source::File));
+        assert_eq!(
+            p.source("producer.aeron_counters"),
+            Some(&Source::Env("PRODUCER_AERON_COUNTERS".into()))
+        );
+        assert_eq!(p.source("producer.qos_period_ms"), Some(&Source::Default));
+        assert!(loaded.unknown_keys.is_empty());
+        // no file: defaults and the environment
+        let none = ProducerConfig::load(None, &env).unwrap();
+        assert_eq!(none.config.mode, RegionMode::Standalone);
+        assert!(!none.config.aeron_counters);
     }
 }

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tensorpool::consumer::Mode;
+use tensorpool::config::{Loader, ProcessEnv};
+use tensorpool::consumer::{ConsumerConfig, Mode};
 use tensorpool::prelude::*;
+use tensorpool::streams::DriverEndpoints;
 use tensorpool_agent::{BackoffIdleStrategy, IdleStrategy};
 
 use super::CmdError;
@@ -22,18 +24,23 @@ pub enum ModeArg {
     RateLimited,
 }
 
-/// Flags of `tp consume`.
+/// Flags of `tp consume`. Role settings come from, lowest first: defaults, `--config FILE`,
+/// `CONSUMER_*` environment variables, then these flags.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Data source (pool stream id)
-    #[arg(long, default_value_t = 10_000)]
-    stream_id: u32,
-    /// Delivery mode
-    #[arg(long, value_enum, default_value_t = ModeArg::Stream)]
-    mode: ModeArg,
-    /// Rate cap in rate-limited mode
-    #[arg(long, default_value_t = 0)]
-    max_rate_hz: u32,
+    /// Consumer configuration: the [consumer] table of a TOML file (keys in docs/roles.md;
+    /// with consumer.use_driver, the file's [driver] and [policies] endpoints and timers)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data source (pool stream id) [default: consumer.stream_id, 10000]
+    #[arg(long)]
+    stream_id: Option<u32>,
+    /// Delivery mode [default: consumer.mode, stream]
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    /// Rate cap in rate-limited mode [default: consumer.max_rate_hz, 0]
+    #[arg(long)]
+    max_rate_hz: Option<u32>,
     /// Exit after this many accepted frames
     #[arg(long)]
     count: Option<u64>,
@@ -43,43 +50,68 @@ pub struct Args {
     /// Check the seq + CRC32C every `tp produce` payload carries
     #[arg(long)]
     verify: bool,
-    /// Aeron directory of the media driver [default: AERON_DIR]
+    /// Aeron directory of the media driver [default: AERON_DIR, else driver.aeron_dir of
+    /// --config]
     #[arg(long, env = "AERON_DIR")]
-    aeron_dir: PathBuf,
-    /// Directory announced regions must lie in
-    #[arg(long, default_value = tensorpool_shm::layout::DEFAULT_BASE_DIR)]
-    allowed_base_dir: PathBuf,
+    aeron_dir: Option<PathBuf>,
+    /// Directory announced regions must lie in [default: consumer.allowed_base_dirs,
+    /// /dev/shm/tensorpool]
+    #[arg(long)]
+    allowed_base_dir: Option<PathBuf>,
     /// Print the summary as one JSON object on the last line
     #[arg(long)]
     json: bool,
-    /// Attach through the SHM driver as CONSUMER (default: follow announces of a
-    /// standalone producer)
+    /// Attach through the SHM driver as CONSUMER [default: consumer.use_driver, false:
+    /// follow the announces of a standalone producer]
     #[arg(long)]
     driver: bool,
-    /// Driver mode: the driver's configuration file [default: Driver Model §17 defaults]
+    /// Driver mode: the driver's own configuration file (implies --driver) [default: the
+    /// [driver] keys of --config, else Driver Model §17 defaults]
     #[arg(long, value_name = "FILE")]
     driver_config: Option<PathBuf>,
 }
 
-/// Runs the consumer until --count, --duration or Ctrl-C.
-pub fn run(args: &Args) -> Result<(), CmdError> {
-    let ctx = Context::connect(&args.aeron_dir)?;
-    let mode = match args.mode {
-        ModeArg::Stream => Mode::Stream,
-        ModeArg::RateLimited => Mode::RateLimited {
-            max_rate_hz: args.max_rate_hz,
-        },
-    };
-    let mut builder = ctx
-        .consumer(args.stream_id)
-        .mode(mode)
-        .allowed_base_dir(&args.allowed_base_dir);
-    if args.driver || args.driver_config.is_some() {
-        builder = builder.driver(super::produce::driver_endpoints(
+/// The consumer configuration: defaults, file, environment, then flags.
+fn config_of(args: &Args) -> Result<ConsumerConfig, CmdError> {
+    let loaded = ConsumerConfig::load(args.config.as_deref(), &ProcessEnv)?;
+    super::produce::warn_unknown(&loaded.unknown_keys);
+    let mut cfg = loaded.config;
+    if let Some(id) = args.stream_id {
+        cfg.stream_id = id;
+    }
+    let rate = args.max_rate_hz.unwrap_or(cfg.mode.max_rate_hz());
+    match args.mode {
+        Some(ModeArg::Stream) => cfg.mode = Mode::Stream,
+        Some(ModeArg::RateLimited) => cfg.mode = Mode::RateLimited { max_rate_hz: rate },
+        None => {
+            if let Mode::RateLimited { max_rate_hz } = &mut cfg.mode {
+                *max_rate_hz = rate;
+            }
+        }
+    }
+    if let Some(dir) = &args.allowed_base_dir {
+        cfg.allowed_base_dirs = vec![dir.clone()];
+    }
+    if args.driver_config.is_some() {
+        cfg.driver = Some(super::produce::driver_endpoints(
             args.driver_config.as_deref(),
         )?);
+    } else if args.driver && cfg.driver.is_none() {
+        let mut l = match args.config.as_deref() {
+            Some(p) => Loader::from_file(p, &ProcessEnv)?,
+            None => Loader::empty(&ProcessEnv),
+        };
+        cfg.driver = Some(DriverEndpoints::from_loader(&mut l)?);
     }
-    let mut consumer = builder.build()?;
+    Ok(cfg)
+}
+
+/// Runs the consumer until --count, --duration or Ctrl-C.
+pub fn run(args: &Args) -> Result<(), CmdError> {
+    let cfg = config_of(args)?;
+    let dir = super::produce::aeron_dir(args.aeron_dir.as_ref(), args.config.as_deref())?;
+    let ctx = Context::connect(&dir)?;
+    let mut consumer = ctx.consumer(cfg.stream_id).config(cfg).build()?;
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     let _ = ctrlc::set_handler(move || s.store(true, Ordering::Release));

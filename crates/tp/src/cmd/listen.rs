@@ -19,7 +19,8 @@ use super::util::{self, Backoff};
 pub enum Target {
     /// Driver / shared control stream (default 1000).
     Control,
-    /// ShmPoolAnnounce stream (default 1001).
+    /// ShmPoolAnnounce streams: the driver's (default: the control stream) and standalone
+    /// producers' (default 1001).
     Announce,
     /// Shared descriptor stream (default 1100).
     Descriptor,
@@ -29,7 +30,7 @@ pub enum Target {
     Metadata,
     /// FrameProgress on the control stream (other messages hidden unless --type says).
     Progress,
-    /// Control, announce, descriptor, QoS and metadata streams at once.
+    /// Control, both announce, descriptor, QoS and metadata streams at once.
     All,
 }
 
@@ -39,10 +40,12 @@ pub const ABOUT: &str = "Print every message on the shared streams, decoded";
 /// What `tp listen --help` says.
 pub const LONG_ABOUT: &str = "Print every message on the shared streams, decoded.
 
-Subscribes to the configured streams (defaults: control 1000, announce 1001, descriptor
-1100, QoS 1200, metadata 1300 on aeron:ipc; --config reads driver.control_*, announce_*,
-qos_* and aeron_dir from a driver TOML) and prints one line per message: local receive
-time, the stream it came on, the message name and its fields. Messages are decoded by
+Subscribes to the shared streams and prints one line per message: local receive time, the
+stream it came on, the message name and its fields. The driver's streams (control,
+announce, QoS) and aeron_dir are read as `tp driver` reads them: from --config (a driver
+TOML, validated like the driver does) or the driver's defaults, with DRIVER_* environment
+overrides (defaults: control and announce 1000, QoS 1200 on aeron:ipc?term-length=4m); the
+roles' shared streams are added (producers' announce 1001, descriptor 1100, metadata 1300). Messages are decoded by
 schema id, then template id. A message that does not decode is printed as MALFORMED with
 the reason and its first bytes. Runs until --duration ends or the process is interrupted.";
 
@@ -174,21 +177,16 @@ fn filter(args: &Args) -> Result<Filter, CmdError> {
 
 /// The streams to subscribe to, one subscription per distinct channel and stream id.
 fn targets(args: &Args, e: &Endpoints) -> Vec<(String, Endpoint)> {
-    let all = [
-        ("control", &e.control),
-        ("announce", &e.announce),
-        ("descriptor", &e.descriptor),
-        ("qos", &e.qos),
-        ("metadata", &e.metadata),
-    ];
+    let all = e.all();
     let chosen: Vec<(&str, &Endpoint)> = match args.target {
         Target::All => all.to_vec(),
         Target::Control => vec![all[0]],
         Target::Progress => vec![("progress", &e.control)],
-        Target::Announce => vec![all[1]],
-        Target::Descriptor => vec![all[2]],
-        Target::Qos => vec![all[3]],
-        Target::Metadata => vec![all[4]],
+        // the driver's announce stream and the standalone producers'
+        Target::Announce => vec![all[1], all[2]],
+        Target::Descriptor => vec![all[3]],
+        Target::Qos => vec![all[4]],
+        Target::Metadata => vec![all[5]],
     };
     let mut out: Vec<(String, Endpoint)> = Vec::new();
     for (label, endpoint) in chosen {
@@ -201,8 +199,10 @@ fn targets(args: &Args, e: &Endpoints) -> Vec<(String, Endpoint)> {
         };
         match out.iter_mut().find(|(_, e)| *e == endpoint) {
             Some((l, _)) => {
-                l.push('+');
-                l.push_str(label);
+                if !l.split('+').any(|x| x == label) {
+                    l.push('+');
+                    l.push_str(label);
+                }
             }
             None => out.push((label.to_owned(), endpoint)),
         }
@@ -342,20 +342,32 @@ mod tests {
 
     #[test]
     fn all_subscribes_once_per_distinct_stream() {
-        let mut e = Endpoints::default();
+        let mut e = Endpoints::defaults();
+        // the driver announces on its control stream (DM §17 default): one subscription
         let got = labels(&args(&["all"]), &e);
-        assert_eq!(got.len(), 5);
-        // announce on the control stream (DM §17 default): one subscription for both
-        e.announce = e.control.clone();
-        let got = labels(&args(&["all"]), &e);
-        assert_eq!(got[0], ("control+announce".to_owned(), 1000));
-        assert_eq!(got.len(), 4);
+        assert_eq!(
+            got,
+            [
+                ("control+announce".to_owned(), 1000),
+                ("announce".to_owned(), 1001),
+                ("descriptor".to_owned(), 1100),
+                ("qos".to_owned(), 1200),
+                ("metadata".to_owned(), 1300),
+            ]
+        );
+        e.announce.stream_id = 1001;
+        let got = labels(&args(&["announce"]), &e);
+        assert_eq!(
+            got,
+            [("announce".to_owned(), 1001)],
+            "one stream, one label"
+        );
     }
 
     #[test]
     fn progress_is_the_control_stream_filtered_to_frame_progress() {
         let a = args(&["progress"]);
-        let e = Endpoints::default();
+        let e = Endpoints::defaults();
         assert_eq!(labels(&a, &e), [("progress".to_owned(), 1000)]);
         let f = filter(&a).unwrap();
         assert!(f.shows(Some("FrameProgress"), None));

@@ -1,22 +1,30 @@
 //! `tp produce`: a producer of synthetic frames that carry their own checksum.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tensorpool::config::{Loader, ProcessEnv, Source};
 use tensorpool::prelude::*;
+use tensorpool::producer::{ProducerConfig, RegionMode};
+use tensorpool::streams::DriverEndpoints;
 use tensorpool_agent::{BackoffIdleStrategy, IdleStrategy};
 
 use super::CmdError;
 use super::synth::{self, LiveStats, SynthProducer};
 
-/// Flags of `tp produce`.
+/// Flags of `tp produce`. Role settings come from, lowest first: defaults, `--config FILE`,
+/// `PRODUCER_*` environment variables, then these flags.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Data source (pool stream id)
-    #[arg(long, default_value_t = 10_000)]
-    stream_id: u32,
+    /// Producer configuration: the [producer] table of a TOML file (keys in docs/roles.md;
+    /// with producer.use_driver, the file's [driver] and [policies] endpoints and timers)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data source (pool stream id) [default: producer.stream_id, 10000]
+    #[arg(long)]
+    stream_id: Option<u32>,
     /// Tensor shape, e.g. 480x640 (default: --size bytes as a 1-D u8 tensor)
     #[arg(long)]
     shape: Option<String>,
@@ -32,23 +40,29 @@ pub struct Args {
     /// Frames to produce, then exit
     #[arg(long, default_value_t = 1000)]
     count: u64,
-    /// Create and announce the SHM files ourselves (no SHM driver); default: attach to the
-    /// SHM driver as PRODUCER
-    #[arg(long)]
+    /// Create and announce the SHM files ourselves, no SHM driver [default:
+    /// producer.use_driver, false]
+    #[arg(long, conflicts_with = "driver")]
     standalone: bool,
-    /// Driver mode: the driver's configuration file (for its control/announce endpoints and
-    /// timers) [default: the Driver Model §17 defaults]
+    /// Attach to the SHM driver as PRODUCER and write into its files
+    #[arg(long)]
+    driver: bool,
+    /// Driver mode: the driver's own configuration file, for its control/announce endpoints
+    /// and timers (implies --driver) [default: the [driver] keys of --config, else Driver
+    /// Model §17 defaults]
     #[arg(long, value_name = "FILE")]
     driver_config: Option<PathBuf>,
-    /// Aeron directory of the media driver [default: AERON_DIR]
+    /// Aeron directory of the media driver [default: AERON_DIR, else driver.aeron_dir of
+    /// --config]
     #[arg(long, env = "AERON_DIR")]
-    aeron_dir: PathBuf,
+    aeron_dir: Option<PathBuf>,
     /// Standalone: SHM base directory; driver mode: where the driver's files must lie
-    #[arg(long, default_value = tensorpool_shm::layout::DEFAULT_BASE_DIR)]
-    shm_base_dir: PathBuf,
-    /// Header ring slots (power of two)
-    #[arg(long, default_value_t = 64)]
-    nslots: u32,
+    /// [default: producer.shm_base_dir, /dev/shm/tensorpool]
+    #[arg(long)]
+    shm_base_dir: Option<PathBuf>,
+    /// Header ring slots, a power of two [default: producer.header_nslots, 64]
+    #[arg(long)]
+    nslots: Option<u32>,
     /// Seconds to keep announcing after the last frame (lets consumers drain)
     #[arg(long, default_value_t = 0.5)]
     linger: f64,
@@ -62,18 +76,16 @@ fn spec_of(args: &Args) -> Result<TensorSpec, CmdError> {
     Ok(TensorSpec::new(args.dtype, &shape)?)
 }
 
-/// The SHM driver's endpoints: from its configuration file, or the §17 defaults.
-pub fn driver_endpoints(
-    config: Option<&std::path::Path>,
-) -> Result<tensorpool::streams::DriverEndpoints, CmdError> {
+/// The SHM driver's endpoints: from its configuration file, or the §17 defaults (with the
+/// driver's environment overrides).
+pub fn driver_endpoints(config: Option<&Path>) -> Result<DriverEndpoints, CmdError> {
     match config {
-        None => Ok(tensorpool::streams::DriverEndpoints::default()),
+        None => Ok(DriverEndpoints::from_loader(&mut Loader::empty(
+            &ProcessEnv,
+        ))?),
         Some(path) => {
-            let cfg = tensorpool::driver::DriverConfig::load(
-                Some(path),
-                &tensorpool::config::ProcessEnv,
-            )?;
-            Ok(tensorpool::streams::DriverEndpoints::of_driver(&cfg))
+            let cfg = tensorpool::driver::DriverConfig::load(Some(path), &ProcessEnv)?;
+            Ok(DriverEndpoints::of_driver(&cfg))
         }
     }
 }
@@ -84,31 +96,85 @@ pub fn stride_for(len: usize) -> Result<u32, CmdError> {
     u32::try_from(s).map_err(|_| format!("frame of {len} bytes is too large").into())
 }
 
+/// The Aeron directory: `--aeron-dir` / `AERON_DIR`, else `driver.aeron_dir` of the role's
+/// configuration file (read as the driver reads it).
+pub fn aeron_dir(flag: Option<&PathBuf>, config: Option<&Path>) -> Result<PathBuf, CmdError> {
+    if let Some(d) = flag {
+        return Ok(d.clone());
+    }
+    let mut l = match config {
+        Some(p) => Loader::from_file(p, &ProcessEnv)?,
+        None => Loader::empty(&ProcessEnv),
+    };
+    let section = tensorpool::driver::config::DriverSection::from_loader(&mut l)?;
+    section.aeron_dir.ok_or_else(|| {
+        "no Aeron directory: give --aeron-dir, set AERON_DIR, or driver.aeron_dir in --config"
+            .into()
+    })
+}
+
+/// Warns about keys of the role's table that nobody knows.
+pub fn warn_unknown(keys: &[String]) {
+    for key in keys {
+        eprintln!("warning: unknown key {key} (ignored)");
+    }
+}
+
+/// The producer configuration: defaults, file, environment, then flags.
+fn config_of(args: &Args, spec: &TensorSpec) -> Result<ProducerConfig, CmdError> {
+    let loaded = ProducerConfig::load(args.config.as_deref(), &ProcessEnv)?;
+    warn_unknown(&loaded.unknown_keys);
+    let mut cfg = loaded.config;
+    let given = |key: &str| {
+        loaded
+            .provenance
+            .source(key)
+            .is_some_and(|s| *s != Source::Default)
+    };
+    if let Some(id) = args.stream_id {
+        cfg.stream_id = id;
+    }
+    if let Some(dir) = &args.shm_base_dir {
+        cfg.shm_base_dir = dir.clone();
+    }
+    if let Some(n) = args.nslots {
+        cfg.header_nslots = n;
+    }
+    // Without a configured stride, the smallest that holds one frame.
+    if !given("producer.pool_stride_bytes") {
+        cfg.pools[0].stride_bytes = stride_for(spec.len_bytes())?;
+    }
+    if args.standalone {
+        cfg.mode = RegionMode::Standalone;
+    } else if args.driver_config.is_some() {
+        cfg.mode = RegionMode::Driver(driver_endpoints(args.driver_config.as_deref())?);
+    } else if args.driver && cfg.mode == RegionMode::Standalone {
+        let mut l = match args.config.as_deref() {
+            Some(p) => Loader::from_file(p, &ProcessEnv)?,
+            None => Loader::empty(&ProcessEnv),
+        };
+        cfg.mode = RegionMode::Driver(DriverEndpoints::from_loader(&mut l)?);
+    }
+    Ok(cfg)
+}
+
 /// Runs the producer until `count` frames are out (or Ctrl-C).
 pub fn run(args: &Args) -> Result<(), CmdError> {
     let spec = spec_of(args)?;
-    let ctx = Context::connect(&args.aeron_dir)?;
-    let builder = ctx.producer(args.stream_id);
-    let builder = if args.standalone {
-        builder
-            .standalone(&args.shm_base_dir)
-            .header_nslots(args.nslots)
-            .pool(1, stride_for(spec.len_bytes())?)
-    } else {
-        builder.driver(
-            driver_endpoints(args.driver_config.as_deref())?,
-            &args.shm_base_dir,
-        )
-    };
-    let producer = builder.build()?;
+    let cfg = config_of(args, &spec)?;
+    let dir = aeron_dir(args.aeron_dir.as_ref(), args.config.as_deref())?;
+    let ctx = Context::connect(&dir)?;
+    let standalone = cfg.mode == RegionMode::Standalone;
+    let stream_id = cfg.stream_id;
+    let producer = ctx.producer(stream_id).config(cfg).build()?;
     eprintln!(
         "tp produce: stream {} epoch {} ({} bytes/frame, {} Hz, {} frames, {})",
-        args.stream_id,
+        stream_id,
         producer.epoch().unwrap_or(0),
         spec.len_bytes(),
         args.rate,
         args.count,
-        if args.standalone {
+        if standalone {
             "standalone"
         } else {
             "through the SHM driver"

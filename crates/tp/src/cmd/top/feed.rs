@@ -38,13 +38,7 @@ impl Feed {
         let client = AeronClient::connect(dir, timeout)?;
         let mut seen: Vec<&Endpoint> = Vec::new();
         let mut subscriptions = Vec::new();
-        for (label, endpoint) in [
-            ("control", &e.control),
-            ("announce", &e.announce),
-            ("descriptor", &e.descriptor),
-            ("qos", &e.qos),
-            ("metadata", &e.metadata),
-        ] {
+        for (label, endpoint) in e.all() {
             if seen.contains(&endpoint) {
                 continue;
             }

@@ -344,7 +344,9 @@ fn environment_overrides_win() {
 
 #[test]
 fn unknown_keys_are_reported_not_fatal() {
-    let text = "[driver]\nbogus = 1\n[policies]\nreuse_existing_shm = false\n[profiles.p]\npayload_pools = [{ pool_id = 1, stride_bytes = 64, colour = \"red\" }]\n[extra]\nx = 1\n";
+    // [producer] and [consumer] are the roles' tables of a shared file: not the driver's to
+    // report
+    let text = "[driver]\nbogus = 1\n[policies]\nreuse_existing_shm = false\n[profiles.p]\npayload_pools = [{ pool_id = 1, stride_bytes = 64, colour = \"red\" }]\n[extra]\nx = 1\n[producer]\nname = \"x\"\n[consumer]\nmode = \"stream\"\n";
     let c = DriverConfig::from_toml(text, &NoEnv).unwrap();
     assert_eq!(
         c.unknown_keys,

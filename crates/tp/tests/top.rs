@@ -5,18 +5,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, TP, bytes_of, connected_publication, offer};
-use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use common::pty::{Screen, cell, contents, spawn_top};
+use common::{DEADLINE, bytes_of, connected_publication, offer};
 use tensorpool_aeron::Publication;
 use tensorpool_codec::wire::*;
 use tensorpool_codec::{AnyMessage, Bytes, Group};
 
-const ROWS: u16 = 40;
-const COLS: u16 = 160;
 const STREAM: u32 = 10_000;
 const EPOCH: u64 = 42;
 use tensorpool::consumer::counters::{
@@ -93,12 +90,6 @@ fn announce() -> AnyMessage<'static> {
     })
 }
 
-type Screen = Arc<Mutex<vt100::Parser>>;
-
-fn contents(screen: &Screen) -> String {
-    screen.lock().expect("screen").screen().contents()
-}
-
 /// Publishes a tick every 100 ms until `pred` holds for the screen (bounded).
 fn publish_until(traffic: &mut Traffic, screen: &Screen, what: &str, pred: impl Fn(&str) -> bool) {
     let deadline = Instant::now() + DEADLINE;
@@ -116,73 +107,10 @@ fn publish_until(traffic: &mut Traffic, screen: &Screen, what: &str, pred: impl 
     }
 }
 
-/// The cell of `row_start`'s row under the column titled `column` (tables are aligned).
-fn cell(text: &str, column: &str, row_start: &str) -> Option<String> {
-    let lines: Vec<Vec<char>> = text.lines().map(|l| l.chars().collect()).collect();
-    let header = lines.iter().find(|l| {
-        let s: String = l.iter().collect();
-        s.contains(column) && s.contains("STREAM") || s.contains(column) && s.contains("CONSUMER")
-    })?;
-    let h: String = header.iter().collect();
-    let start = h.find(column).map(|b| h[..b].chars().count())?;
-    let row = lines.iter().find(|l| {
-        let s: String = l.iter().collect();
-        s.trim_start_matches('│').starts_with(row_start)
-    })?;
-    let rest: String = row.iter().skip(start).collect();
-    rest.split_whitespace().next().map(str::to_owned)
-}
-
 fn fps_ok(text: &str) -> bool {
     cell(text, "FPS", "10000")
         .and_then(|v| v.parse::<f64>().ok())
         .is_some_and(|fps| (60.0..=140.0).contains(&fps))
-}
-
-/// `tp top` in a pseudo-terminal, its screen rebuilt by a reader thread.
-struct Top {
-    child: Box<dyn portable_pty::Child + Send + Sync>,
-    screen: Screen,
-    keys: Box<dyn Write + Send>,
-    /// Kept open for as long as the test runs.
-    _master: Box<dyn portable_pty::MasterPty + Send>,
-}
-
-fn spawn_top(aeron_dir: &std::path::Path) -> Top {
-    let pty = native_pty_system()
-        .openpty(PtySize {
-            rows: ROWS,
-            cols: COLS,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .expect("openpty");
-    let mut cmd = CommandBuilder::new(TP);
-    cmd.args(["top", "--refresh-hz", "10", "--aeron-dir"]);
-    cmd.arg(aeron_dir);
-    cmd.env("TERM", "xterm-256color");
-    cmd.cwd(std::env::current_dir().expect("cwd"));
-    let child = pty.slave.spawn_command(cmd).expect("spawn tp top");
-    drop(pty.slave);
-    let mut reader = pty.master.try_clone_reader().expect("reader");
-    let keys = pty.master.take_writer().expect("writer");
-    let screen: Screen = Arc::new(Mutex::new(vt100::Parser::new(ROWS, COLS, 0)));
-    let sink = screen.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().expect("screen").process(&buf[..n]);
-        }
-    });
-    Top {
-        child,
-        screen,
-        keys,
-        _master: pty.master,
-    }
 }
 
 #[test]
@@ -217,15 +145,11 @@ fn top_shows_streams_rates_and_details_under_a_pty() {
         consumer_counter(&COUNTER_DROPS, late, "drops late", 3),
     ];
 
-    let Top {
-        mut child,
-        screen,
-        mut keys,
-        _master,
-    } = spawn_top(driver.dir());
+    let mut top = spawn_top(&["--aeron-dir", driver.dir().to_str().expect("dir")]);
+    let screen = top.screen.clone();
     let mut press = |bytes: &[u8]| {
-        keys.write_all(bytes).expect("key");
-        keys.flush().expect("flush");
+        top.keys.write_all(bytes).expect("key");
+        top.keys.flush().expect("flush");
     };
 
     let mut traffic = Traffic {
@@ -273,22 +197,7 @@ fn top_shows_streams_rates_and_details_under_a_pty() {
         t.contains("sort: name")
     });
 
-    press(b"q");
-    let deadline = Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("tp top did not quit on q:\n{}", contents(&screen));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "tp top exit: {status:?}");
-    common::wait_until("the terminal restored (alternate screen left)", || {
-        !screen.lock().expect("screen").screen().alternate_screen()
-    });
+    top.quit();
 }
 
 #[test]

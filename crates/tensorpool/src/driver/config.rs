@@ -204,7 +204,13 @@ impl DriverConfig {
             profiles,
             streams,
             provenance: Provenance::default(),
-            unknown_keys: l.unknown_keys(),
+            // [producer] and [consumer] are the roles' tables of a shared deployment file
+            // (they report their own unknown keys)
+            unknown_keys: l
+                .unknown_keys()
+                .into_iter()
+                .filter(|k| !k.starts_with("producer.") && !k.starts_with("consumer."))
+                .collect(),
             warnings: Vec::new(),
         };
         cfg.validate()?;

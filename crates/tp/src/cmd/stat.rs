@@ -275,7 +275,7 @@ fn render_text(dir: &std::path::Path, rows: &[Row]) -> String {
     );
     let _ = writeln!(
         o,
-        "{:>5}  {:<28} {:>20} {:>14}  label",
+        "{:>5}  {:<34} {:>20} {:>14}  label",
         "id", "type", "value", "rate/s"
     );
     let mut group = None;
@@ -296,7 +296,7 @@ fn render_text(dir: &std::path::Path, rows: &[Row]) -> String {
             .map_or_else(|| "-".into(), |x| format!("{x:.1}"));
         let _ = writeln!(
             o,
-            "{:>5}  {:<28} {:>20} {:>14}  {}",
+            "{:>5}  {:<34} {:>20} {:>14}  {}",
             r.id, r.type_name, r.value, rate, r.label
         );
     }

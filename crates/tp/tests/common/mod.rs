@@ -3,6 +3,8 @@
 //! removed on drop) and publishes through its own client.
 #![allow(dead_code)]
 
+pub mod pty;
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};

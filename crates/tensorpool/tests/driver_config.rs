@@ -541,3 +541,25 @@ fn render_lists_every_key_with_its_source() {
         assert!(text.contains(key), "{key} missing from\n{text}");
     }
 }
+
+#[test]
+fn the_example_deployment_file_loads_for_every_role() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/deployment.toml");
+    let driver = DriverConfig::load(Some(&path), &NoEnv).unwrap();
+    assert!(driver.unknown_keys.is_empty(), "{:?}", driver.unknown_keys);
+    let p = tensorpool::producer::ProducerConfig::load(Some(&path), &NoEnv).unwrap();
+    assert!(p.unknown_keys.is_empty(), "{:?}", p.unknown_keys);
+    p.config.validate().unwrap();
+    assert!(matches!(
+        p.config.mode,
+        tensorpool::producer::RegionMode::Driver(ref e) if e.control.stream_id == 1000
+    ));
+    let c = tensorpool::consumer::ConsumerConfig::load(Some(&path), &NoEnv).unwrap();
+    assert!(c.unknown_keys.is_empty(), "{:?}", c.unknown_keys);
+    c.config.validate().unwrap();
+    assert_eq!(
+        c.config.mode,
+        tensorpool::consumer::Mode::RateLimited { max_rate_hz: 30 }
+    );
+}

@@ -38,21 +38,26 @@ impl AeronTransport {
         cfg: &ClientConfig,
         timeout: Duration,
     ) -> Result<Self, AddError> {
+        // All requested before any is waited for: about one round trip to the media driver.
         let control_pub =
-            aeron.add_publication(&cfg.control_channel, cfg.control_stream_id, timeout)?;
+            aeron.start_add_publication(&cfg.control_channel, cfg.control_stream_id, timeout)?;
         let control_sub =
-            aeron.add_subscription(&cfg.control_channel, cfg.control_stream_id, timeout)?;
+            aeron.start_add_subscription(&cfg.control_channel, cfg.control_stream_id, timeout)?;
         let same = cfg.announce_channel == cfg.control_channel
             && cfg.announce_stream_id == cfg.control_stream_id;
         let announce_sub = if same {
             None
         } else {
-            Some(aeron.add_subscription(&cfg.announce_channel, cfg.announce_stream_id, timeout)?)
+            Some(aeron.start_add_subscription(
+                &cfg.announce_channel,
+                cfg.announce_stream_id,
+                timeout,
+            )?)
         };
         Ok(Self {
-            control_pub,
-            control_sub,
-            announce_sub,
+            control_pub: control_pub.wait()?,
+            control_sub: control_sub.wait()?,
+            announce_sub: announce_sub.map(|p| p.wait()).transpose()?,
         })
     }
 }

@@ -39,7 +39,7 @@ pub use progress::Progress;
 pub use state::{ConsumerState, Fallback};
 pub use tensorpool_aeron::PollError;
 
-use tensorpool_aeron::AddError;
+use tensorpool_aeron::{AddError, PendingSubscription};
 use tensorpool_agent::{Agent, AgentError, AgentResult};
 use tensorpool_shm::AllowedBaseDirs;
 
@@ -103,12 +103,11 @@ fn aeron(what: &'static str) -> impl FnOnce(AddError) -> BuildError {
     move |source| BuildError::Aeron { what, source }
 }
 
-/// The consumer's cells with their Aeron counters, allocated together (bounded by
-/// `aeron_timeout`).
-fn aeron_counters(
-    client: &tensorpool_aeron::AeronClient,
+/// Requests the consumer's Aeron counters (all at once; see [`finish_counters`]).
+fn start_counters<'c>(
+    client: &'c tensorpool_aeron::AeronClient,
     cfg: &ConsumerConfig,
-) -> Result<(ConsumerCells, DropCells), BuildError> {
+) -> Result<crate::counters::Registrar<'c>, BuildError> {
     let scope = format!("stream={} client={}", cfg.stream_id, cfg.consumer_id);
     let mut reg = crate::counters::Registrar::new(
         client,
@@ -120,6 +119,14 @@ fn aeron_counters(
     );
     ConsumerCells::register(&mut reg).map_err(aeron("counters"))?;
     DropCells::register(&mut reg).map_err(aeron("counters"))?;
+    Ok(reg)
+}
+
+/// The consumer's cells with the counters [`start_counters`] requested (bounded by
+/// `aeron_timeout`).
+fn finish_counters(
+    reg: crate::counters::Registrar<'_>,
+) -> Result<(ConsumerCells, DropCells), BuildError> {
     let counters = reg.finish().map_err(aeron("counters"))?;
     let mut it = counters.into_iter();
     let (mut cells, mut drops) = (ConsumerCells::default(), DropCells::default());
@@ -134,39 +141,61 @@ impl Consumer {
         let client = ctx.shared().client.clone();
         let t = cfg.aeron_timeout;
         let s = cfg.streams.clone();
-        let add_sub = |e: &crate::streams::Endpoint, what| {
+        // Every registration is requested before any is waited for: a build takes about one
+        // round trip to the media driver, not one per stream (each wait is bounded by `t`).
+        let sub = |e: &crate::streams::Endpoint, what| {
             client
-                .add_subscription(&e.channel, e.stream_id, t)
+                .start_add_subscription(&e.channel, e.stream_id, t)
                 .map_err(aeron(what))
         };
-        let (announce, driver) = match &cfg.driver {
-            None => (Some(add_sub(&s.announce, "announce subscription")?), None),
+        let publication = |e: &crate::streams::Endpoint, what| {
+            client
+                .start_add_exclusive_publication(&e.channel, e.stream_id, t)
+                .map_err(aeron(what))
+        };
+        let announce = match &cfg.driver {
+            None => Some(sub(&s.announce, "announce subscription")?),
+            Some(_) => None,
+        };
+        let descriptor = sub(&s.descriptor, "descriptor subscription")?;
+        let control = sub(&s.control, "control subscription")?;
+        let metadata = match cfg.metadata {
+            true => Some(sub(&s.metadata, "metadata subscription")?),
+            false => None,
+        };
+        let control_pub = publication(&s.control, "control publication")?;
+        let qos_pub = publication(&s.qos, "QoS publication")?;
+        let counters = match cfg.aeron_counters {
+            true => Some(start_counters(&client, &cfg)?),
+            false => None,
+        };
+        let driver = match &cfg.driver {
+            None => None,
             Some(endpoints) => {
                 let role = tensorpool_codec::driver::Role::Consumer;
                 let ccfg = endpoints.client_config(cfg.stream_id, role, Some(allowed.clone()));
                 let transport = crate::client::AeronTransport::new(&client, &ccfg, t)
                     .map_err(aeron("driver control streams"))?;
                 let dc = crate::client::DriverClient::new(ccfg, transport);
-                (None, Some((dc, Vec::with_capacity(8))))
+                Some((dc, Vec::with_capacity(8)))
             }
         };
-        let descriptor = add_sub(&s.descriptor, "descriptor subscription")?;
-        let control = add_sub(&s.control, "control subscription")?;
-        let metadata = if cfg.metadata {
-            Some(add_sub(&s.metadata, "metadata subscription")?)
-        } else {
-            None
+        let wait_sub = |p: PendingSubscription, what| p.wait().map_err(aeron(what));
+        let announce = match announce {
+            Some(p) => Some(wait_sub(p, "announce subscription")?),
+            None => None,
         };
-        let control_pub = client
-            .add_exclusive_publication(&s.control.channel, s.control.stream_id, t)
-            .map_err(aeron("control publication"))?;
-        let qos_pub = client
-            .add_exclusive_publication(&s.qos.channel, s.qos.stream_id, t)
-            .map_err(aeron("QoS publication"))?;
-        let (counters, drops) = if cfg.aeron_counters {
-            aeron_counters(&client, &cfg)?
-        } else {
-            Default::default()
+        let descriptor = wait_sub(descriptor, "descriptor subscription")?;
+        let control = wait_sub(control, "control subscription")?;
+        let metadata = match metadata {
+            Some(p) => Some(wait_sub(p, "metadata subscription")?),
+            None => None,
+        };
+        let control_pub = control_pub.wait().map_err(aeron("control publication"))?;
+        let qos_pub = qos_pub.wait().map_err(aeron("QoS publication"))?;
+        let (counters, drops) = match counters {
+            Some(reg) => finish_counters(reg)?,
+            None => Default::default(),
         };
         let core = Core::new(cfg, allowed, counters, drops);
         let (hello_timer, qos_timer, liveness_timer) =

@@ -136,12 +136,11 @@ fn aeron(what: &'static str) -> impl FnOnce(AddError) -> BuildError {
     move |source| BuildError::Aeron { what, source }
 }
 
-/// The producer's cells with their Aeron counters, allocated together (bounded by
-/// `aeron_timeout`).
-fn aeron_counters(
-    client: &tensorpool_aeron::AeronClient,
+/// Requests the producer's Aeron counters (all at once; see [`finish_counters`]).
+fn start_counters<'c>(
+    client: &'c tensorpool_aeron::AeronClient,
     cfg: &ProducerConfig,
-) -> Result<ProducerCells, BuildError> {
+) -> Result<crate::counters::Registrar<'c>, BuildError> {
     let scope = format!("stream={} client={}", cfg.stream_id, cfg.producer_id);
     let mut reg = crate::counters::Registrar::new(
         client,
@@ -152,6 +151,12 @@ fn aeron_counters(
         cfg.aeron_timeout,
     );
     ProducerCells::register(&mut reg).map_err(aeron("counters"))?;
+    Ok(reg)
+}
+
+/// The producer's cells with the counters [`start_counters`] requested (bounded by
+/// `aeron_timeout`).
+fn finish_counters(reg: crate::counters::Registrar<'_>) -> Result<ProducerCells, BuildError> {
     let counters = reg.finish().map_err(aeron("counters"))?;
     let mut cells = ProducerCells::default();
     cells.attach(&mut counters.into_iter());
@@ -163,29 +168,44 @@ impl Producer {
         let client = ctx.shared().client.clone();
         let t = cfg.aeron_timeout;
         let s = &cfg.streams;
-        let pubs = proxy::Publications {
-            announce: client
-                .add_exclusive_publication(&s.announce.channel, s.announce.stream_id, t)
-                .map_err(aeron("announce publication"))?,
-            descriptor: client
-                .add_exclusive_publication(&s.descriptor.channel, s.descriptor.stream_id, t)
-                .map_err(aeron("descriptor publication"))?,
-            control: client
-                .add_exclusive_publication(&s.control.channel, s.control.stream_id, t)
-                .map_err(aeron("control publication"))?,
-            qos: client
-                .add_exclusive_publication(&s.qos.channel, s.qos.stream_id, t)
-                .map_err(aeron("QoS publication"))?,
-            metadata: client
-                .add_exclusive_publication(&s.metadata.channel, s.metadata.stream_id, t)
-                .map_err(aeron("metadata publication"))?,
+        // Every registration is requested before any is waited for: a build takes about one
+        // round trip to the media driver, not one per stream (each wait is bounded by `t`).
+        let publication = |e: &crate::streams::Endpoint, what| {
+            client
+                .start_add_exclusive_publication(&e.channel, e.stream_id, t)
+                .map_err(aeron(what))
         };
-        let control_sub = client
-            .add_subscription(&s.control.channel, s.control.stream_id, t)
-            .map_err(aeron("control subscription"))?;
-        let qos_sub = client
-            .add_subscription(&s.qos.channel, s.qos.stream_id, t)
-            .map_err(aeron("QoS subscription"))?;
+        let subscription = |e: &crate::streams::Endpoint, what| {
+            client
+                .start_add_subscription(&e.channel, e.stream_id, t)
+                .map_err(aeron(what))
+        };
+        let pending = (
+            publication(&s.announce, "announce publication")?,
+            publication(&s.descriptor, "descriptor publication")?,
+            publication(&s.control, "control publication")?,
+            publication(&s.qos, "QoS publication")?,
+            publication(&s.metadata, "metadata publication")?,
+        );
+        let control_sub = subscription(&s.control, "control subscription")?;
+        let qos_sub = subscription(&s.qos, "QoS subscription")?;
+        let counters = match cfg.aeron_counters {
+            true => Some(start_counters(&client, &cfg)?),
+            false => None,
+        };
+        let pubs = proxy::Publications {
+            announce: pending.0.wait().map_err(aeron("announce publication"))?,
+            descriptor: pending.1.wait().map_err(aeron("descriptor publication"))?,
+            control: pending.2.wait().map_err(aeron("control publication"))?,
+            qos: pending.3.wait().map_err(aeron("QoS publication"))?,
+            metadata: pending.4.wait().map_err(aeron("metadata publication"))?,
+        };
+        let control_sub = control_sub.wait().map_err(aeron("control subscription"))?;
+        let qos_sub = qos_sub.wait().map_err(aeron("QoS subscription"))?;
+        let counters = match counters {
+            Some(reg) => finish_counters(reg)?,
+            None => ProducerCells::default(),
+        };
         let (source, regions) = match &cfg.mode {
             RegionMode::Standalone => {
                 let mut standalone = Standalone::new(&cfg)?;
@@ -210,11 +230,6 @@ impl Producer {
                 };
                 (Source::Driver(Box::new(link)), regions)
             }
-        };
-        let counters = if cfg.aeron_counters {
-            aeron_counters(&client, &cfg)?
-        } else {
-            ProducerCells::default()
         };
         let mut producer = Self {
             timers: Timers::new(&cfg),

@@ -39,7 +39,7 @@ pub use progress::Progress;
 pub use state::{ConsumerState, Fallback};
 pub use tensorpool_aeron::PollError;
 
-use tensorpool_aeron::{AddError, PendingSubscription};
+use tensorpool_aeron::{AddError, AeronClient, PendingSubscription, Publication, Subscription};
 use tensorpool_agent::{Agent, AgentError, AgentResult};
 use tensorpool_shm::AllowedBaseDirs;
 
@@ -105,7 +105,7 @@ fn aeron(what: &'static str) -> impl FnOnce(AddError) -> BuildError {
 
 /// Requests the consumer's Aeron counters (all at once; see [`finish_counters`]).
 fn start_counters<'c>(
-    client: &'c tensorpool_aeron::AeronClient,
+    client: &'c AeronClient,
     cfg: &ConsumerConfig,
 ) -> Result<crate::counters::Registrar<'c>, BuildError> {
     let scope = format!("stream={} client={}", cfg.stream_id, cfg.consumer_id);
@@ -135,14 +135,24 @@ fn finish_counters(
     Ok((cells, drops))
 }
 
-impl Consumer {
-    fn new(ctx: Context, cfg: ConsumerConfig) -> Result<Self, BuildError> {
-        let allowed = AllowedBaseDirs::new(&cfg.allowed_base_dirs)?;
-        let client = ctx.shared().client.clone();
-        let t = cfg.aeron_timeout;
-        let s = cfg.streams.clone();
-        // Every registration is requested before any is waited for: a build takes about one
-        // round trip to the media driver, not one per stream (each wait is bounded by `t`).
+/// The consumer's subscriptions, publications and counters (the driver client's come apart).
+struct AeronSide {
+    announce: Option<Subscription>,
+    descriptor: Subscription,
+    control: Subscription,
+    metadata: Option<Subscription>,
+    control_pub: Publication,
+    qos_pub: Publication,
+    counters: ConsumerCells,
+    drops: DropCells,
+}
+
+impl AeronSide {
+    /// Every registration is requested before any is waited for: a build takes about one
+    /// round trip to the media driver, not one per stream (each wait bounded by
+    /// `aeron_timeout`).
+    fn register(client: &AeronClient, cfg: &ConsumerConfig) -> Result<Self, BuildError> {
+        let (t, s) = (cfg.aeron_timeout, &cfg.streams);
         let sub = |e: &crate::streams::Endpoint, what| {
             client
                 .start_add_subscription(&e.channel, e.stream_id, t)
@@ -153,6 +163,8 @@ impl Consumer {
                 .start_add_exclusive_publication(&e.channel, e.stream_id, t)
                 .map_err(aeron(what))
         };
+        // standalone producers announce on the announce stream; the driver client follows
+        // the driver's
         let announce = match &cfg.driver {
             None => Some(sub(&s.announce, "announce subscription")?),
             Some(_) => None,
@@ -166,9 +178,37 @@ impl Consumer {
         let control_pub = publication(&s.control, "control publication")?;
         let qos_pub = publication(&s.qos, "QoS publication")?;
         let counters = match cfg.aeron_counters {
-            true => Some(start_counters(&client, &cfg)?),
+            true => Some(start_counters(client, cfg)?),
             false => None,
         };
+        let wait = |p: PendingSubscription, what| p.wait().map_err(aeron(what));
+        let (counters, drops) = match counters {
+            Some(reg) => finish_counters(reg)?,
+            None => Default::default(),
+        };
+        Ok(Self {
+            announce: announce
+                .map(|p| wait(p, "announce subscription"))
+                .transpose()?,
+            descriptor: wait(descriptor, "descriptor subscription")?,
+            control: wait(control, "control subscription")?,
+            metadata: metadata
+                .map(|p| wait(p, "metadata subscription"))
+                .transpose()?,
+            control_pub: control_pub.wait().map_err(aeron("control publication"))?,
+            qos_pub: qos_pub.wait().map_err(aeron("QoS publication"))?,
+            counters,
+            drops,
+        })
+    }
+}
+
+impl Consumer {
+    fn new(ctx: Context, cfg: ConsumerConfig) -> Result<Self, BuildError> {
+        let allowed = AllowedBaseDirs::new(&cfg.allowed_base_dirs)?;
+        let client = ctx.shared().client.clone();
+        let t = cfg.aeron_timeout;
+        let side = AeronSide::register(&client, &cfg)?;
         let driver = match &cfg.driver {
             None => None,
             Some(endpoints) => {
@@ -180,23 +220,16 @@ impl Consumer {
                 Some((dc, Vec::with_capacity(8)))
             }
         };
-        let wait_sub = |p: PendingSubscription, what| p.wait().map_err(aeron(what));
-        let announce = match announce {
-            Some(p) => Some(wait_sub(p, "announce subscription")?),
-            None => None,
-        };
-        let descriptor = wait_sub(descriptor, "descriptor subscription")?;
-        let control = wait_sub(control, "control subscription")?;
-        let metadata = match metadata {
-            Some(p) => Some(wait_sub(p, "metadata subscription")?),
-            None => None,
-        };
-        let control_pub = control_pub.wait().map_err(aeron("control publication"))?;
-        let qos_pub = qos_pub.wait().map_err(aeron("QoS publication"))?;
-        let (counters, drops) = match counters {
-            Some(reg) => finish_counters(reg)?,
-            None => Default::default(),
-        };
+        let AeronSide {
+            announce,
+            descriptor,
+            control,
+            metadata,
+            control_pub,
+            qos_pub,
+            counters,
+            drops,
+        } = side;
         let core = Core::new(cfg, allowed, counters, drops);
         let (hello_timer, qos_timer, liveness_timer) =
             Io::timers(&core, tensorpool_agent::monotonic_ns());

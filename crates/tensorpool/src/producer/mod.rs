@@ -41,7 +41,7 @@ pub use meta::MetaAttribute;
 
 use std::path::PathBuf;
 
-use tensorpool_aeron::{AddError, Subscription};
+use tensorpool_aeron::{AddError, AeronClient, Subscription};
 use tensorpool_agent::{Agent, AgentResult};
 
 use crate::client::{AeronTransport, ClientEvent, DriverClient};
@@ -138,7 +138,7 @@ fn aeron(what: &'static str) -> impl FnOnce(AddError) -> BuildError {
 
 /// Requests the producer's Aeron counters (all at once; see [`finish_counters`]).
 fn start_counters<'c>(
-    client: &'c tensorpool_aeron::AeronClient,
+    client: &'c AeronClient,
     cfg: &ProducerConfig,
 ) -> Result<crate::counters::Registrar<'c>, BuildError> {
     let scope = format!("stream={} client={}", cfg.stream_id, cfg.producer_id);
@@ -163,13 +163,20 @@ fn finish_counters(reg: crate::counters::Registrar<'_>) -> Result<ProducerCells,
     Ok(cells)
 }
 
-impl Producer {
-    fn new(ctx: Context, cfg: ProducerConfig) -> Result<Self, BuildError> {
-        let client = ctx.shared().client.clone();
-        let t = cfg.aeron_timeout;
-        let s = &cfg.streams;
-        // Every registration is requested before any is waited for: a build takes about one
-        // round trip to the media driver, not one per stream (each wait is bounded by `t`).
+/// The producer's publications, subscriptions and counters.
+struct AeronSide {
+    pubs: proxy::Publications,
+    control_sub: Subscription,
+    qos_sub: Subscription,
+    counters: ProducerCells,
+}
+
+impl AeronSide {
+    /// Every registration is requested before any is waited for: a build takes about one
+    /// round trip to the media driver, not one per stream (each wait bounded by
+    /// `aeron_timeout`).
+    fn register(client: &AeronClient, cfg: &ProducerConfig) -> Result<Self, BuildError> {
+        let (t, s) = (cfg.aeron_timeout, &cfg.streams);
         let publication = |e: &crate::streams::Endpoint, what| {
             client
                 .start_add_exclusive_publication(&e.channel, e.stream_id, t)
@@ -190,59 +197,76 @@ impl Producer {
         let control_sub = subscription(&s.control, "control subscription")?;
         let qos_sub = subscription(&s.qos, "QoS subscription")?;
         let counters = match cfg.aeron_counters {
-            true => Some(start_counters(&client, &cfg)?),
+            true => Some(start_counters(client, cfg)?),
             false => None,
         };
-        let pubs = proxy::Publications {
-            announce: pending.0.wait().map_err(aeron("announce publication"))?,
-            descriptor: pending.1.wait().map_err(aeron("descriptor publication"))?,
-            control: pending.2.wait().map_err(aeron("control publication"))?,
-            qos: pending.3.wait().map_err(aeron("QoS publication"))?,
-            metadata: pending.4.wait().map_err(aeron("metadata publication"))?,
-        };
-        let control_sub = control_sub.wait().map_err(aeron("control subscription"))?;
-        let qos_sub = qos_sub.wait().map_err(aeron("QoS subscription"))?;
-        let counters = match counters {
-            Some(reg) => finish_counters(reg)?,
-            None => ProducerCells::default(),
-        };
-        let (source, regions) = match &cfg.mode {
-            RegionMode::Standalone => {
-                let mut standalone = Standalone::new(&cfg)?;
-                let regions = standalone.create(&cfg)?;
-                (Source::Standalone(standalone), regions)
-            }
-            RegionMode::Driver(endpoints) => {
-                let allowed = tensorpool_shm::AllowedBaseDirs::new([&cfg.shm_base_dir])?;
-                let role = tensorpool_codec::driver::Role::Producer;
-                let ccfg = endpoints.client_config(cfg.stream_id, role, Some(allowed.clone()));
-                let (client, info) = crate::client::attach(&client, ccfg, endpoints.attach_timeout)
-                    .map_err(|e| BuildError::Attach(e.to_string()))?;
-                let map = tensorpool_shm::MapOptions {
-                    prefault: false,
-                    mlock: cfg.mlock,
-                };
-                let regions = regions::map_driver_regions(&info.regions, &allowed, map)?;
-                let link = DriverLink {
-                    client,
-                    allowed,
-                    events: Vec::with_capacity(8),
-                };
-                (Source::Driver(Box::new(link)), regions)
-            }
-        };
+        Ok(Self {
+            pubs: proxy::Publications {
+                announce: pending.0.wait().map_err(aeron("announce publication"))?,
+                descriptor: pending.1.wait().map_err(aeron("descriptor publication"))?,
+                control: pending.2.wait().map_err(aeron("control publication"))?,
+                qos: pending.3.wait().map_err(aeron("QoS publication"))?,
+                metadata: pending.4.wait().map_err(aeron("metadata publication"))?,
+            },
+            control_sub: control_sub.wait().map_err(aeron("control subscription"))?,
+            qos_sub: qos_sub.wait().map_err(aeron("QoS subscription"))?,
+            counters: match counters {
+                Some(reg) => finish_counters(reg)?,
+                None => ProducerCells::default(),
+            },
+        })
+    }
+}
+
+/// The regions: a standalone epoch created now, or the driver's, by lease.
+fn region_source(
+    client: &AeronClient,
+    cfg: &ProducerConfig,
+) -> Result<(Source, Regions), BuildError> {
+    match &cfg.mode {
+        RegionMode::Standalone => {
+            let mut standalone = Standalone::new(cfg)?;
+            let regions = standalone.create(cfg)?;
+            Ok((Source::Standalone(standalone), regions))
+        }
+        RegionMode::Driver(endpoints) => {
+            let allowed = tensorpool_shm::AllowedBaseDirs::new([&cfg.shm_base_dir])?;
+            let role = tensorpool_codec::driver::Role::Producer;
+            let ccfg = endpoints.client_config(cfg.stream_id, role, Some(allowed.clone()));
+            let (client, info) = crate::client::attach(client, ccfg, endpoints.attach_timeout)
+                .map_err(|e| BuildError::Attach(e.to_string()))?;
+            let map = tensorpool_shm::MapOptions {
+                prefault: false,
+                mlock: cfg.mlock,
+            };
+            let regions = regions::map_driver_regions(&info.regions, &allowed, map)?;
+            let link = DriverLink {
+                client,
+                allowed,
+                events: Vec::with_capacity(8),
+            };
+            Ok((Source::Driver(Box::new(link)), regions))
+        }
+    }
+}
+
+impl Producer {
+    fn new(ctx: Context, cfg: ProducerConfig) -> Result<Self, BuildError> {
+        let client = ctx.shared().client.clone();
+        let side = AeronSide::register(&client, &cfg)?;
+        let (source, regions) = region_source(&client, &cfg)?;
         let mut producer = Self {
             timers: Timers::new(&cfg),
             source,
             regions: None,
             out: Outbound {
-                pubs,
+                pubs: side.pubs,
                 registry: Registry::new(cfg.max_consumers),
-                counters,
+                counters: side.counters,
                 next_seq: 0,
             },
-            control_sub: Some(control_sub),
-            qos_sub: Some(qos_sub),
+            control_sub: Some(side.control_sub),
+            qos_sub: Some(side.qos_sub),
             meta: meta::Meta::default(),
             closed: false,
             cfg,

@@ -1,0 +1,188 @@
+//! Handle bookkeeping and argument checks shared by every entry point.
+//!
+//! A handle is a `Box` turned into a raw pointer. Every live handle is recorded with its
+//! kind in a process-wide registry, so that a NULL, freed, foreign or wrong-kind pointer is
+//! an error code (`TP_ERR_NULL`, `TP_ERR_INVALID_HANDLE`) instead of undefined behaviour.
+//! A lookup takes a read lock and hashes one word: no allocation on the hot path.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, c_char};
+use std::path::PathBuf;
+use std::sync::{LazyLock, RwLock};
+
+use crate::error::{FfiResult, err, tp_status::*};
+
+/// What a handle points to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Context,
+    Spec,
+    Producer,
+    Consumer,
+    Driver,
+    Idle,
+}
+
+static LIVE: LazyLock<RwLock<HashMap<usize, Kind>>> =
+    LazyLock::new(|| RwLock::new(HashMap::with_capacity(64)));
+
+/// Moves `value` to the heap, records it and returns the handle.
+pub(crate) fn register<T>(value: T, kind: Kind) -> *mut T {
+    let ptr = Box::into_raw(Box::new(value));
+    let mut live = LIVE.write().unwrap_or_else(|p| p.into_inner());
+    live.insert(ptr as usize, kind);
+    ptr
+}
+
+fn is_live(ptr: usize, kind: Kind) -> bool {
+    let live = LIVE.read().unwrap_or_else(|p| p.into_inner());
+    live.get(&ptr) == Some(&kind)
+}
+
+/// The object behind a live handle of `kind`. The caller promises what the C API says: a
+/// handle is used by one thread at a time and not freed while in use.
+pub(crate) fn get<'a, T>(ptr: *mut T, kind: Kind, what: &str) -> FfiResult<&'a mut T> {
+    if ptr.is_null() {
+        return err(TP_ERR_NULL, format!("{what} is NULL"));
+    }
+    if !is_live(ptr as usize, kind) {
+        return err(
+            TP_ERR_INVALID_HANDLE,
+            format!("{what} is not a live {kind:?} handle (freed, or another kind)"),
+        );
+    }
+    // SAFETY: the pointer came from `register::<T>` for this kind and has not been freed
+    // (it is still in the registry); the C API forbids concurrent use of one handle.
+    Ok(unsafe { &mut *ptr })
+}
+
+/// Unregisters and drops a handle. NULL is a no-op; a handle that is not live is an error.
+pub(crate) fn free<T>(ptr: *mut T, kind: Kind, what: &str) -> FfiResult {
+    if ptr.is_null() {
+        return Ok(());
+    }
+    let removed = {
+        let mut live = LIVE.write().unwrap_or_else(|p| p.into_inner());
+        match live.get(&(ptr as usize)) {
+            Some(k) if *k == kind => live.remove(&(ptr as usize)).is_some(),
+            _ => false,
+        }
+    };
+    if !removed {
+        return err(
+            TP_ERR_INVALID_HANDLE,
+            format!("{what} is not a live {kind:?} handle (double free?)"),
+        );
+    }
+    // SAFETY: the pointer came from `Box::into_raw` in `register` and was live until the
+    // removal above, which only one caller can win.
+    drop(unsafe { Box::from_raw(ptr) });
+    Ok(())
+}
+
+/// A required out-pointer.
+pub(crate) fn out<'a, T>(ptr: *mut T, what: &str) -> FfiResult<&'a mut T> {
+    if ptr.is_null() {
+        return err(TP_ERR_NULL, format!("{what} is NULL"));
+    }
+    // SAFETY: non-NULL; the C API requires it to point to writable storage for a `T`.
+    Ok(unsafe { &mut *ptr })
+}
+
+/// Writes through an optional out-pointer (NULL: not wanted).
+pub(crate) fn write_opt<T>(ptr: *mut T, value: T) {
+    if !ptr.is_null() {
+        // SAFETY: non-NULL; the C API requires it to point to writable storage for a `T`.
+        unsafe { ptr.write(value) };
+    }
+}
+
+/// A required input struct.
+pub(crate) fn input<'a, T>(ptr: *const T, what: &str) -> FfiResult<&'a T> {
+    if ptr.is_null() {
+        return err(TP_ERR_NULL, format!("{what} is NULL"));
+    }
+    // SAFETY: non-NULL; the C API requires it to point to an initialised `T`.
+    Ok(unsafe { &*ptr })
+}
+
+/// A required NUL-terminated UTF-8 string.
+pub(crate) fn string<'a>(ptr: *const c_char, what: &str) -> FfiResult<&'a str> {
+    if ptr.is_null() {
+        return err(TP_ERR_NULL, format!("{what} is NULL"));
+    }
+    // SAFETY: non-NULL; the C API requires a NUL-terminated string that outlives the call.
+    let c = unsafe { CStr::from_ptr(ptr) };
+    c.to_str().map_err(|_| {
+        crate::error::FfiError::new(TP_ERR_INVALID_ARGUMENT, format!("{what} is not UTF-8"))
+    })
+}
+
+/// An optional string: NULL or "" mean "not given".
+pub(crate) fn opt_string<'a>(ptr: *const c_char, what: &str) -> FfiResult<Option<&'a str>> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    let s = string(ptr, what)?;
+    Ok((!s.is_empty()).then_some(s))
+}
+
+/// An optional path.
+pub(crate) fn opt_path(ptr: *const c_char, what: &str) -> FfiResult<Option<PathBuf>> {
+    Ok(opt_string(ptr, what)?.map(PathBuf::from))
+}
+
+/// A slice of `len` elements at `ptr` (NULL allowed when `len` is 0).
+pub(crate) fn slice<'a, T>(ptr: *const T, len: usize, what: &str) -> FfiResult<&'a [T]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return err(
+            TP_ERR_NULL,
+            format!("{what} is NULL but its length is {len}"),
+        );
+    }
+    // SAFETY: non-NULL; the C API requires `len` initialised elements at `ptr`.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Copies `text` into a caller's buffer as a C string; `needed` gets the length without NUL.
+pub(crate) fn copy_string(
+    text: &str,
+    buf: *mut c_char,
+    cap: usize,
+    needed: *mut usize,
+) -> FfiResult {
+    write_opt(needed, text.len());
+    if cap == 0 && buf.is_null() {
+        return Ok(()); // a size query
+    }
+    if buf.is_null() {
+        return err(TP_ERR_NULL, "buf is NULL but cap is not 0");
+    }
+    if cap < text.len() + 1 {
+        return err(
+            TP_ERR_BUFFER_TOO_SMALL,
+            format!(
+                "buffer of {cap} bytes cannot hold {} bytes and a NUL",
+                text.len()
+            ),
+        );
+    }
+    // SAFETY: `buf` holds at least `cap >= len + 1` writable bytes (C API contract).
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
+        buf.add(text.len()).write(0);
+    }
+    Ok(())
+}
+
+/// Milliseconds to a duration; 0 means "the default".
+pub(crate) fn ms_or(v: u64, default: std::time::Duration) -> std::time::Duration {
+    if v == 0 {
+        default
+    } else {
+        std::time::Duration::from_millis(v)
+    }
+}

@@ -23,8 +23,29 @@ pub(crate) enum Kind {
     Idle,
 }
 
-static LIVE: LazyLock<RwLock<HashMap<usize, Kind>>> =
-    LazyLock::new(|| RwLock::new(HashMap::with_capacity(64)));
+/// Hashes a handle address with one multiplication (Fibonacci hashing): the keys are heap
+/// addresses, not attacker-chosen, and the lookup is on every call of the frame path.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl std::hash::Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.0 = (v as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Registry = HashMap<usize, Kind, std::hash::BuildHasherDefault<AddressHasher>>;
+
+static LIVE: LazyLock<RwLock<Registry>> =
+    LazyLock::new(|| RwLock::new(Registry::with_capacity_and_hasher(64, Default::default())));
 
 /// Moves `value` to the heap, records it and returns the handle.
 pub(crate) fn register<T>(value: T, kind: Kind) -> *mut T {

@@ -19,14 +19,22 @@ foreach(tree install build)
   run(${CMAKE_COMMAND} --build "${STAGE}/${tree}")
   run("${STAGE}/${tree}/app")
 endforeach()
-# The shared library from the install tree (no SONAME: the loader needs the directory).
+# pkg-config, static: the archive and its system libraries; runs without the library path.
+set(ENV{PKG_CONFIG_PATH} "${STAGE}/prefix/lib/pkgconfig")
+function(pkg_build module out)
+  execute_process(COMMAND pkg-config --cflags --libs ${module} OUTPUT_VARIABLE flags
+                  RESULT_VARIABLE rc OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "pkg-config ${module} failed")
+  endif()
+  separate_arguments(flags UNIX_COMMAND "${flags}")
+  run(c++ -std=c++20 "${SOURCE}/main.cpp" -o "${out}" ${flags})
+endfunction()
+pkg_build(tensorpool-static "${STAGE}/app_pkgconfig_static")
+run("${STAGE}/app_pkgconfig_static")
+# The shared library (find_package's tensorpool::shared and pkg-config's tensorpool): no
+# SONAME, so the loader needs the directory.
+pkg_build(tensorpool "${STAGE}/app_pkgconfig_shared")
 set(ENV{LD_LIBRARY_PATH} "${STAGE}/prefix/lib")
 run("${STAGE}/install/app_shared")
-# pkg-config: the static library with its private libraries.
-set(ENV{PKG_CONFIG_PATH} "${STAGE}/prefix/lib/pkgconfig")
-execute_process(COMMAND pkg-config --cflags tensorpool OUTPUT_VARIABLE cflags OUTPUT_STRIP_TRAILING_WHITESPACE)
-execute_process(COMMAND pkg-config --static --libs tensorpool OUTPUT_VARIABLE libs OUTPUT_STRIP_TRAILING_WHITESPACE)
-separate_arguments(cflags UNIX_COMMAND "${cflags}")
-separate_arguments(libs UNIX_COMMAND "${libs}")
-run(c++ -std=c++20 ${cflags} "${SOURCE}/main.cpp" -o "${STAGE}/app_pkgconfig" ${libs})
-run("${STAGE}/app_pkgconfig")
+run("${STAGE}/app_pkgconfig_shared")

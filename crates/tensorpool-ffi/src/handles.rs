@@ -3,11 +3,15 @@
 //! A handle is a `Box` turned into a raw pointer. Every live handle is recorded with its
 //! kind in a process-wide registry, so that a NULL, freed, foreign or wrong-kind pointer is
 //! an error code (`TP_ERR_NULL`, `TP_ERR_INVALID_HANDLE`) instead of undefined behaviour.
-//! A lookup takes a read lock and hashes one word: no allocation on the hot path.
+//! A lookup first asks a small per-thread cache of handles validated since the last free
+//! anywhere (one atomic load), else takes the registry's read lock: no allocation and, in
+//! steady state, no lock on the frame path.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::{CStr, c_char};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, RwLock};
 
 use crate::error::{FfiResult, err, tp_status::*};
@@ -55,9 +59,42 @@ pub(crate) fn register<T>(value: T, kind: Kind) -> *mut T {
     ptr
 }
 
+/// Bumped (under the write lock) by every free: it voids every thread's cache.
+static FREES: AtomicU64 = AtomicU64::new(0);
+
+/// Entries of the per-thread cache: (address, kind, `FREES` when validated).
+const CACHE: usize = 4;
+
+thread_local! {
+    static VALIDATED: Cell<[(usize, Option<Kind>, u64); CACHE]> =
+        const { Cell::new([(0, None, 0); CACHE]) };
+    static NEXT: Cell<usize> = const { Cell::new(0) };
+}
+
 fn is_live(ptr: usize, kind: Kind) -> bool {
-    let live = LIVE.read().unwrap_or_else(|p| p.into_inner());
-    live.get(&ptr) == Some(&kind)
+    // Read before the registry: a free after this load voids what we cache below.
+    let frees = FREES.load(Ordering::Acquire);
+    let cached = VALIDATED
+        .try_with(|v| v.get().contains(&(ptr, Some(kind), frees)))
+        .unwrap_or(false);
+    if cached {
+        return true;
+    }
+    let live = {
+        let registry = LIVE.read().unwrap_or_else(|p| p.into_inner());
+        registry.get(&ptr) == Some(&kind)
+    };
+    if live {
+        let _ = VALIDATED.try_with(|v| {
+            let i = NEXT
+                .try_with(|n| n.replace((n.get() + 1) % CACHE))
+                .unwrap_or(0);
+            let mut entries = v.get();
+            entries[i] = (ptr, Some(kind), frees);
+            v.set(entries);
+        });
+    }
+    live
 }
 
 /// The object behind a live handle of `kind`. The caller promises what the C API says: a
@@ -84,10 +121,14 @@ pub(crate) fn free<T>(ptr: *mut T, kind: Kind, what: &str) -> FfiResult {
     }
     let removed = {
         let mut live = LIVE.write().unwrap_or_else(|p| p.into_inner());
-        match live.get(&(ptr as usize)) {
+        let removed = match live.get(&(ptr as usize)) {
             Some(k) if *k == kind => live.remove(&(ptr as usize)).is_some(),
             _ => false,
+        };
+        if removed {
+            FREES.fetch_add(1, Ordering::AcqRel);
         }
+        removed
     };
     if !removed {
         return err(

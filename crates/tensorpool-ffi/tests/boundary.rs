@@ -116,6 +116,11 @@ fn wrong_kind_double_free_bad_values_and_claim_states() {
     );
     assert_eq!(tp_tensor_spec_free(spec), TP_OK);
     assert_eq!(
+        tp_tensor_spec_len_bytes(spec, &mut len),
+        TP_ERR_INVALID_HANDLE,
+        "a handle used (so cached as valid on this thread), then freed"
+    );
+    assert_eq!(
         tp_tensor_spec_free(spec),
         TP_ERR_INVALID_HANDLE,
         "double free"

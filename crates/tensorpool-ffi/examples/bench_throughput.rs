@@ -39,12 +39,20 @@ fn idle() -> BackoffIdleStrategy {
     BackoffIdleStrategy::new(10, 10, Duration::from_micros(1), Duration::from_micros(200))
 }
 
+/// Header ring slots: TP_BENCH_NSLOTS, default 64.
+fn nslots() -> u32 {
+    std::env::var("TP_BENCH_NSLOTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
+
 fn produce(aeron: &str, shm: &str, secs: f64) -> Res {
     let ctx = Context::embedded_with(MediaDriverConfig::default().dir(aeron))?;
     let mut producer = ctx
         .producer(10_000)
         .standalone(shm)
-        .header_nslots(64)
+        .header_nslots(nslots())
         .pool(1, 1 << 20)
         .build()?;
     let spec = TensorSpec::new(Dtype::Uint64, &[81_920])?;

@@ -11,15 +11,22 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
 namespace tp = tensorpool;
 using Clock = std::chrono::steady_clock;
 
+/// Header ring slots: TP_BENCH_NSLOTS, default 64.
+static std::uint32_t nslots() {
+    const char* v = std::getenv("TP_BENCH_NSLOTS");
+    return v ? static_cast<std::uint32_t>(std::stoul(v)) : 64;
+}
+
 static int produce(const std::string& aeron, const std::string& shm, double secs) {
     tp::Context ctx = tp::Context::embedded(aeron);
-    tp::Producer producer(ctx, tp::ProducerOptions(10000).standalone(shm).header_nslots(64).pool(1, 1 << 20));
+    tp::Producer producer(ctx, tp::ProducerOptions(10000).standalone(shm).header_nslots(nslots()).pool(1, 1 << 20));
     const tp::TensorSpec spec(tp::Dtype::Uint64, {81920});
     tp::IdleStrategy idle("backoff:10,10,1us,200us");
     const auto start = Clock::now();

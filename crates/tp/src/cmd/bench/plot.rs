@@ -23,6 +23,7 @@ enum Ticks {
 fn tick(t: Ticks, x: f64) -> String {
     match t {
         Ticks::Plain if x >= 100.0 || x == x.round() => format!("{x:.0}"),
+        Ticks::Plain if x >= 1.0 => format!("{x:.1}"),
         Ticks::Plain => format!("{x:.2}"),
         Ticks::Bytes => super::throughput::size_label(x.round() as usize),
         Ticks::Percentile => {
@@ -40,6 +41,7 @@ struct Panel<'a> {
     y_desc: &'a str,
     x_ticks: Ticks,
     y_log: bool,
+    legend: SeriesLabelPosition,
     series: &'a [Series],
 }
 
@@ -76,12 +78,19 @@ where
     YS::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
     let (x0, x1) = bounds(p.series, |q| q.0);
+    // sizes and consumer counts are powers of two; percentiles go by decades
+    let base = if matches!(p.x_ticks, Ticks::Percentile) {
+        10.0
+    } else {
+        2.0
+    };
     let mut chart = ChartBuilder::on(area)
         .caption(p.title, ("sans-serif", 18))
         .margin(12)
+        .margin_right(40)
         .x_label_area_size(40)
         .y_label_area_size(64)
-        .build_cartesian_2d((x0..x1 * 1.001).log_scale(), y_spec)
+        .build_cartesian_2d((x0..x1 * 1.001).log_scale().base(base), y_spec)
         .map_err(err)?;
     let xt = p.x_ticks;
     let x_fmt = move |x: &f64| tick(xt, *x);
@@ -92,6 +101,8 @@ where
         .y_desc(p.y_desc)
         .x_label_formatter(&x_fmt)
         .y_label_formatter(&y_fmt)
+        .x_labels(16)
+        .y_labels(12)
         .draw()
         .map_err(err)?;
     for (i, (name, points)) in p.series.iter().enumerate() {
@@ -114,7 +125,7 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(p.legend.clone())
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
@@ -152,6 +163,7 @@ pub fn sizes(path: &Path, series: &[(&str, Vec<(f64, f64)>)]) -> Result<(), CmdE
             y_desc: "GB/s",
             x_ticks: Ticks::Bytes,
             y_log: true,
+            legend: SeriesLabelPosition::LowerRight,
             series: &s,
         }],
     )
@@ -179,6 +191,7 @@ pub fn latency(path: &Path, series: &[Series]) -> Result<(), CmdError> {
             y_desc: "latency (us)",
             x_ticks: Ticks::Percentile,
             y_log: true,
+            legend: SeriesLabelPosition::UpperLeft,
             series: &s,
         }],
     )
@@ -213,6 +226,7 @@ pub fn fanout(path: &Path, rows: &[(usize, f64, f64, f64, f64)]) -> Result<(), C
                 y_desc: "frames/s",
                 x_ticks: Ticks::Plain,
                 y_log: false,
+                legend: SeriesLabelPosition::LowerLeft,
                 series: &rate,
             },
             Panel {
@@ -221,6 +235,7 @@ pub fn fanout(path: &Path, rows: &[(usize, f64, f64, f64, f64)]) -> Result<(), C
                 y_desc: "frames / us",
                 x_ticks: Ticks::Plain,
                 y_log: true,
+                legend: SeriesLabelPosition::UpperLeft,
                 series: &lost,
             },
         ],

@@ -204,19 +204,24 @@ pub fn run_sizes(rig: &mut Rig) -> Result<Output, CmdError> {
             .extend(point_figures("sizes", &p, None).into_iter().take(2));
         points.push(p);
     }
-    let ours: Vec<(f64, f64)> = points
-        .iter()
-        .map(|p| (p.size as f64, p.run.consumer_fps(0) * p.size as f64 / 1e9))
-        .collect();
-    let base: Vec<(f64, f64)> = points
-        .iter()
-        .map(|p| (p.size as f64, p.baseline.gbps))
-        .collect();
+    let gbps = |f: &dyn Fn(&Point) -> f64| -> Vec<(f64, f64)> {
+        points
+            .iter()
+            .map(|p| (p.size as f64, f(p) * p.size as f64 / 1e9))
+            .collect()
+    };
+    let delivered = gbps(&|p| p.run.consumer_fps(0));
+    let committed = gbps(&|p| p.run.producer_fps());
+    let base = gbps(&|p| p.baseline.fps);
     let name = "sizes.svg";
     plot::sizes(
         &rig.out().join(name),
         &[
-            ("tensorpool: producer process -> consumer process", ours),
+            (
+                "tensorpool: delivered (accepted by the consumer process)",
+                delivered,
+            ),
+            ("tensorpool: committed by the producer process", committed),
             ("baseline: memcpy + read on one core", base),
         ],
     )?;

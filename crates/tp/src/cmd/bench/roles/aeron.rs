@@ -117,6 +117,7 @@ pub fn run_pub(a: &PubArgs) -> Result<(), CmdError> {
         "event": "result",
         "committed": {"warmup": sent[0], "measure": sent[PHASE_MEASURE as usize]},
         "back_pressured": back_pressured,
+        "skipped": pacer.skipped,
     }));
     while !orders.stop() {
         std::thread::sleep(Duration::from_millis(1));

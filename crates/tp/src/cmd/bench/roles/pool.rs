@@ -151,7 +151,7 @@ pub fn run_producer(a: &ProducerArgs) -> Result<(), CmdError> {
             Err(_) => m.commit_failures += 1,
         }
     }
-    report_producer(&producer, &m, &lateness, a.rate);
+    report_producer(&producer, &m, &lateness, a.rate, pacer.skipped);
     while !orders.stop() {
         producer.do_work(tensorpool::monotonic_ns());
         std::thread::sleep(Duration::from_millis(1));
@@ -165,6 +165,7 @@ fn report_producer(
     m: &Made,
     lateness: &hdrhistogram::Histogram<u64>,
     rate: f64,
+    skipped: u64,
 ) {
     let c = producer.counters();
     let window_ns = match (m.window_start_ns, m.window_end_ns) {
@@ -176,6 +177,7 @@ fn report_producer(
         "committed": {"warmup": m.committed[0], "measure": m.committed[1]},
         "window_ns": window_ns,
         "rate_offered_hz": rate,
+        "skipped": skipped,
         "claim_failures": m.claim_failures,
         "commit_failures": m.commit_failures,
         "descriptor_failures": c.descriptor_failures,

@@ -86,8 +86,10 @@ pub struct Rig {
     exe: PathBuf,
     out: PathBuf,
     logs: PathBuf,
-    shm: tempfile::TempDir,
+    /// Declared before `shm`: the media driver stops before its directory (inside `shm`)
+    /// is removed.
     media: procs::MediaDriver,
+    shm: tempfile::TempDir,
     quick: bool,
     next_stream: u32,
     spawned: u32,

@@ -30,7 +30,7 @@ fn fanout_conditions(duration: f64) -> Value {
         (
             "idle",
             s(
-                "producer busy-spin between due frames; consumers backoff (10 spins, 5 yields, park 1 us..1 ms); media driver Aeron backoff",
+                "producer sleeps 50 us at a time until the next frame is due; consumers backoff (10 spins, 5 yields, park 1 us..1 ms); media driver Aeron backoff",
             ),
         ),
         (
@@ -43,7 +43,9 @@ fn fanout_conditions(duration: f64) -> Value {
         ("rate", s(format!("{RATE} frames/s offered"))),
         (
             "producer_rate",
-            s("frames committed per second of the measured window at the offered rate"),
+            s(
+                "frames committed per second of the measured window at the offered rate; a frame more than one period late is skipped, not caught up",
+            ),
         ),
         ("window_s", json!(duration)),
         ("baseline", s("the same run with 1 consumer")),

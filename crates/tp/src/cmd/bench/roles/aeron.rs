@@ -150,7 +150,9 @@ pub fn run_sub(a: &SubArgs) -> Result<(), CmdError> {
     emit(&json!({"event": "ready"}));
     let mut idle = a.idle.build();
     let mut tally = Tally::new();
+    let (cpu_start, mut cycles) = (super::CpuSample::now(), 0u64);
     while !orders.stop() {
+        cycles += 1;
         let work = subscription.poll(
             |msg, _| {
                 tally.on_payload(msg, None, || true);
@@ -161,6 +163,12 @@ pub fn run_sub(a: &SubArgs) -> Result<(), CmdError> {
     }
     let mut result = tally.json();
     result["event"] = "result".into();
+    if let (Some(s), Some(e)) = (cpu_start, super::CpuSample::now()) {
+        result["polls"] = json!({
+            "count": cycles,
+            "on_cpu_ns_per_poll": e.on_cpu_ns.saturating_sub(s.on_cpu_ns) as f64 / cycles.max(1) as f64,
+        });
+    }
     emit(&result);
     Ok(())
 }

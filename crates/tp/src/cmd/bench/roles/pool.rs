@@ -235,7 +235,9 @@ pub fn run_consumer(a: &ConsumerArgs) -> Result<(), CmdError> {
     };
     let breakdown = a.breakdown;
     let mut mapped: Option<u64> = None;
+    let (cpu_start, mut cycles, mut idle_cycles) = (CpuSample::now(), 0u64, 0u64);
     while !orders.stop() {
+        cycles += 1;
         let work = consumer.poll(
             |f: &Frame<'_>| {
                 let entered = if breakdown {
@@ -257,8 +259,10 @@ pub fn run_consumer(a: &ConsumerArgs) -> Result<(), CmdError> {
             mapped = Some(epoch);
             emit(&json!({"event": "mapped", "epoch": epoch, "t_ns": tensorpool::monotonic_ns()}));
         }
+        idle_cycles += u64::from(work == 0);
         idle.idle_work(work);
     }
+    let cpu_end = CpuSample::now();
     let drops = consumer.drops();
     let mut by_cause = serde_json::Map::new();
     for (cause, n) in drops.iter() {
@@ -269,6 +273,14 @@ pub fn run_consumer(a: &ConsumerArgs) -> Result<(), CmdError> {
     result["drops"] = by_cause.into();
     result["gap"] = drops.gap.into();
     result["accepted_total"] = consumer.counters().accepted.into();
+    // the duty cycle's cost: on-CPU time per poll (idle polls dominate a busy-spinning run)
+    if let (Some(s), Some(e)) = (cpu_start, cpu_end) {
+        result["polls"] = json!({
+            "count": cycles,
+            "idle": idle_cycles,
+            "on_cpu_ns_per_poll": e.on_cpu_ns.saturating_sub(s.on_cpu_ns) as f64 / cycles.max(1) as f64,
+        });
+    }
     emit(&result);
     Ok(())
 }

@@ -230,7 +230,10 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
     for name in names {
         let t = Instant::now();
         eprintln!("tp bench: {} ...", name.as_str());
-        match run_one(name, &mut rig) {
+        machine.bench_started(name.as_str());
+        let result = run_one(name, &mut rig);
+        machine.bench_ended();
+        match result {
             Ok(o) => {
                 figures.extend(o.figures);
                 plots.extend(o.plots);

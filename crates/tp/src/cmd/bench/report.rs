@@ -129,6 +129,9 @@ pub struct Machine {
     pub pinning: String,
     /// The media driver every benchmark shares.
     pub media_driver: String,
+    /// Per benchmark: the load average at its start and end and the busy processes at its
+    /// start (what else was running).
+    pub load_by_bench: Vec<Value>,
 }
 
 fn first_line(cmd: &str, args: &[&str]) -> Option<String> {
@@ -207,6 +210,23 @@ impl Machine {
             build: build.into(),
             pinning: "none: every process may run on any core".into(),
             media_driver: super::procs::MEDIA_DRIVER_IDLE.into(),
+            load_by_bench: Vec::new(),
+        }
+    }
+
+    /// Notes the load when benchmark `name` starts.
+    pub fn bench_started(&mut self, name: &str) {
+        self.load_by_bench.push(json!({
+            "bench": name,
+            "load_average_start": load_average(),
+            "busy_processes_at_start": busy_processes(),
+        }));
+    }
+
+    /// Notes the load when the last benchmark started ends.
+    pub fn bench_ended(&mut self) {
+        if let Some(last) = self.load_by_bench.last_mut() {
+            last["load_average_end"] = json!(load_average());
         }
     }
 
@@ -231,6 +251,15 @@ pub fn figures_json(figures: &[Figure], machine: &Machine) -> Value {
         .map(|f| {
             let mut v = serde_json::to_value(f).unwrap_or(Value::Null);
             let mut c = m.clone();
+            // only this figure's benchmark's load, not every benchmark's
+            c.remove("load_by_bench");
+            if let Some(l) = machine
+                .load_by_bench
+                .iter()
+                .find(|l| l["bench"].as_str() == Some(f.bench))
+            {
+                c.insert("load_during_bench".into(), l.clone());
+            }
             if let Value::Object(own) = &f.conditions {
                 c.extend(own.clone());
             }
@@ -287,6 +316,27 @@ pub fn markdown(figures: &[Figure], machine: &Machine, plots: &[String]) -> Stri
     benches.dedup();
     for bench in benches {
         let _ = writeln!(s, "## {bench}\n");
+        if let Some(l) = machine
+            .load_by_bench
+            .iter()
+            .find(|l| l["bench"].as_str() == Some(bench))
+        {
+            let busy: Vec<&str> = l["busy_processes_at_start"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "Load average {} at the start, {} at the end; busy processes at the start: {}.\n",
+                l["load_average_start"].as_str().unwrap_or("?"),
+                l["load_average_end"].as_str().unwrap_or("?"),
+                if busy.is_empty() {
+                    "none".to_owned()
+                } else {
+                    busy.join(", ")
+                }
+            );
+        }
         let _ = writeln!(
             s,
             "| figure | value | unit | baseline | ratio | target | met |\n|---|---:|---|---:|---:|---|---|"

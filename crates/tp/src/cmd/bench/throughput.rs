@@ -190,7 +190,7 @@ pub fn run_throughput(rig: &mut Rig) -> Result<Output, CmdError> {
 
 /// `tp bench sizes`.
 pub fn run_sizes(rig: &mut Rig) -> Result<Output, CmdError> {
-    let (warmup, duration) = if rig.quick() { (0.05, 0.2) } else { (0.3, 1.5) };
+    let (warmup, duration) = if rig.quick() { (0.05, 0.2) } else { (0.2, 1.0) };
     let sizes: Vec<usize> = if rig.quick() {
         vec![KIB, 64 * KIB, MIB, 16 * MIB]
     } else {

@@ -81,6 +81,8 @@ fn attacher(rig: &mut Rig, d: &ShmDriver, count: u32, gap_ms: f64) -> Result<Val
         &count.to_string(),
         "--gap-ms",
         &gap_ms.to_string(),
+        "--idle",
+        "yield",
     ]);
     let mut p = rig.spawn("attacher", &a)?;
     p.expect_event("ready", STARTUP)?;
@@ -106,7 +108,7 @@ fn attach_figures(back_to_back: &Value, after_idle: &Value) -> Vec<Figure> {
         (
             "idle",
             s(
-                "attacher busy-spins while waiting for an answer; SHM driver backoff; media driver Aeron backoff",
+                "attacher yields while waiting for an answer (a busy-spinning attacher would hold a core the driver needs on a 2-core machine); SHM driver backoff; media driver Aeron backoff",
             ),
         ),
         ("payload", s("none (control plane)")),

@@ -129,6 +129,14 @@ fn point_figures(bench: &'static str, p: &Point, target: Option<Target>) -> Vec<
     }
     let lost = 100.0 * p.run.lost(0) as f64 / (p.run.committed().max(1)) as f64;
     let share = |v: &Value| 100.0 * v["cpu"]["on_cpu_share"].as_f64().unwrap_or(f64::NAN);
+    let unpublished = p.run.producer["descriptor_failures"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let all = (p.run.producer["committed"]["warmup"]
+        .as_f64()
+        .unwrap_or(0.0)
+        + p.run.committed() as f64)
+        .max(1.0);
     let mut figs = vec![
         delivered.with(&c),
         Figure::new(
@@ -144,6 +152,13 @@ fn point_figures(bench: &'static str, p: &Point, target: Option<Target>) -> Vec<
             format!("{label}: committed frames the consumer did not accept"),
             lost,
             "%",
+        )
+        .with(&c),
+        Figure::new(
+            bench,
+            format!("{label}: descriptors back-pressured (not published), whole run"),
+            100.0 * unpublished / all,
+            "% of commits",
         )
         .with(&c),
     ];

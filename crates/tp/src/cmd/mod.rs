@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod aeron_probe;
+mod bench;
 mod config;
 mod consume;
 mod decode;
@@ -56,9 +57,15 @@ pub enum Command {
     Stat(stat::Args),
     #[command(about = top::ABOUT, long_about = top::LONG_ABOUT, after_help = top::EXAMPLES)]
     Top(top::Args),
+    /// Benchmarks of the real multi-process system, each against its baseline in the same run
+    /// (throughput, latency, fanout, attach, sizes, or all); see docs/BENCHMARKS.md.
+    Bench(bench::Args),
     /// Send or receive numbered test messages over Aeron (used by tests).
     #[command(hide = true)]
     AeronProbe(aeron_probe::Args),
+    /// A process of `tp bench` (producer, consumer, raw Aeron pair, attacher).
+    #[command(hide = true)]
+    BenchRole(bench::roles::Args),
 }
 
 /// Runs one subcommand.
@@ -72,6 +79,8 @@ pub fn run(command: Command) -> Result<(), CmdError> {
         Command::Stat(args) => stat::run(&args),
         Command::Top(args) => top::run(&args),
         Command::AeronProbe(args) => aeron_probe::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::BenchRole(args) => bench::roles::run(&args),
         Command::Driver(args) => driver::run(args),
         Command::Config(args) => config::run(&args),
         Command::Produce(args) => produce::run(&args),

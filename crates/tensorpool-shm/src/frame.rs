@@ -180,8 +180,8 @@ impl<'a> FrameWriter<'a> {
 
 impl HeaderRing<ReadWrite> {
     /// Producer path, first half (§8.3, §15.18): chooses the smallest fitting pool, validates
-    /// the header consumers will see, then marks the slot in progress (store + release fence)
-    /// and hands out the payload slot. Validation happens before anything is written: on error
+    /// the header consumers will see, then marks the slot in progress (store + release fence),
+    /// writes the header behind that mark and hands out the payload slot. Validation happens before anything is written: on error
     /// shared memory is untouched.
     pub fn begin_frame<'a>(
         &'a mut self,
@@ -229,6 +229,12 @@ impl HeaderRing<ReadWrite> {
         let ring: &'a HeaderRing<ReadWrite> = self;
         let word = ring.word_of(index);
         seqlock::begin(word, seq);
+        // The header goes in now too, behind the in-progress mark (begin's release fence keeps
+        // these stores after it): the slot's cache lines are owned here, while the payload is
+        // written, so that commit rewrites them in place instead of fetching them from a
+        // reader's core on the latency path. Commit still writes every byte again.
+        ring.mapping()
+            .store_words(header_slot_offset(index) as usize + 8, &header[8..]);
         Ok(FrameWriter {
             word,
             ring,

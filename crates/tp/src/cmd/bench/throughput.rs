@@ -129,9 +129,15 @@ fn point_figures(bench: &'static str, p: &Point, target: Option<Target>) -> Vec<
     }
     let lost = 100.0 * p.run.lost(0) as f64 / (p.run.committed().max(1)) as f64;
     let share = |v: &Value| 100.0 * v["cpu"]["on_cpu_share"].as_f64().unwrap_or(f64::NAN);
-    let unpublished = p.run.producer["descriptor_failures"]
-        .as_f64()
-        .unwrap_or(0.0);
+    // every descriptor Aeron did not take: back pressure, no subscriber, other refusals
+    let unpublished: f64 = [
+        "descriptors_back_pressured",
+        "descriptors_not_connected",
+        "descriptor_failures",
+    ]
+    .iter()
+    .map(|k| p.run.producer[*k].as_f64().unwrap_or(0.0))
+    .sum();
     let all = (p.run.producer["committed"]["warmup"]
         .as_f64()
         .unwrap_or(0.0)
@@ -156,7 +162,7 @@ fn point_figures(bench: &'static str, p: &Point, target: Option<Target>) -> Vec<
         .with(&c),
         Figure::new(
             bench,
-            format!("{label}: descriptors back-pressured (not published), whole run"),
+            format!("{label}: descriptors not published (back pressure, no subscriber), whole run"),
             100.0 * unpublished / all,
             "% of commits",
         )
@@ -216,7 +222,7 @@ pub fn run_sizes(rig: &mut Rig) -> Result<Output, CmdError> {
     for size in sizes {
         let p = measure(rig, size, warmup, duration)?;
         out.figures
-            .extend(point_figures("sizes", &p, None).into_iter().take(2));
+            .extend(point_figures("sizes", &p, None).into_iter().take(4));
         points.push(p);
     }
     let gbps = |f: &dyn Fn(&Point) -> f64| -> Vec<(f64, f64)> {

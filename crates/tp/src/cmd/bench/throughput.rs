@@ -1,7 +1,7 @@
 //! `throughput` (64 KiB, 640 KiB, 4 MiB) and `sizes` (1 KiB .. 16 MiB): a flat-out producer
 //! process that writes every payload byte and one consumer process that reads every byte,
 //! against the same fill + read done on one core with no IPC (the memcpy baseline), measured
-//! just before each point.
+//! just before and just after each point (their mean).
 
 use std::time::Duration;
 
@@ -47,13 +47,18 @@ struct Point {
 fn measure(rig: &mut Rig, size: usize, warmup: f64, duration: f64) -> Result<Point, CmdError> {
     let nslots = nslots_for(size);
     let stride = stride_for(size)? as usize;
-    let baseline = memcpy_read_baseline(
-        size,
-        stride,
-        nslots as usize,
-        Duration::from_secs_f64(warmup),
-        Duration::from_secs_f64(duration),
-    );
+    // The baseline just before and just after the run, averaged: on a shared machine the
+    // memory bandwidth drifts within seconds, and one side alone would carry the drift.
+    let baseline = || {
+        memcpy_read_baseline(
+            size,
+            stride,
+            nslots as usize,
+            Duration::from_secs_f64(warmup),
+            Duration::from_secs_f64(duration / 2.0),
+        )
+    };
+    let before = baseline();
     let run = PoolRun {
         size,
         nslots,
@@ -66,6 +71,7 @@ fn measure(rig: &mut Rig, size: usize, warmup: f64, duration: f64) -> Result<Poi
         breakdown: false,
     }
     .run(rig)?;
+    let baseline = before.mean(&baseline());
     Ok(Point {
         size,
         baseline,
@@ -107,7 +113,7 @@ fn point_conditions(p: &Point) -> Value {
         (
             "baseline",
             s(
-                "one thread, no IPC: the same memcpy + stamp + read per frame through a heap ring of the same slot count and stride, measured just before each point",
+                "one thread, no IPC: the same memcpy + stamp + read per frame through a heap ring of the same slot count and stride, measured just before and just after each point (mean of the two)",
             ),
         ),
     ])

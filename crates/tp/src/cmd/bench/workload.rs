@@ -108,6 +108,16 @@ pub struct Baseline {
     pub gbps: f64,
 }
 
+impl Baseline {
+    /// The mean of two measurements of the same baseline.
+    pub fn mean(&self, other: &Baseline) -> Baseline {
+        Baseline {
+            fps: (self.fps + other.fps) / 2.0,
+            gbps: (self.gbps + other.gbps) / 2.0,
+        }
+    }
+}
+
 /// Single-core memcpy + read of `len`-byte frames through a ring of `nslots` x `stride`.
 pub fn memcpy_read_baseline(
     len: usize,

@@ -28,6 +28,9 @@ pub struct Proc {
     lines: Receiver<String>,
     recent: VecDeque<String>,
     log: PathBuf,
+    /// A `bench-role` process: it ends by itself, closing its Aeron client, when its stdin
+    /// closes.
+    ends_on_eof: bool,
 }
 
 impl Proc {
@@ -61,6 +64,7 @@ impl Proc {
             })?;
         Ok(Self {
             name: name.to_owned(),
+            ends_on_eof: args.first().is_some_and(|a| a == "bench-role"),
             stdin: child.stdin.take(),
             child: Some(child),
             lines: rx,
@@ -168,9 +172,20 @@ impl Proc {
         }
     }
 
-    /// SIGTERM, up to 3 s for the exit, then SIGKILL.
+    /// Closes stdin and, for a role process, waits up to 3 s for it to end by itself; then
+    /// SIGTERM, up to 3 s for the exit, then SIGKILL. A role must end by itself: a process
+    /// killed with its Aeron client open leaves that client's subscriptions to the media
+    /// driver until the client liveness timeout (10 s), and a tethered IPC subscription
+    /// that nobody polls holds back every publication on its stream (the next benchmark's
+    /// descriptors were refused by back pressure for those 10 s).
     pub fn stop(&mut self) {
         self.stdin = None;
+        if self.child.is_none() {
+            return;
+        }
+        if self.ends_on_eof && self.wait(Duration::from_secs(3)).is_ok() {
+            return;
+        }
         let Some(child) = self.child.as_mut() else {
             return;
         };

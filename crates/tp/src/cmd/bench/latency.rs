@@ -2,7 +2,13 @@
 //! consumer's accept (every byte read, recheck passed), against raw Aeron IPC carrying the
 //! same 4 KiB as one message (`try_claim` -> `poll`, every byte read) at the same rate. Both
 //! stamp `CLOCK_MONOTONIC` right before the commit, in the payload; the reader takes the
-//! clock after its read (same host, same clock). Raw Aeron runs first at each rate.
+//! clock after its read (same host, same clock).
+//!
+//! At each rate the two alternate over [`ROUNDS`] rounds (raw Aeron, then ours), and each
+//! percentile is the median over the rounds, of each side: on a VM the cost of moving a
+//! cache line between the two vCPUs changes when the hypervisor moves them (seen here: raw
+//! Aeron's p50 at 0.4 us or 1.4 us from one minute to the next), so one pair alone can
+//! compare two different machines.
 
 use serde_json::{Value, json};
 
@@ -14,6 +20,36 @@ use crate::cmd::CmdError;
 
 const SIZE: usize = 4096;
 const IDLE: &str = "busy-spin";
+/// Alternating rounds per rate (one with --quick).
+const ROUNDS: usize = 3;
+
+/// The rounds of one side folded into one result: the median of each percentile over the
+/// rounds, the largest max, the mean of the means, all the samples, and the percentile
+/// curve of the round whose p50 is the median.
+fn fold_rounds(rounds: &[Value]) -> Value {
+    let get = |v: &Value, k: &str| v["latency_ns"][k].as_f64().unwrap_or(f64::NAN);
+    let median = |k: &str| {
+        let mut xs: Vec<f64> = rounds.iter().map(|v| get(v, k)).collect();
+        xs.sort_by(f64::total_cmp);
+        xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let p50 = median("p50");
+    let middle = rounds
+        .iter()
+        .find(|v| get(v, "p50") == p50)
+        .unwrap_or(&Value::Null);
+    let n = rounds.len().max(1) as f64;
+    json!({"latency_ns": {
+        "p50": p50,
+        "p99": median("p99"),
+        "p99_9": median("p99_9"),
+        "max": rounds.iter().map(|v| get(v, "max")).fold(f64::NAN, f64::max),
+        "mean": rounds.iter().map(|v| get(v, "mean")).sum::<f64>() / n,
+        "count": rounds.iter().map(|v| get(v, "count")).sum::<f64>(),
+        "curve": middle["latency_ns"]["curve"].clone(),
+        "rounds_p50": rounds.iter().map(|v| get(v, "p50")).collect::<Vec<_>>(),
+    }})
+}
 
 /// The raw Aeron pair at `rate`; returns the subscriber's result.
 fn raw_aeron(rig: &mut Rig, rate: f64, warmup: f64, duration: f64) -> Result<Value, CmdError> {
@@ -76,7 +112,11 @@ fn curve(v: &Value) -> Vec<(f64, f64)> {
         .unwrap_or_default()
 }
 
-fn rate_conditions(rate: f64, duration: f64) -> Value {
+fn rate_conditions(rate: f64, duration: f64, rounds: usize, ours: &Value, raw: &Value) -> Value {
+    let (ours, raw) = (
+        &ours["latency_ns"]["rounds_p50"],
+        &raw["latency_ns"]["rounds_p50"],
+    );
     conditions(&[
         (
             "processes",
@@ -100,6 +140,12 @@ fn rate_conditions(rate: f64, duration: f64) -> Value {
         ("rate", s(format!("{rate} frames/s, fixed"))),
         ("window_s", json!(duration)),
         (
+            "rounds",
+            s(format!(
+                "{rounds} alternating rounds (raw Aeron, then ours), each {duration} s; each percentile is the median over the rounds of each side; p50 per round, ours: {ours} ns, raw Aeron: {raw} ns"
+            )),
+        ),
+        (
             "clock",
             s(
                 "CLOCK_MONOTONIC stamped in the payload right before the commit; read by the consumer after its read",
@@ -114,8 +160,14 @@ fn rate_conditions(rate: f64, duration: f64) -> Value {
     ])
 }
 
-fn rate_figures(rate: f64, duration: f64, ours: &Value, raw: &Value, lost: u64) -> Vec<Figure> {
-    let c = rate_conditions(rate, duration);
+fn rate_figures(
+    rate: f64,
+    (duration, rounds): (f64, usize),
+    ours: &Value,
+    raw: &Value,
+    lost: u64,
+) -> Vec<Figure> {
+    let c = rate_conditions(rate, duration, rounds, ours, raw);
     let label = if rate >= 1000.0 {
         format!("{} kHz", rate / 1000.0)
     } else {
@@ -215,28 +267,37 @@ fn breakdown(rig: &mut Rig, warmup: f64, duration: f64) -> Result<Vec<Figure>, C
 
 /// `tp bench latency`.
 pub fn run(rig: &mut Rig) -> Result<Output, CmdError> {
-    let (warmup, duration) = if rig.quick() { (0.2, 0.5) } else { (1.0, 10.0) };
+    let (warmup, duration, rounds) = if rig.quick() {
+        (0.2, 0.5, 1)
+    } else {
+        (1.0, 4.0, ROUNDS)
+    };
     let mut out = Output::default();
     let mut series = Vec::new();
     for rate in [1000.0, 10_000.0] {
-        let raw = raw_aeron(rig, rate, warmup, duration)?;
-        let run = PoolRun {
-            size: SIZE,
-            nslots: 64,
-            rate,
-            warmup,
-            duration,
-            consumers: 1,
-            producer_idle: IDLE,
-            consumer_idle: IDLE,
-            breakdown: false,
+        let (mut raws, mut ours, mut lost) = (Vec::new(), Vec::new(), 0);
+        for _ in 0..rounds {
+            raws.push(raw_aeron(rig, rate, warmup, duration)?);
+            let run = PoolRun {
+                size: SIZE,
+                nslots: 64,
+                rate,
+                warmup,
+                duration,
+                consumers: 1,
+                producer_idle: IDLE,
+                consumer_idle: IDLE,
+                breakdown: false,
+            }
+            .run(rig)?;
+            lost += run.lost(0);
+            ours.push(run.consumers[0].clone());
         }
-        .run(rig)?;
-        let ours = &run.consumers[0];
+        let (raw, ours) = (fold_rounds(&raws), fold_rounds(&ours));
         out.figures
-            .extend(rate_figures(rate, duration, ours, &raw, run.lost(0)));
+            .extend(rate_figures(rate, (duration, rounds), &ours, &raw, lost));
         let k = rate / 1000.0;
-        series.push((format!("tensorpool, {k} kHz"), curve(ours)));
+        series.push((format!("tensorpool, {k} kHz"), curve(&ours)));
         series.push((format!("raw Aeron IPC, {k} kHz"), curve(&raw)));
     }
     out.figures.extend(breakdown(rig, warmup, duration)?);

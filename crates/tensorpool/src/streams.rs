@@ -32,6 +32,58 @@ pub const PER_CONSUMER_CONTROL_BASE: i32 = 32_000;
 /// Conventional first pool stream id (the data source).
 pub const DEFAULT_POOL_STREAM_ID: u32 = 10_000;
 
+/// How long an untethered descriptor subscriber may lag a window behind the producer's
+/// descriptor publication before the media driver lets it go (then it rests, Aeron's
+/// `untethered-resting-timeout`, 10 s by default, and rejoins at the live position). With the
+/// media driver's timer (`AERON_TIMER_INTERVAL`, 1 s by default: the driver checks on it) this
+/// bounds how long a consumer that stopped polling (hung, or killed while its Aeron client
+/// still counts as alive) holds back the descriptors of every other consumer. The resting
+/// time stays long on purpose: a hung consumer that rejoined at once would stall the stream
+/// again a window later.
+pub const UNTETHERED_TIMEOUT: &str = "100ms";
+
+/// The channel a consumer subscribes to descriptors on, and the tools (`tp listen`, `tp top`)
+/// to anything: an IPC channel gets `tether=false` (unless it sets `tether` itself), so that
+/// the publication's flow control may leave it behind. A tethered subscription that nobody polls stops the producer's descriptor
+/// publication at one window (2 MiB: 21 845 descriptors) until the subscriber's client is
+/// gone, and every other consumer of the stream loses frames meanwhile: the back pressure the
+/// protocol rules out (Wire Spec §1, §15.4). Other media are unchanged.
+pub fn untethered_subscription_channel(channel: &str) -> std::borrow::Cow<'_, str> {
+    with_ipc_params(channel, &[("tether", "false")])
+}
+
+/// The channel a producer publishes descriptors on: an IPC channel gets
+/// `untethered-window-limit-timeout` of [`UNTETHERED_TIMEOUT`] (Aeron's default is 5 s)
+/// unless it sets it itself.
+pub fn descriptor_publication_channel(channel: &str) -> std::borrow::Cow<'_, str> {
+    with_ipc_params(
+        channel,
+        &[("untethered-window-limit-timeout", UNTETHERED_TIMEOUT)],
+    )
+}
+
+/// `channel` with each `key=value` of `params` the channel does not set already, when it is
+/// an IPC channel; any other channel as it is.
+fn with_ipc_params<'a>(channel: &'a str, params: &[(&str, &str)]) -> std::borrow::Cow<'a, str> {
+    let Some(rest) = channel.strip_prefix("aeron:ipc") else {
+        return channel.into();
+    };
+    let query = rest.strip_prefix('?').unwrap_or("");
+    let has = |key: &str| {
+        query
+            .split('|')
+            .any(|kv| kv.split_once('=').is_some_and(|(k, _)| k.trim() == key))
+    };
+    let mut out = channel.to_owned();
+    for (key, value) in params.iter().filter(|(k, _)| !has(k)) {
+        out.push(if out.contains('?') { '|' } else { '?' });
+        out.push_str(key);
+        out.push('=');
+        out.push_str(value);
+    }
+    out.into()
+}
+
 /// One Aeron endpoint: a channel and a stream id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
@@ -207,5 +259,37 @@ impl DriverEndpoints {
         c.driver_timeout = self.announce_period * 5;
         c.allowed_base_dirs = allowed;
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptor_channels_untether_ipc_only_and_keep_what_the_channel_sets() {
+        assert_eq!(
+            untethered_subscription_channel(DEFAULT_CHANNEL),
+            "aeron:ipc?term-length=4m|tether=false"
+        );
+        assert_eq!(
+            untethered_subscription_channel("aeron:ipc"),
+            "aeron:ipc?tether=false"
+        );
+        // the channel's own choice wins
+        assert_eq!(
+            untethered_subscription_channel("aeron:ipc?tether=true"),
+            "aeron:ipc?tether=true"
+        );
+        // other media are left alone (tether means nothing to a network subscription)
+        let udp = "aeron:udp?endpoint=localhost:40123";
+        assert_eq!(untethered_subscription_channel(udp), udp);
+        assert_eq!(descriptor_publication_channel(udp), udp);
+        assert_eq!(
+            descriptor_publication_channel(DEFAULT_CHANNEL),
+            "aeron:ipc?term-length=4m|untethered-window-limit-timeout=100ms"
+        );
+        let own = "aeron:ipc?untethered-window-limit-timeout=1s";
+        assert_eq!(descriptor_publication_channel(own), own);
     }
 }

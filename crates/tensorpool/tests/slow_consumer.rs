@@ -118,3 +118,83 @@ fn w_2_slow_consumer_never_slows_the_producer() {
     drop(consumers);
     world.finish();
 }
+
+/// A consumer that stops polling altogether (hung, or killed while its Aeron client still
+/// counts as alive) must not starve the others (Wire Spec §1: lossy, no producer back
+/// pressure). Its descriptor subscription is untethered and the producer's descriptor
+/// publication lets an untethered subscriber that fell a window behind go after 100 ms: the
+/// descriptors the producer publishes after that keep reaching the consumer that polls. With
+/// a tethered subscription the publication stops at one window (21 845 descriptors) for good.
+#[test]
+fn w_1_a_consumer_that_stops_polling_does_not_starve_the_others() {
+    let world = World::new();
+    let mut producer = world.producer().build().unwrap();
+    let mut stuck = world.consumer().build().unwrap();
+    connect(&mut producer, &mut stuck);
+    let mut live = world.consumer().build().unwrap();
+    connect(&mut producer, &mut live);
+    let stop = Arc::new(AtomicBool::new(false));
+    let last_seq = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let handle = {
+        let (stop, last_seq) = (stop.clone(), last_seq.clone());
+        thread::spawn(move || {
+            let mut round = 0;
+            while !stop.load(Ordering::Acquire) {
+                let w = live
+                    .poll(
+                        |f: &Frame<'_>| {
+                            last_seq.fetch_max(f.seq(), Ordering::AcqRel);
+                        },
+                        64,
+                    )
+                    .unwrap();
+                if w == 0 {
+                    idle(&mut round);
+                } else {
+                    round = 0;
+                }
+            }
+            live
+        })
+    };
+    // Well past one window of descriptors, for long enough that the stuck subscriber is let go.
+    let spec = TensorSpec::new(Dtype::Uint8, &[64]).unwrap();
+    let start = Instant::now();
+    let mut committed = 0u64;
+    while start.elapsed() < Duration::from_millis(2000) || committed < 100_000 {
+        for _ in 0..256 {
+            let mut claim = producer.claim(&spec).unwrap();
+            claim.payload_mut().fill(3);
+            claim.commit();
+            committed += 1;
+        }
+        producer.do_work(tensorpool::monotonic_ns());
+        thread::sleep(Duration::from_micros(100));
+    }
+    let last_committed = committed - 1;
+    // what is in flight arrives
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while last_seq.load(Ordering::Acquire) < last_committed && Instant::now() < deadline {
+        producer.do_work(tensorpool::monotonic_ns());
+        thread::sleep(Duration::from_millis(1));
+    }
+    stop.store(true, Ordering::Release);
+    let live = handle.join().unwrap();
+    let seen = last_seq.load(Ordering::Acquire);
+    let c = producer.counters();
+    assert!(
+        seen == last_committed,
+        "the polling consumer's last frame is {seen} of {last_committed} committed \
+         (descriptors refused by back pressure: {})",
+        c.descriptors_back_pressured
+    );
+    // more descriptors than one window holds reached it (frames it was too slow for are
+    // dropped as overwritten: lossy, as designed)
+    assert!(
+        live.counters().descriptors > 22_000,
+        "{:?}",
+        live.counters()
+    );
+    drop((stuck, live, producer));
+    world.finish();
+}

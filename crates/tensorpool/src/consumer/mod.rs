@@ -169,7 +169,13 @@ impl AeronSide {
             None => Some(sub(&s.announce, "announce subscription")?),
             Some(_) => None,
         };
-        let descriptor = sub(&s.descriptor, "descriptor subscription")?;
+        let descriptor = client
+            .start_add_subscription(
+                &crate::streams::untethered_subscription_channel(&s.descriptor.channel),
+                s.descriptor.stream_id,
+                t,
+            )
+            .map_err(aeron("descriptor subscription"))?;
         let control = sub(&s.control, "control subscription")?;
         let metadata = match cfg.metadata {
             true => Some(sub(&s.metadata, "metadata subscription")?),

@@ -142,6 +142,7 @@ impl Io {
         // A switch in flight to an older assignment is cancelled (dropped).
         self.next_descriptor = None;
         if let Some((ch, id, per_consumer)) = target {
+            let ch = &crate::streams::untethered_subscription_channel(ch);
             match self.client.start_add_subscription(ch, id, self.timeout) {
                 Ok(p) => self.next_descriptor = Some((p, per_consumer)),
                 Err(e) => tracing::warn!(channel = %ch, id, error = %e, "descriptor stream switch"),

@@ -189,7 +189,13 @@ impl AeronSide {
         };
         let pending = (
             publication(&s.announce, "announce publication")?,
-            publication(&s.descriptor, "descriptor publication")?,
+            client
+                .start_add_exclusive_publication(
+                    &crate::streams::descriptor_publication_channel(&s.descriptor.channel),
+                    s.descriptor.stream_id,
+                    t,
+                )
+                .map_err(aeron("descriptor publication"))?,
             publication(&s.control, "control publication")?,
             publication(&s.qos, "QoS publication")?,
             publication(&s.metadata, "metadata publication")?,

@@ -137,8 +137,10 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
     let client = AeronClient::connect(&dir, timeout)?;
     let mut sources = Vec::new();
     for (label, endpoint) in targets(args, &endpoints) {
-        let subscription =
-            client.add_subscription(&endpoint.channel, endpoint.stream_id, timeout)?;
+        // untethered: a listener that stops reading (paused, slow terminal) must never hold
+        // back the publication it watches
+        let channel = tensorpool::streams::untethered_subscription_channel(&endpoint.channel);
+        let subscription = client.add_subscription(&channel, endpoint.stream_id, timeout)?;
         eprintln!(
             "tp listen: {label} on {} stream {} (aeron dir {})",
             endpoint.channel,

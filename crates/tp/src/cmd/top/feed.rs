@@ -43,7 +43,9 @@ impl Feed {
                 continue;
             }
             seen.push(endpoint);
-            let sub = client.add_subscription(&endpoint.channel, endpoint.stream_id, timeout)?;
+            // untethered: the dashboard must never hold back a publication it watches
+            let channel = tensorpool::streams::untethered_subscription_channel(&endpoint.channel);
+            let sub = client.add_subscription(&channel, endpoint.stream_id, timeout)?;
             subscriptions.push((format!("{label}:{}", endpoint.stream_id), sub));
         }
         Ok(Self {

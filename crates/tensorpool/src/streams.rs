@@ -76,7 +76,9 @@ fn with_ipc_params<'a>(channel: &'a str, params: &[(&str, &str)]) -> std::borrow
     };
     let mut out = channel.to_owned();
     for (key, value) in params.iter().filter(|(k, _)| !has(k)) {
-        out.push(if out.contains('?') { '|' } else { '?' });
+        if !out.ends_with(['?', '|']) {
+            out.push(if out.contains('?') { '|' } else { '?' });
+        }
         out.push_str(key);
         out.push('=');
         out.push_str(value);
@@ -274,6 +276,10 @@ mod tests {
         );
         assert_eq!(
             untethered_subscription_channel("aeron:ipc"),
+            "aeron:ipc?tether=false"
+        );
+        assert_eq!(
+            untethered_subscription_channel("aeron:ipc?"),
             "aeron:ipc?tether=false"
         );
         // the channel's own choice wins

@@ -249,6 +249,14 @@ impl<'e> Loader<'e> {
         Self::from_str(&text, &path.display().to_string(), env)
     }
 
+    /// The TOML file at `path`, or, without one, defaults and environment only.
+    pub fn open(path: Option<&Path>, env: &'e dyn EnvSource) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) => Self::from_file(p, env),
+            None => Ok(Self::empty(env)),
+        }
+    }
+
     /// No file: defaults and environment only.
     pub fn empty(env: &'e dyn EnvSource) -> Self {
         Self {
@@ -470,6 +478,26 @@ pub struct Loaded<T> {
     pub provenance: Provenance,
     /// Unknown keys of the role's table.
     pub unknown_keys: Vec<String>,
+}
+
+impl<T> Loaded<T> {
+    /// Loads a role's configuration: the `[table]` of `path` (or no file) read by `read`,
+    /// environment variables overriding it, defaults for the rest; with where each value
+    /// came from and the keys of `[table]` nobody knows.
+    pub fn read_table(
+        path: Option<&Path>,
+        env: &dyn EnvSource,
+        table: &str,
+        read: impl FnOnce(&mut Loader<'_>) -> Result<T, ConfigError>,
+    ) -> Result<Self, ConfigError> {
+        let mut l = Loader::open(path, env)?;
+        let config = read(&mut l)?;
+        Ok(Self {
+            unknown_keys: unknown_keys_under(&l, table),
+            provenance: l.take_provenance(),
+            config,
+        })
+    }
 }
 
 /// A duration given in milliseconds under `key` (`*_ms` keys), with its default.

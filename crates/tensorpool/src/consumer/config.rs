@@ -125,16 +125,7 @@ impl ConsumerConfig {
         path: Option<&std::path::Path>,
         env: &dyn crate::config::EnvSource,
     ) -> Result<crate::config::Loaded<Self>, crate::config::ConfigError> {
-        let mut l = match path {
-            Some(p) => crate::config::Loader::from_file(p, env)?,
-            None => crate::config::Loader::empty(env),
-        };
-        let config = Self::from_loader(&mut l)?;
-        Ok(crate::config::Loaded {
-            unknown_keys: crate::config::unknown_keys_under(&l, "consumer"),
-            provenance: l.take_provenance(),
-            config,
-        })
+        crate::config::Loaded::read_table(path, env, "consumer", Self::from_loader)
     }
 
     /// Reads the `[consumer]` table through `l` (see [`ConsumerConfig::load`]). With

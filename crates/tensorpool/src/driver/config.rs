@@ -178,11 +178,7 @@ const RANGE: &str = "a range \"start-end\" or [start, end] with start <= end";
 impl DriverConfig {
     /// Loads `path` (or only defaults and environment when `None`).
     pub fn load(path: Option<&Path>, env: &dyn EnvSource) -> Result<Self, ConfigError> {
-        let mut l = match path {
-            Some(p) => Loader::from_file(p, env)?,
-            None => Loader::empty(env),
-        };
-        Self::from_loader(&mut l)
+        Self::from_loader(&mut Loader::open(path, env)?)
     }
 
     /// Loads TOML text (tests, embedded configurations).

@@ -143,16 +143,7 @@ impl ProducerConfig {
         path: Option<&std::path::Path>,
         env: &dyn crate::config::EnvSource,
     ) -> Result<crate::config::Loaded<Self>, crate::config::ConfigError> {
-        let mut l = match path {
-            Some(p) => crate::config::Loader::from_file(p, env)?,
-            None => crate::config::Loader::empty(env),
-        };
-        let config = Self::from_loader(&mut l)?;
-        Ok(crate::config::Loaded {
-            unknown_keys: crate::config::unknown_keys_under(&l, "producer"),
-            provenance: l.take_provenance(),
-            config,
-        })
+        crate::config::Loaded::read_table(path, env, "producer", Self::from_loader)
     }
 
     /// Reads the `[producer]` table through `l` (see [`ProducerConfig::load`]). With

@@ -97,10 +97,7 @@ fn config_of(args: &Args) -> Result<ConsumerConfig, CmdError> {
             args.driver_config.as_deref(),
         )?);
     } else if args.driver && cfg.driver.is_none() {
-        let mut l = match args.config.as_deref() {
-            Some(p) => Loader::from_file(p, &ProcessEnv)?,
-            None => Loader::empty(&ProcessEnv),
-        };
+        let mut l = Loader::open(args.config.as_deref(), &ProcessEnv)?;
         cfg.driver = Some(DriverEndpoints::from_loader(&mut l)?);
     }
     Ok(cfg)

@@ -102,10 +102,7 @@ pub fn aeron_dir(flag: Option<&PathBuf>, config: Option<&Path>) -> Result<PathBu
     if let Some(d) = flag {
         return Ok(d.clone());
     }
-    let mut l = match config {
-        Some(p) => Loader::from_file(p, &ProcessEnv)?,
-        None => Loader::empty(&ProcessEnv),
-    };
+    let mut l = Loader::open(config, &ProcessEnv)?;
     let section = tensorpool::driver::config::DriverSection::from_loader(&mut l)?;
     section.aeron_dir.ok_or_else(|| {
         "no Aeron directory: give --aeron-dir, set AERON_DIR, or driver.aeron_dir in --config"
@@ -149,10 +146,7 @@ fn config_of(args: &Args, spec: &TensorSpec) -> Result<ProducerConfig, CmdError>
     } else if args.driver_config.is_some() {
         cfg.mode = RegionMode::Driver(driver_endpoints(args.driver_config.as_deref())?);
     } else if args.driver && cfg.mode == RegionMode::Standalone {
-        let mut l = match args.config.as_deref() {
-            Some(p) => Loader::from_file(p, &ProcessEnv)?,
-            None => Loader::empty(&ProcessEnv),
-        };
+        let mut l = Loader::open(args.config.as_deref(), &ProcessEnv)?;
         cfg.mode = RegionMode::Driver(DriverEndpoints::from_loader(&mut l)?);
     }
     Ok(cfg)

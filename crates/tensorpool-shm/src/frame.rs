@@ -150,29 +150,26 @@ impl<'a> FrameWriter<'a> {
         self.payload.is_empty()
     }
 
-    /// Replaces `SlotHeader.timestamp_ns` of the header [`FrameWriter::commit`] writes.
+    /// Replaces `SlotHeader.timestamp_ns`, in the slot too (it is in progress: readers drop
+    /// it until [`FrameWriter::commit`]). The field is unaligned: the aligned words around it
+    /// are rewritten from the header the writer holds.
     pub fn set_timestamp_ns(&mut self, timestamp_ns: u64) {
-        let at = tensorpool_codec::wire::slot::TIMESTAMP_OFFSET;
+        use tensorpool_codec::wire::slot::{SEQ_COMMIT_END, TIMESTAMP_OFFSET};
+        let at = TIMESTAMP_OFFSET;
         self.header[at..at + 8].copy_from_slice(&timestamp_ns.to_le_bytes());
-    }
-
-    /// Writes the header into the slot now, while it stays in progress, for readers that
-    /// follow a frame before its commit: a consumer validates each `FrameProgress` against
-    /// the slot header (Wire Spec §10.2.2). Such a reader learns of `seq` only from a message
-    /// sent after this call, so it never reads these bytes while they are written; the
-    /// seqlock still says "in progress", and [`FrameWriter::commit`] writes the whole header
-    /// again before committing.
-    pub fn write_header_in_progress(&mut self) {
+        let (start, end) = (at & !7, (at + 8).next_multiple_of(8));
+        debug_assert!(start >= SEQ_COMMIT_END, "never the seqlock word");
         let off = header_slot_offset(self.written.header_index) as usize;
-        self.ring.mapping().store_words(off + 8, &self.header[8..]);
+        self.ring
+            .mapping()
+            .store_words(off + start, &self.header[start..end]);
     }
 
-    /// Writes the whole header (every byte but `seq_commit`; never relying on earlier
-    /// contents), then publishes the frame with a release store of the committed word
-    /// (§8.3 steps 3-4). After this, and only after it, the frame may be announced.
+    /// Publishes the frame with a release store of the committed word (§8.3 steps 3-4): the
+    /// header is in the slot since [`HeaderRing::begin_frame`] (and any later change was
+    /// stored as it was made), the payload was written in place. After this, and only after
+    /// it, the frame may be announced.
     pub fn commit(self) -> WrittenFrame {
-        let off = header_slot_offset(self.written.header_index) as usize;
-        self.ring.mapping().store_words(off + 8, &self.header[8..]);
         seqlock::commit(self.word, self.seq);
         self.written
     }
@@ -229,10 +226,11 @@ impl HeaderRing<ReadWrite> {
         let ring: &'a HeaderRing<ReadWrite> = self;
         let word = ring.word_of(index);
         seqlock::begin(word, seq);
-        // The header goes in now too, behind the in-progress mark (begin's release fence keeps
-        // these stores after it): the slot's cache lines are owned here, while the payload is
-        // written, so that commit rewrites them in place instead of fetching them from a
-        // reader's core on the latency path. Commit still writes every byte again.
+        // The header goes in now, behind the in-progress mark (begin's release fence keeps
+        // these stores after it): the slot's cache lines are fetched from a reader's core
+        // here, while the payload is written, not on the commit's latency path; and readers
+        // that follow a frame before its commit (progress, Wire Spec §10.2.2) can validate
+        // their reports against it.
         ring.mapping()
             .store_words(header_slot_offset(index) as usize + 8, &header[8..]);
         Ok(FrameWriter {

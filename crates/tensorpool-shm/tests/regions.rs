@@ -680,7 +680,6 @@ fn w_10_2_2_header_written_in_progress_for_progress_readers() {
         .begin_frame(&mut wpools, 5, &meta(&[100]), 100)
         .unwrap();
     assert_eq!(writer.len(), 100);
-    writer.write_header_in_progress();
     // a progress reader sees a valid header for seq 5 while the slot is still in progress
     let index = rring.index_of(5);
     let word = rring.seq_commit(index);

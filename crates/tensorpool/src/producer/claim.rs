@@ -118,7 +118,7 @@ impl Producer {
             });
         };
         let epoch = r.epoch;
-        let mut writer = match r.ring.begin_frame(&mut r.pools, seq, &frame, len32) {
+        let writer = match r.ring.begin_frame(&mut r.pools, seq, &frame, len32) {
             Ok(w) => w,
             Err(e) => {
                 if matches!(e, WriteError::NoPoolFits { .. }) {
@@ -128,10 +128,6 @@ impl Producer {
             }
         };
         let plan = out.registry.plan;
-        if plan.active {
-            // Progress consumers validate each report against the slot header.
-            writer.write_header_in_progress();
-        }
         let mut claim = Claim {
             writer: Some(writer),
             out,

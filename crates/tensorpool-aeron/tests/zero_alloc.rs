@@ -4,50 +4,14 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::os::raw::c_void;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use common::*;
 use tensorpool_aeron::{ClaimError, Publication, PublishPath, Subscription};
-
-struct CountingAllocator;
-
-static RUST_ARMED: AtomicBool = AtomicBool::new(false);
-static RUST_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-static RUST_BYTES: AtomicU64 = AtomicU64::new(0);
-
-fn count_rust(size: usize) {
-    if RUST_ARMED.load(Ordering::Relaxed) {
-        RUST_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        RUST_BYTES.fetch_add(size as u64, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_rust(layout.size());
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_rust(layout.size());
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_rust(new_size);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use tensorpool_testkit::CountingAllocator;
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
@@ -98,7 +62,11 @@ pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
 }
 
 fn arm(on: bool) {
-    RUST_ARMED.store(on, Ordering::SeqCst);
+    if on {
+        CountingAllocator::arm_process();
+    } else {
+        CountingAllocator::disarm_process();
+    }
     C_ARMED.with(|armed| armed.set(on));
 }
 
@@ -183,10 +151,10 @@ fn steady_state_claim_commit_poll_allocates_nothing() {
         }
         arm(false);
 
-        let rust = (
-            RUST_ALLOCATIONS.load(Ordering::SeqCst),
-            RUST_BYTES.load(Ordering::SeqCst),
-        );
+        let rust = {
+            let c = CountingAllocator::process_counts();
+            (c.allocations, c.bytes)
+        };
         let c = C_ALLOCATIONS.load(Ordering::SeqCst);
         println!(
             "{CYCLES} claim+commit+poll cycles in {claim_elapsed:?}; Rust allocations {} ({} B), C allocations on this thread {c}",
@@ -204,7 +172,7 @@ fn steady_state_claim_commit_poll_allocates_nothing() {
 /// client's own allocations (registering a publication allocates in C on the calling thread).
 fn assert_counters_count(client: &tensorpool_aeron::AeronClient) {
     let (rust_before, c_before) = (
-        RUST_ALLOCATIONS.load(Ordering::SeqCst),
+        CountingAllocator::process_counts().allocations,
         C_ALLOCATIONS.load(Ordering::SeqCst),
     );
     arm(true);
@@ -214,6 +182,6 @@ fn assert_counters_count(client: &tensorpool_aeron::AeronClient) {
         .unwrap();
     arm(false);
     drop((v, publication));
-    assert!(RUST_ALLOCATIONS.load(Ordering::SeqCst) > rust_before);
+    assert!(CountingAllocator::process_counts().allocations > rust_before);
     assert!(C_ALLOCATIONS.load(Ordering::SeqCst) > c_before);
 }

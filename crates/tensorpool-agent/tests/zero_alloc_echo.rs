@@ -2,8 +2,7 @@
 //! messages over Aeron IPC through a real embedded media driver, driven as one composite
 //! agent by an invoker, and a counting global allocator sees 0 bytes over 1 000 000 cycles.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tensorpool_aeron::{
@@ -13,42 +12,7 @@ use tensorpool_aeron::{
 use tensorpool_agent::{
     Agent, AgentError, AgentInvoker, AgentResult, CompositeAgent, MonotonicClock,
 };
-
-struct CountingAllocator;
-
-static ARMED: AtomicBool = AtomicBool::new(false);
-static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-fn count(size: usize) {
-    if ARMED.load(Ordering::Relaxed) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        ALLOCATED_BYTES.fetch_add(size as u64, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use tensorpool_testkit::CountingAllocator;
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
@@ -226,16 +190,21 @@ fn a_million_echo_agent_cycles_allocate_nothing() {
     }
     let round_trips_before = ROUND_TRIPS.load(Ordering::Relaxed);
 
-    ALLOCATIONS.store(0, Ordering::SeqCst);
-    ALLOCATED_BYTES.store(0, Ordering::SeqCst);
-    ARMED.store(true, Ordering::SeqCst);
+    // the counter itself counts (negative control)
+    CountingAllocator::arm_process();
+    drop(std::hint::black_box(vec![1u8; 8]));
+    CountingAllocator::disarm_process();
+    assert!(CountingAllocator::process_counts().allocations > 0);
+
+    CountingAllocator::reset_process();
+    CountingAllocator::arm_process();
     let mut errors = 0u64;
     for _ in 0..1_000_000 {
         if invoker.invoke().is_err() {
             errors += 1;
         }
     }
-    ARMED.store(false, Ordering::SeqCst);
+    CountingAllocator::disarm_process();
 
     let round_trips = ROUND_TRIPS.load(Ordering::Relaxed) - round_trips_before;
     assert_eq!(errors, 0, "no cycle failed");
@@ -244,10 +213,10 @@ fn a_million_echo_agent_cycles_allocate_nothing() {
         "the agents really exchanged messages: {round_trips}"
     );
     assert_eq!(
-        (
-            ALLOCATIONS.load(Ordering::SeqCst),
-            ALLOCATED_BYTES.load(Ordering::SeqCst)
-        ),
+        {
+            let c = CountingAllocator::process_counts();
+            (c.allocations, c.bytes)
+        },
         (0, 0),
         "steady-state cycles allocated"
     );

@@ -2,48 +2,15 @@
 //! do_work -> poll (handler reads every byte, rechecks) cycles made only of `tp_*` calls
 //! allocate nothing. A counting global allocator counts this thread's allocations.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::ffi::{CString, c_void};
 use std::ptr::null_mut;
 
 use tensorpool_ffi::*;
-
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note() {
-    let _ = COUNTING.try_with(|c| {
-        if c.get() {
-            let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
-        }
-    });
-}
-
-// SAFETY: forwards to the system allocator; the bookkeeping neither allocates nor panics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use tensorpool_testkit::CountingAllocator;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// What the handler saw; `Cell`s because the C handler gets it back as a shared pointer.
 #[derive(Default)]
@@ -150,12 +117,15 @@ fn arch_2_claim_commit_poll_cycles_through_the_c_abi_allocate_nothing() {
         i += 1;
     }
     let before = sink.frames.get();
-    COUNTING.with(|c| c.set(true));
-    for j in 0..cycles {
-        cycle(i + j);
-    }
-    COUNTING.with(|c| c.set(false));
-    let allocs = ALLOCS.with(Cell::get);
+    // the counter itself counts (negative control)
+    let ((), probe) = CountingAllocator::count_thread(|| drop(std::hint::black_box(vec![1u8; 8])));
+    assert_eq!(probe.allocations, 1);
+    let ((), counts) = CountingAllocator::count_thread(|| {
+        for j in 0..cycles {
+            cycle(i + j);
+        }
+    });
+    let allocs = counts.allocations;
     let delivered = sink.frames.get() - before;
     println!(
         "zero-alloc through the C ABI: {cycles} cycles, {allocs} allocations, {delivered} frames, {} late",

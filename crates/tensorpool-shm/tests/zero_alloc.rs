@@ -3,51 +3,13 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use common::*;
 use tensorpool_shm::tensor::{self, Dtype, MajorOrder};
 use tensorpool_shm::{FrameMeta, HeaderRing, PoolSet, ReadOnly, ReadWrite};
-
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-    static BYTES: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    // `try_with`: thread-locals may be gone while a thread shuts down.
-    let _ = COUNTING.try_with(|c| {
-        if c.get() {
-            let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
-            let _ = BYTES.try_with(|b| b.set(b.get() + size as u64));
-        }
-    });
-}
-
-// SAFETY: forwards to the system allocator; the bookkeeping neither allocates nor panics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use tensorpool_testkit::CountingAllocator;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[test]
 fn arch_2_write_and_read_frames_allocate_nothing() {
@@ -74,15 +36,14 @@ fn arch_2_write_and_read_frames_allocate_nothing() {
     let mut checksum = 0u64;
 
     // the counter itself works
-    COUNTING.with(|c| c.set(true));
+    CountingAllocator::arm_thread();
     let probe = std::hint::black_box(Box::new(7u64));
-    COUNTING.with(|c| c.set(false));
-    assert_eq!(ALLOCS.with(Cell::get), 1);
+    CountingAllocator::disarm_thread();
+    assert_eq!(CountingAllocator::thread_counts().allocations, 1);
     drop(probe);
-    ALLOCS.with(|a| a.set(0));
-    BYTES.with(|b| b.set(0));
+    CountingAllocator::reset_thread();
 
-    COUNTING.with(|c| c.set(true));
+    CountingAllocator::arm_thread();
     for seq in 0..10_000u64 {
         let (meta, len) = if seq % 2 == 0 {
             (&small, 200)
@@ -100,9 +61,10 @@ fn arch_2_write_and_read_frames_allocate_nothing() {
         // drops allocate nothing either
         assert!(rring.read_frame(&rpools, seq + 8).is_err());
     }
-    COUNTING.with(|c| c.set(false));
+    CountingAllocator::disarm_thread();
 
     assert!(checksum > 0);
-    assert_eq!(ALLOCS.with(Cell::get), 0, "allocations on the frame paths");
-    assert_eq!(BYTES.with(Cell::get), 0);
+    let counts = CountingAllocator::thread_counts();
+    assert_eq!(counts.allocations, 0, "allocations on the frame paths");
+    assert_eq!(counts.bytes, 0);
 }

@@ -6,9 +6,6 @@
 
 mod driver_common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
 use driver_common::*;
 use tensorpool::driver::Outputs;
 use tensorpool_codec::Message;
@@ -16,40 +13,7 @@ use tensorpool_codec::driver::{
     HugepagesPolicy, PublishMode, ResponseCode, Role, ShmAttachRequest, ShmAttachResponse,
     ShmDetachRequest, ShmLeaseKeepalive,
 };
-
-struct CountingAllocator;
-
-static ARMED: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if ARMED.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if ARMED.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if ARMED.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use tensorpool_testkit::CountingAllocator;
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
@@ -110,7 +74,9 @@ fn consumer_cycles_allocate_nothing() {
                 },
                 &mut cycle.attach,
             );
-            ARMED.store(arm, Ordering::Relaxed);
+            if arm {
+                CountingAllocator::arm_process();
+            }
             h.sink.clear();
             let now = h.now();
             {
@@ -150,21 +116,21 @@ fn consumer_cycles_allocate_nothing() {
             h.core
                 .on_control(&cycle.detach[..cycle.detach_len], now, &mut out);
             h.core.on_tick(now, &mut out);
-            ARMED.store(false, Ordering::Relaxed);
+            CountingAllocator::disarm_process();
             h.clock.advance(MS); // announces, refreshes and cooldown pruning happen on the way
         }
     };
     // the allocator counts (negative control)
-    ARMED.store(true, Ordering::Relaxed);
+    CountingAllocator::arm_process();
     let probe = std::hint::black_box(vec![1u8; 8]);
-    ARMED.store(false, Ordering::Relaxed);
+    CountingAllocator::disarm_process();
     drop(probe);
-    assert!(ALLOCATIONS.load(Ordering::Relaxed) > 0);
+    assert!(CountingAllocator::process_counts().allocations > 0);
     // warm-up: every buffer reaches its steady-state size
     run(&mut h, &mut cycle, 2_000, false);
-    ALLOCATIONS.store(0, Ordering::Relaxed);
+    CountingAllocator::reset_process();
     run(&mut h, &mut cycle, 20_000, true);
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed);
+    let allocations = CountingAllocator::process_counts().allocations;
     assert_eq!(
         allocations, 0,
         "allocations during 20,000 attach/keepalive/detach cycles"

@@ -5,52 +5,16 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
 use common::*;
 use tensorpool::consumer::{FrameHandler, Progress, ProgressHints};
 use tensorpool::prelude::*;
 use tensorpool::producer::{MetaAttribute, ProgressPolicy};
-
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-    static BYTES: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    let _ = COUNTING.try_with(|c| {
-        if c.get() {
-            let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
-            let _ = BYTES.try_with(|b| b.set(b.get() + size as u64));
-        }
-    });
-}
-
-// SAFETY: forwards to the system allocator; the bookkeeping neither allocates nor panics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use tensorpool_testkit::CountingAllocator;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[derive(Default)]
 struct Sink {
@@ -141,13 +105,16 @@ fn arch_2_a_million_cycles_allocate_nothing() {
     }
     let before = (producer.counters(), consumer.counters(), sink.frames);
     let start = std::time::Instant::now();
-    COUNTING.with(|c| c.set(true));
-    for i in 0..cycles {
-        cycle(&mut producer, &mut consumer, &mut sink, i);
-    }
-    COUNTING.with(|c| c.set(false));
+    // the counter itself counts (negative control)
+    let ((), probe) = CountingAllocator::count_thread(|| drop(std::hint::black_box(vec![1u8; 8])));
+    assert_eq!(probe.allocations, 1);
+    let ((), counts) = CountingAllocator::count_thread(|| {
+        for i in 0..cycles {
+            cycle(&mut producer, &mut consumer, &mut sink, i);
+        }
+    });
     let elapsed = start.elapsed();
-    let (allocs, bytes) = (ALLOCS.with(Cell::get), BYTES.with(Cell::get));
+    let (allocs, bytes) = (counts.allocations, counts.bytes);
     let (p, c) = (producer.counters(), consumer.counters());
     println!(
         "zero-alloc: {cycles} cycles in {elapsed:?} ({:.2} us/cycle): {allocs} allocations, {bytes} bytes; \

@@ -204,6 +204,39 @@ fn await_live_driver(
 }
 
 impl AeronClient {
+    /// How long ago the media driver of the CnC file in `dir` last wrote its heartbeat (wall
+    /// clock, millisecond resolution); `None` while the file holds no heartbeat (none written
+    /// yet, or cleared by a driver that closed). A client
+    /// connects only while this age is within its driver timeout. Waits at most `timeout` for
+    /// the CnC file to be complete.
+    pub fn driver_heartbeat_age(
+        dir: impl AsRef<Path>,
+        timeout: Duration,
+    ) -> Result<Option<Duration>, ConnectError> {
+        let dir = dir.as_ref();
+        let c_dir = path_to_cstring(dir).map_err(|reason| ConnectError::InvalidArgument {
+            what: "Aeron directory",
+            value: dir.display().to_string(),
+            reason,
+        })?;
+        let mut cnc: *mut c::aeron_cnc_t = std::ptr::null_mut();
+        let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        // SAFETY: `cnc` is a valid out-pointer, `c_dir` a NUL-terminated path; the call waits at
+        // most `timeout_ms`.
+        if unsafe { c::aeron_cnc_init(&mut cnc, c_dir.as_ptr(), timeout_ms) } < 0 || cnc.is_null() {
+            return Err(connect_failure("aeron_cnc_init"));
+        }
+        // SAFETY: `cnc` is a live mapping of the CnC file.
+        let heartbeat_ms = unsafe { c::aeron_cnc_to_driver_heartbeat(cnc) };
+        // SAFETY: reads the wall clock.
+        let now_ms = unsafe { c::aeron_epoch_clock() };
+        // SAFETY: `cnc` is live and closed once.
+        unsafe { c::aeron_cnc_close(cnc) };
+        Ok((heartbeat_ms > 0).then(|| {
+            Duration::from_millis(u64::try_from(now_ms.saturating_sub(heartbeat_ms)).unwrap_or(0))
+        }))
+    }
+
     /// Connects to the media driver in `dir`, waiting at most `timeout` for it to answer.
     pub fn connect(dir: impl AsRef<Path>, timeout: Duration) -> Result<Self, ConnectError> {
         Self::connect_with(&ClientConfig::new(dir.as_ref()).connect_timeout(timeout))

@@ -47,12 +47,25 @@ fn a_stale_cnc_file_times_out_on_the_heartbeat() {
         .dir(&dir)
         .dir_delete(true, false);
     let mut driver = EmbeddedMediaDriver::start(config).unwrap();
+    let live = AeronClient::driver_heartbeat_age(&dir, TIMEOUT).unwrap();
+    assert!(live.is_some_and(|a| a < TIMEOUT), "{live:?}");
     driver.stop().unwrap();
     assert!(dir.join("cnc.dat").exists());
     let config = tensorpool_aeron::ClientConfig::new(&dir)
         .connect_timeout(Duration::from_millis(800))
         .driver_timeout(Duration::from_millis(200));
-    std::thread::sleep(Duration::from_millis(300));
+    // The event: the file holds no live heartbeat, cleared by the stopped driver or older than
+    // the client's driver timeout (waited on, with a deadline). A client that connected anyway,
+    // or timed out on anything but the heartbeat, fails below.
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let age = AeronClient::driver_heartbeat_age(&dir, TIMEOUT).unwrap();
+        if age.is_none_or(|a| a > Duration::from_millis(200)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "heartbeat age {age:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let err = AeronClient::connect_with(&config).unwrap_err();
     assert!(
         matches!(

@@ -218,10 +218,23 @@ fn driver_counters_are_aeron_counters_with_codes_and_reasons_in_the_key() {
         });
         std::thread::sleep(Duration::from_millis(1));
     }
-    // let a tick publish the lease level
-    let until = Instant::now() + Duration::from_millis(100);
-    while Instant::now() < until {
+    // wait (bounded) for a tick to publish the lease level and an announce count
+    let deadline = Instant::now() + DEADLINE;
+    loop {
         driver.do_work(monotonic_ns()).unwrap();
+        let published = tensorpool_counters(&aeron)
+            .into_iter()
+            .any(|s| s.key.role == Role::Driver && s.type_n == 303 && s.value == 1)
+            && tensorpool_counters(&aeron)
+                .into_iter()
+                .any(|s| s.key.role == Role::Driver && s.type_n == 306 && s.value > 0);
+        if published {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lease level was never published"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let c = driver.core().counters();

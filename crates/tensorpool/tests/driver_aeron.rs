@@ -186,9 +186,17 @@ fn admin_queries_and_authenticated_shutdown() {
     let mut driver = w.driver.take().unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop2 = stop.clone();
+    // the driver's count of ignored shutdown requests, as the driver thread last saw it
+    let rejected = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let rejected2 = rejected.clone();
     let handle = std::thread::spawn(move || {
         while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            if driver.do_work(monotonic_ns()).is_err() {
+            let r = driver.do_work(monotonic_ns());
+            rejected2.store(
+                driver.core().counters().shutdown_requests_rejected,
+                std::sync::atomic::Ordering::Release,
+            );
+            if r.is_err() {
                 return Some(driver);
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -223,7 +231,18 @@ fn admin_queries_and_authenticated_shutdown() {
         T,
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait for the driver to have handled (and ignored) it: its rejection counter is the
+    // event. Were a wrong token accepted, the counter stays 0 and the driver stops: the wait
+    // fails at its deadline, or the next assertions fail.
+    let start = Instant::now();
+    while rejected.load(std::sync::atomic::Ordering::Acquire) == 0 {
+        assert!(
+            start.elapsed() < DEADLINE && !handle.is_finished(),
+            "the wrong-token request was not rejected"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(rejected.load(std::sync::atomic::Ordering::Acquire), 1);
     assert!(!handle.is_finished(), "wrong token ignored");
     request_shutdown(
         &w.aeron,

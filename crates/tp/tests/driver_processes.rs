@@ -30,14 +30,25 @@ impl Proc {
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let tx_err = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // the log (stderr) is shown as before and can be waited on like stdout
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                if tx_err.send(line).is_err() {
                     break;
                 }
             }
@@ -360,7 +371,11 @@ fn shutdown_request_needs_the_token_then_drains_and_notifies() {
         "wrong",
     ]);
     assert!(wrong.status.success());
-    std::thread::sleep(Duration::from_millis(600));
+    // The driver saw the request and ignored it (its warning is the event waited on; were a
+    // wrong token accepted, the warning never comes and the driver exits: both fail here).
+    driver.expect("the wrong token ignored", |l| {
+        l.contains("shutdown request ignored: missing or wrong token")
+    });
     assert!(driver.is_running(), "a wrong token changes nothing");
     let status = tp(&["driver", "status", "--config", &config, "--aeron-dir", &d]);
     let text = String::from_utf8_lossy(&status.stdout);
@@ -379,7 +394,6 @@ fn shutdown_request_needs_the_token_then_drains_and_notifies() {
     ]);
     assert!(String::from_utf8_lossy(&leases.stdout).contains("\"role\": \"CONSUMER\""));
 
-    let start = Instant::now();
     let right = tp(&[
         "driver",
         "shutdown",
@@ -400,9 +414,9 @@ fn shutdown_request_needs_the_token_then_drains_and_notifies() {
     consumer.expect("driver_shutdown", |l| {
         l.starts_with("driver_shutdown reason=Admin")
     });
-    assert!(driver.wait(Duration::from_secs(5)).success());
-    // drain period 300 ms, plus process start-up of the tp invocations
-    assert!(start.elapsed() < Duration::from_secs(5));
+    // the drain (300 ms here) ends in the exit; the wait's deadline is a failure, no time is
+    // asserted on a shared machine
+    assert!(driver.wait(DEADLINE).success());
     assert!(!dir.exists());
 }
 

@@ -213,7 +213,7 @@ impl IdleStrategy for BackoffIdleStrategy {
 /// An idle strategy chosen by configuration (a flag or a config file value).
 ///
 /// Textual forms: `busy-spin` (or `spin`), `noop`, `yield`, `sleep` or `sleep:<duration>`
-/// (`500us`, `1ms`, `2s`, `100ns`), `backoff` or
+/// (`500us`, `1ms`, `2s`, `100ns`, `1s 500ms`: [`humantime`]'s duration syntax), `backoff` or
 /// `backoff:<max_spins>,<max_yields>,<min_park>,<max_park>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdleStrategyKind {
@@ -279,18 +279,9 @@ pub struct ParseIdleStrategyError {
     reason: &'static str,
 }
 
+/// A duration with its unit (`200us`, `1ms`, `1s`, `1s 500ms`: humantime's syntax).
 fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (digits, unit) = text.split_at(split);
-    let value: u64 = digits.parse().ok()?;
-    match unit {
-        "ns" => Some(Duration::from_nanos(value)),
-        "us" => Some(Duration::from_micros(value)),
-        "ms" => Some(Duration::from_millis(value)),
-        "s" => Some(Duration::from_secs(value)),
-        _ => None,
-    }
+    humantime::parse_duration(text.trim()).ok()
 }
 
 impl FromStr for IdleStrategyKind {
@@ -338,17 +329,9 @@ impl FromStr for IdleStrategyKind {
     }
 }
 
+/// The same syntax back (`1ms`, `250us`, `1s 500ms`): humantime's.
 fn fmt_duration(d: Duration, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let ns = d.as_nanos();
-    if ns.is_multiple_of(1_000_000_000) {
-        write!(f, "{}s", ns / 1_000_000_000)
-    } else if ns.is_multiple_of(1_000_000) {
-        write!(f, "{}ms", ns / 1_000_000)
-    } else if ns.is_multiple_of(1_000) {
-        write!(f, "{}us", ns / 1_000)
-    } else {
-        write!(f, "{ns}ns")
-    }
+    write!(f, "{}", humantime::format_duration(d))
 }
 
 impl fmt::Display for IdleStrategyKind {
@@ -389,6 +372,7 @@ mod tests {
             "yield",
             "sleep:1ms",
             "sleep:250us",
+            "sleep:1s 500ms",
             "backoff:10,5,1us,1ms",
         ] {
             let kind: IdleStrategyKind = text.parse().unwrap();
@@ -412,7 +396,8 @@ mod tests {
             "fast",
             "sleep:",
             "sleep:10",
-            "sleep:1h",
+            "sleep:1parsec",
+            "sleep:-1ms",
             "backoff:1,2",
             "yield:3",
         ] {

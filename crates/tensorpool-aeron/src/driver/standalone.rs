@@ -2,8 +2,9 @@
 //! environment variables (read by the C driver itself) plus a few overrides, stopped by
 //! SIGINT or SIGTERM.
 
-use std::os::raw::{c_int, c_void};
+use std::os::raw::c_void;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusteron_media_driver::bindings as md;
@@ -34,53 +35,47 @@ pub struct StandaloneDriverInfo {
     pub threading_mode: Option<ThreadingMode>,
 }
 
-/// Set by the signal handler and by Aeron's termination hook; read by the duty cycle.
+/// Set by Aeron's termination hook; read by the duty cycle.
 static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_signal: c_int) {
-    // An atomic store is async-signal-safe.
-    STOP.store(true, Ordering::Release);
-}
 
 unsafe extern "C" fn on_termination(_state: *mut c_void) {
     STOP.store(true, Ordering::Release);
 }
 
-/// The previous dispositions of SIGINT and SIGTERM, restored when the driver returns.
-struct SignalGuard {
-    previous: Vec<(c_int, libc::sigaction)>,
+/// SIGINT and SIGTERM set a flag, through signal-hook (the one signal mechanism of every
+/// tensorpool process); the registrations are removed when the driver returns.
+struct Signals {
+    raised: Arc<AtomicBool>,
+    ids: Vec<signal_hook::SigId>,
 }
 
-impl SignalGuard {
+impl Signals {
     fn install() -> Result<Self, DriverError> {
-        let mut guard = Self {
-            previous: Vec::with_capacity(2),
+        let mut signals = Self {
+            raised: Arc::new(AtomicBool::new(false)),
+            ids: Vec::with_capacity(2),
         };
-        for signal in [libc::SIGINT, libc::SIGTERM] {
-            // SAFETY: zeroed is a valid `sigaction` (empty mask, no flags); we fill in the
-            // handler, which only performs an atomic store (async-signal-safe), and keep the
-            // previous disposition to restore it.
-            unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-                libc::sigemptyset(&mut action.sa_mask);
-                let mut previous: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(signal, &action, &mut previous) != 0 {
-                    let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            match signal_hook::flag::register(signal, signals.raised.clone()) {
+                Ok(id) => signals.ids.push(id),
+                Err(e) => {
+                    let errno = e.raw_os_error().unwrap_or(0);
                     return Err(DriverError::SignalHandler { signal, errno });
                 }
-                guard.previous.push((signal, previous));
             }
         }
-        Ok(guard)
+        Ok(signals)
+    }
+
+    fn raised(&self) -> bool {
+        self.raised.load(Ordering::Acquire)
     }
 }
 
-impl Drop for SignalGuard {
+impl Drop for Signals {
     fn drop(&mut self) {
-        for (signal, previous) in &self.previous {
-            // SAFETY: restores a disposition sigaction returned earlier for this signal.
-            unsafe { libc::sigaction(*signal, previous, std::ptr::null_mut()) };
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
         }
     }
 }
@@ -91,13 +86,13 @@ impl Drop for SignalGuard {
 /// The C driver reads every `AERON_*` environment variable itself when its context is
 /// created; `options` override the few listed there. `on_ready` is called once the driver
 /// runs, e.g. to print the directory. Meant for a process's main thread, one at a time: it
-/// installs process-wide SIGINT and SIGTERM handlers (restored on return).
+/// registers process-wide SIGINT and SIGTERM handlers (removed on return).
 pub fn run_standalone(
     options: &StandaloneOptions,
     on_ready: impl FnOnce(&StandaloneDriverInfo),
 ) -> Result<(), DriverError> {
     STOP.store(false, Ordering::Release);
-    let signals = SignalGuard::install()?;
+    let signals = Signals::install()?;
     let context = DriverContext::from_env()?;
     if let Some(dir) = &options.dir {
         context.set_dir(&dir_cstring(dir)?)?;
@@ -137,7 +132,7 @@ pub fn run_standalone(
     };
     on_ready(&info);
 
-    while !STOP.load(Ordering::Acquire) {
+    while !STOP.load(Ordering::Acquire) && !signals.raised() {
         // SAFETY: the driver is live and was started with a manual main loop, which this is.
         let work = unsafe { md::aeron_driver_main_do_work(driver.ptr) };
         // SAFETY: as above.

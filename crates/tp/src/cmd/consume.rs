@@ -2,8 +2,7 @@
 //! `--verify` checks the checksum every `tp produce` frame carries.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tensorpool::config::{Loader, ProcessEnv};
@@ -12,8 +11,8 @@ use tensorpool::prelude::*;
 use tensorpool::streams::DriverEndpoints;
 use tensorpool_agent::{BackoffIdleStrategy, IdleStrategy};
 
-use super::CmdError;
 use super::synth::{ConsumerSummary, Verifier};
+use super::{CmdError, util};
 
 /// Delivery mode flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -109,9 +108,7 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
     let dir = super::produce::aeron_dir(args.aeron_dir.as_ref(), args.config.as_deref())?;
     let ctx = Context::connect(&dir)?;
     let mut consumer = ctx.consumer(cfg.stream_id).config(cfg).build()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let _ = ctrlc::set_handler(move || s.store(true, Ordering::Release));
+    let stop = util::stop_flag()?;
     let mut v = Verifier::new(args.verify);
     let mut idle =
         BackoffIdleStrategy::new(10, 10, Duration::from_micros(1), Duration::from_micros(200));

@@ -12,9 +12,9 @@ use tensorpool::prelude::*;
 use tensorpool::streams::DriverEndpoints;
 use tensorpool_agent::{AgentError, AgentRunner, BackoffIdleStrategy, MonotonicClock};
 
-use super::CmdError;
 use super::produce::stride_for;
 use super::synth::{self, ConsumerSummary, LiveStats, StatsConsumer, SynthProducer};
+use super::{CmdError, util};
 
 /// Flags of `tp demo`.
 #[derive(Debug, clap::Args)]
@@ -84,9 +84,7 @@ fn line(role: &Role, dt: f64, last: &mut (u64, u64)) -> String {
 pub fn run(args: &Args) -> Result<(), CmdError> {
     let shape = synth::parse_shape(&args.shape)?;
     let spec = TensorSpec::new(args.dtype, &shape)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let _ = ctrlc::set_handler(move || s.store(true, Ordering::Release));
+    let stop = util::stop_flag()?;
 
     let ctx = Context::embedded()?;
     let aeron_dir = ctx.aeron_dir();

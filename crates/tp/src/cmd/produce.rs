@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tensorpool::config::{Loader, ProcessEnv, Source};
@@ -11,8 +11,8 @@ use tensorpool::producer::{ProducerConfig, RegionMode};
 use tensorpool::streams::DriverEndpoints;
 use tensorpool_agent::{BackoffIdleStrategy, IdleStrategy};
 
-use super::CmdError;
 use super::synth::{self, LiveStats, SynthProducer};
+use super::{CmdError, util};
 
 /// Flags of `tp produce`. Role settings come from, lowest first: defaults, `--config FILE`,
 /// `PRODUCER_*` environment variables, then these flags.
@@ -174,9 +174,7 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
             "through the SHM driver"
         }
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let _ = ctrlc::set_handler(move || s.store(true, Ordering::Release));
+    let stop = util::stop_flag()?;
     let stats = Arc::new(LiveStats::default());
     let mut agent = SynthProducer::new(producer, spec, args.rate, args.count, stats.clone());
     let mut idle =

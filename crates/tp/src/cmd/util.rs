@@ -1,11 +1,15 @@
-//! Small helpers shared by the tools: hex, wall-clock time stamps, the default Aeron
-//! directory, a bounded back-off, and the text rendering of decoded messages.
+//! Small helpers shared by the tools: hex, wall-clock time stamps, the stop flag (SIGINT,
+//! SIGTERM), the default Aeron directory, a bounded back-off, and the text rendering of decoded messages.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde_json::Value;
+
+use super::CmdError;
 
 /// Lower-case hex of `bytes`, no separators.
 pub fn to_hex(bytes: &[u8]) -> String {
@@ -38,34 +42,22 @@ pub fn from_hex(text: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-/// Unix time in nanoseconds as RFC 3339 UTC with microseconds: `2026-01-25T10:00:00.123456Z`.
+/// Unix time in nanoseconds as RFC 3339 UTC with microseconds: `2026-01-25T10:00:00.123456Z`
+/// (humantime's formatter).
 pub fn rfc3339_utc(unix_ns: u64) -> String {
-    let secs = unix_ns / 1_000_000_000;
-    let micros = (unix_ns % 1_000_000_000) / 1_000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(unix_ns);
+    humantime::format_rfc3339_micros(t).to_string()
 }
 
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// A flag set by SIGINT or SIGTERM: every `tp` process that runs until stopped (roles, the
+/// driver, its clients, the demo) stops through it, by signal-hook. May be called more than
+/// once in a process: each call registers one more flag.
+pub fn stop_flag() -> Result<Arc<AtomicBool>, CmdError> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, flag.clone())?;
+    }
+    Ok(flag)
 }
 
 /// The Aeron directory to use: the flag, else `AERON_DIR`, else Aeron's own default

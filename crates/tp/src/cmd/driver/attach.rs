@@ -12,8 +12,9 @@ use tensorpool_aeron::AeronClient;
 use tensorpool_agent::monotonic_ns;
 use tensorpool_codec::driver::{PublishMode, Role};
 
-use super::{Endpoint, init_logging, stop_flag};
+use super::{Endpoint, init_logging};
 use crate::cmd::CmdError;
+use crate::cmd::util::stop_flag;
 
 /// Flags of `tp driver attach`.
 #[derive(Debug, clap::Args)]

@@ -128,11 +128,3 @@ pub(crate) fn init_logging() {
         .with_ansi(ansi)
         .try_init();
 }
-
-/// A flag set by SIGINT / SIGTERM.
-pub(crate) fn stop_flag() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, CmdError> {
-    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let f = flag.clone();
-    ctrlc::set_handler(move || f.store(true, std::sync::atomic::Ordering::Release))?;
-    Ok(flag)
-}

@@ -12,8 +12,9 @@ use tensorpool_aeron::{AeronClient, EmbeddedMediaDriver, MediaDriverConfig};
 use tensorpool_agent::{Agent, AgentError, IdleStrategyKind, monotonic_ns};
 use tensorpool_codec::driver::ShutdownReason;
 
-use super::{init_logging, stop_flag};
+use super::init_logging;
 use crate::cmd::CmdError;
+use crate::cmd::util::stop_flag;
 
 /// Flags of `tp driver` (running it).
 #[derive(Debug, clap::Args)]

@@ -260,74 +260,41 @@ impl DropCells {
     }
 }
 
-/// Sub-buckets per power of two: a recorded value is known within 1/16 (6.25 %).
-const SUB_BITS: u32 = 4;
-const SUB: usize = 1 << SUB_BITS;
-/// Exact buckets below 16, then 16 per power of two up to 2^64.
-const BUCKETS: usize = SUB * (64 - SUB_BITS as usize + 1);
+/// The largest latency recorded as itself (1 hour, ns); larger ones count as this.
+const LATENCY_MAX_NS: u64 = 3_600_000_000_000;
+/// Significant decimal digits kept: a recorded value is known within 1 %.
+const LATENCY_SIGFIG: u8 = 2;
 
-/// Latencies since the last report, in log-linear buckets (an HDR histogram in miniature:
-/// fixed size, recording is a shift and an increment, nothing allocated after creation).
+/// Latencies since the last report: an HDR histogram (`hdrhistogram`) allocated at
+/// creation with a fixed range; recording, quantiles and clearing allocate nothing.
 #[derive(Debug)]
 pub(crate) struct LatencyWindow {
-    buckets: Box<[u32; BUCKETS]>,
-    count: u64,
+    histogram: hdrhistogram::Histogram<u64>,
 }
 
 impl Default for LatencyWindow {
     fn default() -> Self {
         Self {
-            buckets: Box::new([0; BUCKETS]),
-            count: 0,
+            // Fixed bounds, no auto-resize: every later call works in place.
+            histogram: hdrhistogram::Histogram::new_with_bounds(1, LATENCY_MAX_NS, LATENCY_SIGFIG)
+                .expect("constant histogram bounds are valid"),
         }
     }
-}
-
-fn bucket_of(v: u64) -> usize {
-    if v < SUB as u64 {
-        return v as usize;
-    }
-    let exp = 63 - v.leading_zeros() - SUB_BITS;
-    SUB * (exp as usize + 1) + ((v >> exp) as usize - SUB)
-}
-
-/// The middle of bucket `i`.
-fn value_of(i: usize) -> u64 {
-    if i < SUB {
-        return i as u64;
-    }
-    let exp = (i / SUB - 1) as u32;
-    let low = ((SUB + i % SUB) as u64) << exp;
-    low + ((1u64 << exp) >> 1)
 }
 
 impl LatencyWindow {
     pub fn record(&mut self, ns: u64) {
-        let b = &mut self.buckets[bucket_of(ns)];
-        *b = b.saturating_add(1);
-        self.count += 1;
+        self.histogram.saturating_record(ns);
     }
 
     /// The `q` quantile (0..=1) of what was recorded (`None` when nothing was).
     pub fn quantile(&self, q: f64) -> Option<u64> {
-        if self.count == 0 {
-            return None;
-        }
-        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
-        let mut seen = 0u64;
-        for (i, &n) in self.buckets.iter().enumerate() {
-            seen += u64::from(n);
-            if seen >= rank {
-                return Some(value_of(i));
-            }
-        }
-        None
+        (!self.histogram.is_empty()).then(|| self.histogram.value_at_quantile(q))
     }
 
     pub fn clear(&mut self) {
-        if self.count > 0 {
-            self.buckets.fill(0);
-            self.count = 0;
+        if !self.histogram.is_empty() {
+            self.histogram.reset();
         }
     }
 }
@@ -401,25 +368,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn latency_buckets_are_within_one_sixteenth() {
-        for v in [
-            0u64,
-            1,
-            15,
-            16,
-            17,
-            31,
-            32,
-            1000,
-            123_456,
-            9_999_999_999,
-            u64::MAX / 3,
-        ] {
-            let mid = value_of(bucket_of(v));
-            let err = mid.abs_diff(v) as f64 / (v.max(1)) as f64;
-            assert!(err <= 1.0 / 16.0, "{v} -> {mid}");
+    fn latency_quantiles_are_within_one_percent() {
+        for v in [0u64, 1, 15, 16, 17, 31, 32, 1000, 123_456, 9_999_999_999] {
+            let mut one = LatencyWindow::default();
+            one.record(v);
+            let got = one.quantile(0.5).unwrap();
+            let err = got.abs_diff(v) as f64 / (v.max(1)) as f64;
+            assert!(err <= 0.01, "{v} -> {got}");
         }
-        assert!(bucket_of(u64::MAX) < BUCKETS);
         let mut w = LatencyWindow::default();
         assert_eq!(w.quantile(0.5), None);
         for v in 1..=1000u64 {
@@ -427,8 +383,11 @@ mod tests {
         }
         let p50 = w.quantile(0.5).unwrap() as f64;
         let p99 = w.quantile(0.99).unwrap() as f64;
-        assert!((p50 - 500_000.0).abs() / 500_000.0 < 0.07, "{p50}");
-        assert!((p99 - 990_000.0).abs() / 990_000.0 < 0.07, "{p99}");
+        assert!((p50 - 500_000.0).abs() / 500_000.0 < 0.01, "{p50}");
+        assert!((p99 - 990_000.0).abs() / 990_000.0 < 0.01, "{p99}");
+        // beyond the range: counted at the top, never an error or a resize
+        w.record(u64::MAX);
+        assert!(w.quantile(1.0).unwrap() >= 3_600_000_000_000);
         w.clear();
         assert_eq!(w.quantile(0.99), None);
     }

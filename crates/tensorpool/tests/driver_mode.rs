@@ -4,6 +4,9 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -16,11 +19,17 @@ use tensorpool_aeron::AeronClient;
 use tensorpool_agent::{AgentError, AgentRunner, MonotonicClock, SleepingIdleStrategy};
 
 fn start_driver(world: &World) -> (AgentRunner, DriverConfig) {
+    start_driver_with(world, "")
+}
+
+/// The driver with `policies` lines added.
+fn start_driver_with(world: &World, policies: &str) -> (AgentRunner, DriverConfig) {
     let text = format!(
         r#"
 [shm]
 base_dir = "{}"
 [policies]
+{policies}
 announce_period_ms = 100
 lease_keepalive_interval_ms = 100
 prefault_shm = false
@@ -186,6 +195,77 @@ fn dm_4_9_4_12_2_an_expired_producer_lease_pauses_the_producer_until_it_reattach
     assert_eq!(producer.next_seq(), 0, "seq restarts in the new epoch");
     let got = flow(&mut producer, &mut consumer, 5);
     assert!(got.iter().all(|&(e, _)| e == e2));
+    drop((producer, consumer));
+    driver.close().unwrap();
+    world.finish_aeron();
+}
+
+/// Every entry under `dir`: path -> (inode, length, is a directory).
+fn tree(dir: &Path) -> BTreeMap<PathBuf, (u64, u64, bool)> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let m = std::fs::symlink_metadata(e.path()).unwrap();
+        out.insert(e.path(), (m.ino(), m.len(), m.is_dir()));
+        if m.is_dir() {
+            out.extend(tree(&e.path()));
+        }
+    }
+    out
+}
+
+/// Driver Model §2.2, §2.3, §3.2: producers and consumers never create, truncate, replace or
+/// unlink the SHM files; the driver alone does. Observed on the file system: the tree under the
+/// base dir (paths, inodes, lengths) is the same before and after a producer and two consumers
+/// ran their whole life through the driver (attach, map, frames, keepalives, a consumer's
+/// detach). The driver's epoch GC is off, so that nothing else changes the tree meanwhile.
+#[test]
+fn dm_2_2_2_3_clients_never_create_truncate_or_unlink_files() {
+    let world = World::new();
+    let (driver, cfg) = start_driver_with(&world, "epoch_gc_enabled = false");
+    let endpoints = DriverEndpoints::of_driver(&cfg);
+    let mut producer = world
+        .ctx
+        .producer(STREAM)
+        .driver(endpoints.clone(), world.base())
+        .build()
+        .unwrap();
+    let epoch = producer.epoch().unwrap();
+    // the driver's files for the producer's epoch, as the attach left them
+    let before = tree(world.base());
+    let files: Vec<_> = before
+        .iter()
+        .filter(|(_, v)| !v.2)
+        .map(|(p, _)| p)
+        .collect();
+    assert!(
+        files
+            .iter()
+            .any(|p| p.ends_with(format!("{epoch}/header.ring")))
+            && files.iter().any(|p| p.ends_with(format!("{epoch}/1.pool"))),
+        "{files:?}"
+    );
+
+    let mut consumer = world.consumer().driver(endpoints.clone()).build().unwrap();
+    pump_until("consumer mapped", &mut producer, &mut consumer, |p, c| {
+        c.state() == ConsumerState::Mapped { epoch } && p.consumer_count() > 0
+    });
+    let got = flow(&mut producer, &mut consumer, 40);
+    assert!(got.iter().all(|&(e, _)| e == epoch));
+    let mut second = world.consumer().driver(endpoints).build().unwrap();
+    pump_until(
+        "second consumer mapped",
+        &mut producer,
+        &mut second,
+        |_, c| c.state() == ConsumerState::Mapped { epoch },
+    );
+    drop(second);
+    flow(&mut producer, &mut consumer, 10);
+
+    assert_eq!(
+        tree(world.base()),
+        before,
+        "the clients changed the file tree"
+    );
     drop((producer, consumer));
     driver.close().unwrap();
     world.finish_aeron();

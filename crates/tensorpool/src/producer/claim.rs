@@ -1,8 +1,8 @@
 //! The claim typestate, on the shared-memory layer's two-phase write:
 //! [`Producer::claim`] begins the frame ([`HeaderRing::begin_frame`]: slot marked in progress,
-//! payload slot handed out in place) -> the payload is written through [`Claim::payload_mut`]
-//! (and reported with [`Claim::progress`]) -> [`Claim::commit`] ([`FrameWriter::commit`]: whole
-//! header, seqlock commit; then the descriptor). Dropping a `Claim` without committing aborts
+//! the whole header written once, payload slot handed out in place) -> the payload is written
+//! through [`Claim::payload_mut`] (and reported with [`Claim::progress`]) -> [`Claim::commit`]
+//! ([`FrameWriter::commit`]: the seqlock commit alone; then the descriptor). Dropping a `Claim` without committing aborts
 //! it: the slot stays in progress (consumers drop it), no descriptor is sent, and the next
 //! claim works as usual.
 //!
@@ -232,7 +232,8 @@ impl Claim<'_> {
             .publish_progress(self.stream_id, self.epoch, seq, filled, state)
     }
 
-    /// Commits: whole header and seqlock commit through the shared-memory write path, then
+    /// Commits: the seqlock commit through the shared-memory write path (the header was
+    /// written at the claim, its timestamp words in place since), then
     /// the `FrameDescriptor` (shared stream and per-consumer streams), then `FrameProgress`
     /// COMPLETE if anyone follows progress. Returns the sequence. Cannot fail: the frame is
     /// committed whatever Aeron does with the descriptor (refusals are counted).

@@ -389,12 +389,23 @@ fn w_15_1_superblock_mismatch_is_refused_without_partial_mapping() {
         "{:?}",
         c.last_error()
     );
-    // After the backoff, a matching announce maps.
-    std::thread::sleep(Duration::from_millis(60));
-    src.announce(&e, 5000, tensorpool::monotonic_ns(), ClockDomain::Monotonic);
-    poll_until("mapped", &mut c, |c| {
-        c.state() == ConsumerState::Mapped { epoch: 5000 }
-    });
+    // After the backoff (50 ms), a matching announce maps: announce (fresh each time) until
+    // the consumer maps, the deadline a failure. Announces during the backoff are ignored.
+    let deadline = Instant::now() + DEADLINE;
+    while c.state() != (ConsumerState::Mapped { epoch: 5000 }) {
+        assert!(
+            Instant::now() < deadline,
+            "a matching announce never mapped"
+        );
+        src.announce(&e, 5000, tensorpool::monotonic_ns(), ClockDomain::Monotonic);
+        c.poll(|_| {}, 16).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        c.counters().map_failures,
+        1,
+        "the refused announce stays the only failure"
+    );
     drop(c);
     drop(src);
     world.finish();

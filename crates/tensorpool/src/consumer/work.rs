@@ -73,9 +73,23 @@ impl Io {
                 core.on_client_event(e, now_ns);
             }
         }
-        work += self
-            .control
-            .poll(|m, _| core.on_control_message(m, handler), CONTROL_LIMIT)?;
+        // Standalone: announces on the control stream too (Driver Model §17's default announce
+        // stream is the control stream), judged against that subscription's join time.
+        let announces_here = self.announce.is_some()
+            && core.cfg.announce_on_control
+            && core.cfg.streams.announce != core.cfg.streams.control;
+        let join_time_ns = core.join_time_ns;
+        if announces_here {
+            core.join_time_ns = u64::try_from(self.control.last_image_available_ns()).unwrap_or(0);
+        }
+        work += self.control.poll(
+            |m, _| match wire_template(m) {
+                Some(tid::ANNOUNCE) if announces_here => core.on_announce_message(m, now_ns),
+                _ => core.on_control_message(m, handler),
+            },
+            CONTROL_LIMIT,
+        )?;
+        core.join_time_ns = join_time_ns;
         if let Some(p) = self.progress.as_mut() {
             // A per-consumer control stream carries FrameProgress only (Wire Spec §5).
             work += p.poll(

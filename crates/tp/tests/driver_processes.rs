@@ -533,3 +533,155 @@ fn config_validate_reads_a_role_file_shared_with_the_driver() {
         "{err}"
     );
 }
+
+/// Client id of the attach request [`helper_client_that_never_reads`] sends.
+const DEAD_CLIENT_ID: u32 = 4242;
+
+/// Not a test on its own: the process [`dm_4_5_a_dead_clients_request_is_not_granted_by_a_driver_started_later`]
+/// runs (this test binary, re-executed). With `TP_TEST_HELPER_AERON_DIR` set it joins the
+/// control stream as a client does (a subscription, never polled, and the shared
+/// publication), sends one `ShmAttachRequest`, prints `sent` and waits to be killed.
+#[test]
+#[ignore = "a helper process, run by dm_4_5_a_dead_clients_request_is_not_granted_by_a_driver_started_later"]
+fn helper_client_that_never_reads() {
+    use tensorpool_codec::Message;
+    use tensorpool_codec::driver::{HugepagesPolicy, PublishMode, Role, ShmAttachRequest};
+    let Some(dir) = std::env::var_os("TP_TEST_HELPER_AERON_DIR") else {
+        return;
+    };
+    let t = Duration::from_secs(10);
+    let aeron = tensorpool_aeron::AeronClient::connect(Path::new(&dir), t).unwrap();
+    let channel = "aeron:ipc?term-length=1m";
+    let _sub = aeron.add_subscription(channel, 1000, t).unwrap();
+    let mut publication = aeron.add_publication(channel, 1000, t).unwrap();
+    let request = ShmAttachRequest {
+        correlation_id: 77,
+        stream_id: STREAM,
+        client_id: DEAD_CLIENT_ID,
+        role: Role::Producer,
+        expected_layout_version: 1,
+        publish_mode: Some(PublishMode::RequireExisting),
+        require_hugepages: HugepagesPolicy::Unspecified,
+        desired_node_id: None,
+    }
+    .encode_to_vec()
+    .unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    while publication.offer(&request).is_err() {
+        assert!(Instant::now() < deadline, "the request could not be sent");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    println!("sent");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Aeron starts a new subscriber of an IPC publication at the slowest existing subscriber's
+/// position: a client killed right after its attach request leaves its subscription behind
+/// that request for the media driver's client timeout (10 s), and a driver started meanwhile
+/// would read the request and grant a lease to a dead client. The driver drops what was
+/// published before it joined (counted), and grants the next live client.
+#[test]
+fn dm_4_5_a_dead_clients_request_is_not_granted_by_a_driver_started_later() {
+    let s = setup();
+    let aeron_dir = s.dir.path().join("aeron");
+    let aeron = aeron_dir.to_str().unwrap().to_owned();
+    let mut media = Proc::spawn(
+        "media-driver",
+        &[
+            "media-driver",
+            "--dir",
+            &aeron,
+            "--delete-dir-on-start",
+            "--delete-dir-on-shutdown",
+        ],
+    );
+    media.expect("running", |l| l.contains("running"));
+
+    let mut helper = {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "helper_client_that_never_reads",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("TP_TEST_HELPER_AERON_DIR", &aeron_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            child: Some(child),
+            name: "dead client".into(),
+            lines: rx,
+            seen: Vec::new(),
+            owned_dir: None,
+        }
+    };
+    helper.expect("sent", |l| l == "sent");
+    helper.sigkill();
+    let killed = Instant::now();
+
+    let (mut driver, _) = start_driver(&s, Some(&aeron_dir));
+    let reader = tensorpool_aeron::AeronClient::connect(&aeron_dir, DEADLINE).unwrap();
+    let backlog_type = tensorpool_aeron::tensorpool_counter_type_id(308);
+    let deadline = Instant::now() + DEADLINE;
+    let mut dropped = 0;
+    while dropped == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the driver never counted the dead client's request as backlog"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        reader.counters_reader().for_each(|c| {
+            if c.type_id == backlog_type {
+                dropped = c.value;
+            }
+        });
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(10),
+        "the dead client's subscription still lingered (media driver client timeout)"
+    );
+    let leases = |s: &Setup| {
+        let out = Command::new(TP)
+            .args(["driver", "leases", "--json", "--config"])
+            .arg(&s.config)
+            .args(["--aeron-dir", &aeron])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["leases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["client_id"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        !leases(&s).contains(&u64::from(DEAD_CLIENT_ID)),
+        "no lease for the dead client"
+    );
+
+    let mut producer = attach(&s, &aeron_dir, "producer", "producer");
+    producer.expect("attached", |l| l.starts_with("attached"));
+    let held = leases(&s);
+    assert_eq!(held.len(), 1, "the live producer's lease only: {held:?}");
+    assert!(!held.contains(&u64::from(DEAD_CLIENT_ID)));
+
+    drop(producer);
+    driver.sigterm();
+    assert!(driver.wait(DEADLINE).success());
+    media.sigterm();
+    assert!(media.wait(DEADLINE).success());
+}

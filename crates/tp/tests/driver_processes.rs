@@ -685,3 +685,100 @@ fn dm_4_5_a_dead_clients_request_is_not_granted_by_a_driver_started_later() {
     media.sigterm();
     assert!(media.wait(DEADLINE).success());
 }
+
+/// `tp driver status` against something that subscribes to the control stream but does not
+/// answer in our admin schema (990; the C driver does not): here a standalone `tp produce`
+/// announcing. It says so and reports what it observed on the driver's streams instead.
+#[test]
+fn driver_status_without_the_admin_schema_observes_the_wire() {
+    let s = setup();
+    let aeron_dir = s.dir.path().join("aeron");
+    let aeron = aeron_dir.to_str().unwrap().to_owned();
+    let mut media = Proc::spawn(
+        "media-driver",
+        &[
+            "media-driver",
+            "--dir",
+            &aeron,
+            "--delete-dir-on-start",
+            "--delete-dir-on-shutdown",
+        ],
+    );
+    media.expect("running", |l| l.contains("running"));
+    let base = s.dir.path().join("standalone");
+    std::fs::create_dir(&base).unwrap();
+    let stream = STREAM.to_string();
+    let producer = Proc::spawn(
+        "producer",
+        &[
+            "produce",
+            "--standalone",
+            "--aeron-dir",
+            &aeron,
+            "--shm-base-dir",
+            base.to_str().unwrap(),
+            "--stream-id",
+            &stream,
+            "--size",
+            "64",
+            "--rate",
+            "50",
+            "--count",
+            "100000",
+        ],
+    );
+    // the producer's control subscription is up once its announces flow: wait for the file
+    let deadline = Instant::now() + DEADLINE;
+    while std::fs::read_dir(&base).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the producer never created its files"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = Command::new(TP)
+        .args([
+            "driver",
+            "status",
+            "--json",
+            "--timeout-ms",
+            "300",
+            "--observe-ms",
+            "2500",
+        ])
+        .arg("--config")
+        .arg(&s.config)
+        .args(["--aeron-dir", &aeron])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["admin_schema"], false, "{v}");
+    assert!(
+        v["messages"]["ShmPoolAnnounce"].as_u64().unwrap_or(0) >= 1,
+        "{v}"
+    );
+    assert_eq!(v["announces"][0]["stream_id"], STREAM, "{v}");
+    let text = Command::new(TP)
+        .args([
+            "driver",
+            "status",
+            "--timeout-ms",
+            "300",
+            "--observe-ms",
+            "1500",
+        ])
+        .arg("--config")
+        .arg(&s.config)
+        .args(["--aeron-dir", &aeron])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("does not speak the admin schema"),
+        "{stdout}"
+    );
+    drop(producer);
+    media.sigterm();
+    assert!(media.wait(DEADLINE).success());
+}

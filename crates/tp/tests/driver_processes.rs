@@ -597,36 +597,10 @@ fn dm_4_5_a_dead_clients_request_is_not_granted_by_a_driver_started_later() {
     );
     media.expect("running", |l| l.contains("running"));
 
-    let mut helper = {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "helper_client_that_never_reads",
-                "--ignored",
-                "--nocapture",
-            ])
-            .env("TP_TEST_HELPER_AERON_DIR", &aeron_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc {
-            child: Some(child),
-            name: "dead client".into(),
-            lines: rx,
-            seen: Vec::new(),
-            owned_dir: None,
-        }
-    };
+    let mut helper = helper(
+        "helper_client_that_never_reads",
+        ("TP_TEST_HELPER_AERON_DIR", &aeron_dir),
+    );
     helper.expect("sent", |l| l == "sent");
     helper.sigkill();
     let killed = Instant::now();
@@ -779,6 +753,154 @@ fn driver_status_without_the_admin_schema_observes_the_wire() {
         "{stdout}"
     );
     drop(producer);
+    media.sigterm();
+    assert!(media.wait(DEADLINE).success());
+}
+
+/// Not a test on its own: the subscriber [`a_stalled_descriptor_stream_names_its_holder`]
+/// runs (this binary, re-executed). With `TP_TEST_HELPER_STALL_DIR` set it subscribes to the
+/// shared descriptor stream (1100) tethered, prints its registration id and never polls.
+#[test]
+#[ignore = "a helper process, run by a_stalled_descriptor_stream_names_its_holder"]
+fn helper_subscriber_that_never_polls() {
+    let Some(dir) = std::env::var_os("TP_TEST_HELPER_STALL_DIR") else {
+        return;
+    };
+    let t = Duration::from_secs(10);
+    let aeron = tensorpool_aeron::AeronClient::connect(Path::new(&dir), t).unwrap();
+    let sub = aeron.add_subscription("aeron:ipc", 1100, t).unwrap();
+    println!("registration_id={}", sub.registration_id());
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Runs this test binary's helper test `name` with `env` set, as a [`Proc`].
+fn helper(name: &str, env: (&str, &Path)) -> Proc {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--ignored", "--nocapture"])
+        .env(env.0, env.1)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Proc {
+        child: Some(child),
+        name: name.into(),
+        lines: rx,
+        seen: Vec::new(),
+        owned_dir: None,
+    }
+}
+
+/// A subscriber that subscribes tethered and never polls holds the producer's descriptor
+/// publication at its limit: the producer counts the stall once (and logs it), and `tp stat`
+/// names the subscription holding the stream.
+#[test]
+fn a_stalled_descriptor_stream_names_its_holder() {
+    let s = setup();
+    let aeron_dir = s.dir.path().join("aeron");
+    let aeron = aeron_dir.to_str().unwrap().to_owned();
+    let mut media = Proc::spawn(
+        "media-driver",
+        &[
+            "media-driver",
+            "--dir",
+            &aeron,
+            "--delete-dir-on-start",
+            "--delete-dir-on-shutdown",
+        ],
+    );
+    media.expect("running", |l| l.contains("running"));
+    let mut holder = helper(
+        "helper_subscriber_that_never_polls",
+        ("TP_TEST_HELPER_STALL_DIR", &aeron_dir),
+    );
+    let line = holder.expect("registration id", |l| l.starts_with("registration_id="));
+    let holder_id: i64 = field(&line, "registration_id").parse().unwrap();
+
+    let base = s.dir.path().join("standalone");
+    std::fs::create_dir(&base).unwrap();
+    // a 64 KiB term: the window (32 KiB) fills after a few hundred descriptors
+    let config = s.dir.path().join("producer.toml");
+    std::fs::write(
+        &config,
+        "[producer]\nchannel = \"aeron:ipc?term-length=64k\"\nstall_threshold_ms = 200\nprefault = false\n",
+    )
+    .unwrap();
+    let stream = STREAM.to_string();
+    let _producer = Proc::spawn(
+        "producer",
+        &[
+            "produce",
+            "--standalone",
+            "--config",
+            config.to_str().unwrap(),
+            "--aeron-dir",
+            &aeron,
+            "--shm-base-dir",
+            base.to_str().unwrap(),
+            "--stream-id",
+            &stream,
+            "--size",
+            "64",
+            "--rate",
+            "5000",
+            "--count",
+            "10000000",
+        ],
+    );
+    let reader = tensorpool_aeron::AeronClient::connect(&aeron_dir, DEADLINE).unwrap();
+    let stalls = tensorpool_aeron::tensorpool_counter_type_id(108);
+    let deadline = Instant::now() + DEADLINE;
+    let mut counted = 0;
+    while counted == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the producer never counted the stall"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        reader.counters_reader().for_each(|c| {
+            if c.type_id == stalls {
+                counted = c.value;
+            }
+        });
+    }
+    assert_eq!(counted, 1, "counted once per stall");
+
+    let out = Command::new(TP)
+        .args(["stat", "--count", "1", "--json", "--aeron-dir", &aeron])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let held = v["held_publications"].as_array().unwrap();
+    let descriptor = held
+        .iter()
+        .find(|h| h["stream_id"] == 1100)
+        .unwrap_or_else(|| panic!("the descriptor stream is not reported held: {v}"));
+    assert_eq!(
+        descriptor["holder"]["registration_id"], holder_id,
+        "{descriptor}"
+    );
+    let text = Command::new(TP)
+        .args(["stat", "--count", "1", "--aeron-dir", &aeron])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains(&format!("held by subscription {holder_id}")),
+        "{stdout}"
+    );
+    holder.sigkill();
+    drop(_producer);
     media.sigterm();
     assert!(media.wait(DEADLINE).success());
 }

@@ -368,20 +368,24 @@ fn render_held(o: &mut String, held: &[Held]) {
     }
     o.push_str("-- back-pressured publications --\n");
     for h in held {
-        let _ = writeln!(
-            o,
-            "stream {} session {} ({}): position {} at its limit {}; held by subscription {} at position {} ({} bytes behind; {} subscriber(s))",
-            h.stream_id,
-            h.session_id,
-            h.channel,
-            h.publisher_position,
-            h.publisher_limit,
-            h.holder.registration_id,
-            h.holder.position,
-            h.publisher_position - h.holder.position,
-            h.subscribers.len()
-        );
+        let _ = writeln!(o, "{}", held_line(h));
     }
+}
+
+/// One back-pressured publication and its holder, for people (`tp stat`, `tp top`).
+pub fn held_line(h: &Held) -> String {
+    format!(
+        "stream {} session {}: held by subscription {} at position {} ({} bytes behind); publication at {}, its limit {}; {} subscriber(s); {}",
+        h.stream_id,
+        h.session_id,
+        h.holder.registration_id,
+        h.holder.position,
+        h.publisher_position - h.holder.position,
+        h.publisher_position,
+        h.publisher_limit,
+        h.subscribers.len(),
+        h.channel,
+    )
 }
 
 fn render_json(dir: &std::path::Path, rows: &[Row], held: &[Held]) -> Result<String, CmdError> {

@@ -116,22 +116,23 @@ fn record_join(
     subscription: *mut c::aeron_subscription_t,
     k: &c::aeron_image_constants_t,
 ) {
-    if subscription.is_null() {
-        return;
-    }
     // SAFETY: all-zero is a valid constants struct.
     let mut sub: c::aeron_subscription_constants_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `subscription` is live for the callback; `sub` is writable.
-    if unsafe { c::aeron_subscription_constants(subscription, &mut sub) } < 0
-        || k.correlation_id >= sub.registration_id
-    {
+    // SAFETY: `subscription` is live for the callback (checked non-null); `sub` is writable.
+    let known = !subscription.is_null()
+        && unsafe { c::aeron_subscription_constants(subscription, &mut sub) } >= 0;
+    if known && k.correlation_id >= sub.registration_id {
         // a publication added after the subscription: everything on it is news
         return;
     }
+    // An older publication: skip what it held. Always recorded (unknown: nothing skipped),
+    // so that the poll side never waits for a record that will not come.
     let reader = backlog.reader.load(Ordering::Relaxed);
-    let until = publisher_position(reader, k.correlation_id)
-        .unwrap_or(k.join_position)
-        .max(k.join_position);
+    let until = match known {
+        true => publisher_position(reader, k.correlation_id).unwrap_or(k.join_position),
+        false => k.join_position,
+    }
+    .max(k.join_position);
     if let Ok(mut joined) = backlog.joined.lock() {
         match joined.iter_mut().find(|(id, _)| *id == k.correlation_id) {
             Some(e) => e.1 = until,

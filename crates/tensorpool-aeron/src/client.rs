@@ -418,8 +418,54 @@ impl AeronClient {
         stream_id: i32,
         timeout: Duration,
     ) -> Result<PendingSubscription, AddError> {
+        self.start_subscription(channel, stream_id, timeout, ImageEvents::default())
+    }
+
+    /// Adds a subscription that drops every message its images held before it joined them
+    /// (counted: [`Subscription::backlog_dropped`]), waiting at most `timeout`.
+    pub fn add_subscription_skipping_backlog(
+        &self,
+        channel: &str,
+        stream_id: i32,
+        timeout: Duration,
+    ) -> Result<Subscription, AddError> {
+        self.start_add_subscription_skipping_backlog(channel, stream_id, timeout)?
+            .wait()
+    }
+
+    /// Starts registering a subscription that drops the backlog of the publications it
+    /// joins. Aeron starts a new subscriber of an IPC publication at the slowest existing
+    /// subscriber's position, so it may be handed messages published long before it existed
+    /// (a request from a process killed since, whose own subscription the media driver keeps
+    /// for its client timeout). For an image of a publication registered before this
+    /// subscription, the position the publication had reached when the image became
+    /// available (its `pub-pos` counter) is recorded, and messages ending at or below it are
+    /// dropped; images of later publications are delivered whole. A message published by a
+    /// live peer between the media driver linking the subscription and the client learning
+    /// of the image counts as backlog too: peers that retry (the driver clients do) lose one
+    /// attempt.
+    pub fn start_add_subscription_skipping_backlog(
+        &self,
+        channel: &str,
+        stream_id: i32,
+        timeout: Duration,
+    ) -> Result<PendingSubscription, AddError> {
+        // SAFETY: the client is live; its counters reader lives as long as it does, and the
+        // record holding it is kept alive no longer than the client (see `start_subscription`).
+        let reader = unsafe { c::aeron_counters_reader(self.inner.aeron) };
+        let events = ImageEvents::skipping_backlog(reader);
+        self.start_subscription(channel, stream_id, timeout, events)
+    }
+
+    fn start_subscription(
+        &self,
+        channel: &str,
+        stream_id: i32,
+        timeout: Duration,
+        events: ImageEvents,
+    ) -> Result<PendingSubscription, AddError> {
         let c_channel = channel_cstring(channel)?;
-        let events = Arc::new(ImageEvents::default());
+        let events = Arc::new(events);
         // The conductor may call the image handlers until the client closes, so the record
         // lives as long as the client.
         self.inner.keep_alive(events.clone());

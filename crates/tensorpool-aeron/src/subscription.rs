@@ -4,8 +4,8 @@
 use std::any::Any;
 use std::os::raw::c_void;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rusteron_client::bindings as c;
 
@@ -45,6 +45,100 @@ pub(crate) struct ImageEvents {
     last_available_join_position: AtomicI64,
     last_unavailable_ns: AtomicI64,
     last_unavailable_session_id: AtomicI32,
+    /// Set for a subscription that skips what was published before it joined.
+    backlog: Option<Backlog>,
+}
+
+/// AERON_COUNTER_PUBLISHER_POSITION_TYPE_ID: `pub-pos`, the publication's producer position,
+/// kept by the media driver's conductor (its registration id is the publication's).
+const PUBLISHER_POSITION_TYPE_ID: i32 = 12;
+
+/// What a subscription skipping its backlog learns at each image's arrival (conductor
+/// thread): for an image of a publication older than the subscription, the position that
+/// publication had reached when the image became available. Aeron's own join position is the
+/// slowest existing subscriber's position, which may lie far below it: a client killed right
+/// after publishing leaves its own subscription behind its last messages for as long as the
+/// media driver still counts it alive (10 s), and a new subscriber joins there.
+#[derive(Debug)]
+pub(crate) struct Backlog {
+    reader: AtomicPtr<c::aeron_counters_reader_t>,
+    /// (image correlation id, stream position when it became available).
+    joined: Mutex<Vec<(i64, i64)>>,
+}
+
+impl ImageEvents {
+    /// The record of a subscription that drops the messages its images held before it
+    /// joined them; `reader` is the client's counters reader (live as long as the client).
+    pub(crate) fn skipping_backlog(reader: *mut c::aeron_counters_reader_t) -> Self {
+        Self {
+            backlog: Some(Backlog {
+                reader: AtomicPtr::new(reader),
+                joined: Mutex::new(Vec::with_capacity(8)),
+            }),
+            ..Self::default()
+        }
+    }
+}
+
+/// The stream position the IPC publication `registration_id` has reached (its `pub-pos`
+/// counter), if the counters file has it.
+fn publisher_position(
+    reader: *mut c::aeron_counters_reader_t,
+    registration_id: i64,
+) -> Option<i64> {
+    if reader.is_null() {
+        return None;
+    }
+    // SAFETY: the reader belongs to the live client (the conductor calling us runs inside it).
+    let id = unsafe {
+        c::aeron_counters_reader_find_by_type_id_and_registration_id(
+            reader,
+            PUBLISHER_POSITION_TYPE_ID,
+            registration_id,
+        )
+    };
+    if id < 0 {
+        return None;
+    }
+    // SAFETY: `id` was just found in this reader, so its value address is in the mapped
+    // values buffer, 8-aligned; the media driver writes it atomically.
+    let addr = unsafe { c::aeron_counters_reader_addr(reader, id) };
+    if addr.is_null() || addr.align_offset(std::mem::align_of::<AtomicI64>()) != 0 {
+        return None;
+    }
+    // SAFETY: as above.
+    Some(unsafe { AtomicI64::from_ptr(addr) }.load(Ordering::Acquire))
+}
+
+/// Records, for a subscription skipping its backlog, where `image` stood when it joined.
+fn record_join(
+    backlog: &Backlog,
+    subscription: *mut c::aeron_subscription_t,
+    k: &c::aeron_image_constants_t,
+) {
+    // SAFETY: all-zero is a valid constants struct.
+    let mut sub: c::aeron_subscription_constants_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `subscription` is live for the callback (checked non-null); `sub` is writable.
+    let known = !subscription.is_null()
+        && unsafe { c::aeron_subscription_constants(subscription, &mut sub) } >= 0;
+    if known && k.correlation_id >= sub.registration_id {
+        // a publication added after the subscription: everything on it is news
+        return;
+    }
+    // An older publication: skip what it held. Always recorded (unknown: nothing skipped),
+    // so that the poll side never waits for a record that will not come.
+    let reader = backlog.reader.load(Ordering::Relaxed);
+    let until = match known {
+        true => publisher_position(reader, k.correlation_id).unwrap_or(k.join_position),
+        false => k.join_position,
+    }
+    .max(k.join_position);
+    if let Ok(mut joined) = backlog.joined.lock() {
+        match joined.iter_mut().find(|(id, _)| *id == k.correlation_id) {
+            Some(e) => e.1 = until,
+            None => joined.push((k.correlation_id, until)),
+        }
+    }
 }
 
 /// A snapshot of a subscription's image events.
@@ -87,8 +181,12 @@ pub(crate) unsafe extern "C" fn on_available_image(
     // SAFETY: `clientd` is the subscription's `ImageEvents`, kept alive by the client until
     // its conductor (the caller) has stopped.
     let events = unsafe { &*(clientd as *const ImageEvents) };
+    let constants = image_constants(image);
+    if let (Some(backlog), Some(k)) = (events.backlog.as_ref(), constants.as_ref()) {
+        record_join(backlog, _subscription, k);
+    }
     let (session_id, join_position) =
-        image_constants(image).map_or((0, -1), |k| (k.session_id, k.join_position));
+        constants.map_or((0, -1), |k| (k.session_id, k.join_position));
     events
         .last_available_session_id
         .store(session_id, Ordering::Relaxed);
@@ -121,6 +219,39 @@ pub(crate) unsafe extern "C" fn on_unavailable_image(
 struct PollContext<'a> {
     handler: &'a mut dyn FnMut(&[u8], FragmentInfo),
     panic: Option<Box<dyn Any + Send>>,
+    /// A subscription skipping its backlog: the images' join records and the drop count.
+    backlog: Option<BacklogCheck<'a>>,
+}
+
+/// The poll-side view of a [`Backlog`].
+struct BacklogCheck<'a> {
+    registration_id: i64,
+    joined: &'a [(i64, i64)],
+    dropped: &'a mut u64,
+}
+
+impl BacklogCheck<'_> {
+    /// Whether a message ending at `position` on the image `correlation_id` was published
+    /// before the subscription joined that image. An image of an older publication whose join
+    /// the conductor has not recorded yet counts as all backlog: whatever it holds now was
+    /// published before that record is taken.
+    fn before_join(&self, correlation_id: i64, position: i64) -> bool {
+        if correlation_id < 0 || correlation_id >= self.registration_id {
+            return false;
+        }
+        match self.joined.iter().find(|(id, _)| *id == correlation_id) {
+            Some(&(_, until)) => position <= until,
+            None => true,
+        }
+    }
+}
+
+/// The poll-side copy of the join records (refreshed when an image arrives).
+#[derive(Debug, Default)]
+struct BacklogLocal {
+    seen: u64,
+    joined: Vec<(i64, i64)>,
+    dropped: u64,
 }
 
 /// A stable heap cell the fragment assembler's delegate reads to find the current poll.
@@ -148,7 +279,13 @@ unsafe extern "C-unwind" fn deliver(
         unsafe { std::slice::from_raw_parts(buffer, length) }
     };
     // SAFETY: `header` is valid for this call.
-    let info = unsafe { fragment_info(header) };
+    let (info, image_correlation_id) = unsafe { fragment_info(header) };
+    if let Some(b) = context.backlog.as_mut()
+        && b.before_join(image_correlation_id, info.position)
+    {
+        *b.dropped += 1;
+        return;
+    }
     let handler = &mut context.handler;
     if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| handler(message, info))) {
         context.panic = Some(payload);
@@ -168,11 +305,12 @@ unsafe extern "C-unwind" fn reassemble(
     unsafe { c::aeron_fragment_assembler_handler(clientd, buffer, length, header) }
 }
 
-/// Reads the header of a delivered message.
+/// Reads the header of a delivered message, and the correlation id of its image (`-1` when
+/// unknown).
 ///
 /// # Safety
 /// `header` must be NULL or a header Aeron passed to a fragment handler, still in that call.
-unsafe fn fragment_info(header: *mut c::aeron_header_t) -> FragmentInfo {
+unsafe fn fragment_info(header: *mut c::aeron_header_t) -> (FragmentInfo, i64) {
     let mut info = FragmentInfo {
         session_id: 0,
         stream_id: 0,
@@ -184,7 +322,7 @@ unsafe fn fragment_info(header: *mut c::aeron_header_t) -> FragmentInfo {
         join_position: -1,
     };
     if header.is_null() {
-        return info;
+        return (info, -1);
     }
     // SAFETY: all-zero is a valid values struct.
     let mut values: c::aeron_header_values_t = unsafe { std::mem::zeroed() };
@@ -202,10 +340,12 @@ unsafe fn fragment_info(header: *mut c::aeron_header_t) -> FragmentInfo {
     // SAFETY: `header` is valid; its context is the image the message came from, live for
     // the call.
     let image = unsafe { c::aeron_header_context(header) } as *mut c::aeron_image_t;
+    let mut correlation_id = -1;
     if let Some(constants) = image_constants(image) {
         info.join_position = constants.join_position;
+        correlation_id = constants.correlation_id;
     }
-    info
+    (info, correlation_id)
 }
 
 /// An Aeron subscription delivering whole messages. Closed on drop; keeps its client alive.
@@ -220,6 +360,8 @@ pub struct Subscription {
     stream_id: i32,
     registration_id: i64,
     closed: bool,
+    /// Set when the subscription skips what was published before it joined.
+    backlog: Option<BacklogLocal>,
     _client: Arc<ClientInner>,
 }
 
@@ -276,6 +418,11 @@ impl Subscription {
                 owned_str(constants.channel)
             }
         };
+        let backlog = events.backlog.as_ref().map(|_| BacklogLocal {
+            seen: u64::MAX,
+            joined: Vec::with_capacity(8),
+            dropped: 0,
+        });
         Ok(Self {
             ptr,
             assembler,
@@ -285,6 +432,7 @@ impl Subscription {
             stream_id: constants.stream_id,
             registration_id: constants.registration_id,
             closed: false,
+            backlog,
             _client: client,
         })
     }
@@ -301,9 +449,29 @@ impl Subscription {
         if self.closed {
             return Err(PollError::Closed);
         }
+        let registration_id = self.registration_id;
+        let backlog = match (self.backlog.as_mut(), self.events.backlog.as_ref()) {
+            (Some(local), Some(shared)) => {
+                let arrived = self.events.available_count.load(Ordering::Acquire);
+                if arrived != local.seen
+                    && let Ok(joined) = shared.joined.lock()
+                {
+                    local.joined.clear();
+                    local.joined.extend_from_slice(&joined);
+                    local.seen = arrived;
+                }
+                Some(BacklogCheck {
+                    registration_id,
+                    joined: &local.joined,
+                    dropped: &mut local.dropped,
+                })
+            }
+            _ => None,
+        };
         let mut context = PollContext {
             handler: &mut handler,
             panic: None,
+            backlog,
         };
         // SAFETY: the slot is live (not closed) and only accessed through its raw pointer;
         // the subscription and assembler are live; the assembler's delegate reaches `context`
@@ -365,6 +533,13 @@ impl Subscription {
     /// join time.
     pub fn last_image_available_ns(&self) -> i64 {
         self.events.last_available_ns.load(Ordering::Acquire)
+    }
+
+    /// How many messages were dropped as published before this subscription joined their
+    /// image (always 0 unless it was added with
+    /// [`AeronClient::start_add_subscription_skipping_backlog`](crate::AeronClient::start_add_subscription_skipping_backlog)).
+    pub fn backlog_dropped(&self) -> u64 {
+        self.backlog.as_ref().map_or(0, |b| b.dropped)
     }
 
     /// The channel, as the driver registered it.

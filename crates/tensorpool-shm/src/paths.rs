@@ -208,6 +208,46 @@ impl AllowedBaseDirs {
         Ok(Self { dirs: out })
     }
 
+    /// No directory at all: contains nothing, so every region is refused (a consumer
+    /// waiting for its base dirs to appear holds this meanwhile).
+    pub fn none() -> Self {
+        Self { dirs: Vec::new() }
+    }
+
+    /// Whether `dir` does not exist (yet): `lstat` says so.
+    pub fn is_missing(dir: &Path) -> bool {
+        matches!(std::fs::symlink_metadata(dir), Err(e) if e.kind() == io::ErrorKind::NotFound)
+    }
+
+    /// Checks a base dir that appeared after the process started (nobody vouched for it when
+    /// it was configured): it must be a directory itself, not a symlink to one, and owned by
+    /// the effective user or root.
+    pub fn check_appeared(dir: &Path) -> Result<(), PathError> {
+        let bad = |reason: String| PathError::BadBaseDir {
+            path: dir.into(),
+            reason,
+        };
+        let m = std::fs::symlink_metadata(dir).map_err(|e| bad(e.to_string()))?;
+        if m.file_type().is_symlink() {
+            return Err(bad("appeared as a symbolic link, not a directory".into()));
+        }
+        if !m.is_dir() {
+            return Err(bad(format!(
+                "appeared as a {:?}, not a directory",
+                FileKind::of(m.file_type())
+            )));
+        }
+        // SAFETY: geteuid cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        if m.uid() != euid && m.uid() != 0 {
+            return Err(bad(format!(
+                "appeared owned by uid {}, neither us ({euid}) nor root",
+                m.uid()
+            )));
+        }
+        Ok(())
+    }
+
     /// The canonical directories.
     pub fn dirs(&self) -> &[PathBuf] {
         &self.dirs

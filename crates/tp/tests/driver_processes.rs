@@ -547,3 +547,374 @@ fn config_validate_reads_a_role_file_shared_with_the_driver() {
         "{err}"
     );
 }
+
+/// Client id of the attach request [`helper_client_that_never_reads`] sends.
+const DEAD_CLIENT_ID: u32 = 4242;
+
+/// Not a test on its own: the process [`dm_4_5_a_dead_clients_request_is_not_granted_by_a_driver_started_later`]
+/// runs (this test binary, re-executed). With `TP_TEST_HELPER_AERON_DIR` set it joins the
+/// control stream as a client does (a subscription, never polled, and the shared
+/// publication), sends one `ShmAttachRequest`, prints `sent` and waits to be killed.
+#[test]
+#[ignore = "a helper process, run by dm_4_5_a_dead_clients_request_is_not_granted_by_a_driver_started_later"]
+fn helper_client_that_never_reads() {
+    use tensorpool_codec::Message;
+    use tensorpool_codec::driver::{HugepagesPolicy, PublishMode, Role, ShmAttachRequest};
+    let Some(dir) = std::env::var_os("TP_TEST_HELPER_AERON_DIR") else {
+        return;
+    };
+    let t = Duration::from_secs(10);
+    let aeron = tensorpool_aeron::AeronClient::connect(Path::new(&dir), t).unwrap();
+    let channel = "aeron:ipc?term-length=1m";
+    let _sub = aeron.add_subscription(channel, 1000, t).unwrap();
+    let mut publication = aeron.add_publication(channel, 1000, t).unwrap();
+    let request = ShmAttachRequest {
+        correlation_id: 77,
+        stream_id: STREAM,
+        client_id: DEAD_CLIENT_ID,
+        role: Role::Producer,
+        expected_layout_version: 1,
+        publish_mode: Some(PublishMode::RequireExisting),
+        require_hugepages: HugepagesPolicy::Unspecified,
+        desired_node_id: None,
+    }
+    .encode_to_vec()
+    .unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    while publication.offer(&request).is_err() {
+        assert!(Instant::now() < deadline, "the request could not be sent");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    println!("sent");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Aeron starts a new subscriber of an IPC publication at the slowest existing subscriber's
+/// position: a client killed right after its attach request leaves its subscription behind
+/// that request for the media driver's client timeout (10 s), and a driver started meanwhile
+/// would read the request and grant a lease to a dead client. The driver drops what was
+/// published before it joined (counted), and grants the next live client.
+#[test]
+fn dm_4_5_a_dead_clients_request_is_not_granted_by_a_driver_started_later() {
+    let s = setup();
+    let aeron_dir = s.dir.path().join("aeron");
+    let aeron = aeron_dir.to_str().unwrap().to_owned();
+    let mut media = Proc::spawn(
+        "media-driver",
+        &[
+            "media-driver",
+            "--dir",
+            &aeron,
+            "--delete-dir-on-start",
+            "--delete-dir-on-shutdown",
+        ],
+    );
+    media.expect("running", |l| l.contains("running"));
+
+    let mut helper = helper(
+        "helper_client_that_never_reads",
+        ("TP_TEST_HELPER_AERON_DIR", &aeron_dir),
+    );
+    helper.expect("sent", |l| l == "sent");
+    helper.sigkill();
+    let killed = Instant::now();
+
+    let (mut driver, _) = start_driver(&s, Some(&aeron_dir));
+    let reader = tensorpool_aeron::AeronClient::connect(&aeron_dir, DEADLINE).unwrap();
+    let backlog_type = tensorpool_aeron::tensorpool_counter_type_id(308);
+    let deadline = Instant::now() + DEADLINE;
+    let mut dropped = 0;
+    while dropped == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the driver never counted the dead client's request as backlog"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        reader.counters_reader().for_each(|c| {
+            if c.type_id == backlog_type {
+                dropped = c.value;
+            }
+        });
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(10),
+        "the dead client's subscription still lingered (media driver client timeout)"
+    );
+    let leases = |s: &Setup| {
+        let out = Command::new(TP)
+            .args(["driver", "leases", "--json", "--config"])
+            .arg(&s.config)
+            .args(["--aeron-dir", &aeron])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["leases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["client_id"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        !leases(&s).contains(&u64::from(DEAD_CLIENT_ID)),
+        "no lease for the dead client"
+    );
+
+    let mut producer = attach(&s, &aeron_dir, "producer", "producer");
+    producer.expect("attached", |l| l.starts_with("attached"));
+    let held = leases(&s);
+    assert_eq!(held.len(), 1, "the live producer's lease only: {held:?}");
+    assert!(!held.contains(&u64::from(DEAD_CLIENT_ID)));
+
+    drop(producer);
+    driver.sigterm();
+    assert!(driver.wait(DEADLINE).success());
+    media.sigterm();
+    assert!(media.wait(DEADLINE).success());
+}
+
+/// `tp driver status` against something that subscribes to the control stream but does not
+/// answer in our admin schema (990; the C driver does not): here a standalone `tp produce`
+/// announcing. It says so and reports what it observed on the driver's streams instead.
+#[test]
+fn driver_status_without_the_admin_schema_observes_the_wire() {
+    let s = setup();
+    let aeron_dir = s.dir.path().join("aeron");
+    let aeron = aeron_dir.to_str().unwrap().to_owned();
+    let mut media = Proc::spawn(
+        "media-driver",
+        &[
+            "media-driver",
+            "--dir",
+            &aeron,
+            "--delete-dir-on-start",
+            "--delete-dir-on-shutdown",
+        ],
+    );
+    media.expect("running", |l| l.contains("running"));
+    let base = s.dir.path().join("standalone");
+    std::fs::create_dir(&base).unwrap();
+    let stream = STREAM.to_string();
+    let producer = Proc::spawn(
+        "producer",
+        &[
+            "produce",
+            "--standalone",
+            "--aeron-dir",
+            &aeron,
+            "--shm-base-dir",
+            base.to_str().unwrap(),
+            "--stream-id",
+            &stream,
+            "--size",
+            "64",
+            "--rate",
+            "50",
+            "--count",
+            "100000",
+        ],
+    );
+    // the producer's control subscription is up once its announces flow: wait for the file
+    let deadline = Instant::now() + DEADLINE;
+    while std::fs::read_dir(&base).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the producer never created its files"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = Command::new(TP)
+        .args([
+            "driver",
+            "status",
+            "--json",
+            "--timeout-ms",
+            "300",
+            "--observe-ms",
+            "2500",
+        ])
+        .arg("--config")
+        .arg(&s.config)
+        .args(["--aeron-dir", &aeron])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["admin_schema"], false, "{v}");
+    assert!(
+        v["messages"]["ShmPoolAnnounce"].as_u64().unwrap_or(0) >= 1,
+        "{v}"
+    );
+    assert_eq!(v["announces"][0]["stream_id"], STREAM, "{v}");
+    let text = Command::new(TP)
+        .args([
+            "driver",
+            "status",
+            "--timeout-ms",
+            "300",
+            "--observe-ms",
+            "1500",
+        ])
+        .arg("--config")
+        .arg(&s.config)
+        .args(["--aeron-dir", &aeron])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("does not speak the admin schema"),
+        "{stdout}"
+    );
+    drop(producer);
+    media.sigterm();
+    assert!(media.wait(DEADLINE).success());
+}
+
+/// Not a test on its own: the subscriber [`a_stalled_descriptor_stream_names_its_holder`]
+/// runs (this binary, re-executed). With `TP_TEST_HELPER_STALL_DIR` set it subscribes to the
+/// shared descriptor stream (1100) tethered, prints its registration id and never polls.
+#[test]
+#[ignore = "a helper process, run by a_stalled_descriptor_stream_names_its_holder"]
+fn helper_subscriber_that_never_polls() {
+    let Some(dir) = std::env::var_os("TP_TEST_HELPER_STALL_DIR") else {
+        return;
+    };
+    let t = Duration::from_secs(10);
+    let aeron = tensorpool_aeron::AeronClient::connect(Path::new(&dir), t).unwrap();
+    let sub = aeron.add_subscription("aeron:ipc", 1100, t).unwrap();
+    println!("registration_id={}", sub.registration_id());
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Runs this test binary's helper test `name` with `env` set, as a [`Proc`].
+fn helper(name: &str, env: (&str, &Path)) -> Proc {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--ignored", "--nocapture"])
+        .env(env.0, env.1)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Proc {
+        child: Some(child),
+        name: name.into(),
+        lines: rx,
+        seen: Vec::new(),
+        owned_dir: None,
+    }
+}
+
+/// A subscriber that subscribes tethered and never polls holds the producer's descriptor
+/// publication at its limit: the producer counts the stall once (and logs it), and `tp stat`
+/// names the subscription holding the stream.
+#[test]
+fn a_stalled_descriptor_stream_names_its_holder() {
+    let s = setup();
+    let aeron_dir = s.dir.path().join("aeron");
+    let aeron = aeron_dir.to_str().unwrap().to_owned();
+    let mut media = Proc::spawn(
+        "media-driver",
+        &[
+            "media-driver",
+            "--dir",
+            &aeron,
+            "--delete-dir-on-start",
+            "--delete-dir-on-shutdown",
+        ],
+    );
+    media.expect("running", |l| l.contains("running"));
+    let mut holder = helper(
+        "helper_subscriber_that_never_polls",
+        ("TP_TEST_HELPER_STALL_DIR", &aeron_dir),
+    );
+    let line = holder.expect("registration id", |l| l.starts_with("registration_id="));
+    let holder_id: i64 = field(&line, "registration_id").parse().unwrap();
+
+    let base = s.dir.path().join("standalone");
+    std::fs::create_dir(&base).unwrap();
+    // a 64 KiB term: the window (32 KiB) fills after a few hundred descriptors
+    let config = s.dir.path().join("producer.toml");
+    std::fs::write(
+        &config,
+        "[producer]\nchannel = \"aeron:ipc?term-length=64k\"\nstall_threshold_ms = 200\nprefault = false\n",
+    )
+    .unwrap();
+    let stream = STREAM.to_string();
+    let _producer = Proc::spawn(
+        "producer",
+        &[
+            "produce",
+            "--standalone",
+            "--config",
+            config.to_str().unwrap(),
+            "--aeron-dir",
+            &aeron,
+            "--shm-base-dir",
+            base.to_str().unwrap(),
+            "--stream-id",
+            &stream,
+            "--size",
+            "64",
+            "--rate",
+            "5000",
+            "--count",
+            "10000000",
+        ],
+    );
+    let reader = tensorpool_aeron::AeronClient::connect(&aeron_dir, DEADLINE).unwrap();
+    let stalls = tensorpool_aeron::tensorpool_counter_type_id(108);
+    let deadline = Instant::now() + DEADLINE;
+    let mut counted = 0;
+    while counted == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the producer never counted the stall"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        reader.counters_reader().for_each(|c| {
+            if c.type_id == stalls {
+                counted = c.value;
+            }
+        });
+    }
+    assert_eq!(counted, 1, "counted once per stall");
+
+    let out = Command::new(TP)
+        .args(["stat", "--count", "1", "--json", "--aeron-dir", &aeron])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let held = v["held_publications"].as_array().unwrap();
+    let descriptor = held
+        .iter()
+        .find(|h| h["stream_id"] == 1100)
+        .unwrap_or_else(|| panic!("the descriptor stream is not reported held: {v}"));
+    assert_eq!(
+        descriptor["holder"]["registration_id"], holder_id,
+        "{descriptor}"
+    );
+    let text = Command::new(TP)
+        .args(["stat", "--count", "1", "--aeron-dir", &aeron])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains(&format!("held by subscription {holder_id}")),
+        "{stdout}"
+    );
+    holder.sigkill();
+    drop(_producer);
+    media.sigterm();
+    assert!(media.wait(DEADLINE).success());
+}

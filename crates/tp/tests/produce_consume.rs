@@ -140,6 +140,9 @@ fn w_10_2_1_frames_flow_between_processes_with_verified_checksums() {
     let j = last_json(&c);
     assert!(j["accepted"].as_u64().unwrap() >= 300, "{j}");
     assert_eq!(j["corrupt"], 0, "{j}");
+    // structured state, not a Debug string: "mapped" with its epoch
+    assert_eq!(j["state"], "mapped", "{j}");
+    assert!(j["epoch"].as_u64().is_some_and(|e| e > 0), "{j}");
     assert!(
         files_under(shm.path()).is_empty(),
         "SHM files left: {:?}",
@@ -264,6 +267,164 @@ fn dm_2_2_2_3_frames_flow_between_processes_through_the_shm_driver() {
     let j = last_json(&c);
     assert!(j["accepted"].as_u64().unwrap() >= 300, "{j}");
     assert_eq!(j["corrupt"], 0, "{j}");
+    driver.close().unwrap();
+    drop(media);
+    assert!(!aeron.exists());
+}
+
+/// `tp produce --driver-config F` / `tp consume --driver-config F` take the base dir and the
+/// allowed base dirs from the driver file's `[shm]` table (here a copy of the C project's
+/// integration example with a temporary base dir), no base-dir flag given; `tp config
+/// validate --driver-config F` names that file as the source of both values.
+#[test]
+fn driver_config_supplies_the_base_dirs_of_produce_and_consume() {
+    use tensorpool_agent::{AgentError, AgentRunner, MonotonicClock, SleepingIdleStrategy};
+    let media = EmbeddedMediaDriver::start(
+        MediaDriverConfig::default()
+            .idle_strategy(DriverIdleStrategy::Sleeping(Duration::from_micros(200))),
+    )
+    .expect("media driver");
+    let aeron = media.dir().to_path_buf();
+    let tmp = tempfile::Builder::new()
+        .prefix("tp-drvcfg-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let base = tmp.path().join("shm");
+    std::fs::create_dir(&base).unwrap();
+    let b = base.display();
+    // driver_integration_example.toml of tensor_pool_c, with our base dir, small pools and
+    // fast timers
+    let text = format!(
+        r#"[driver]
+instance_id = "driver-example"
+aeron_dir = ""
+control_channel = "aeron:ipc?term-length=4m"
+control_stream_id = 1000
+announce_channel = "aeron:ipc?term-length=4m"
+announce_stream_id = 1001
+qos_channel = "aeron:ipc?term-length=4m"
+qos_stream_id = 1200
+stream_id_range = "20000-29999"
+descriptor_stream_id_range = "31000-31999"
+control_stream_id_range = "32000-32999"
+
+[shm]
+base_dir = "{b}"
+namespace = "default"
+require_hugepages = false
+page_size_bytes = 4096
+permissions_mode = "660"
+allowed_base_dirs = ["{b}"]
+
+[policies]
+allow_dynamic_streams = false
+default_profile = "camera"
+announce_period_ms = 100
+lease_keepalive_interval_ms = 100
+lease_expiry_grace_intervals = 3
+node_id_reuse_cooldown_ms = 1000
+prefault_shm = false
+
+[profiles.camera]
+header_nslots = 64
+payload_pools = [
+  {{ pool_id = 1, stride_bytes = 65536 }}
+]
+
+[streams.cam1]
+stream_id = 10000
+profile = "camera"
+
+[supervisor]
+control_channel = "aeron:ipc?term-length=4m"
+consumer_capacity = 256
+"#
+    );
+    let driver_file = tmp.path().join("driver.toml");
+    std::fs::write(&driver_file, &text).unwrap();
+
+    // provenance first: no process needed
+    let role_file = tmp.path().join("roles.toml");
+    std::fs::write(
+        &role_file,
+        "[producer]\nstream_id = 10000\n[consumer]\nstream_id = 10000\n",
+    )
+    .unwrap();
+    for (role, key) in [
+        ("producer", "producer.shm_base_dir"),
+        ("consumer", "consumer.allowed_base_dirs"),
+    ] {
+        let out = Command::new(TP)
+            .args(["config", "validate", "--role", role])
+            .arg(&role_file)
+            .arg("--driver-config")
+            .arg(&driver_file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key}: {stdout}"));
+        assert!(line.contains(&b.to_string()), "{line}");
+        assert!(
+            line.contains(&format!("driver file {}", driver_file.display())),
+            "the source is the driver file: {line}"
+        );
+    }
+
+    let cfg =
+        tensorpool::driver::DriverConfig::from_toml(&text, &tensorpool::config::NoEnv).unwrap();
+    let dir = aeron.clone();
+    let driver = AgentRunner::spawn(
+        "shm-driver",
+        move || {
+            let a = tensorpool_aeron::AeronClient::connect(&dir, Duration::from_secs(10))
+                .map_err(AgentError::failed)?;
+            tensorpool::driver::ShmDriver::new(cfg, a, tensorpool_agent::monotonic_ns())
+                .map_err(AgentError::failed)
+        },
+        SleepingIdleStrategy::new(Duration::from_micros(200)),
+        MonotonicClock,
+        None,
+    )
+    .unwrap();
+    let consumer = Guard::spawn(
+        Command::new(TP)
+            .args(["consume", "--verify", "--json", "--count", "300"])
+            .arg("--driver-config")
+            .arg(&driver_file)
+            .arg("--aeron-dir")
+            .arg(&aeron),
+    );
+    let producer = Guard::spawn(
+        Command::new(TP)
+            .args([
+                "produce", "--count", "3000", "--rate", "1000", "--shape", "64x96", "--dtype",
+                "u16",
+            ])
+            .arg("--driver-config")
+            .arg(&driver_file)
+            .arg("--aeron-dir")
+            .arg(&aeron),
+    );
+    let c = consumer.wait();
+    let p = producer.wait();
+    assert!(
+        c.status.success(),
+        "consume failed: {}",
+        String::from_utf8_lossy(&c.stderr)
+    );
+    assert!(
+        p.status.success(),
+        "produce failed: {}",
+        String::from_utf8_lossy(&p.stderr)
+    );
+    let j = last_json(&c);
+    assert!(j["accepted"].as_u64().unwrap() >= 300, "{j}");
+    assert_eq!(j["corrupt"], 0, "{j}");
+    assert_eq!(j["state"], "mapped", "{j}");
     driver.close().unwrap();
     drop(media);
     assert!(!aeron.exists());

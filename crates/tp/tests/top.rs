@@ -217,3 +217,31 @@ fn top_without_a_driver_fails_in_one_line() {
     .fails_with("timed out");
     common::tp(&["top", "--window-secs", "0"]).fails_with("--window-secs");
 }
+
+/// A publication held at its limit by a subscription that never polls (tethered, in this
+/// process): `tp top` names the holding subscription under its title.
+#[test]
+fn top_names_the_subscription_holding_a_stalled_stream() {
+    let driver = common::driver();
+    let client = common::connect(&driver);
+    let holder = client
+        .add_subscription("aeron:ipc", 1100, Duration::from_secs(5))
+        .expect("subscription");
+    let mut publication = client
+        .add_exclusive_publication("aeron:ipc?term-length=64k", 1100, Duration::from_secs(5))
+        .expect("publication");
+    common::wait_until("the subscriber connected", || publication.is_connected());
+    let deadline = Instant::now() + DEADLINE;
+    // fill the window (32 KiB) until Aeron refuses with back pressure
+    while publication.offer(&[7u8; 64]).is_ok() {
+        assert!(Instant::now() < deadline, "never back-pressured");
+    }
+    let top = spawn_top(&["--aeron-dir", driver.dir().to_str().expect("dir")]);
+    let needle = format!("held by subscription {}", holder.registration_id());
+    top.wait_for(
+        &needle,
+        || {},
+        |text| text.contains("HELD stream 1100") && text.contains(&needle),
+    );
+    top.quit();
+}

@@ -42,6 +42,9 @@ pub enum Source {
     Env(String),
     /// Derived from other values (e.g. `driver.announce_channel` = `driver.control_channel`).
     Derived(&'static str),
+    /// Taken from a peer's file: the text names the file and the key (e.g. the driver file's
+    /// `shm.base_dir` for a producer given `--driver-config`).
+    Peer(String),
 }
 
 impl fmt::Display for Source {
@@ -51,6 +54,7 @@ impl fmt::Display for Source {
             Source::File => f.write_str("file"),
             Source::Env(var) => write!(f, "env {var}"),
             Source::Derived(from) => write!(f, "default ({from})"),
+            Source::Peer(from) => f.write_str(from),
         }
     }
 }
@@ -97,6 +101,11 @@ impl Provenance {
                 source,
             });
         }
+    }
+
+    /// Records a value taken from `source` after loading (a peer's file, a tool's flag).
+    pub fn record_from<T: Serialize>(&mut self, key: &str, value: &T, source: Source) {
+        self.record(key, render(value), source);
     }
 
     /// Records a value set by the role itself (derived from other keys).

@@ -61,6 +61,13 @@ pub struct ConsumerConfig {
     pub consumer_id: u32,
     /// Shared logical streams (same defaults as the producer's).
     pub streams: Streams,
+    /// Standalone mode: also take `ShmPoolAnnounce` from the shared control stream (default
+    /// true). Driver Model §17 makes the announce stream default to the control stream (1000,
+    /// where the C producer announces); STREAM_ID_CONVENTIONS gives 1001 (where ours does).
+    /// A default consumer follows both; `consumer.announce_stream_id` set in a file or the
+    /// environment turns this off (unless `consumer.announce_on_control` says otherwise).
+    /// Ignored when the announce and control endpoints are the same.
+    pub announce_on_control: bool,
     /// Delivery mode (default STREAM).
     pub mode: Mode,
     /// Ask for `FrameProgress` (default false).
@@ -211,6 +218,12 @@ impl ConsumerConfig {
         c.aeron_timeout = duration_ms(l, "consumer.aeron_timeout_ms", c.aeron_timeout)?;
         c.aeron_counters = l.value_or("consumer.aeron_counters", c.aeron_counters, BOOL)?;
         c.streams = crate::producer::streams_from_loader(l, "consumer", c.streams)?;
+        // An announce stream given explicitly is the only one, unless said otherwise.
+        let explicit = l
+            .provenance()
+            .source("consumer.announce_stream_id")
+            .is_some_and(|s| *s != crate::config::Source::Default);
+        c.announce_on_control = l.value_or("consumer.announce_on_control", !explicit, BOOL)?;
         Ok(c)
     }
 
@@ -220,6 +233,7 @@ impl ConsumerConfig {
             stream_id,
             consumer_id: random_id(),
             streams: Streams::default(),
+            announce_on_control: true,
             mode: Mode::Stream,
             supports_progress: false,
             progress_hints: ProgressHints::default(),
@@ -399,6 +413,35 @@ mod tests {
                 .unwrap();
         let err = ConsumerConfig::from_loader(&mut bad).unwrap_err();
         assert!(err.to_string().contains("consumer.mode"), "{err}");
+    }
+
+    #[test]
+    fn dm_17_consumer_announces_on_control_unless_an_announce_stream_is_given() {
+        let env = HashMap::new();
+        let load = |text: &str, env: &HashMap<String, String>| {
+            let mut l = crate::config::Loader::from_str(text, "inline", env).unwrap();
+            ConsumerConfig::from_loader(&mut l).unwrap()
+        };
+        assert!(load("", &env).announce_on_control, "default: 1001 and 1000");
+        let c = load("[consumer]\nannounce_stream_id = 1002\n", &env);
+        assert!(
+            !c.announce_on_control,
+            "an explicit announce stream is the only one"
+        );
+        assert_eq!(c.streams.announce.stream_id, 1002);
+        let c = load(
+            "[consumer]\nannounce_stream_id = 1002\nannounce_on_control = true\n",
+            &env,
+        );
+        assert!(c.announce_on_control, "unless said otherwise");
+        let by_env = HashMap::from([(
+            "CONSUMER_ANNOUNCE_STREAM_ID".to_string(),
+            "1001".to_string(),
+        )]);
+        assert!(
+            !load("", &by_env).announce_on_control,
+            "the environment counts too"
+        );
     }
 
     #[test]

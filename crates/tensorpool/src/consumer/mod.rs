@@ -211,7 +211,22 @@ impl AeronSide {
 
 impl Consumer {
     fn new(ctx: Context, cfg: ConsumerConfig) -> Result<Self, BuildError> {
-        let allowed = AllowedBaseDirs::new(&cfg.allowed_base_dirs)?;
+        // Standalone, a consumer may start before its base dirs exist: it waits for them.
+        let missing: Vec<_> = cfg
+            .allowed_base_dirs
+            .iter()
+            .filter(|d| d.is_absolute() && AllowedBaseDirs::is_missing(d))
+            .cloned()
+            .collect();
+        let (allowed, waiting_dirs) = if cfg.driver.is_none() && !missing.is_empty() {
+            tracing::info!(
+                dirs = ?missing,
+                "consumer: allowed base dir does not exist yet; waiting for it"
+            );
+            (AllowedBaseDirs::none(), Some(missing))
+        } else {
+            (AllowedBaseDirs::new(&cfg.allowed_base_dirs)?, None)
+        };
         let client = ctx.shared().client.clone();
         let t = cfg.aeron_timeout;
         let side = AeronSide::register(&client, &cfg)?;
@@ -255,6 +270,8 @@ impl Consumer {
             hello_timer,
             qos_timer,
             liveness_timer,
+            waiting_dirs,
+            dirs_timer: tensorpool_agent::DeadlineTimer::periodic_immediate(work::DIRS_POLL_NS),
         };
         Ok(Self {
             core,

@@ -13,6 +13,8 @@ use crate::client::{AeronTransport, ClientEvent, DriverClient};
 use crate::io::{tid, wire_template};
 
 const CONTROL_LIMIT: usize = 16;
+/// How often a consumer waiting for its base dirs looks for them (one `lstat` each).
+pub(crate) const DIRS_POLL_NS: u64 = 100_000_000;
 
 /// The consumer's Aeron side, apart from [`Core`] so that poll callbacks can borrow it.
 #[derive(Debug)]
@@ -38,6 +40,11 @@ pub(crate) struct Io {
     pub hello_timer: DeadlineTimer,
     pub qos_timer: DeadlineTimer,
     pub liveness_timer: DeadlineTimer,
+    /// Standalone: configured base dirs that did not exist at start; until they all do (and
+    /// pass [`tensorpool_shm::AllowedBaseDirs::check_appeared`]) nothing is mapped and
+    /// announces are read and dropped.
+    pub waiting_dirs: Option<Vec<std::path::PathBuf>>,
+    pub dirs_timer: DeadlineTimer,
 }
 
 fn ns(d: Duration) -> u64 {
@@ -63,9 +70,20 @@ impl Io {
         limit: usize,
     ) -> Result<usize, PollError> {
         let mut work = 0;
+        if self.waiting_dirs.is_some() && self.dirs_timer.poll(now_ns) {
+            self.look_for_dirs(core);
+        }
+        let waiting = self.waiting_dirs.is_some();
         if let Some(a) = self.announce.as_mut() {
             core.join_time_ns = u64::try_from(a.last_image_available_ns()).unwrap_or(0);
-            work += a.poll(|m, _| core.on_announce_message(m, now_ns), CONTROL_LIMIT)?;
+            work += a.poll(
+                |m, _| {
+                    if !waiting {
+                        core.on_announce_message(m, now_ns)
+                    }
+                },
+                CONTROL_LIMIT,
+            )?;
         }
         if let Some((client, events)) = self.driver.as_mut() {
             work += client.do_work(now_ns, &mut |e| events.push(e));
@@ -73,9 +91,24 @@ impl Io {
                 core.on_client_event(e, now_ns);
             }
         }
-        work += self
-            .control
-            .poll(|m, _| core.on_control_message(m, handler), CONTROL_LIMIT)?;
+        // Standalone: announces on the control stream too (Driver Model §17's default announce
+        // stream is the control stream), judged against that subscription's join time.
+        let announces_here = self.announce.is_some()
+            && !waiting
+            && core.cfg.announce_on_control
+            && core.cfg.streams.announce != core.cfg.streams.control;
+        let join_time_ns = core.join_time_ns;
+        if announces_here {
+            core.join_time_ns = u64::try_from(self.control.last_image_available_ns()).unwrap_or(0);
+        }
+        work += self.control.poll(
+            |m, _| match wire_template(m) {
+                Some(tid::ANNOUNCE) if announces_here => core.on_announce_message(m, now_ns),
+                _ => core.on_control_message(m, handler),
+            },
+            CONTROL_LIMIT,
+        )?;
+        core.join_time_ns = join_time_ns;
         if let Some(p) = self.progress.as_mut() {
             // A per-consumer control stream carries FrameProgress only (Wire Spec §5).
             work += p.poll(
@@ -103,6 +136,37 @@ impl Io {
         }
         work += self.timers_due(core, now_ns);
         Ok(work)
+    }
+
+    /// Standalone, waiting for base dirs: once every one exists, each that appeared is
+    /// checked (a directory, not a symlink, ours or root's) and the set is validated as at
+    /// start; a refused one is reported in `last_error` and nothing is ever mapped.
+    fn look_for_dirs(&mut self, core: &mut Core) {
+        let Some(dirs) = self.waiting_dirs.as_ref() else {
+            return;
+        };
+        if dirs
+            .iter()
+            .any(|d| tensorpool_shm::AllowedBaseDirs::is_missing(d))
+        {
+            return;
+        }
+        let checked = dirs
+            .iter()
+            .try_for_each(|d| tensorpool_shm::AllowedBaseDirs::check_appeared(d))
+            .and_then(|()| tensorpool_shm::AllowedBaseDirs::new(&core.cfg.allowed_base_dirs));
+        self.waiting_dirs = None;
+        match checked {
+            Ok(allowed) => {
+                tracing::info!(dirs = ?allowed.dirs(), "consumer: allowed base dirs present");
+                core.allowed = allowed;
+            }
+            Err(e) => {
+                let text = e.to_string();
+                tracing::warn!(error = %text, "consumer: allowed base dir refused");
+                core.last_error = Some(text);
+            }
+        }
     }
 
     fn timers_due(&mut self, core: &mut Core, now_ns: u64) -> usize {

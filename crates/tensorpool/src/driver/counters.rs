@@ -51,6 +51,15 @@ pub const GC_DELETIONS: Kind = Kind::total(
     "epoch directories removed by GC",
 );
 
+/// `tensorpool:308`: control messages dropped as published before the driver's control
+/// subscription joined their publication (a request from a client gone since).
+pub const CONTROL_BACKLOG_DROPPED: Kind = Kind::total(
+    308,
+    Role::Driver,
+    "control backlog dropped",
+    "control messages published before the driver joined, dropped",
+);
+
 /// Every driver counter kind.
 pub const COUNTER_KINDS: &[&Kind] = &[
     &ATTACHES_OK,
@@ -60,6 +69,7 @@ pub const COUNTER_KINDS: &[&Kind] = &[
     &EPOCHS_BUMPED,
     &ANNOUNCES,
     &GC_DELETIONS,
+    &CONTROL_BACKLOG_DROPPED,
 ];
 
 fn code(c: ResponseCode) -> u16 {
@@ -129,6 +139,10 @@ counters! {
         shutdown_requests_rejected,
         /// Epoch directories removed by GC.
         epochs_collected = GC_DELETIONS,
+        /// Control messages published before the control subscription joined their
+        /// publication, dropped unread (Aeron would start the driver at the slowest existing
+        /// subscriber's position: a dead client's attach request would be granted).
+        control_backlog_dropped = CONTROL_BACKLOG_DROPPED,
     }
 }
 

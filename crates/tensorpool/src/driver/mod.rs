@@ -126,7 +126,13 @@ impl ShmDriver {
         let d = cfg.driver.clone();
         let control = aeron_stream_id(d.control_stream_id)?;
         let announce = aeron_stream_id(d.announce_stream_id)?;
-        let control_sub = aeron.add_subscription(&d.control_channel, control, REGISTER_TIMEOUT)?;
+        // Messages published on the control stream before the driver joined it are not for this
+        // driver (a killed client's attach request would otherwise be granted): skipped.
+        let control_sub = aeron.add_subscription_skipping_backlog(
+            &d.control_channel,
+            control,
+            REGISTER_TIMEOUT,
+        )?;
         let control_pub = aeron.add_publication(&d.control_channel, control, REGISTER_TIMEOUT)?;
         let announce_pub = if d.announce_channel == d.control_channel && announce == control {
             None
@@ -191,6 +197,14 @@ impl Agent for ShmDriver {
         );
         if let Err(e) = polled {
             return Err(AgentError::failed(e));
+        }
+        let skipped = control_sub.backlog_dropped();
+        if skipped != core.counters.control_backlog_dropped.get() {
+            tracing::info!(
+                skipped,
+                "control messages published before the driver joined were dropped"
+            );
+            core.counters.control_backlog_dropped.set(skipped);
         }
         let mut out = Outputs {
             control: &mut *control_pub,

@@ -283,8 +283,17 @@ impl Outbound {
     /// waits.
     fn publish_descriptor(&mut self, d: &proxy::Descriptor, capture_ns: u64) {
         match proxy::send_descriptor(&mut self.pubs.descriptor, d) {
-            Ok(()) => self.counters.descriptors_sent += 1,
-            Err(e) => count_refused(&mut self.counters, e),
+            Ok(()) => {
+                self.counters.descriptors_sent += 1;
+                self.stalled_since = None;
+                self.stall_reported = false;
+            }
+            Err(e) => {
+                if e.is_back_pressured() {
+                    self.note_stall(capture_ns);
+                }
+                count_refused(&mut self.counters, e)
+            }
         }
         for e in &mut self.registry.entries {
             let interval = e.descriptor_interval_ns();
@@ -302,6 +311,26 @@ impl Outbound {
                 }
                 Err(err) => count_refused(&mut self.counters, err),
             }
+        }
+    }
+
+    /// The shared descriptor stream refused a descriptor with back pressure at `now_ns`:
+    /// once it has refused every one for longer than the stall threshold, the stall is
+    /// logged and counted, once until a descriptor goes through again. Who holds the stream
+    /// (a subscriber that stopped reading) is in the media driver's counters: `tp stat`
+    /// names it.
+    fn note_stall(&mut self, now_ns: u64) {
+        let since = *self.stalled_since.get_or_insert(now_ns);
+        if !self.stall_reported && now_ns.saturating_sub(since) >= self.stall_threshold_ns {
+            self.stall_reported = true;
+            self.counters.descriptor_stalls += 1;
+            tracing::warn!(
+                stream_id = self.pubs.descriptor.stream_id(),
+                session_id = self.pubs.descriptor.session_id(),
+                stalled_ms = now_ns.saturating_sub(since) / 1_000_000,
+                "producer: the shared descriptor stream is held back by a subscriber that \
+                 stopped reading (back pressure); `tp stat` names the subscription"
+            );
         }
     }
 

@@ -108,6 +108,9 @@ pub struct ProducerConfig {
     /// Publish the counters as Aeron counters in the media driver's counters file
     /// (default true; see [`crate::counters`]).
     pub aeron_counters: bool,
+    /// The shared descriptor stream refusing every descriptor with back pressure for this
+    /// long is a stall: logged and counted once (default 1 s).
+    pub stall_threshold: Duration,
 }
 
 /// `CHUNK_MAX` (Wire Spec §15.9).
@@ -217,6 +220,8 @@ impl ProducerConfig {
         )?;
         c.aeron_timeout = duration_ms(l, "producer.aeron_timeout_ms", c.aeron_timeout)?;
         c.aeron_counters = l.value_or("producer.aeron_counters", c.aeron_counters, BOOL)?;
+        c.stall_threshold =
+            crate::config::duration_ms(l, "producer.stall_threshold_ms", c.stall_threshold)?;
         c.streams = streams_from_loader(l, "producer", c.streams)?;
         Ok(c)
     }
@@ -264,6 +269,7 @@ impl ProducerConfig {
             meta_blob_chunk_bytes: META_BLOB_CHUNK_MAX,
             aeron_timeout: DEFAULT_AERON_TIMEOUT,
             aeron_counters: true,
+            stall_threshold: Duration::from_secs(1),
         }
     }
 

@@ -30,6 +30,14 @@ pub const DESCRIPTOR_NOT_CONNECTED: Kind = Kind::total(
     "descriptor not-connected",
     "descriptors not sent: no subscriber",
 );
+/// `tensorpool:108`: stalls of the shared descriptor stream (every descriptor refused with
+/// back pressure for longer than `producer.stall_threshold_ms`), one per stall.
+pub const DESCRIPTOR_STALLS: Kind = Kind::total(
+    108,
+    Role::Producer,
+    "descriptor stalls",
+    "shared descriptor stream held back longer than the stall threshold",
+);
 /// `tensorpool:106`: the epoch being written.
 pub const EPOCH: Kind = Kind::gauge(106, Role::Producer, "epoch", "current epoch");
 /// `tensorpool:107`: consumers tracked (heard from within the staleness window).
@@ -46,6 +54,7 @@ pub const COUNTER_KINDS: &[&Kind] = &[
     &BYTES,
     &DROPS_NO_POOL,
     &DESCRIPTOR_BACK_PRESSURE,
+    &DESCRIPTOR_STALLS,
     &DESCRIPTOR_NOT_CONNECTED,
     &EPOCH,
     &CONSUMERS,
@@ -73,6 +82,9 @@ counters! {
         descriptors_back_pressured = DESCRIPTOR_BACK_PRESSURE,
         /// Descriptors not sent because no one subscribes to the stream.
         descriptors_not_connected = DESCRIPTOR_NOT_CONNECTED,
+        /// Stalls of the shared descriptor stream: back pressure on every descriptor for
+        /// longer than `stall_threshold`, counted (and logged) once per stall.
+        descriptor_stalls = DESCRIPTOR_STALLS,
         /// Descriptors Aeron refused otherwise (publication closed, position exhausted).
         descriptor_failures,
         /// `FrameProgress` messages published.

@@ -270,6 +270,10 @@ impl Producer {
                 registry: Registry::new(cfg.max_consumers),
                 counters: side.counters,
                 next_seq: 0,
+                stalled_since: None,
+                stall_reported: false,
+                stall_threshold_ns: u64::try_from(cfg.stall_threshold.as_nanos())
+                    .unwrap_or(u64::MAX),
             },
             control_sub: Some(side.control_sub),
             qos_sub: Some(side.qos_sub),

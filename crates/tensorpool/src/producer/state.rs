@@ -18,6 +18,13 @@ pub(crate) struct Outbound {
     pub counters: ProducerCells,
     /// Sequence the next claim gets.
     pub next_seq: u64,
+    /// Since when (capture clock, ns) the shared descriptor publication has refused every
+    /// descriptor with back pressure; `None` while it takes them.
+    pub stalled_since: Option<u64>,
+    /// Whether the current stall was already logged and counted.
+    pub stall_reported: bool,
+    /// `ProducerConfig::stall_threshold` in ns.
+    pub stall_threshold_ns: u64,
 }
 
 /// A per-consumer publication: registered by the media driver in the background (polled

@@ -6,9 +6,7 @@
 use std::path::PathBuf;
 
 use tensorpool::config::{ProcessEnv, render_provenance};
-use tensorpool::consumer::ConsumerConfig;
 use tensorpool::driver::DriverConfig;
-use tensorpool::producer::ProducerConfig;
 
 use super::CmdError;
 
@@ -29,6 +27,11 @@ enum ConfigCommand {
         role: Role,
         /// The TOML file.
         file: PathBuf,
+        /// Producer / consumer: the driver's file, as `tp produce|consume --driver-config`
+        /// reads it (base dir and allowed base dirs from its `[shm]` table unless the role's
+        /// table or environment sets them).
+        #[arg(long, value_name = "FILE")]
+        driver_config: Option<PathBuf>,
     },
 }
 
@@ -49,6 +52,7 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
         ConfigCommand::Validate {
             role: Role::Driver,
             file,
+            ..
         } => {
             let cfg = DriverConfig::load(Some(file), &ProcessEnv)?;
             for key in &cfg.unknown_keys {
@@ -68,8 +72,9 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
         ConfigCommand::Validate {
             role: Role::Producer,
             file,
+            driver_config,
         } => {
-            let loaded = ProducerConfig::load(Some(file), &ProcessEnv)?;
+            let loaded = super::produce::load_producer(Some(file), driver_config.as_deref())?;
             super::produce::warn_unknown(&loaded.unknown_keys);
             loaded.config.validate()?;
             print!("{}", render_provenance(&loaded.provenance));
@@ -79,8 +84,9 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
         ConfigCommand::Validate {
             role: Role::Consumer,
             file,
+            driver_config,
         } => {
-            let loaded = ConsumerConfig::load(Some(file), &ProcessEnv)?;
+            let loaded = super::consume::load_consumer(Some(file), driver_config.as_deref())?;
             super::produce::warn_unknown(&loaded.unknown_keys);
             loaded.config.validate()?;
             print!("{}", render_provenance(&loaded.provenance));

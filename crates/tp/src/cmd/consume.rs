@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tensorpool::config::{Loader, ProcessEnv};
+use tensorpool::config::{Loaded, Loader, ProcessEnv, Source};
 use tensorpool::consumer::{ConsumerConfig, Mode};
 use tensorpool::prelude::*;
 use tensorpool::streams::DriverEndpoints;
@@ -70,9 +70,40 @@ pub struct Args {
     driver_config: Option<PathBuf>,
 }
 
+/// The consumer's configuration as `tp consume` resolves it before its flags: defaults, the
+/// `[consumer]` table of `config`, `CONSUMER_*` variables; with `driver_config`,
+/// `consumer.allowed_base_dirs` given by neither is the driver file's `shm.allowed_base_dirs`
+/// (itself `[shm.base_dir]` unless set; recorded with that source).
+pub fn load_consumer(
+    config: Option<&std::path::Path>,
+    driver_config: Option<&std::path::Path>,
+) -> Result<Loaded<ConsumerConfig>, CmdError> {
+    let mut loaded = ConsumerConfig::load(config, &ProcessEnv)?;
+    if let Some(path) = driver_config
+        && !super::produce::given(&loaded.provenance, "consumer.allowed_base_dirs")
+    {
+        let shm = super::produce::driver_shm(path)?;
+        let dirs: Vec<String> = shm
+            .allowed_base_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        loaded.provenance.record_from(
+            "consumer.allowed_base_dirs",
+            &dirs,
+            Source::Peer(format!(
+                "driver file {} (shm.allowed_base_dirs)",
+                path.display()
+            )),
+        );
+        loaded.config.allowed_base_dirs = shm.allowed_base_dirs;
+    }
+    Ok(loaded)
+}
+
 /// The consumer configuration: defaults, file, environment, then flags.
 fn config_of(args: &Args) -> Result<ConsumerConfig, CmdError> {
-    let loaded = ConsumerConfig::load(args.config.as_deref(), &ProcessEnv)?;
+    let loaded = load_consumer(args.config.as_deref(), args.driver_config.as_deref())?;
     super::produce::warn_unknown(&loaded.unknown_keys);
     let mut cfg = loaded.config;
     if let Some(id) = args.stream_id {
@@ -147,6 +178,25 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
     Ok(())
 }
 
+/// The consumer state as `tp consume --json` names it (W §15.12): `unmapped`, `mapped` or
+/// `fallback`.
+fn state_name(state: tensorpool::consumer::ConsumerState) -> &'static str {
+    use tensorpool::consumer::ConsumerState;
+    match state {
+        ConsumerState::Unmapped => "unmapped",
+        ConsumerState::Mapped { .. } => "mapped",
+        ConsumerState::Fallback => "fallback",
+    }
+}
+
+/// The mapped epoch (`null` unless mapped).
+fn state_epoch(state: tensorpool::consumer::ConsumerState) -> Option<u64> {
+    match state {
+        tensorpool::consumer::ConsumerState::Mapped { epoch } => Some(epoch),
+        _ => None,
+    }
+}
+
 /// Prints the summary (and with `--json` one JSON object on the last line).
 fn report(args: &Args, s: &ConsumerSummary, secs: f64, state: tensorpool::consumer::ConsumerState) {
     println!(
@@ -169,7 +219,8 @@ fn report(args: &Args, s: &ConsumerSummary, secs: f64, state: tensorpool::consum
             "drops": s.drops_json(),
             "corrupt": s.corrupt,
             "latency_us": {"p50": s.p50_us, "p99": s.p99_us},
-            "state": format!("{state:?}"),
+            "state": state_name(state),
+            "epoch": state_epoch(state),
         });
         println!("{j}");
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tensorpool::config::{Loader, ProcessEnv, Source};
+use tensorpool::config::{Loaded, Loader, ProcessEnv, Provenance, Source};
 use tensorpool::prelude::*;
 use tensorpool::producer::{ProducerConfig, RegionMode};
 use tensorpool::streams::DriverEndpoints;
@@ -90,6 +90,41 @@ pub fn driver_endpoints(config: Option<&Path>) -> Result<DriverEndpoints, CmdErr
     }
 }
 
+/// Where a role given `--driver-config FILE` finds the driver's files: that file's `[shm]`
+/// table read as the driver reads it (`shm.base_dir`, and `shm.allowed_base_dirs`, which
+/// defaults to `[shm.base_dir]`).
+pub fn driver_shm(path: &Path) -> Result<tensorpool::driver::config::ShmSection, CmdError> {
+    Ok(tensorpool::driver::DriverConfig::load(Some(path), &ProcessEnv)?.shm)
+}
+
+/// Whether `key` was given by the role's own table or environment (not a default).
+pub fn given(p: &Provenance, key: &str) -> bool {
+    p.source(key).is_some_and(|s| *s != Source::Default)
+}
+
+/// The producer's configuration as `tp produce` resolves it before its flags: defaults, the
+/// `[producer]` table of `config`, `PRODUCER_*` variables; with `driver_config`, a
+/// `producer.shm_base_dir` given by neither is the driver file's `shm.base_dir` (recorded
+/// with that source).
+pub fn load_producer(
+    config: Option<&Path>,
+    driver_config: Option<&Path>,
+) -> Result<Loaded<ProducerConfig>, CmdError> {
+    let mut loaded = ProducerConfig::load(config, &ProcessEnv)?;
+    if let Some(path) = driver_config
+        && !given(&loaded.provenance, "producer.shm_base_dir")
+    {
+        let shm = driver_shm(path)?;
+        loaded.provenance.record_from(
+            "producer.shm_base_dir",
+            &shm.base_dir.display().to_string(),
+            Source::Peer(format!("driver file {} (shm.base_dir)", path.display())),
+        );
+        loaded.config.shm_base_dir = shm.base_dir;
+    }
+    Ok(loaded)
+}
+
 /// Smallest power-of-two stride (>= 64) holding `len`.
 pub fn stride_for(len: usize) -> Result<u32, CmdError> {
     let s = len.max(64).next_power_of_two();
@@ -119,15 +154,10 @@ pub fn warn_unknown(keys: &[String]) {
 
 /// The producer configuration: defaults, file, environment, then flags.
 fn config_of(args: &Args, spec: &TensorSpec) -> Result<ProducerConfig, CmdError> {
-    let loaded = ProducerConfig::load(args.config.as_deref(), &ProcessEnv)?;
+    let loaded = load_producer(args.config.as_deref(), args.driver_config.as_deref())?;
     warn_unknown(&loaded.unknown_keys);
     let mut cfg = loaded.config;
-    let given = |key: &str| {
-        loaded
-            .provenance
-            .source(key)
-            .is_some_and(|s| *s != Source::Default)
-    };
+    let given = |key: &str| given(&loaded.provenance, key);
     if let Some(id) = args.stream_id {
         cfg.stream_id = id;
     }

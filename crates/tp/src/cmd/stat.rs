@@ -219,6 +219,111 @@ pub fn apply_rates(
     *previous = next;
 }
 
+/// Aeron's stream position counter key (`aeron_stream_position_counter_key_layout_t`):
+/// registration id, session id, stream id, channel.
+fn stream_key(key: &[u8]) -> Option<(i64, i32, i32, String)> {
+    let i64_at = |o: usize| Some(i64::from_le_bytes(key.get(o..o + 8)?.try_into().ok()?));
+    let i32_at = |o: usize| Some(i32::from_le_bytes(key.get(o..o + 4)?.try_into().ok()?));
+    let len = usize::try_from(i32_at(16)?).ok()?;
+    let channel = key
+        .get(20..20 + len.min(key.len().saturating_sub(20)))
+        .map(|b| String::from_utf8_lossy(b).into_owned())?;
+    Some((i64_at(0)?, i32_at(8)?, i32_at(12)?, channel))
+}
+
+/// AERON_COUNTER_PUBLISHER_LIMIT_TYPE_ID, SUBSCRIPTION_POSITION, PUBLISHER_POSITION.
+const PUB_LMT: i32 = 1;
+const SUB_POS: i32 = 4;
+const PUB_POS: i32 = 12;
+
+/// A subscriber position of a publication's session.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SubscriberPosition {
+    /// The subscription's registration id.
+    pub registration_id: i64,
+    /// Its position.
+    pub position: i64,
+}
+
+/// An IPC publication that reached its limit (back-pressured), and who holds it: the
+/// slowest subscriber, from the media driver's position counters.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Held {
+    /// Stream id.
+    pub stream_id: i32,
+    /// Session id (one per publication).
+    pub session_id: i32,
+    /// Channel.
+    pub channel: String,
+    /// The publication's registration id.
+    pub registration_id: i64,
+    /// Producer position (`pub-pos`).
+    pub publisher_position: i64,
+    /// Publisher limit (`pub-lmt`): the slowest subscriber's position plus the window.
+    pub publisher_limit: i64,
+    /// The subscription holding the limit (the slowest).
+    pub holder: SubscriberPosition,
+    /// Every subscriber position of the session.
+    pub subscribers: Vec<SubscriberPosition>,
+}
+
+/// The IPC publications at their limit, each with the subscription that holds it.
+pub fn held_publications(reader: &CountersReader) -> Vec<Held> {
+    let mut limits = Vec::new();
+    let mut positions = HashMap::new();
+    let mut subs: Vec<(i32, i32, SubscriberPosition)> = Vec::new();
+    reader.for_each(|c| {
+        let Some((reg, session, stream, channel)) = stream_key(c.key) else {
+            return;
+        };
+        match c.type_id {
+            PUB_LMT if channel.starts_with("aeron:ipc") => {
+                limits.push((reg, session, stream, channel, c.value))
+            }
+            PUB_POS => {
+                positions.insert(reg, c.value);
+            }
+            SUB_POS => subs.push((
+                session,
+                stream,
+                SubscriberPosition {
+                    registration_id: reg,
+                    position: c.value,
+                },
+            )),
+            _ => {}
+        }
+    });
+    let mut out = Vec::new();
+    for (reg, session, stream, channel, limit) in limits {
+        let Some(&position) = positions.get(&reg) else {
+            continue;
+        };
+        if position < limit {
+            continue;
+        }
+        let subscribers: Vec<SubscriberPosition> = subs
+            .iter()
+            .filter(|(s, id, _)| *s == session && *id == stream)
+            .map(|(_, _, p)| p.clone())
+            .collect();
+        let Some(holder) = subscribers.iter().min_by_key(|p| p.position).cloned() else {
+            continue;
+        };
+        out.push(Held {
+            stream_id: stream,
+            session_id: session,
+            channel,
+            registration_id: reg,
+            publisher_position: position,
+            publisher_limit: limit,
+            holder,
+            subscribers,
+        });
+    }
+    out
+}
+
 /// Runs `tp stat`.
 pub fn run(args: &Args) -> Result<(), CmdError> {
     let dir = util::aeron_dir(args.aeron_dir.as_ref());
@@ -233,10 +338,13 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
         let now = Instant::now();
         let mut rows = read_counters(&reader, filter.as_deref());
         apply_rates(&mut rows, &mut previous, now);
+        let held = held_publications(&reader);
         let text = if args.json {
-            render_json(&dir, &rows)?
+            render_json(&dir, &rows, &held)?
         } else {
-            render_text(&dir, &rows)
+            let mut t = render_text(&dir, &rows);
+            render_held(&mut t, &held);
+            t
         };
         let mut out = std::io::stdout().lock();
         match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -252,13 +360,42 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
     }
 }
 
-fn render_json(dir: &std::path::Path, rows: &[Row]) -> Result<String, CmdError> {
+/// Appends who holds each back-pressured IPC publication.
+fn render_held(o: &mut String, held: &[Held]) {
+    use std::fmt::Write as _;
+    if held.is_empty() {
+        return;
+    }
+    o.push_str("-- back-pressured publications --\n");
+    for h in held {
+        let _ = writeln!(o, "{}", held_line(h));
+    }
+}
+
+/// One back-pressured publication and its holder, for people (`tp stat`, `tp top`).
+pub fn held_line(h: &Held) -> String {
+    format!(
+        "stream {} session {}: held by subscription {} at position {} ({} bytes behind); publication at {}, its limit {}; {} subscriber(s); {}",
+        h.stream_id,
+        h.session_id,
+        h.holder.registration_id,
+        h.holder.position,
+        h.publisher_position - h.holder.position,
+        h.publisher_position,
+        h.publisher_limit,
+        h.subscribers.len(),
+        h.channel,
+    )
+}
+
+fn render_json(dir: &std::path::Path, rows: &[Row], held: &[Held]) -> Result<String, CmdError> {
     let unix_ns = tensorpool_agent::realtime_ns();
     let v = serde_json::json!({
         "time": util::rfc3339_utc(unix_ns),
         "unix_ns": unix_ns,
         "aeron_dir": dir,
         "counters": rows,
+        "held_publications": held,
     });
     Ok(format!("{v}\n"))
 }

@@ -20,6 +20,10 @@ pub(crate) struct QueryArgs {
     /// Print the answer as JSON.
     #[arg(long)]
     json: bool,
+    /// When the driver does not answer in the admin schema (990): how long to watch its
+    /// streams instead (control, announce, QoS), in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    observe_ms: u64,
 }
 
 /// Flags of `tp driver shutdown`.
@@ -50,13 +54,21 @@ pub(crate) fn run(args: &QueryArgs, query: AdminQuery) -> Result<(), CmdError> {
     let r = args.endpoint.resolve()?;
     let aeron = AeronClient::connect(&r.aeron_dir, r.timeout)?;
     let d = &r.cfg.driver;
-    let bytes = query_driver(
+    let bytes = match query_driver(
         &aeron,
         &d.control_channel,
         stream_id(d.control_stream_id)?,
         query,
         r.timeout,
-    )?;
+    ) {
+        Ok(b) => b,
+        // Something subscribes to the control stream but nothing answers in schema 990: a
+        // driver without our admin schema (the C driver), or no driver but other clients.
+        Err(tensorpool::client::AdminError::NoAnswer(waited)) => {
+            return observe(args, &aeron, &r.cfg, waited);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let msg = AnyMessage::decode(&bytes)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&msg)?);
@@ -197,4 +209,124 @@ pub(crate) fn shutdown(args: &ShutdownArgs) -> Result<(), CmdError> {
         std::thread::sleep(Duration::from_millis(5));
     }
     Err(format!("no ShmDriverShutdown within {wait:?}: wrong token, or shutdown disabled (empty policies.shutdown_token)").into())
+}
+
+/// What `observe` saw of one kind of message.
+#[derive(Debug, Default)]
+struct Seen {
+    count: u64,
+    /// `ShmPoolAnnounce`: (stream id, latest epoch, producer id) per stream.
+    announces: std::collections::BTreeMap<u32, (u64, u32)>,
+}
+
+/// Watches the driver's control, announce and QoS streams for `--observe-ms` and reports
+/// what went by: the fallback for a driver that does not answer admin requests.
+fn observe(
+    args: &QueryArgs,
+    aeron: &AeronClient,
+    cfg: &tensorpool::driver::DriverConfig,
+    waited: Duration,
+) -> Result<(), CmdError> {
+    let d = &cfg.driver;
+    let mut endpoints = vec![(d.control_channel.clone(), stream_id(d.control_stream_id)?)];
+    for e in [
+        (d.announce_channel.clone(), stream_id(d.announce_stream_id)?),
+        (d.qos_channel.clone(), stream_id(d.qos_stream_id)?),
+    ] {
+        if !endpoints.contains(&e) {
+            endpoints.push(e);
+        }
+    }
+    let mut subs = Vec::new();
+    for (channel, id) in &endpoints {
+        let ch = tensorpool::streams::untethered_subscription_channel(channel);
+        subs.push(aeron.add_subscription(&ch, *id, Duration::from_secs(5))?);
+    }
+    let mut seen: std::collections::BTreeMap<&'static str, Seen> = Default::default();
+    let window = Duration::from_millis(args.observe_ms);
+    let end = Instant::now() + window;
+    while Instant::now() < end {
+        let mut n = 0;
+        for sub in &mut subs {
+            n += sub
+                .poll(
+                    |buf, _| {
+                        let Ok(m) = AnyMessage::decode(buf) else {
+                            return;
+                        };
+                        let name = m.name();
+                        if !matches!(
+                            name,
+                            "ShmPoolAnnounce"
+                                | "QosProducer"
+                                | "QosConsumer"
+                                | "ShmLeaseRevoked"
+                                | "ShmDriverShutdown"
+                        ) {
+                            return;
+                        }
+                        let e = seen.entry(name).or_default();
+                        e.count += 1;
+                        if let AnyMessage::ShmPoolAnnounce(a) = &m {
+                            e.announces.insert(a.stream_id, (a.epoch, a.producer_id));
+                        }
+                    },
+                    64,
+                )
+                .unwrap_or(0);
+        }
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let streams: Vec<String> = endpoints
+        .iter()
+        .map(|(c, id)| format!("{c}#{id}"))
+        .collect();
+    if args.json {
+        let messages: serde_json::Map<String, serde_json::Value> = seen
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), serde_json::json!(v.count)))
+            .collect();
+        let announces: Vec<serde_json::Value> = seen
+            .get("ShmPoolAnnounce")
+            .map(|s| {
+                s.announces
+                    .iter()
+                    .map(|(id, (epoch, producer))| {
+                        serde_json::json!({"stream_id": id, "epoch": epoch, "producer_id": producer})
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "{}",
+            serde_json::json!({
+                "admin_schema": false,
+                "admin_timeout_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                "observed_ms": args.observe_ms,
+                "streams": streams,
+                "messages": messages,
+                "announces": announces,
+            })
+        );
+    } else {
+        println!(
+            "the driver does not speak the admin schema (id 990): no answer within {waited:?}"
+        );
+        println!("observed {} for {window:?}:", streams.join(", "));
+        if seen.is_empty() {
+            println!("  nothing");
+        }
+        for (name, s) in &seen {
+            println!("  {name}: {}", s.count);
+            for (id, (epoch, producer)) in &s.announces {
+                println!("    stream {id} epoch {epoch} producer {producer}");
+            }
+        }
+    }
+    if seen.is_empty() {
+        return Err("no admin answer and nothing observed on the driver's streams".into());
+    }
+    Ok(())
 }

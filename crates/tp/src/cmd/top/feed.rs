@@ -85,6 +85,10 @@ impl Feed {
             .collect();
         stat::apply_rates(&mut rows, &mut self.previous, Instant::now());
         model.counters = rows.iter().map(stat::Row::to_counter_row).collect();
+        model.held = stat::held_publications(&self.counters)
+            .iter()
+            .map(stat::held_line)
+            .collect();
     }
 }
 

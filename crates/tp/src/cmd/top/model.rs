@@ -320,6 +320,9 @@ pub struct Model {
     pub malformed: u64,
     /// Tensorpool counters, as last read.
     pub counters: Vec<CounterRow>,
+    /// IPC publications at their limit, each with the subscription holding it (as `tp stat`
+    /// prints them), as last read.
+    pub held: Vec<String>,
 }
 
 impl Model {
@@ -332,6 +335,7 @@ impl Model {
             messages: 0,
             malformed: 0,
             counters: Vec::new(),
+            held: Vec::new(),
         }
     }
 

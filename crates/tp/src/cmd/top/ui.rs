@@ -46,12 +46,24 @@ fn since(now_ns: u64, then_ns: u64) -> String {
 
 /// Draws the whole screen.
 pub fn draw(f: &mut Frame<'_>, model: &Model, view: &View, header: &Header, now_ns: u64) {
-    let [title, body, help] = Layout::vertical([
+    let held = model.held.len().min(3) as u16;
+    let [title, held_area, body, help] = Layout::vertical([
         Constraint::Length(1),
+        Constraint::Length(held),
         Constraint::Min(4),
         Constraint::Length(1),
     ])
     .areas(f.area());
+    if held > 0 {
+        // a stalled stream names its holder (the slowest subscriber position counter)
+        let lines: Vec<ratatui::text::Line<'_>> = model
+            .held
+            .iter()
+            .take(3)
+            .map(|l| ratatui::text::Line::from(format!("HELD {l}")))
+            .collect();
+        f.render_widget(Paragraph::new(lines).reversed(), held_area);
+    }
     let line = format!(
         "tp top  sort: {}  messages {}  malformed {}  aeron {}  [{}]",
         view.sort.title(),

@@ -333,7 +333,7 @@ impl Consumer {
 
     /// Last sequence seen in the current epoch.
     pub fn last_seq(&self) -> Option<u64> {
-        self.core.last_seq
+        self.core.seqs.last
     }
 
     /// Driver mode: the driver client's state (`None` in standalone mode).

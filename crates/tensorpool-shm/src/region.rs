@@ -293,6 +293,12 @@ impl<M: Mode> HeaderRing<M> {
         &self.region.path
     }
 
+    /// Whether the file was truncated under the mapping (see [`crate::sigbus`]): its pages
+    /// are zeros now and nothing read from it can be trusted. One acquire load.
+    pub fn is_dead(&self) -> bool {
+        self.region.map.is_dead()
+    }
+
     /// Header index of `seq`: `seq & (nslots - 1)`.
     pub fn index_of(&self, seq: u64) -> u32 {
         crate::slot::header_index(seq, self.nslots)
@@ -408,6 +414,15 @@ impl<M: Mode> PayloadPool<M> {
     /// Canonical path of the backing file.
     pub fn path(&self) -> &Path {
         &self.region.path
+    }
+
+    /// Whether the file was truncated under the mapping (see [`crate::sigbus`]).
+    pub fn is_dead(&self) -> bool {
+        self.region.map.is_dead()
+    }
+
+    pub(crate) fn dead_flag(&self) -> &'static std::sync::atomic::AtomicBool {
+        self.region.map.dead_flag()
     }
 
     /// The first `len` bytes of payload slot `slot` (`None` if out of range or `len > stride`).

@@ -255,3 +255,53 @@ fn w_15_21_a_failed_announce_backs_off_for_that_announce_only() {
     rig.flow(10);
     rig.finish();
 }
+
+/// The producer's pool file truncated under a live consumer (SIGBUS): the consumer survives,
+/// drops the frame it was reading as `region_dead`, unmaps, and maps the next epoch.
+#[test]
+fn w_15_21_a_pool_truncated_under_the_consumer_unmaps_and_the_next_epoch_maps() {
+    let mut rig = Rig::new(Duration::from_secs(1));
+    let epoch = rig.producer.epoch().unwrap();
+    rig.flow(3);
+    let pool = rig.producer.epoch_dir().unwrap().join("1.pool");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&pool)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let dead = DropCause::Slot(tensorpool_shm::DropReason::RegionDead);
+    let accepted = rig.consumer.counters().accepted;
+    rig.producer.offer(&rig.spec, &[9u8; 256]).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let mut round = 0;
+    let mut sum = 0u64;
+    while rig.consumer.drops().get(dead) == 0 {
+        assert!(Instant::now() < deadline, "{:?}", rig.consumer.drops());
+        let w = rig.producer.do_work(tensorpool::monotonic_ns())
+            + rig
+                .consumer
+                .poll(
+                    |f: &Frame<'_>| sum += f.bytes().iter().map(|&b| u64::from(b)).sum::<u64>(),
+                    16,
+                )
+                .unwrap();
+        if w == 0 {
+            idle(&mut round);
+        }
+    }
+    assert_eq!(sum, 0, "the bytes read were the zero pages");
+    assert_eq!(rig.consumer.counters().accepted, accepted);
+    assert_eq!(rig.consumer.counters().unmaps_dead, 1);
+    assert_eq!(rig.consumer.state(), ConsumerState::Unmapped);
+    let e2 = rig.producer.bump_epoch().unwrap();
+    assert!(e2 > epoch);
+    pump_until(
+        "mapped the next epoch",
+        &mut rig.producer,
+        &mut rig.consumer,
+        |_, c| c.state() == ConsumerState::Mapped { epoch: e2 },
+    );
+    rig.flow(5);
+    rig.finish();
+}

@@ -171,6 +171,7 @@ impl Core {
             Liveness::Alive => return,
             Liveness::Stale => self.counters.unmaps_stale += 1,
             Liveness::Changed => self.counters.unmaps_superblock += 1,
+            Liveness::Dead => self.counters.unmaps_dead += 1,
         }
         self.unmap();
         self.dead_epoch = self.dead_epoch.max(epoch);
@@ -291,6 +292,10 @@ impl Core {
             Ok(()) => 1,
             Err(cause) => {
                 self.drops.add(cause);
+                if cause == DropCause::Slot(DropReason::RegionDead) {
+                    // A file was truncated under us: unmap now, wait for a new epoch.
+                    self.check_liveness(now_ns);
+                }
                 0
             }
         }
@@ -358,9 +363,7 @@ impl Core {
         let delivered_ns = tensorpool_agent::monotonic_ns();
         let frame = Frame::new(view, info);
         handler.on_frame(&frame);
-        frame
-            .recheck()
-            .map_err(|_| DropCause::Slot(DropReason::Late))?;
+        frame.recheck().map_err(DropCause::Slot)?;
         self.counters.accepted += 1;
         self.counters.bytes += len;
         // Capture time is CLOCK_MONOTONIC unless the producer set another clock's time: a

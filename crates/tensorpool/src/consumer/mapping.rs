@@ -101,12 +101,24 @@ pub(crate) enum Liveness {
     Stale,
     /// The live superblock changed (pid, epoch, magic): another writer or a recreation.
     Changed,
+    /// A region file was truncated under the mapping: its pages are zeros now.
+    Dead,
 }
 
 impl Mapped {
+    /// Whether any region was truncated under the mapping (one flag load per region).
+    pub fn is_dead(&self) -> bool {
+        self.ring.is_dead() || self.pools.pools().iter().any(|p| p.is_dead())
+    }
+
     /// Checks the live header-ring superblock.
     pub fn liveness(&self, now_ns: u64, timeout_ns: u64) -> Liveness {
+        if self.is_dead() {
+            return Liveness::Dead;
+        }
         match self.ring.read_superblock() {
+            // Reading it may have been what found the truncation.
+            _ if self.is_dead() => Liveness::Dead,
             Err(_) => Liveness::Changed,
             Ok(sb) if sb.epoch != self.epoch || sb.pid != self.pid => Liveness::Changed,
             Ok(sb) if is_activity_stale(sb.activity_timestamp_ns, now_ns, timeout_ns) => {

@@ -305,3 +305,38 @@ fn w_15_21_a_pool_truncated_under_the_consumer_unmaps_and_the_next_epoch_maps() 
     rig.flow(5);
     rig.finish();
 }
+
+/// `max_mapped_bytes`: an announce whose regions would take more is refused before any file
+/// is opened; within the cap it maps.
+#[test]
+fn w_15_21_regions_above_max_mapped_bytes_are_refused_before_opening() {
+    let world = World::new();
+    let mut producer = world.producer().build().unwrap();
+    // 16 slots: ring 64 + 16 * 256, pool 64 + 16 * 64 KiB.
+    let needed = 64 + 16 * 256 + 64 + 16 * 64 * 1024;
+    let mut small = world
+        .consumer()
+        .configure(|c| c.max_mapped_bytes = needed - 1)
+        .build()
+        .unwrap();
+    pump_until("refused", &mut producer, &mut small, |_, c| {
+        c.counters().map_failures > 0
+    });
+    assert_eq!(small.state(), ConsumerState::Unmapped);
+    assert!(
+        small
+            .last_error()
+            .is_some_and(|e| e.contains("max_mapped_bytes")),
+        "{:?}",
+        small.last_error()
+    );
+    drop(small);
+    let mut exact = world
+        .consumer()
+        .configure(|c| c.max_mapped_bytes = needed)
+        .build()
+        .unwrap();
+    connect(&mut producer, &mut exact);
+    drop((producer, exact));
+    world.finish();
+}

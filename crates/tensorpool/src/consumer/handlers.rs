@@ -9,7 +9,7 @@ use tensorpool_shm::DropReason;
 
 use super::FrameHandler;
 use super::counters::DropCause;
-use super::mapping::{Liveness, map_announce, map_regions};
+use super::mapping::{Limits, Liveness, map_announce, map_regions};
 use super::meta::BlobEvent;
 use super::progress::ProgressDrop;
 use super::state::{Core, Fallback};
@@ -90,7 +90,8 @@ impl Core {
     /// mapping, the highest epoch and every other epoch's backoff as they were, and backs
     /// off for this epoch only.
     fn map(&mut self, ann: &ShmPoolAnnounce<'_>, now_ns: u64) {
-        match map_announce(ann, &self.allowed, self.cfg.expected_layout_version) {
+        let limits = self.limits(now_ns);
+        match map_announce(ann, &self.allowed, self.cfg.expected_layout_version, limits) {
             Ok(m) => {
                 if self.mapped.is_some() {
                     self.unmap();
@@ -146,7 +147,7 @@ impl Core {
         };
         // Mapped and validated before the current mapping goes (the driver named a new
         // epoch, so the old one goes either way).
-        let mapped = map_regions(&regions, &self.allowed);
+        let mapped = map_regions(&regions, &self.allowed, self.limits(now_ns));
         self.unmap();
         match mapped {
             Ok(m) => self.install(m),
@@ -155,8 +156,15 @@ impl Core {
                 tracing::warn!(error = %text, "consumer could not map the driver's regions");
                 self.last_error = Some(text);
                 self.counters.map_failures += 1;
-                let _ = now_ns;
             }
+        }
+    }
+
+    fn limits(&self, now_ns: u64) -> Limits {
+        Limits {
+            now_ns,
+            activity_window_ns: ns(self.cfg.activity_timeout),
+            max_mapped_bytes: self.cfg.max_mapped_bytes,
         }
     }
 

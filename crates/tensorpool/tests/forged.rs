@@ -220,6 +220,14 @@ fn w_15_21_forged_newer_epoch_is_validated_before_the_mapping_goes() {
         "{:?}",
         rig.consumer.last_error()
     );
+    let r = rig
+        .consumer
+        .last_rejection()
+        .expect("rejection recorded")
+        .clone();
+    assert_eq!(r.epoch, epoch + 1);
+    assert!(r.reason.contains("Epoch"), "{r:?}");
+    assert!(r.at_unix_ns > 0);
     rig.flow(10);
     // The same forged announce again: backing off, no second mapping attempt.
     rig.forge_announce(epoch + 1);
@@ -293,6 +301,9 @@ fn w_15_21_a_pool_truncated_under_the_consumer_unmaps_and_the_next_epoch_maps() 
     assert_eq!(sum, 0, "the bytes read were the zero pages");
     assert_eq!(rig.consumer.counters().accepted, accepted);
     assert_eq!(rig.consumer.counters().unmaps_dead, 1);
+    let r = rig.consumer.last_rejection().unwrap();
+    assert_eq!(r.epoch, epoch);
+    assert!(r.reason.starts_with("region_dead"), "{r:?}");
     assert_eq!(rig.consumer.state(), ConsumerState::Unmapped);
     let e2 = rig.producer.bump_epoch().unwrap();
     assert!(e2 > epoch);

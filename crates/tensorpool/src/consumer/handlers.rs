@@ -105,9 +105,7 @@ impl Core {
                 }
             }
             Err(e) => {
-                let text = format!("stream {} epoch {}: {e}", ann.stream_id, ann.epoch);
-                tracing::warn!(error = %text, "consumer could not map the announced regions");
-                self.last_error = Some(text);
+                self.reject(ann.epoch, "refused the announced regions", e.to_string());
                 self.counters.map_failures += 1;
                 let until = now_ns.saturating_add(ns(self.cfg.remap_backoff));
                 self.backoff
@@ -152,9 +150,7 @@ impl Core {
         match mapped {
             Ok(m) => self.install(m),
             Err(e) => {
-                let text = format!("stream {} epoch {}: {e}", regions.stream_id, regions.epoch);
-                tracing::warn!(error = %text, "consumer could not map the driver's regions");
-                self.last_error = Some(text);
+                self.reject(regions.epoch, "refused the driver's regions", e.to_string());
                 self.counters.map_failures += 1;
             }
         }
@@ -175,12 +171,22 @@ impl Core {
             return;
         };
         let epoch = m.epoch;
-        match m.liveness(now_ns, ns(self.cfg.activity_timeout)) {
+        let reason = match m.liveness(now_ns, ns(self.cfg.activity_timeout)) {
             Liveness::Alive => return,
-            Liveness::Stale => self.counters.unmaps_stale += 1,
-            Liveness::Changed => self.counters.unmaps_superblock += 1,
-            Liveness::Dead => self.counters.unmaps_dead += 1,
-        }
+            Liveness::Stale => {
+                self.counters.unmaps_stale += 1;
+                "activity_timestamp_ns went stale: the producer stopped"
+            }
+            Liveness::Changed => {
+                self.counters.unmaps_superblock += 1;
+                "the live superblock changed (pid, epoch or magic)"
+            }
+            Liveness::Dead => {
+                self.counters.unmaps_dead += 1;
+                "region_dead: a region file was truncated under the mapping"
+            }
+        };
+        self.reject(epoch, "unmapped its regions", reason.to_owned());
         self.unmap();
         self.dead_epoch = self.dead_epoch.max(epoch);
     }

@@ -36,7 +36,7 @@ pub use config::{ConsumerBuilder, ConsumerConfig, Mode, ProgressHints};
 pub use counters::{ConsumerCounters, DropCause, Drops};
 pub use meta::{BlobDiscard, MetaBlob};
 pub use progress::Progress;
-pub use state::{ConsumerState, Fallback};
+pub use state::{ConsumerState, Fallback, Rejection};
 pub use tensorpool_aeron::PollError;
 
 use tensorpool_aeron::{AddError, AeronClient, PendingSubscription, Publication, Subscription};
@@ -314,6 +314,12 @@ impl Consumer {
     /// The last mapping diagnostic.
     pub fn last_error(&self) -> Option<&str> {
         self.core.last_error.as_deref()
+    }
+
+    /// The last announce, region or mapping refused, with its reason and epoch (also logged
+    /// through `tracing`, at `warn` once per epoch).
+    pub fn last_rejection(&self) -> Option<&Rejection> {
+        self.core.last_rejection.as_ref()
     }
 
     /// Counters.

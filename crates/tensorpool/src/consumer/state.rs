@@ -49,6 +49,18 @@ impl Fallback {
     }
 }
 
+/// Why the consumer last refused an announce, its regions, or a mapping it held (see
+/// [`super::Consumer::last_rejection`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// What was wrong, in words (the region, the field, expected and found).
+    pub reason: String,
+    /// The epoch concerned.
+    pub epoch: u64,
+    /// When, wall clock: nanoseconds since the Unix epoch.
+    pub at_unix_ns: u64,
+}
+
 /// A per-consumer stream assignment received in `ConsumerConfig`, applied after the poll.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct Assignment {
@@ -71,6 +83,9 @@ pub(crate) struct Core {
     /// Failed epochs are not retried before their time.
     pub backoff: Backoffs,
     pub last_error: Option<String>,
+    pub last_rejection: Option<Rejection>,
+    /// The epoch whose rejection was last logged at `warn` (later ones of it: `debug`).
+    logged_epoch: Option<u64>,
     pub join_time_ns: u64,
     /// The sequence state of the current epoch (moved only by frames the slot proved).
     pub seqs: SeqTracker,
@@ -104,6 +119,8 @@ impl Core {
             highest: None,
             backoff: Backoffs::default(),
             last_error: None,
+            last_rejection: None,
+            logged_epoch: None,
             join_time_ns: 0,
             seqs: SeqTracker::default(),
             last_gate_ts: None,
@@ -134,6 +151,24 @@ impl Core {
         self.seqs = SeqTracker::default();
         self.last_gate_ts = None;
         self.tracker.reset();
+    }
+
+    /// Records a rejection: `last_rejection`, `last_error`, and a log line, at `warn` once
+    /// per epoch (a backing-off or forged epoch repeats; the log does not).
+    pub fn reject(&mut self, epoch: u64, what: &'static str, reason: String) {
+        let stream = self.cfg.stream_id;
+        if self.logged_epoch != Some(epoch) {
+            self.logged_epoch = Some(epoch);
+            tracing::warn!(stream, epoch, reason = %reason, "consumer {what}");
+        } else {
+            tracing::debug!(stream, epoch, reason = %reason, "consumer {what} (again)");
+        }
+        self.last_error = Some(format!("stream {stream} epoch {epoch}: {reason}"));
+        self.last_rejection = Some(Rejection {
+            reason,
+            epoch,
+            at_unix_ns: tensorpool_agent::realtime_ns(),
+        });
     }
 
     /// Takes freshly mapped regions (M1).

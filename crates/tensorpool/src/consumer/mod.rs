@@ -23,6 +23,7 @@
 //! `meta`, `proxy` (hello, QoS), `work` (duty cycle), `counters` (drops per cause).
 
 mod config;
+mod core;
 pub mod counters;
 mod handlers;
 mod mapping;
@@ -33,6 +34,7 @@ mod state;
 mod work;
 
 pub use config::{ConsumerBuilder, ConsumerConfig, Mode, ProgressHints};
+pub use core::ConsumerCore;
 pub use counters::{ConsumerCounters, DropCause, Drops};
 pub use meta::{BlobDiscard, MetaBlob};
 pub use progress::Progress;

@@ -117,6 +117,8 @@ pub struct WrittenFrame {
 #[derive(Debug)]
 pub struct FrameWriter<'a> {
     word: &'a AtomicU64,
+    /// Dead flag of the payload pool written (see [`crate::sigbus`]).
+    pool_dead: &'static AtomicBool,
     ring: &'a HeaderRing<ReadWrite>,
     payload: &'a mut [u8],
     header: [u8; HEADER_SLOT_BYTES],
@@ -169,8 +171,15 @@ impl<'a> FrameWriter<'a> {
     /// header is in the slot since [`HeaderRing::begin_frame`] (and any later change was
     /// stored as it was made), the payload was written in place. After this, and only after
     /// it, the frame may be announced.
+    ///
+    /// If the header ring or the payload pool was truncated under the writer's mapping (a
+    /// repaired SIGBUS, see [`crate::sigbus`]), the payload went to private zero pages, not
+    /// to the file: the slot is left in progress (readers drop it as not committed) instead
+    /// of publishing a header over bytes readers never see.
     pub fn commit(self) -> WrittenFrame {
-        seqlock::commit(self.word, self.seq);
+        if !self.ring.is_dead() && !self.pool_dead.load(Ordering::Acquire) {
+            seqlock::commit(self.word, self.seq);
+        }
         self.written
     }
 }
@@ -217,6 +226,7 @@ impl HeaderRing<ReadWrite> {
         let mut header = [0u8; HEADER_SLOT_BYTES];
         encode_slot(&slot, &mut header).map_err(|_| WriteError::Encode)?;
 
+        let pool_dead = pools.pools[pi].dead_flag();
         // validate_slot proved index < pool nslots and values_len <= stride: the view exists.
         let payload = pools.pools[pi]
             .slot_bytes_mut(index, values_len_bytes)
@@ -235,6 +245,7 @@ impl HeaderRing<ReadWrite> {
             .store_words(header_slot_offset(index) as usize + 8, &header[8..]);
         Ok(FrameWriter {
             word,
+            pool_dead,
             ring,
             payload,
             header,

@@ -274,12 +274,14 @@ fuzz_target!(|data: &[u8]| {
                 let (Some(which), Some(off)) = (input.u8(), input.u8()) else {
                     break;
                 };
-                let patch = input.take(8).to_vec();
+                // Within the superblock only (payload bytes are the writer's).
+                let off = off % 64;
+                let patch = input.take(8.min(64 - usize::from(off))).to_vec();
                 if let Ok(f) = std::fs::OpenOptions::new()
                     .write(true)
                     .open(&files[usize::from(which & 1)])
                 {
-                    let _ = f.write_at(&patch, u64::from(off % 64));
+                    let _ = f.write_at(&patch, u64::from(off));
                 }
             }
             // The clock moves; liveness runs.

@@ -785,6 +785,19 @@ enum tp_status tp_consumer_mapping_error(struct tp_consumer *consumer,
                                          size_t *len);
 
 /**
+ * The last announce, region or mapping the consumer refused: its reason is copied into
+ * `buf` like `tp_consumer_mapping_error` ("" if nothing was refused), its epoch into `*epoch`
+ * and its wall-clock time (ns since the Unix epoch) into `*at_unix_ns` (both 0 if nothing
+ * was refused; either pointer may be NULL).
+ */
+enum tp_status tp_consumer_last_rejection(struct tp_consumer *consumer,
+                                          char *buf,
+                                          size_t cap,
+                                          size_t *len,
+                                          uint64_t *epoch,
+                                          uint64_t *at_unix_ns);
+
+/**
  * Frees the consumer (detaching from the driver in driver mode). NULL is a no-op.
  */
 enum tp_status tp_consumer_free(struct tp_consumer *consumer);

@@ -657,6 +657,20 @@ public:
             return tp_consumer_mapping_error(get(), b, c, l);
         });
     }
+    /// The last announce, region or mapping refused: reason ("" if none), epoch and
+    /// wall-clock time (ns since the Unix epoch; both 0 if none).
+    struct Rejection {
+        std::string reason;
+        std::uint64_t epoch = 0;
+        std::uint64_t at_unix_ns = 0;
+    };
+    Rejection last_rejection() const {
+        Rejection r;
+        r.reason = detail::read_string([&](char* b, std::size_t c, std::size_t* l) {
+            return tp_consumer_last_rejection(get(), b, c, l, &r.epoch, &r.at_unix_ns);
+        });
+        return r;
+    }
     tp_consumer* get() const noexcept { return h_.get(); }
 
 private:

@@ -486,6 +486,28 @@ pub extern "C" fn tp_consumer_mapping_error(
     })
 }
 
+/// The last announce, region or mapping the consumer refused: its reason is copied into
+/// `buf` like `tp_consumer_mapping_error` ("" if nothing was refused), its epoch into `*epoch`
+/// and its wall-clock time (ns since the Unix epoch) into `*at_unix_ns` (both 0 if nothing
+/// was refused; either pointer may be NULL).
+#[unsafe(no_mangle)]
+pub extern "C" fn tp_consumer_last_rejection(
+    consumer: *mut tp_consumer,
+    buf: *mut c_char,
+    cap: usize,
+    len: *mut usize,
+    epoch: *mut u64,
+    at_unix_ns: *mut u64,
+) -> tp_status {
+    guard("tp_consumer_last_rejection", || {
+        let c = &get(consumer)?.consumer;
+        let r = c.last_rejection();
+        handles::write_opt(epoch, r.map_or(0, |r| r.epoch));
+        handles::write_opt(at_unix_ns, r.map_or(0, |r| r.at_unix_ns));
+        handles::copy_string(r.map_or("", |r| r.reason.as_str()), buf, cap, len)
+    })
+}
+
 /// Frees the consumer (detaching from the driver in driver mode). NULL is a no-op.
 #[unsafe(no_mangle)]
 pub extern "C" fn tp_consumer_free(consumer: *mut tp_consumer) -> tp_status {

@@ -25,7 +25,7 @@ use crate::slot::{
     validate_slot,
 };
 use crate::tensor::{TensorHeader, TensorLayout};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The payload pools of one stream, checked against the header ring (§15.5).
 #[derive(Debug)]
@@ -117,6 +117,8 @@ pub struct WrittenFrame {
 #[derive(Debug)]
 pub struct FrameWriter<'a> {
     word: &'a AtomicU64,
+    /// Dead flag of the payload pool written (see [`crate::sigbus`]).
+    pool_dead: &'static AtomicBool,
     ring: &'a HeaderRing<ReadWrite>,
     payload: &'a mut [u8],
     header: [u8; HEADER_SLOT_BYTES],
@@ -169,8 +171,15 @@ impl<'a> FrameWriter<'a> {
     /// header is in the slot since [`HeaderRing::begin_frame`] (and any later change was
     /// stored as it was made), the payload was written in place. After this, and only after
     /// it, the frame may be announced.
+    ///
+    /// If the header ring or the payload pool was truncated under the writer's mapping (a
+    /// repaired SIGBUS, see [`crate::sigbus`]), the payload went to private zero pages, not
+    /// to the file: the slot is left in progress (readers drop it as not committed) instead
+    /// of publishing a header over bytes readers never see.
     pub fn commit(self) -> WrittenFrame {
-        seqlock::commit(self.word, self.seq);
+        if !self.ring.is_dead() && !self.pool_dead.load(Ordering::Acquire) {
+            seqlock::commit(self.word, self.seq);
+        }
         self.written
     }
 }
@@ -217,6 +226,7 @@ impl HeaderRing<ReadWrite> {
         let mut header = [0u8; HEADER_SLOT_BYTES];
         encode_slot(&slot, &mut header).map_err(|_| WriteError::Encode)?;
 
+        let pool_dead = pools.pools[pi].dead_flag();
         // validate_slot proved index < pool nslots and values_len <= stride: the view exists.
         let payload = pools.pools[pi]
             .slot_bytes_mut(index, values_len_bytes)
@@ -235,6 +245,7 @@ impl HeaderRing<ReadWrite> {
             .store_words(header_slot_offset(index) as usize + 8, &header[8..]);
         Ok(FrameWriter {
             word,
+            pool_dead,
             ring,
             payload,
             header,
@@ -268,6 +279,8 @@ impl HeaderRing<ReadWrite> {
 #[derive(Debug)]
 pub struct FrameView<'a> {
     word: &'a AtomicU64,
+    /// Dead flags of the header ring and of the payload pool (see [`crate::sigbus`]).
+    dead: [&'static AtomicBool; 2],
     seq_commit: u64,
     header: SlotHeader,
     layout: TensorLayout,
@@ -303,8 +316,15 @@ impl<'a> FrameView<'a> {
 
     /// §8.3 step 6: `fence(Acquire)` then reload `seq_commit`; `Ok` only if unchanged, which
     /// proves that everything read from the payload before this call is the committed frame.
+    /// [`DropReason::RegionDead`] if either file was truncated under the mapping meanwhile
+    /// (the bytes read were zero pages, see [`crate::sigbus`]). No system call: one reload
+    /// and two flag loads.
     pub fn recheck(&self) -> Result<(), DropReason> {
-        seqlock::read_end(self.word, self.seq_commit)
+        seqlock::read_end(self.word, self.seq_commit)?;
+        if self.dead.iter().any(|d| d.load(Ordering::Acquire)) {
+            return Err(DropReason::RegionDead);
+        }
+        Ok(())
     }
 
     /// Copies the payload into `out[..len]` and rechecks; returns the length copied.
@@ -333,13 +353,19 @@ impl<M: Mode> HeaderRing<M> {
         let mut bytes = [0u8; HEADER_SLOT_BYTES];
         self.copy_slot(index, &mut bytes);
         seqlock::read_end(word, first)?;
+        let ring_dead = self.mapping().dead_flag();
+        if ring_dead.load(Ordering::Acquire) {
+            return Err(DropReason::RegionDead);
+        }
         let header = decode_slot(&bytes)?;
         let check = validate_slot(&header, index, &pools.geometry)?;
-        let payload = pools.pools[check.pool_index]
+        let pool = &pools.pools[check.pool_index];
+        let payload = pool
             .slot_bytes(index, header.values_len_bytes)
             .ok_or(DropReason::ValuesLenExceedsStride)?;
         Ok(FrameView {
             word,
+            dead: [ring_dead, pool.dead_flag()],
             seq_commit: first,
             header,
             layout: check.layout,

@@ -16,6 +16,7 @@
 //! | payload pools (§9, §15.5) | [`pool`] |
 //! | mappings and mapped regions | [`mapping`], [`region`] |
 //! | whole-frame write / read paths | [`frame`] |
+//! | surviving a truncated file (SIGBUS) | [`sigbus`] |
 //!
 //! `unsafe` is confined to the system calls and the mapped-memory accessors, each block with a
 //! `// SAFETY:` comment. Only the aligned 8-byte words (`seq_commit`, the superblock's
@@ -39,6 +40,7 @@ pub mod paths;
 pub mod pool;
 pub mod region;
 pub mod seqlock;
+pub mod sigbus;
 pub mod slot;
 pub mod superblock;
 pub mod tensor;
@@ -52,7 +54,7 @@ pub use layout::{CreateOptions, CreatedEpoch, EpochSpec, FileModes, LayoutError,
 pub use mapping::{MapError, MapOptions};
 pub use paths::{Access, AllowedBaseDirs, CheckedPath, PathError, ValidatedFile};
 pub use pool::{PoolError, PoolGeometry, select_pool};
-pub use region::{HeaderRing, Mode, PayloadPool, ReadOnly, ReadWrite, RegionError};
+pub use region::{HeaderRing, Mode, OpenChecks, PayloadPool, ReadOnly, ReadWrite, RegionError};
 pub use slot::{DropReason, SlotHeader};
 pub use superblock::{ExpectedRegion, RegionType, Superblock, SuperblockError, SuperblockField};
 pub use tensor::{Dtype, MajorOrder, ProgressUnit, TensorHeader, TensorLayout};

@@ -1,12 +1,15 @@
 //! Memory mappings of region files: read-only for consumers (`PROT_READ` over an `O_RDONLY`
 //! descriptor, so not even `mprotect` can make them writable), read-write for producers and
 //! the driver. Optional prefault (`MAP_POPULATE`) and `mlock` (an error when it fails).
-//! Unmapped on drop.
+//! Unmapped on drop. Every mapping is registered with the SIGBUS handler of [`crate::sigbus`]:
+//! a truncated file makes it dead (zero pages), never kills the process.
 
 use std::io;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::sigbus;
 
 /// Mapping options (Driver Model §17 `policies.prefault_shm`, `policies.mlock_shm`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,6 +59,8 @@ pub(crate) struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
     writable: bool,
+    /// SIGBUS registration; `None` when the table was full.
+    guard: Option<sigbus::Registration>,
 }
 
 // SAFETY: the mapping is plain shared memory owned by this value; concurrent access is governed
@@ -110,6 +115,7 @@ impl Mapping {
             ptr,
             len: len_usize,
             writable,
+            guard: sigbus::register(ptr.as_ptr() as usize, len_usize, writable),
         };
         if !(ptr.as_ptr() as usize).is_multiple_of(64) {
             return Err(MapError::Misaligned {
@@ -126,6 +132,19 @@ impl Mapping {
             }
         }
         Ok(m)
+    }
+
+    /// Set once a SIGBUS inside the mapping (file truncated under it) replaced it with zero
+    /// pages: nothing read from it since can be trusted.
+    pub(crate) fn dead_flag(&self) -> &'static AtomicBool {
+        self.guard
+            .as_ref()
+            .map_or_else(sigbus::never_dead, sigbus::Registration::dead)
+    }
+
+    /// Whether the mapping is dead (acquire load).
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead_flag().load(Ordering::Acquire)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -200,6 +219,8 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        // Deregistered first: the handler never repairs a range that is being unmapped.
+        self.guard = None;
         // SAFETY: unmapping exactly the range we mapped; no borrow of it can outlive `self`.
         unsafe {
             libc::munmap(self.ptr.as_ptr().cast(), self.len);

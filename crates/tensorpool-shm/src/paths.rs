@@ -9,7 +9,8 @@
 //! 2. [`CheckedPath::open`]: opens with `O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY`
 //!    (non-blocking so that a FIFO swapped in after the check cannot hang us), then
 //!    re-validates the opened descriptor with `fstat`: a regular file with the same device
-//!    and inode as the checked path. If the region requires hugepages, `fstatfs` on the
+//!    and inode as the checked path, with exactly one hard link (`st_nlink == 1`: no other
+//!    name reaches the inode). If the region requires hugepages, `fstatfs` on the
 //!    descriptor must report hugetlbfs.
 //!
 //! Every failure is an error value ([`PathError`]); nothing is mapped on failure (fail closed).
@@ -141,6 +142,15 @@ pub enum PathError {
         opened_dev: u64,
         /// Inode of the opened descriptor.
         opened_ino: u64,
+    },
+    /// The file has more than one hard link: another name (possibly outside the base dirs,
+    /// or owned by someone else) reaches the same inode.
+    #[error("region path `{path}` has {nlink} hard links; expected exactly 1")]
+    HardLinked {
+        /// The path.
+        path: PathBuf,
+        /// `st_nlink` of the opened descriptor.
+        nlink: u64,
     },
     /// The URI requires hugepages but the file is not on hugetlbfs.
     #[error(
@@ -372,6 +382,12 @@ impl CheckedPath {
                 checked_ino: self.ino,
                 opened_dev: meta.dev(),
                 opened_ino: meta.ino(),
+            });
+        }
+        if meta.nlink() != 1 {
+            return Err(PathError::HardLinked {
+                path: path.clone(),
+                nlink: meta.nlink(),
             });
         }
         let fs = fs_info(&file).map_err(|source| PathError::StatFs {

@@ -6,8 +6,10 @@
 //! 1. path containment and no-follow open ([`crate::paths`]), hugepage check if the URI asks;
 //! 2. the file holds at least a superblock; the superblock (read with `pread`) is valid and
 //!    matches the announce ([`crate::superblock::validate`]);
-//! 3. the file holds `64 + nslots * stride` bytes (hugetlbfs: its length is a multiple of the
-//!    huge page size, and the whole file is mapped);
+//! 3. the file holds exactly `64 + nslots * stride` bytes (hugetlbfs: at least that, and its
+//!    length is a multiple of the huge page size, and the whole file is mapped); with
+//!    [`OpenChecks`], the superblock's `activity_timestamp_ns` is fresh and the length is
+//!    within the caller's cap -- all before anything is mapped;
 //! 4. map (`PROT_READ` for [`ReadOnly`]); the superblock is read again from the mapping and
 //!    validated again (the file may have been rewritten between 2 and 4).
 
@@ -73,6 +75,41 @@ pub enum RegionError {
         /// Required length.
         required: u64,
     },
+    /// The file is longer than the region (`64 + nslots * stride`): not what was announced.
+    #[error("region `{path}` is {found} bytes; expected exactly {expected}")]
+    FileLength {
+        /// Canonical path.
+        path: PathBuf,
+        /// File length.
+        found: u64,
+        /// `64 + nslots * stride`.
+        expected: u64,
+    },
+    /// The superblock's `activity_timestamp_ns` is outside the freshness window: nobody is
+    /// writing this region (checked before mapping, [`OpenChecks::activity`]).
+    #[error(
+        "region `{path}`: activity_timestamp_ns {activity_ns} is stale at {now_ns} (window {window_ns} ns)"
+    )]
+    Stale {
+        /// Canonical path.
+        path: PathBuf,
+        /// The superblock's activity timestamp.
+        activity_ns: u64,
+        /// Local time of the check.
+        now_ns: u64,
+        /// Window.
+        window_ns: u64,
+    },
+    /// Mapping the region would exceed the caller's cap ([`OpenChecks::max_len`]).
+    #[error("region `{path}` needs {len} bytes mapped; the cap is {cap}")]
+    TooLarge {
+        /// Canonical path.
+        path: PathBuf,
+        /// Bytes the mapping would take.
+        len: u64,
+        /// The cap.
+        cap: u64,
+    },
     /// On hugetlbfs, the file length is not a multiple of the huge page size.
     #[error(
         "hugetlbfs region `{path}` is {len} bytes; expected a multiple of the page size {page_size}"
@@ -113,6 +150,16 @@ pub enum RegionError {
     },
 }
 
+/// Checks a reader adds to the opening sequence, before anything is mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenChecks {
+    /// `(now_ns, window_ns)`: the superblock's `activity_timestamp_ns` (read with `pread`)
+    /// must be within `window_ns` of `now_ns` (same clock), else [`RegionError::Stale`].
+    pub activity: Option<(u64, u64)>,
+    /// Largest mapping allowed, in bytes, else [`RegionError::TooLarge`].
+    pub max_len: Option<u64>,
+}
+
 /// A validated, mapped region of either type (shared by [`HeaderRing`] and [`PayloadPool`]).
 #[derive(Debug)]
 struct Region {
@@ -126,6 +173,7 @@ impl Region {
         file: ValidatedFile,
         expected: &ExpectedRegion,
         opts: MapOptions,
+        checks: OpenChecks,
     ) -> Result<Self, RegionError> {
         let path = file.path().to_path_buf();
         let len = file.len();
@@ -164,7 +212,24 @@ impl Region {
                 required,
             });
         }
+        if let Some((now_ns, window_ns)) = checks.activity
+            && superblock::is_activity_stale(sb.activity_timestamp_ns, now_ns, window_ns)
+        {
+            return Err(RegionError::Stale {
+                path,
+                activity_ns: sb.activity_timestamp_ns,
+                now_ns,
+                window_ns,
+            });
+        }
         let fs = file.fs();
+        if !fs.is_hugetlbfs() && len != required {
+            return Err(RegionError::FileLength {
+                path,
+                found: len,
+                expected: required,
+            });
+        }
         let map_len = if fs.is_hugetlbfs() {
             if fs.block_size == 0 || !len.is_multiple_of(fs.block_size) {
                 return Err(RegionError::HugepageLength {
@@ -177,6 +242,15 @@ impl Region {
         } else {
             required
         };
+        if let Some(cap) = checks.max_len
+            && map_len > cap
+        {
+            return Err(RegionError::TooLarge {
+                path,
+                len: map_len,
+                cap,
+            });
+        }
         let writable = file.access() == crate::paths::Access::ReadWrite;
         let map = Mapping::map(file.file(), map_len, writable, opts).map_err(|source| {
             RegionError::Map {
@@ -238,8 +312,20 @@ impl<M: Mode> HeaderRing<M> {
         expected: &ExpectedRegion,
         opts: MapOptions,
     ) -> Result<Self, RegionError> {
+        Self::open_checked(uri, allowed, expected, opts, OpenChecks::default())
+    }
+
+    /// [`HeaderRing::open`] with a reader's [`OpenChecks`] (activity freshness, size cap),
+    /// made before anything is mapped.
+    pub fn open_checked(
+        uri: &RegionUri,
+        allowed: &AllowedBaseDirs,
+        expected: &ExpectedRegion,
+        opts: MapOptions,
+        checks: OpenChecks,
+    ) -> Result<Self, RegionError> {
         let file = open_file::<M>(uri, allowed)?;
-        Self::from_file(file, expected, opts)
+        Self::from_file_checked(file, expected, opts, checks)
     }
 
     /// Validates and maps an already opened and containment-checked file.
@@ -248,12 +334,21 @@ impl<M: Mode> HeaderRing<M> {
         expected: &ExpectedRegion,
         opts: MapOptions,
     ) -> Result<Self, RegionError> {
+        Self::from_file_checked(file, expected, opts, OpenChecks::default())
+    }
+
+    fn from_file_checked(
+        file: ValidatedFile,
+        expected: &ExpectedRegion,
+        opts: MapOptions,
+        checks: OpenChecks,
+    ) -> Result<Self, RegionError> {
         let expected = ExpectedRegion {
             region_type: RegionType::HeaderRing,
             pool_id: 0,
             ..*expected
         };
-        let region = Region::open(file, &expected, opts)?;
+        let region = Region::open(file, &expected, opts, checks)?;
         let nslots = region.superblock.nslots;
         Ok(Self {
             region,
@@ -291,6 +386,12 @@ impl<M: Mode> HeaderRing<M> {
     /// Canonical path of the backing file.
     pub fn path(&self) -> &Path {
         &self.region.path
+    }
+
+    /// Whether the file was truncated under the mapping (see [`crate::sigbus`]): its pages
+    /// are zeros now and nothing read from it can be trusted. One acquire load.
+    pub fn is_dead(&self) -> bool {
+        self.region.map.is_dead()
     }
 
     /// Header index of `seq`: `seq & (nslots - 1)`.
@@ -362,8 +463,19 @@ impl<M: Mode> PayloadPool<M> {
         expected: &ExpectedRegion,
         opts: MapOptions,
     ) -> Result<Self, RegionError> {
+        Self::open_checked(uri, allowed, expected, opts, OpenChecks::default())
+    }
+
+    /// [`PayloadPool::open`] with a reader's [`OpenChecks`] (size cap; activity if asked).
+    pub fn open_checked(
+        uri: &RegionUri,
+        allowed: &AllowedBaseDirs,
+        expected: &ExpectedRegion,
+        opts: MapOptions,
+        checks: OpenChecks,
+    ) -> Result<Self, RegionError> {
         let file = open_file::<M>(uri, allowed)?;
-        Self::from_file(file, expected, opts)
+        Self::from_file_checked(file, expected, opts, checks)
     }
 
     /// Validates and maps an already opened and containment-checked file.
@@ -372,11 +484,20 @@ impl<M: Mode> PayloadPool<M> {
         expected: &ExpectedRegion,
         opts: MapOptions,
     ) -> Result<Self, RegionError> {
+        Self::from_file_checked(file, expected, opts, OpenChecks::default())
+    }
+
+    fn from_file_checked(
+        file: ValidatedFile,
+        expected: &ExpectedRegion,
+        opts: MapOptions,
+        checks: OpenChecks,
+    ) -> Result<Self, RegionError> {
         let expected = ExpectedRegion {
             region_type: RegionType::PayloadPool,
             ..*expected
         };
-        let region = Region::open(file, &expected, opts)?;
+        let region = Region::open(file, &expected, opts, checks)?;
         let sb = &region.superblock;
         let geometry = PoolGeometry {
             pool_id: sb.pool_id,
@@ -408,6 +529,15 @@ impl<M: Mode> PayloadPool<M> {
     /// Canonical path of the backing file.
     pub fn path(&self) -> &Path {
         &self.region.path
+    }
+
+    /// Whether the file was truncated under the mapping (see [`crate::sigbus`]).
+    pub fn is_dead(&self) -> bool {
+        self.region.map.is_dead()
+    }
+
+    pub(crate) fn dead_flag(&self) -> &'static std::sync::atomic::AtomicBool {
+        self.region.map.dead_flag()
     }
 
     /// The first `len` bytes of payload slot `slot` (`None` if out of range or `len > stride`).

@@ -95,11 +95,16 @@ pub enum DropReason {
     /// The slot bytes could not be decoded for another reason.
     #[error("slot bytes could not be decoded")]
     Malformed,
+    // --- the mapping itself ---
+    /// The header ring or the payload pool was truncated under the mapping (SIGBUS, see
+    /// [`crate::sigbus`]): its pages are zeros now; the region must be unmapped.
+    #[error("region file truncated under the mapping (region dead)")]
+    RegionDead,
 }
 
 impl DropReason {
     /// Number of variants (size of a per-cause counter array).
-    pub const COUNT: usize = DropReason::Malformed as usize + 1;
+    pub const COUNT: usize = DropReason::RegionDead as usize + 1;
 
     /// Every variant, in index order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -127,6 +132,7 @@ impl DropReason {
         Self::UnknownPool,
         Self::ValuesLenExceedsStride,
         Self::Malformed,
+        Self::RegionDead,
     ];
 
     /// Index for a per-cause counter array.

@@ -771,3 +771,109 @@ fn w_8_3_corrupted_slot_rejected_by_reader() {
         DropReason::PayloadOffsetNonZero
     );
 }
+
+#[test]
+fn w_6_file_longer_than_the_region_rejected() {
+    let s = create_stream(4, &[64]);
+    let exact = 64 + 4 * 256;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(s.header_path())
+        .unwrap();
+    f.set_len(exact + 1).unwrap();
+    let r = s.try_ring();
+    assert!(
+        matches!(r, Err(RegionError::FileLength { found, expected, .. }) if found == exact + 1 && expected == exact),
+        "{r:?}"
+    );
+    assert!(maps_of(&s.header_path()).is_empty(), "nothing mapped");
+    // The pool too: exactly 64 + nslots * stride.
+    let pool = s.created.pool_uris[0].1.to_path_buf();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&pool)
+        .unwrap()
+        .set_len(64 + 4 * 64 + 4096)
+        .unwrap();
+    let r = PayloadPool::<ReadOnly>::open(
+        &s.created.pool_uris[0].1,
+        &s.allowed,
+        &s.pool_expected(0),
+        MapOptions::default(),
+    );
+    assert!(matches!(r, Err(RegionError::FileLength { .. })), "{r:?}");
+    f.set_len(exact).unwrap();
+    assert!(s.try_ring().is_ok());
+}
+
+#[test]
+fn w_15_21a_5_hard_linked_region_rejected() {
+    let s = create_stream(4, &[64]);
+    let other = s.tmp.path().join("second-name");
+    std::fs::hard_link(s.header_path(), &other).unwrap();
+    let r = s.try_ring();
+    assert!(
+        matches!(
+            r,
+            Err(RegionError::Path(PathError::HardLinked { nlink: 2, .. }))
+        ),
+        "{r:?}"
+    );
+    assert!(maps_of(&s.header_path()).is_empty(), "nothing mapped");
+    std::fs::remove_file(&other).unwrap();
+    assert!(s.try_ring().is_ok());
+}
+
+#[test]
+fn w_15_14_stale_activity_and_size_cap_refused_before_mapping() {
+    use tensorpool_shm::OpenChecks;
+    let s = create_stream(4, &[64]);
+    // create_stream stamps activity 42 ns.
+    let open = |checks| {
+        HeaderRing::<ReadOnly>::open_checked(
+            &s.created.header_uri,
+            &s.allowed,
+            &s.ring_expected(),
+            MapOptions::default(),
+            checks,
+        )
+    };
+    let stale = OpenChecks {
+        activity: Some((5_000_000_042, 1_000_000_000)),
+        max_len: None,
+    };
+    let r = open(stale);
+    assert!(
+        matches!(
+            r,
+            Err(RegionError::Stale {
+                activity_ns: 42,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert!(maps_of(&s.header_path()).is_empty(), "nothing mapped");
+    let fresh = OpenChecks {
+        activity: Some((1_000_000_000, 1_000_000_000)),
+        max_len: None,
+    };
+    assert!(open(fresh).is_ok());
+    let capped = OpenChecks {
+        activity: None,
+        max_len: Some(64 + 4 * 256 - 1),
+    };
+    let r = open(capped);
+    assert!(
+        matches!(
+            r,
+            Err(RegionError::TooLarge {
+                len: 1088,
+                cap: 1087,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert!(maps_of(&s.header_path()).is_empty(), "nothing mapped");
+}

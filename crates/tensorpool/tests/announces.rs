@@ -48,6 +48,11 @@ impl Source {
     }
 
     fn create(&self, epoch: u64) -> CreatedEpoch {
+        self.create_at(epoch, tensorpool::monotonic_ns())
+    }
+
+    /// An epoch whose superblocks say they were last active at `activity_ns`.
+    fn create_at(&self, epoch: u64, activity_ns: u64) -> CreatedEpoch {
         let spec = EpochSpec {
             layout_version: LAYOUT_VERSION,
             stream_id: STREAM,
@@ -62,7 +67,7 @@ impl Source {
         let opts = CreateOptions {
             prefault: false,
             pid: u64::from(std::process::id()),
-            now_ns: tensorpool::monotonic_ns(),
+            now_ns: activity_ns,
         };
         self.epochs.borrow_mut().push(epoch);
         self.layout.create_epoch(&spec, opts).unwrap()
@@ -405,6 +410,29 @@ fn w_15_1_superblock_mismatch_is_refused_without_partial_mapping() {
         c.counters().map_failures,
         1,
         "the refused announce stays the only failure"
+    );
+    drop(c);
+    drop(src);
+    world.finish();
+}
+
+#[test]
+fn w_15_14_stale_activity_is_refused_before_mapping() {
+    let world = World::new();
+    let mut src = Source::new(&world);
+    // Fresh announce, but nobody has written the region for 10 s (timeout 3 s).
+    let e = src.create_at(
+        6000,
+        tensorpool::monotonic_ns().saturating_sub(10_000_000_000),
+    );
+    let mut c = connected_consumer(&world, &src);
+    src.announce(&e, 6000, tensorpool::monotonic_ns(), ClockDomain::Monotonic);
+    poll_until("refused", &mut c, |c| c.counters().map_failures == 1);
+    assert_eq!(c.state(), ConsumerState::Unmapped);
+    assert!(
+        c.last_error().is_some_and(|e| e.contains("stale")),
+        "{:?}",
+        c.last_error()
     );
     drop(c);
     drop(src);

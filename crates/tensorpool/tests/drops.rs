@@ -238,7 +238,11 @@ fn w_10_2_1_w_8_2_every_drop_rule_is_counted_under_its_cause() {
     });
     rig.expect(e, s, Some(DropCause::Slot(DropReason::HeaderBytesLength)));
 
-    // Sequence regression within an epoch.
+    // Sequence regression within an epoch: against the last sequence a slot proved (the
+    // refused descriptors above moved nothing).
+    let s = next();
+    rig.write_slot(s, &Rig::good_slot(s), |_| {});
+    rig.expect(e, s, None);
     rig.expect(e, s - 3, Some(DropCause::SeqRegressed));
 
     // Gap accounting: skipping 5 sequences counts 5 gap drops.

@@ -11,8 +11,35 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "tp", version, about)]
 struct Cli {
+    /// Log level or filter for every command (`warn`, `info`, `debug`,
+    /// `tensorpool=debug`...) [default: RUST_LOG, else `info` for `tp driver`, `off` for
+    /// `tp top`, `warn` otherwise]
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log: Option<String>,
     #[command(subcommand)]
     command: cmd::Command,
+}
+
+/// Logs to stderr through `tracing`: `--log`, else `RUST_LOG`, else the command's default.
+fn init_logging(log: Option<&str>, command: &cmd::Command) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match log {
+        Some(level) => EnvFilter::try_new(level).map_err(|e| format!("--log {level}: {e}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            EnvFilter::new(match command {
+                cmd::Command::Driver(_) => "info",
+                cmd::Command::Top(_) => "off",
+                _ => "warn",
+            })
+        }),
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .try_init();
+    Ok(())
 }
 
 /// A command-line error on one line: clap's message and its hints, without the usage block.
@@ -39,6 +66,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = init_logging(cli.log.as_deref(), &cli.command) {
+        eprintln!("tp: {e}");
+        return ExitCode::from(2);
+    }
     match cmd::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

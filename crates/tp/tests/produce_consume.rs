@@ -429,3 +429,76 @@ consumer_capacity = 256
     drop(media);
     assert!(!aeron.exists());
 }
+
+/// A refused announce is visible: logged through `tracing` once per epoch with its reason
+/// (the producer announces every second; the consumer retries after each backoff), and
+/// `tp consume --json` reports it as `last_rejection`.
+#[test]
+fn consume_reports_and_logs_the_last_rejection_once_per_epoch() {
+    let driver = EmbeddedMediaDriver::start(
+        MediaDriverConfig::default()
+            .idle_strategy(DriverIdleStrategy::Sleeping(Duration::from_micros(200))),
+    )
+    .expect("media driver");
+    let aeron = driver.dir().to_path_buf();
+    let shm = tempfile::Builder::new()
+        .prefix("tp-proc-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let elsewhere = tempfile::Builder::new()
+        .prefix("tp-proc-other-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let stream = "10003";
+    let producer = Guard::spawn(
+        Command::new(TP)
+            .args([
+                "produce",
+                "--standalone",
+                "--count",
+                "100000",
+                "--rate",
+                "50",
+            ])
+            .args(["--size", "1024", "--stream-id", stream])
+            .arg("--aeron-dir")
+            .arg(&aeron)
+            .arg("--shm-base-dir")
+            .arg(shm.path()),
+    );
+    let consumer = Guard::spawn(
+        Command::new(TP)
+            .args([
+                "consume",
+                "--json",
+                "--duration",
+                "3.5",
+                "--stream-id",
+                stream,
+            ])
+            .arg("--aeron-dir")
+            .arg(&aeron)
+            .arg("--allowed-base-dir")
+            .arg(elsewhere.path())
+            .env("CONSUMER_REMAP_BACKOFF_MS", "200"),
+    );
+    let c = consumer.wait();
+    drop(producer);
+    let stderr = String::from_utf8_lossy(&c.stderr);
+    assert!(c.status.success(), "consume failed: {stderr}");
+    let j = last_json(&c);
+    let r = &j["last_rejection"];
+    assert!(
+        r["reason"].as_str().is_some_and(|s| s.contains("outside")),
+        "{j}"
+    );
+    assert!(r["epoch"].as_u64().is_some_and(|e| e > 0), "{j}");
+    assert!(r["at"].as_u64().is_some_and(|t| t > 0), "{j}");
+    let logged = stderr
+        .lines()
+        .filter(|l| l.contains("refused the announced regions"))
+        .count();
+    assert_eq!(logged, 1, "one warning for the epoch: {stderr}");
+    drop(driver);
+    assert!(!aeron.exists());
+}

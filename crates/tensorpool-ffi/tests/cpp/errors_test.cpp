@@ -85,6 +85,12 @@ TEST(Errors, WrongLayoutVersion) {
             consumer.wait_mapped(100ms);
         },
         tp::Status::Timeout, "layout_version 1 is not the expected 2");
+    // The same reason, with its epoch and time, as the last rejection.
+    const tp::Consumer::Rejection rejection = consumer.last_rejection();
+    EXPECT_NE(rejection.reason.find("layout_version 1 is not the expected 2"), std::string::npos)
+        << rejection.reason;
+    EXPECT_GT(rejection.epoch, 0u);
+    EXPECT_GT(rejection.at_unix_ns, 0u);
     // A region file whose superblock says layout 2 is rejected by inspect, naming the field.
     const std::string ring = producer.epoch_dir() + "/header.ring";
     const std::string copy = shm.sub("v2.ring");

@@ -102,6 +102,17 @@ impl Stream {
         .unwrap()
     }
 
+    pub fn try_ring(
+        &self,
+    ) -> Result<HeaderRing<tensorpool_shm::ReadOnly>, tensorpool_shm::RegionError> {
+        HeaderRing::open(
+            &self.created.header_uri,
+            &self.allowed,
+            &self.ring_expected(),
+            MapOptions::default(),
+        )
+    }
+
     pub fn pools<M: Mode>(&self) -> PoolSet<M> {
         let pools = (0..self.spec.pools.len())
             .map(|i| {

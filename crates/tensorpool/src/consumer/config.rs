@@ -100,6 +100,9 @@ pub struct ConsumerConfig {
     pub metadata: bool,
     /// Largest meta blob reassembled (default 16 MiB).
     pub max_meta_blob_bytes: u64,
+    /// Cap on the bytes one epoch's regions may map, header ring and pools together, checked
+    /// against the announce before anything is opened (default 16 GiB; 0: no cap).
+    pub max_mapped_bytes: u64,
     /// Local fallback reported when mapping fails (default none).
     pub payload_fallback_uri: Option<String>,
     /// Wait for the media driver to register a subscription or publication (default 5 s).
@@ -121,6 +124,9 @@ fn random_id() -> u32 {
 }
 
 const BOOL: &str = "true or false";
+
+/// Default [`ConsumerConfig::max_mapped_bytes`]: 16 GiB.
+pub const DEFAULT_MAX_MAPPED_BYTES: u64 = 16 << 30;
 
 impl ConsumerConfig {
     /// Loads a consumer configuration: the `[consumer]` table of `path` (or no file),
@@ -209,6 +215,11 @@ impl ConsumerConfig {
             c.max_meta_blob_bytes,
             "bytes",
         )?;
+        c.max_mapped_bytes = l.value_or(
+            "consumer.max_mapped_bytes",
+            c.max_mapped_bytes,
+            "bytes (0: no cap)",
+        )?;
         let fallback: String = l.value_or(
             "consumer.payload_fallback_uri",
             String::new(),
@@ -249,6 +260,7 @@ impl ConsumerConfig {
             max_outstanding_seq_gap: 256,
             metadata: true,
             max_meta_blob_bytes: 16 << 20,
+            max_mapped_bytes: DEFAULT_MAX_MAPPED_BYTES,
             payload_fallback_uri: None,
             aeron_timeout: DEFAULT_AERON_TIMEOUT,
             driver: None,
@@ -441,6 +453,31 @@ mod tests {
         assert!(
             !load("", &by_env).announce_on_control,
             "the environment counts too"
+        );
+    }
+
+    #[test]
+    fn max_mapped_bytes_from_file_and_environment() {
+        let none = HashMap::new();
+        let mut l = crate::config::Loader::from_str("[consumer]\n", "inline", &none).unwrap();
+        let c = ConsumerConfig::from_loader(&mut l).unwrap();
+        assert_eq!(c.max_mapped_bytes, DEFAULT_MAX_MAPPED_BYTES);
+        let text = "[consumer]\nmax_mapped_bytes = 1048576\n";
+        let mut l = crate::config::Loader::from_str(text, "inline", &none).unwrap();
+        assert_eq!(
+            ConsumerConfig::from_loader(&mut l)
+                .unwrap()
+                .max_mapped_bytes,
+            1 << 20
+        );
+        let env = HashMap::from([("CONSUMER_MAX_MAPPED_BYTES".to_string(), "0".to_string())]);
+        let mut l = crate::config::Loader::from_str(text, "inline", &env).unwrap();
+        assert_eq!(
+            ConsumerConfig::from_loader(&mut l)
+                .unwrap()
+                .max_mapped_bytes,
+            0,
+            "the environment wins; 0 is no cap"
         );
     }
 

@@ -149,6 +149,7 @@ impl DropCause {
                 R::UnknownPool => "unknown_pool",
                 R::ValuesLenExceedsStride => "values_len_exceeds_stride",
                 R::Malformed => "malformed",
+                R::RegionDead => "region_dead",
             },
         }
     }
@@ -332,6 +333,8 @@ counters! {
         unmaps_stale,
         /// Unmaps because the superblock changed (pid, epoch, magic).
         unmaps_superblock,
+        /// Unmaps because a region file was truncated under the mapping (SIGBUS repaired).
+        unmaps_dead,
         /// `FrameProgress` delivered to the handler.
         progress,
         /// `FrameProgress` dropped (unmapped, epoch, slot, beyond values_len, regression).

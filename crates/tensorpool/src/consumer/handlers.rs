@@ -9,7 +9,7 @@ use tensorpool_shm::DropReason;
 
 use super::FrameHandler;
 use super::counters::DropCause;
-use super::mapping::{Liveness, map_announce, map_regions};
+use super::mapping::{Limits, Liveness, map_announce, map_regions};
 use super::meta::BlobEvent;
 use super::progress::ProgressDrop;
 use super::state::{Core, Fallback};
@@ -57,58 +57,62 @@ impl Core {
             .highest
             .filter(|&(_, seen)| now_ns.saturating_sub(seen) <= window)
             .map(|(e, _)| e);
-        if fresh_highest.is_none_or(|h| ann.epoch >= h) {
-            self.highest = Some((ann.epoch, now_ns));
-        }
         if self.fallback.as_ref().is_some_and(|f| f.ordered) {
             return;
         }
         match self.mapped.as_ref().map(|m| m.epoch) {
-            Some(e) if ann.epoch == e => return,
+            Some(e) if ann.epoch == e => {
+                self.highest = Some((e, now_ns));
+                return;
+            }
             Some(e) if ann.epoch < e => {
                 self.counters.announces_older_epoch += 1;
                 return;
             }
-            Some(_) => {
-                // A newer epoch: hard boundary, nothing from the old mapping after this.
-                self.unmap();
-                self.counters.remaps += 1;
-            }
-            None => {}
+            // A newer epoch: mapped and validated below, before the current mapping goes.
+            Some(_) | None => {}
         }
         if fresh_highest.is_some_and(|h| ann.epoch < h) {
             self.counters.announces_older_epoch += 1;
             return;
         }
-        let backing_off = self
-            .backoff
-            .is_some_and(|(e, until)| e == ann.epoch && now_ns < until);
-        if ann.epoch <= self.dead_epoch || backing_off {
+        if ann.epoch <= self.dead_epoch || self.backoff.active(ann.epoch, announce_key(ann), now_ns)
+        {
             self.counters.announces_waiting += 1;
             return;
         }
         self.map(ann, now_ns);
     }
 
+    /// Maps a newer epoch. Only an announce whose regions all map and validate changes
+    /// anything: then the old mapping is dropped (hard boundary, §15.21) and the new one
+    /// installed, and its epoch becomes the highest seen. A failure leaves the current
+    /// mapping, the highest epoch and every other epoch's backoff as they were, and backs
+    /// off for this epoch only.
     fn map(&mut self, ann: &ShmPoolAnnounce<'_>, now_ns: u64) {
-        match map_announce(ann, &self.allowed, self.cfg.expected_layout_version) {
+        let limits = self.limits(now_ns);
+        match map_announce(ann, &self.allowed, self.cfg.expected_layout_version, limits) {
             Ok(m) => {
+                if self.mapped.is_some() {
+                    self.unmap();
+                    self.counters.remaps += 1;
+                }
                 self.install(m);
-                self.last_seq = None;
-                self.last_gate_ts = None;
-                self.tracker.reset();
-                self.backoff = None;
+                self.highest = Some((ann.epoch, now_ns));
+                self.backoff.clear(ann.epoch);
                 if self.fallback.as_ref().is_some_and(|f| !f.ordered) {
                     self.fallback = None;
                 }
             }
             Err(e) => {
-                let text = format!("stream {} epoch {}: {e}", ann.stream_id, ann.epoch);
-                tracing::warn!(error = %text, "consumer could not map the announced regions");
-                self.last_error = Some(text);
+                self.reject(ann.epoch, "refused the announced regions", e.to_string());
                 self.counters.map_failures += 1;
-                self.backoff = Some((ann.epoch, now_ns.saturating_add(ns(self.cfg.remap_backoff))));
-                if let Some(uri) = self.cfg.payload_fallback_uri.as_deref() {
+                let until = now_ns.saturating_add(ns(self.cfg.remap_backoff));
+                self.backoff
+                    .fail(ann.epoch, announce_key(ann), until, now_ns);
+                if self.mapped.is_none()
+                    && let Some(uri) = self.cfg.payload_fallback_uri.as_deref()
+                {
                     self.fallback = Some(Fallback::new(uri.as_bytes(), false));
                 }
             }
@@ -139,16 +143,24 @@ impl Core {
             }
             _ => return,
         };
+        // Mapped and validated before the current mapping goes (the driver named a new
+        // epoch, so the old one goes either way).
+        let mapped = map_regions(&regions, &self.allowed, self.limits(now_ns));
         self.unmap();
-        match map_regions(&regions, &self.allowed) {
+        match mapped {
             Ok(m) => self.install(m),
             Err(e) => {
-                let text = format!("stream {} epoch {}: {e}", regions.stream_id, regions.epoch);
-                tracing::warn!(error = %text, "consumer could not map the driver's regions");
-                self.last_error = Some(text);
+                self.reject(regions.epoch, "refused the driver's regions", e.to_string());
                 self.counters.map_failures += 1;
-                let _ = now_ns;
             }
+        }
+    }
+
+    fn limits(&self, now_ns: u64) -> Limits {
+        Limits {
+            now_ns,
+            activity_window_ns: ns(self.cfg.activity_timeout),
+            max_mapped_bytes: self.cfg.max_mapped_bytes,
         }
     }
 
@@ -159,11 +171,22 @@ impl Core {
             return;
         };
         let epoch = m.epoch;
-        match m.liveness(now_ns, ns(self.cfg.activity_timeout)) {
+        let reason = match m.liveness(now_ns, ns(self.cfg.activity_timeout)) {
             Liveness::Alive => return,
-            Liveness::Stale => self.counters.unmaps_stale += 1,
-            Liveness::Changed => self.counters.unmaps_superblock += 1,
-        }
+            Liveness::Stale => {
+                self.counters.unmaps_stale += 1;
+                "activity_timestamp_ns went stale: the producer stopped"
+            }
+            Liveness::Changed => {
+                self.counters.unmaps_superblock += 1;
+                "the live superblock changed (pid, epoch or magic)"
+            }
+            Liveness::Dead => {
+                self.counters.unmaps_dead += 1;
+                "region_dead: a region file was truncated under the mapping"
+            }
+        };
+        self.reject(epoch, "unmapped its regions", reason.to_owned());
         self.unmap();
         self.dead_epoch = self.dead_epoch.max(epoch);
     }
@@ -283,6 +306,10 @@ impl Core {
             Ok(()) => 1,
             Err(cause) => {
                 self.drops.add(cause);
+                if cause == DropCause::Slot(DropReason::RegionDead) {
+                    // A file was truncated under us: unmap now, wait for a new epoch.
+                    self.check_liveness(now_ns);
+                }
                 0
             }
         }
@@ -302,14 +329,31 @@ impl Core {
         if fd.epoch != epoch {
             return Err(DropCause::EpochMismatch);
         }
-        self.track_seq(fd.seq)?;
+        if self.seqs.regressed(fd.seq) {
+            return Err(DropCause::SeqRegressed);
+        }
         let Some(m) = self.mapped.as_ref() else {
             return Err(DropCause::Unmapped);
         };
-        let view = m
-            .ring
-            .read_frame(&m.pools, fd.seq)
-            .map_err(DropCause::Slot)?;
+        let view = match m.ring.read_frame(&m.pools, fd.seq) {
+            Ok(v) => v,
+            Err(r) => {
+                self.seqs.unproven(fd.seq);
+                return Err(DropCause::Slot(r));
+            }
+        };
+        // The slot proved that frame `seq` was committed: only now does the sequence move.
+        let gap = self.seqs.prove(fd.seq);
+        let throttled = self.per_consumer_descriptor
+            && self.effective_mode == tensorpool_codec::wire::Mode::RateLimited;
+        if gap > 0 && !throttled {
+            // A producer-throttled per-consumer stream skips sequences on purpose.
+            self.drops.gap += gap;
+            let max = self.cfg.max_outstanding_seq_gap;
+            if max > 0 && gap > max {
+                self.counters.resyncs += 1;
+            }
+        }
         if let Some(interval) = self.rate_interval_ns() {
             let t = fd
                 .timestamp_ns
@@ -333,9 +377,7 @@ impl Core {
         let delivered_ns = tensorpool_agent::monotonic_ns();
         let frame = Frame::new(view, info);
         handler.on_frame(&frame);
-        frame
-            .recheck()
-            .map_err(|_| DropCause::Slot(DropReason::Late))?;
+        frame.recheck().map_err(DropCause::Slot)?;
         self.counters.accepted += 1;
         self.counters.bytes += len;
         // Capture time is CLOCK_MONOTONIC unless the producer set another clock's time: a
@@ -345,28 +387,6 @@ impl Core {
             self.counters.latency_last_ns.set(latency);
             self.latency.record(latency);
         }
-        Ok(())
-    }
-
-    /// Gap and regression accounting (§15.4).
-    fn track_seq(&mut self, seq: u64) -> Result<(), DropCause> {
-        if let Some(last) = self.last_seq {
-            if seq <= last {
-                return Err(DropCause::SeqRegressed);
-            }
-            let gap = seq - last - 1;
-            // A producer-throttled per-consumer stream skips sequences on purpose.
-            let throttled = self.per_consumer_descriptor
-                && self.effective_mode == tensorpool_codec::wire::Mode::RateLimited;
-            if gap > 0 && !throttled {
-                self.drops.gap += gap;
-                let max = self.cfg.max_outstanding_seq_gap;
-                if max > 0 && gap > max {
-                    self.counters.resyncs += 1;
-                }
-            }
-        }
-        self.last_seq = Some(seq);
         Ok(())
     }
 
@@ -420,6 +440,19 @@ impl Core {
             BlobEvent::Discarded => self.counters.blobs_discarded += 1,
         }
     }
+}
+
+/// What an announce names (URIs, geometry, layout), hashed: the key of its backoff.
+fn announce_key(ann: &ShmPoolAnnounce<'_>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    ann.header_region_uri.as_bytes().hash(&mut h);
+    (ann.header_nslots, ann.header_slot_bytes, ann.layout_version).hash(&mut h);
+    for p in ann.payload_pools.iter() {
+        (p.pool_id, p.pool_nslots, p.stride_bytes).hash(&mut h);
+        p.region_uri.as_bytes().hash(&mut h);
+    }
+    h.finish()
 }
 
 /// A per-consumer assignment from `ConsumerConfig`, or `None` when declined: empty channel and

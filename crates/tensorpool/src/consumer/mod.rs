@@ -23,6 +23,7 @@
 //! `meta`, `proxy` (hello, QoS), `work` (duty cycle), `counters` (drops per cause).
 
 mod config;
+mod core;
 pub mod counters;
 mod handlers;
 mod mapping;
@@ -33,10 +34,11 @@ mod state;
 mod work;
 
 pub use config::{ConsumerBuilder, ConsumerConfig, Mode, ProgressHints};
+pub use core::ConsumerCore;
 pub use counters::{ConsumerCounters, DropCause, Drops};
 pub use meta::{BlobDiscard, MetaBlob};
 pub use progress::Progress;
-pub use state::{ConsumerState, Fallback};
+pub use state::{ConsumerState, Fallback, Rejection};
 pub use tensorpool_aeron::PollError;
 
 use tensorpool_aeron::{AddError, AeronClient, PendingSubscription, Publication, Subscription};
@@ -333,6 +335,12 @@ impl Consumer {
         self.core.last_error.as_deref()
     }
 
+    /// The last announce, region or mapping refused, with its reason and epoch (also logged
+    /// through `tracing`, at `warn` once per epoch).
+    pub fn last_rejection(&self) -> Option<&Rejection> {
+        self.core.last_rejection.as_ref()
+    }
+
     /// Counters.
     pub fn counters(&self) -> ConsumerCounters {
         self.core.counters.snapshot()
@@ -350,7 +358,7 @@ impl Consumer {
 
     /// Last sequence seen in the current epoch.
     pub fn last_seq(&self) -> Option<u64> {
-        self.core.last_seq
+        self.core.seqs.last
     }
 
     /// Driver mode: the driver client's state (`None` in standalone mode).

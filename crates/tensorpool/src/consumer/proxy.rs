@@ -43,7 +43,7 @@ pub(crate) fn send_qos(p: &mut Publication, core: &Core) -> Result<(), SendError
             stream_id: core.cfg.stream_id,
             consumer_id: core.cfg.consumer_id,
             epoch: core.mapped.as_ref().map_or(0, |m| m.epoch),
-            last_seq_seen: core.last_seq.unwrap_or(0),
+            last_seq_seen: core.seqs.last.unwrap_or(0),
             drops_gap: core.drops.gap.get(),
             drops_late: core.drops.late(),
             mode: core.effective_mode,

@@ -49,6 +49,18 @@ impl Fallback {
     }
 }
 
+/// Why the consumer last refused an announce, its regions, or a mapping it held (see
+/// [`super::Consumer::last_rejection`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// What was wrong, in words (the region, the field, expected and found).
+    pub reason: String,
+    /// The epoch concerned.
+    pub epoch: u64,
+    /// When, wall clock: nanoseconds since the Unix epoch.
+    pub at_unix_ns: u64,
+}
+
 /// A per-consumer stream assignment received in `ConsumerConfig`, applied after the poll.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct Assignment {
@@ -68,11 +80,15 @@ pub(crate) struct Core {
     pub dead_epoch: u64,
     /// Highest epoch announced (with its local receipt time).
     pub highest: Option<(u64, u64)>,
-    /// A failed epoch is not retried before this time.
-    pub backoff: Option<(u64, u64)>,
+    /// Failed epochs are not retried before their time.
+    pub backoff: Backoffs,
     pub last_error: Option<String>,
+    pub last_rejection: Option<Rejection>,
+    /// The epoch whose rejection was last logged at `warn` (later ones of it: `debug`).
+    logged_epoch: Option<u64>,
     pub join_time_ns: u64,
-    pub last_seq: Option<u64>,
+    /// The sequence state of the current epoch (moved only by frames the slot proved).
+    pub seqs: SeqTracker,
     pub last_gate_ts: Option<u64>,
     pub effective_mode: tensorpool_codec::wire::Mode,
     pub per_consumer_descriptor: bool,
@@ -101,10 +117,12 @@ impl Core {
             fallback: None,
             dead_epoch: 0,
             highest: None,
-            backoff: None,
+            backoff: Backoffs::default(),
             last_error: None,
+            last_rejection: None,
+            logged_epoch: None,
             join_time_ns: 0,
-            last_seq: None,
+            seqs: SeqTracker::default(),
             last_gate_ts: None,
             per_consumer_descriptor: false,
             assignment: Assignment::default(),
@@ -130,13 +148,34 @@ impl Core {
     pub fn unmap(&mut self) {
         self.mapped = None;
         self.counters.epoch.set(0);
-        self.last_seq = None;
+        self.seqs = SeqTracker::default();
         self.last_gate_ts = None;
         self.tracker.reset();
     }
 
+    /// Records a rejection: `last_rejection`, `last_error`, and a log line, at `warn` once
+    /// per epoch (a backing-off or forged epoch repeats; the log does not).
+    pub fn reject(&mut self, epoch: u64, what: &'static str, reason: String) {
+        let stream = self.cfg.stream_id;
+        if self.logged_epoch != Some(epoch) {
+            self.logged_epoch = Some(epoch);
+            tracing::warn!(stream, epoch, reason = %reason, "consumer {what}");
+        } else {
+            tracing::debug!(stream, epoch, reason = %reason, "consumer {what} (again)");
+        }
+        self.last_error = Some(format!("stream {stream} epoch {epoch}: {reason}"));
+        self.last_rejection = Some(Rejection {
+            reason,
+            epoch,
+            at_unix_ns: tensorpool_agent::realtime_ns(),
+        });
+    }
+
     /// Takes freshly mapped regions (M1).
     pub fn install(&mut self, m: Mapped) {
+        self.seqs = SeqTracker::default();
+        self.last_gate_ts = None;
+        self.tracker.reset();
         self.counters.epoch.set(m.epoch);
         self.mapped = Some(m);
         self.counters.maps += 1;
@@ -148,5 +187,133 @@ impl Core {
         self.counters.latency_p50_ns.set(p50.unwrap_or(0));
         self.counters.latency_p99_ns.set(p99.unwrap_or(0));
         self.latency.clear();
+    }
+}
+
+/// Sequence accounting within an epoch (§15.4). Only a frame the slot proved (committed with
+/// that sequence) moves `last`; a descriptor the slot refused changes nothing but the count
+/// of sequences seen since, so that a forged descriptor (any sequence, any epoch) can neither
+/// make the real frames look like regressions nor add gaps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SeqTracker {
+    /// Last sequence proven by its slot.
+    pub last: Option<u64>,
+    /// Descriptors refused by the slot since `last`, counted once per increasing sequence
+    /// (they were seen, so they are not gaps).
+    seen_between: u64,
+    top: Option<u64>,
+}
+
+impl SeqTracker {
+    /// Whether `seq` is not above the last proven sequence (a duplicate or regression).
+    pub fn regressed(&self, seq: u64) -> bool {
+        self.last.is_some_and(|last| seq <= last)
+    }
+
+    /// A descriptor for `seq` (above `last`) that its slot refused.
+    pub fn unproven(&mut self, seq: u64) {
+        if self.top.is_none_or(|t| seq > t) {
+            self.top = Some(seq);
+            self.seen_between += 1;
+        }
+    }
+
+    /// The slot proved frame `seq` (above `last`): returns the frames never seen since the
+    /// last proven one (0 for the first frame of an epoch).
+    pub fn prove(&mut self, seq: u64) -> u64 {
+        let gap = self
+            .last
+            .map_or(0, |last| (seq - last - 1).saturating_sub(self.seen_between));
+        *self = Self {
+            last: Some(seq),
+            seen_between: 0,
+            top: None,
+        };
+        gap
+    }
+}
+
+/// Backoff after a failed mapping, per announce: keyed by epoch and by what the announce
+/// names (URIs and geometry, [`Backoffs`] callers hash them), a few at once, so that a
+/// failing (possibly forged) announce delays neither other epochs nor a different announce
+/// of the same epoch, and is retried itself after its time.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Backoffs {
+    /// (epoch, announce key, not before); `until == 0` for a free entry.
+    entries: [(u64, u64, u64); 8],
+}
+
+impl Backoffs {
+    /// Whether this announce failed and its backoff has not run out at `now_ns`.
+    pub fn active(&self, epoch: u64, key: u64, now_ns: u64) -> bool {
+        self.entries
+            .iter()
+            .any(|&(e, k, until)| e == epoch && k == key && now_ns < until)
+    }
+
+    /// The announce failed: not retried before `until`. Takes its own entry, else an
+    /// expired one, else the one that expires first.
+    pub fn fail(&mut self, epoch: u64, key: u64, until: u64, now_ns: u64) {
+        let i = self
+            .entries
+            .iter()
+            .position(|&(e, k, u)| e == epoch && k == key && u != 0)
+            .or_else(|| self.entries.iter().position(|&(_, _, u)| u <= now_ns))
+            .unwrap_or_else(|| {
+                (0..self.entries.len())
+                    .min_by_key(|&i| self.entries[i].2)
+                    .unwrap_or(0)
+            });
+        self.entries[i] = (epoch, key, until.max(1));
+    }
+
+    /// `epoch` mapped: every backoff of it goes.
+    pub fn clear(&mut self, epoch: u64) {
+        for entry in &mut self.entries {
+            if entry.0 == epoch {
+                *entry = (0, 0, 0);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_tracker_moves_only_on_proof() {
+        let mut s = SeqTracker::default();
+        assert_eq!(s.prove(10), 0);
+        // forged descriptors: a huge sequence, then the real 11 (refused: not yet written)
+        s.unproven(1 << 60);
+        assert!(!s.regressed(11));
+        assert_eq!(s.last, Some(10));
+        assert_eq!(s.prove(12), 0, "a forged descriptor hides at most one gap");
+        assert!(s.regressed(12));
+        s.unproven(13);
+        s.unproven(14);
+        s.unproven(14);
+        assert_eq!(
+            s.prove(20),
+            5,
+            "13 and 14 were seen (dropped), 15..=19 never"
+        );
+    }
+
+    #[test]
+    fn backoffs_are_per_epoch() {
+        let mut b = Backoffs::default();
+        b.fail(7, 1, 100, 0);
+        assert!(b.active(7, 1, 50));
+        assert!(!b.active(7, 2, 50), "another announce of the same epoch");
+        assert!(!b.active(8, 1, 50));
+        assert!(!b.active(7, 1, 100));
+        for e in 100..120 {
+            b.fail(e, 1, 200 + e, 10);
+        }
+        assert!(b.active(119, 1, 150));
+        b.clear(119);
+        assert!(!b.active(119, 1, 150));
     }
 }

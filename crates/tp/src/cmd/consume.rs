@@ -171,7 +171,16 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
         }
     }
     let s = ConsumerSummary::of(&consumer, &v);
-    report(args, &s, start.elapsed().as_secs_f64(), consumer.state());
+    let rejection = consumer
+        .last_rejection()
+        .map(|r| serde_json::json!({"reason": r.reason, "epoch": r.epoch, "at": r.at_unix_ns}));
+    report(
+        args,
+        &s,
+        start.elapsed().as_secs_f64(),
+        consumer.state(),
+        rejection,
+    );
     if args.verify && s.corrupt > 0 {
         return Err(format!("{} accepted frames failed their checksum", s.corrupt).into());
     }
@@ -198,7 +207,13 @@ fn state_epoch(state: tensorpool::consumer::ConsumerState) -> Option<u64> {
 }
 
 /// Prints the summary (and with `--json` one JSON object on the last line).
-fn report(args: &Args, s: &ConsumerSummary, secs: f64, state: tensorpool::consumer::ConsumerState) {
+fn report(
+    args: &Args,
+    s: &ConsumerSummary,
+    secs: f64,
+    state: tensorpool::consumer::ConsumerState,
+    last_rejection: Option<serde_json::Value>,
+) {
     println!(
         "tp consume: accepted {} frames in {secs:.1} s ({:.1} frames/s), corrupt {}, latency p50 {} us p99 {} us",
         s.accepted,
@@ -221,6 +236,7 @@ fn report(args: &Args, s: &ConsumerSummary, secs: f64, state: tensorpool::consum
             "latency_us": {"p50": s.p50_us, "p99": s.p99_us},
             "state": state_name(state),
             "epoch": state_epoch(state),
+            "last_rejection": last_rejection,
         });
         println!("{j}");
     }

@@ -24,6 +24,12 @@ fn start_driver(world: &World) -> (AgentRunner, DriverConfig) {
 
 /// The driver with `policies` lines added.
 fn start_driver_with(world: &World, policies: &str) -> (AgentRunner, DriverConfig) {
+    let cfg = driver_config(world.base(), policies);
+    (spawn_driver(world, cfg.clone()), cfg)
+}
+
+/// The test driver's configuration, its SHM files under `base` (which it creates).
+fn driver_config(base: &Path, policies: &str) -> DriverConfig {
     let text = format!(
         r#"
 [shm]
@@ -40,12 +46,15 @@ payload_pools = [{{ pool_id = 1, stride_bytes = 65536 }}]
 stream_id = {STREAM}
 profile = "p"
 "#,
-        world.base().display()
+        base.display()
     );
-    let cfg = DriverConfig::from_toml(&text, &NoEnv).unwrap();
+    DriverConfig::from_toml(&text, &NoEnv).unwrap()
+}
+
+/// Runs the driver as an agent on its own thread, with its own Aeron client.
+fn spawn_driver(world: &World, c: DriverConfig) -> AgentRunner {
     let dir = world.ctx.aeron_dir();
-    let c = cfg.clone();
-    let runner = AgentRunner::spawn(
+    AgentRunner::spawn(
         "shm-driver",
         move || {
             let aeron =
@@ -56,8 +65,103 @@ profile = "p"
         MonotonicClock,
         None,
     )
-    .unwrap();
-    (runner, cfg)
+    .unwrap()
+}
+
+/// Polls `consumer` (bounded) until `cond` holds.
+fn poll_until(what: &str, consumer: &mut Consumer, mut cond: impl FnMut(&Consumer) -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    let mut round = 0;
+    while !cond(consumer) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if consumer.poll(|_| {}, 16).unwrap() == 0 {
+            idle(&mut round);
+        }
+    }
+}
+
+/// Start order in driver mode: a consumer built before its allowed base dir exists (the
+/// driver creates it when it starts) is built all the same; while it waits it sends no
+/// attach (its driver client stays unattached, so it takes no lease it could not map); once
+/// the driver has created the dir, the dir is checked as one that appeared, given to the
+/// driver client, and the consumer attaches, maps and takes frames.
+#[test]
+fn driver_mode_consumer_started_before_its_base_dir_waits_for_it_then_maps() {
+    let world = World::new();
+    let late = world.base().join("late");
+    let cfg = driver_config(&late, "");
+    let endpoints = DriverEndpoints::of_driver(&cfg);
+    let mut consumer = world
+        .consumer()
+        .allowed_base_dir(&late)
+        .driver(endpoints.clone())
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        consumer.poll(|_| {}, 16).unwrap();
+    }
+    assert_eq!(
+        consumer.driver_state(),
+        Some(tensorpool::client::ClientState::Unattached),
+        "no attach while the base dir is missing"
+    );
+    assert_eq!(consumer.state(), ConsumerState::Unmapped);
+
+    let driver = spawn_driver(&world, cfg);
+    // the producer needs the dir at build; the consumer keeps polling meanwhile
+    poll_until("the driver created the base dir", &mut consumer, |_| {
+        late.is_dir()
+    });
+    let mut producer = world
+        .ctx
+        .producer(STREAM)
+        .driver(endpoints, &late)
+        .build()
+        .unwrap();
+    let epoch = producer.epoch().unwrap();
+    pump_until("consumer mapped", &mut producer, &mut consumer, |p, c| {
+        c.state() == ConsumerState::Mapped { epoch } && p.consumer_count() > 0
+    });
+    let got = flow(&mut producer, &mut consumer, 10);
+    assert!(got.iter().all(|&(e, _)| e == epoch));
+    assert_eq!(consumer.last_error(), None);
+    drop((producer, consumer));
+    driver.close().unwrap();
+    world.finish_aeron();
+}
+
+/// Driver mode: a base dir that appears as a symbolic link is refused (reason in
+/// `last_error`) and the driver client is never started: no attach, no lease taken.
+#[test]
+fn driver_mode_base_dir_appearing_as_a_symlink_is_refused_without_attaching() {
+    let world = World::new();
+    let link = world.base().join("link");
+    let cfg = driver_config(&link, "");
+    let endpoints = DriverEndpoints::of_driver(&cfg);
+    let mut consumer = world
+        .consumer()
+        .allowed_base_dir(&link)
+        .driver(endpoints)
+        .build()
+        .unwrap();
+    let real = world.base().join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    poll_until("the symlink refused", &mut consumer, |c| {
+        c.last_error().is_some()
+    });
+    let why = consumer.last_error().unwrap().to_owned();
+    assert!(why.contains("symbolic link"), "{why}");
+    for _ in 0..3 {
+        consumer.poll(|_| {}, 16).unwrap();
+    }
+    assert_eq!(
+        consumer.driver_state(),
+        Some(tensorpool::client::ClientState::Unattached)
+    );
+    assert_eq!(consumer.state(), ConsumerState::Unmapped);
+    drop(consumer);
+    world.finish_aeron();
 }
 
 fn flow(producer: &mut Producer, consumer: &mut Consumer, n: u64) -> Vec<(u64, u64)> {

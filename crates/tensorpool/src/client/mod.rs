@@ -269,6 +269,13 @@ impl<T: ClientTransport> DriverClient<T> {
         &self.m.cfg
     }
 
+    /// Replaces the directories every URI the driver gives must be contained in
+    /// ([`ClientConfig::allowed_base_dirs`]); from the next response or announce on. A
+    /// consumer whose base dirs appeared after it started sets them once they are validated.
+    pub fn set_allowed_base_dirs(&mut self, dirs: Option<tensorpool_shm::AllowedBaseDirs>) {
+        self.m.cfg.allowed_base_dirs = dirs;
+    }
+
     /// Detaches (when attached) and closes; [`ClientEvent::Detached`] follows.
     pub fn close(&mut self) {
         self.m.close_requested = true;

@@ -213,14 +213,15 @@ impl AeronSide {
 
 impl Consumer {
     fn new(ctx: Context, cfg: ConsumerConfig) -> Result<Self, BuildError> {
-        // Standalone, a consumer may start before its base dirs exist: it waits for them.
+        // A consumer may start before its base dirs exist: it waits for them (standalone:
+        // drops announces meanwhile; driver mode: does not attach meanwhile).
         let missing: Vec<_> = cfg
             .allowed_base_dirs
             .iter()
             .filter(|d| d.is_absolute() && AllowedBaseDirs::is_missing(d))
             .cloned()
             .collect();
-        let (allowed, waiting_dirs) = if cfg.driver.is_none() && !missing.is_empty() {
+        let (allowed, waiting_dirs) = if !missing.is_empty() {
             tracing::info!(
                 dirs = ?missing,
                 "consumer: allowed base dir does not exist yet; waiting for it"
@@ -273,6 +274,7 @@ impl Consumer {
             qos_timer,
             liveness_timer,
             waiting_dirs,
+            dirs_refused: false,
             dirs_timer: tensorpool_agent::DeadlineTimer::periodic_immediate(work::DIRS_POLL_NS),
         };
         Ok(Self {

@@ -40,10 +40,14 @@ pub(crate) struct Io {
     pub hello_timer: DeadlineTimer,
     pub qos_timer: DeadlineTimer,
     pub liveness_timer: DeadlineTimer,
-    /// Standalone: configured base dirs that did not exist at start; until they all do (and
-    /// pass [`tensorpool_shm::AllowedBaseDirs::check_appeared`]) nothing is mapped and
-    /// announces are read and dropped.
+    /// Configured base dirs that did not exist at start; until they all do (and pass
+    /// [`tensorpool_shm::AllowedBaseDirs::check_appeared`]) nothing is mapped: standalone,
+    /// announces are read and dropped; in driver mode the driver client does not run (no
+    /// attach is sent, so no lease is taken that could not be mapped).
     pub waiting_dirs: Option<Vec<std::path::PathBuf>>,
+    /// A base dir that appeared was refused: in driver mode the driver client never runs
+    /// (attaching would only take leases to give back).
+    pub dirs_refused: bool,
     pub dirs_timer: DeadlineTimer,
 }
 
@@ -73,7 +77,7 @@ impl Io {
         if self.waiting_dirs.is_some() && self.dirs_timer.poll(now_ns) {
             self.look_for_dirs(core);
         }
-        let waiting = self.waiting_dirs.is_some();
+        let waiting = self.waiting_dirs.is_some() || self.dirs_refused;
         if let Some(a) = self.announce.as_mut() {
             core.join_time_ns = u64::try_from(a.last_image_available_ns()).unwrap_or(0);
             work += a.poll(
@@ -85,7 +89,7 @@ impl Io {
                 CONTROL_LIMIT,
             )?;
         }
-        if let Some((client, events)) = self.driver.as_mut() {
+        if let Some((client, events)) = self.driver.as_mut().filter(|_| !waiting) {
             work += client.do_work(now_ns, &mut |e| events.push(e));
             for e in events.drain(..) {
                 core.on_client_event(e, now_ns);
@@ -138,9 +142,11 @@ impl Io {
         Ok(work)
     }
 
-    /// Standalone, waiting for base dirs: once every one exists, each that appeared is
-    /// checked (a directory, not a symlink, ours or root's) and the set is validated as at
-    /// start; a refused one is reported in `last_error` and nothing is ever mapped.
+    /// Waiting for base dirs: once every one exists, each that appeared is checked (a
+    /// directory, not a symlink, ours or root's) and the set is validated as at start, then
+    /// given to the driver client too (driver mode), before it runs in this same cycle; a
+    /// refused one is reported in `last_error` and nothing is ever mapped (driver mode: the
+    /// driver client never attaches).
     fn look_for_dirs(&mut self, core: &mut Core) {
         let Some(dirs) = self.waiting_dirs.as_ref() else {
             return;
@@ -159,12 +165,16 @@ impl Io {
         match checked {
             Ok(allowed) => {
                 tracing::info!(dirs = ?allowed.dirs(), "consumer: allowed base dirs present");
+                if let Some((client, _)) = self.driver.as_mut() {
+                    client.set_allowed_base_dirs(Some(allowed.clone()));
+                }
                 core.allowed = allowed;
             }
             Err(e) => {
                 let text = e.to_string();
                 tracing::warn!(error = %text, "consumer: allowed base dir refused");
                 core.last_error = Some(text);
+                self.dirs_refused = true;
             }
         }
     }

@@ -64,7 +64,9 @@ TEST(Sigbus, TruncationUnderALiveCppConsumerIsSurvivedAndNothingWrongIsAccepted)
                                    .announce_period(20ms));
     tp::Consumer consumer(ctx, tp::ConsumerOptions(kStream).allowed_base_dir(shm.path()));
     const tp::TensorSpec spec(tp::Dtype::Uint8, {kStride});
-    Rng rng{0x5151'2012'0000'0001ull ^ static_cast<std::uint64_t>(::getpid())};
+    const std::uint64_t seed = 0x5151'2012'0000'0001ull ^ static_cast<std::uint64_t>(::getpid());
+    Rng rng{seed};
+    SCOPED_TRACE("seed " + std::to_string(seed));
     std::vector<std::uint8_t> copy(kStride);
 
     std::uint64_t accepted = 0, wrong = 0, consumer_dead = 0, producer_first = 0, read_after_recheck_failed = 0;

@@ -349,11 +349,21 @@ impl<M: Mode> HeaderRing<M> {
     ) -> Result<FrameView<'a>, DropReason> {
         let index = self.index_of(seq);
         let word = self.word_of(index);
-        let first = seqlock::read_begin(word, seq)?;
+        let ring_dead = self.mapping().dead_flag();
+        // Loading the commit word may be what finds the truncation (the repaired page reads
+        // zeros: "not committed"); report it as the dead region it is, so the consumer unmaps
+        // at once instead of at its next liveness check.
+        let dead_or = |e: DropReason| {
+            if ring_dead.load(Ordering::Acquire) {
+                DropReason::RegionDead
+            } else {
+                e
+            }
+        };
+        let first = seqlock::read_begin(word, seq).map_err(dead_or)?;
         let mut bytes = [0u8; HEADER_SLOT_BYTES];
         self.copy_slot(index, &mut bytes);
-        seqlock::read_end(word, first)?;
-        let ring_dead = self.mapping().dead_flag();
+        seqlock::read_end(word, first).map_err(dead_or)?;
         if ring_dead.load(Ordering::Acquire) {
             return Err(DropReason::RegionDead);
         }

@@ -272,15 +272,18 @@ fn w_15_21_a_pool_truncated_under_the_consumer_unmaps_and_the_next_epoch_maps() 
     let epoch = rig.producer.epoch().unwrap();
     rig.flow(3);
     let pool = rig.producer.epoch_dir().unwrap().join("1.pool");
+    let dead = DropCause::Slot(tensorpool_shm::DropReason::RegionDead);
+    let accepted = rig.consumer.counters().accepted;
+    // Committed first, truncated next: the consumer's read of the payload is what finds the
+    // truncation. (Truncated before the write, the producer's own write finds it and the
+    // frame is never committed, so the consumer never reads the pool.)
+    rig.producer.offer(&rig.spec, &[9u8; 256]).unwrap();
     std::fs::OpenOptions::new()
         .write(true)
         .open(&pool)
         .unwrap()
         .set_len(0)
         .unwrap();
-    let dead = DropCause::Slot(tensorpool_shm::DropReason::RegionDead);
-    let accepted = rig.consumer.counters().accepted;
-    rig.producer.offer(&rig.spec, &[9u8; 256]).unwrap();
     let deadline = Instant::now() + DEADLINE;
     let mut round = 0;
     let mut sum = 0u64;

@@ -34,9 +34,18 @@ TEST(Errors, BadBaseDirs) {
     tp::Context ctx = tp::Context::embedded();
     expect_error([&] { tp::Producer p(ctx, tp::ProducerOptions(10000).standalone("relative/dir")); },
                  tp::Status::Config, "shm_base_dir");
-    expect_error(
-        [&] { tp::Consumer c(ctx, tp::ConsumerOptions(10000).allowed_base_dir("/nonexistent/tp-cpp-test")); },
-        tp::Status::Shm, "/nonexistent/tp-cpp-test");
+    // An allowed base dir that does not exist yet is waited for (start order does not matter),
+    // not an error: the consumer builds and stays unmapped.
+    {
+        tp::Consumer waiting(ctx, tp::ConsumerOptions(10000).allowed_base_dir("/nonexistent/tp-cpp-test"));
+        EXPECT_EQ(waiting.state(), tp::ConsumerState::Unmapped);
+    }
+    // One that exists but is not a directory is refused, naming the path.
+    tpt::TempDir shm;
+    const std::string file = shm.sub("not-a-dir");
+    std::ofstream(file) << "x";
+    expect_error([&] { tp::Consumer c(ctx, tp::ConsumerOptions(10000).allowed_base_dir(file)); }, tp::Status::Shm,
+                 "not-a-dir");
     expect_error([&] { tp::Producer p(ctx, tp::ProducerOptions(0)); }, tp::Status::Config, "stream_id");
 }
 

@@ -191,6 +191,9 @@ fn sigbus_outside_our_mappings_takes_the_default_action() {
             )
         };
         assert_ne!(p, libc::MAP_FAILED);
+        // The process dies below without running destructors: the parent removes the dir.
+        println!("tmp={}", s.tmp.path().display());
+        std::io::Write::flush(&mut std::io::stdout()).unwrap();
         f.set_len(0).unwrap();
         // SAFETY: in bounds of the mapping; the page is past the end of the file: SIGBUS.
         let v = unsafe { std::ptr::read_volatile(p.cast::<u8>().add(4096)) };
@@ -206,6 +209,10 @@ fn sigbus_outside_our_mappings_takes_the_default_action() {
         .env(CHILD, "1")
         .output()
         .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if let Some(dir) = stdout.lines().find_map(|l| l.strip_prefix("tmp=")) {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
     assert_eq!(
         out.status.signal(),
         Some(libc::SIGBUS),

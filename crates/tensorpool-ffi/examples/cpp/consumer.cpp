@@ -1,7 +1,8 @@
 // Consumes the producer example's frames: prints shape, dtype and the mean pixel of one
 // frame per second, with the drop counters; the C++ twin of
 // crates/tensorpool/examples/consumer.rs. Start the producer example first. Optional
-// argument: seconds to run (default: forever); exits 1 if no frame arrived by then.
+// arguments: seconds to run (default: forever), then the number of printed frames after which
+// to stop early; exits 1 if no frame arrived in time.
 #include <tensorpool.hpp>
 
 #include <chrono>
@@ -19,11 +20,12 @@ constexpr const char* kShmDir = "/dev/shm/tensorpool-example";
 int main(int argc, char** argv) try {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);  // line by line, also into a pipe or file
     const auto end = argc > 1 ? Clock::now() + std::chrono::seconds(std::stoll(argv[1])) : Clock::time_point::max();
+    const std::uint64_t enough = argc > 2 ? std::stoull(argv[2]) : UINT64_MAX;
     tp::Context ctx = tp::Context::connect(kAeronDir);
     tp::Consumer consumer(ctx, tp::ConsumerOptions(10000).allowed_base_dir(kShmDir));
     auto last_print = Clock::now() - std::chrono::seconds(1);
     std::uint64_t printed = 0;
-    while (Clock::now() < end) {
+    while (Clock::now() < end && printed < enough) {
         const std::size_t work = consumer.poll([&](const tp::Frame& frame) {
             if (Clock::now() - last_print < std::chrono::seconds(1)) return;
             // Read in place, then recheck: only then are the bytes the committed frame.

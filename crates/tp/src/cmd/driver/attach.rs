@@ -12,7 +12,7 @@ use tensorpool_aeron::AeronClient;
 use tensorpool_agent::monotonic_ns;
 use tensorpool_codec::driver::{PublishMode, Role};
 
-use super::{Endpoint, init_logging};
+use super::Endpoint;
 use crate::cmd::CmdError;
 use crate::cmd::util::stop_flag;
 
@@ -81,7 +81,6 @@ fn line(event: &ClientEvent) -> String {
 
 /// Attaches and prints what happens.
 pub(crate) fn run(args: &AttachArgs) -> Result<(), CmdError> {
-    init_logging();
     let role = match args.role.to_ascii_lowercase().as_str() {
         "producer" => Role::Producer,
         "consumer" => Role::Consumer,

@@ -116,15 +116,3 @@ pub fn run(args: Args) -> Result<(), CmdError> {
         Some(DriverCommand::Attach(a)) => attach::run(&a),
     }
 }
-
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub(crate) fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .try_init();
-}

@@ -12,7 +12,6 @@ use tensorpool_aeron::{AeronClient, EmbeddedMediaDriver, MediaDriverConfig};
 use tensorpool_agent::{Agent, AgentError, IdleStrategyKind, monotonic_ns};
 use tensorpool_codec::driver::ShutdownReason;
 
-use super::init_logging;
 use crate::cmd::CmdError;
 use crate::cmd::util::stop_flag;
 
@@ -33,7 +32,6 @@ pub(crate) struct RunArgs {
 
 /// Runs the driver until it has shut down.
 pub(crate) fn run(args: &RunArgs) -> Result<(), CmdError> {
-    init_logging();
     let cfg = DriverConfig::load(args.config.as_deref(), &ProcessEnv)?;
     if !cfg.unknown_keys.is_empty() {
         tracing::warn!(keys = ?cfg.unknown_keys, "unknown configuration keys ignored");

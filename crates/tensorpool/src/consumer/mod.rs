@@ -47,7 +47,7 @@ use tensorpool_shm::AllowedBaseDirs;
 
 use crate::context::Context;
 use crate::frame::Frame;
-use crate::producer::MetaAttribute;
+use crate::meta::MetaAttribute;
 use counters::{ConsumerCells, DropCells};
 use state::Core;
 use work::Io;

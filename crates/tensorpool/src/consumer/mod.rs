@@ -34,7 +34,7 @@ mod state;
 mod work;
 
 pub use config::{ConsumerBuilder, ConsumerConfig, Mode, ProgressHints};
-pub use core::ConsumerCore;
+pub use core::{ConsumerCore, Sinks};
 pub use counters::{ConsumerCounters, DropCause, Drops};
 pub use meta::{BlobDiscard, MetaBlob};
 pub use progress::Progress;
@@ -49,7 +49,6 @@ use crate::context::Context;
 use crate::frame::Frame;
 use crate::meta::MetaAttribute;
 use counters::{ConsumerCells, DropCells};
-use state::Core;
 use work::Io;
 
 /// Receives frames (and, for consumers that asked for it, progress reports). Any
@@ -96,7 +95,7 @@ pub enum BuildError {
 /// or run it as an agent with [`Consumer::into_agent`].
 #[derive(Debug)]
 pub struct Consumer {
-    core: Core,
+    core: ConsumerCore,
     io: Io,
     _ctx: Context,
 }
@@ -254,9 +253,13 @@ impl Consumer {
             counters,
             drops,
         } = side;
-        let core = Core::new(cfg, allowed, counters, drops);
-        let (hello_timer, qos_timer, liveness_timer) =
-            Io::timers(&core, tensorpool_agent::monotonic_ns());
+        let core = ConsumerCore::with_parts(
+            cfg,
+            allowed,
+            counters,
+            drops,
+            tensorpool_agent::monotonic_ns(),
+        );
         let io = Io {
             client,
             timeout: t,
@@ -270,9 +273,6 @@ impl Consumer {
             metadata,
             control_pub,
             qos_pub,
-            hello_timer,
-            qos_timer,
-            liveness_timer,
             waiting_dirs,
             dirs_refused: false,
             dirs_timer: tensorpool_agent::DeadlineTimer::periodic_immediate(work::DIRS_POLL_NS),
@@ -345,12 +345,12 @@ impl Consumer {
 
     /// Counters.
     pub fn counters(&self) -> ConsumerCounters {
-        self.core.counters.snapshot()
+        self.core.counters()
     }
 
     /// Drops per cause and sequence gaps.
     pub fn drops(&self) -> Drops {
-        self.core.drops.snapshot()
+        self.core.drops()
     }
 
     /// The configuration.

@@ -18,9 +18,20 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! See [`crate::frame`] for the view contract. Layout: `config`, `state` (mapping state
-//! machine), `mapping` (announce -> regions), `handlers` (one per message), `progress`,
-//! `meta`, `proxy` (hello, QoS), `work` (duty cycle), `counters` (drops per cause).
+//! See [`crate::frame`] for the view contract. The folder has the shape of every role
+//! (docs/ARCHITECTURE.md, "How to add a role"):
+//!
+//! | file | what |
+//! |---|---|
+//! | `mod.rs` | [`Consumer`] (the agent: its Aeron streams around a [`ConsumerCore`]), [`ConsumerAgent`], [`FrameHandler`], [`BuildError`] |
+//! | `config.rs` | [`ConsumerConfig`] (keys, defaults, environment, validation, `from_loader`), [`ConsumerBuilder`], `Context::consumer` |
+//! | `core.rs` | [`ConsumerCore`]: the logic without Aeron: `on_announce`, `on_descriptor`, `on_control`, `on_metadata` (bytes and the time in), `poll_timers` (hello, QoS, liveness into [`Sinks`]) |
+//! | `state.rs` | the mapping state machine ([`ConsumerState`], [`Fallback`], [`Rejection`]), sequence tracking, remap backoffs |
+//! | `handlers.rs` | one `on_<message>` per decoded message; `on_frame_descriptor` is the frame path in one place: drop rules -> slot read -> handler -> recheck |
+//! | `proxy.rs` | `send_hello`, `send_qos`, through `control::send` |
+//! | `work.rs` | the duty cycle: subscriptions into the core, the core's timers into the publications, stream switches, waiting for base dirs |
+//! | `counters.rs` | the `counters!` tables (counters, drops per cause) |
+//! | `mapping.rs`, `meta.rs`, `progress.rs` | concerns: announce -> mapped regions; metadata and blobs; progress tracking |
 
 mod config;
 mod core;

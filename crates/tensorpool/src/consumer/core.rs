@@ -7,14 +7,15 @@
 use tensorpool_agent::DeadlineTimer;
 use tensorpool_codec::Message;
 use tensorpool_codec::wire::{
-    ConsumerConfig as ConfigMsg, FrameDescriptor, FrameProgress, ShmPoolAnnounce,
+    ConsumerConfig as ConfigMsg, DataSourceAnnounce, DataSourceMeta, FrameDescriptor,
+    FrameProgress, MetaBlobAnnounce, MetaBlobChunk, MetaBlobComplete, ShmPoolAnnounce,
 };
 use tensorpool_shm::{AllowedBaseDirs, DropReason};
 
 use super::config::ConsumerConfig;
 use super::counters::{ConsumerCells, DropCause, DropCells, LatencyWindow};
 use super::mapping::Mapped;
-use super::meta::MetaStore;
+use super::meta::{BlobEvent, MetaStore};
 use super::progress::Tracker;
 use super::proxy;
 use super::state::{Assignment, Backoffs, ConsumerState, Fallback, Rejection, SeqTracker};
@@ -244,6 +245,50 @@ impl ConsumerCore {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// One message of the metadata stream (`DataSourceAnnounce`, `DataSourceMeta`, meta blob
+    /// announce / chunk / complete).
+    pub fn on_metadata(&mut self, msg: &[u8]) {
+        let stream = self.cfg.stream_id;
+        let max = self.cfg.max_meta_blob_bytes;
+        let event = match wire_template(msg) {
+            Some(tid::DS_ANNOUNCE) => {
+                if let Ok(a) = DataSourceAnnounce::decode(msg)
+                    && a.stream_id == stream
+                {
+                    self.meta.on_announce(&a);
+                }
+                BlobEvent::None
+            }
+            Some(tid::DS_META) => {
+                if let Ok(m) = DataSourceMeta::decode(msg)
+                    && m.stream_id == stream
+                    && self.meta.on_meta(&m)
+                {
+                    self.counters.meta_updates += 1;
+                }
+                BlobEvent::None
+            }
+            Some(tid::BLOB_ANNOUNCE) => match MetaBlobAnnounce::decode(msg) {
+                Ok(a) if a.stream_id == stream => self.meta.on_blob_announce(&a, max),
+                _ => BlobEvent::None,
+            },
+            Some(tid::BLOB_CHUNK) => match MetaBlobChunk::decode(msg) {
+                Ok(c) if c.stream_id == stream => self.meta.on_blob_chunk(&c),
+                _ => BlobEvent::None,
+            },
+            Some(tid::BLOB_COMPLETE) => match MetaBlobComplete::decode(msg) {
+                Ok(c) if c.stream_id == stream => self.meta.on_blob_complete(&c),
+                _ => BlobEvent::None,
+            },
+            _ => BlobEvent::None,
+        };
+        match event {
+            BlobEvent::None => {}
+            BlobEvent::Completed => self.counters.blobs_completed += 1,
+            BlobEvent::Discarded => self.counters.blobs_discarded += 1,
         }
     }
 

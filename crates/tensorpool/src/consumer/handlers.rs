@@ -1,21 +1,17 @@
 //! The consumer's inbound messages: one `on_<message>` each, decoded (Wire Spec §10.1-§10.3,
 //! §11), and the driver client's events.
 
-use tensorpool_codec::Message;
 use tensorpool_codec::wire::{
-    ClockDomain, ConsumerConfig, DataSourceAnnounce, DataSourceMeta, FrameDescriptor,
-    FrameProgress, MetaBlobAnnounce, MetaBlobChunk, MetaBlobComplete, ShmPoolAnnounce,
+    ClockDomain, ConsumerConfig, FrameDescriptor, FrameProgress, ShmPoolAnnounce,
 };
 
 use super::FrameHandler;
 use super::core::ConsumerCore;
 use super::counters::DropCause;
 use super::mapping::{Limits, Liveness, map_announce, map_regions};
-use super::meta::BlobEvent;
 use super::progress::ProgressDrop;
 use super::state::Fallback;
 use crate::client::ClientEvent;
-use crate::control::{tid, wire_template};
 use crate::frame::{DescriptorInfo, Frame};
 use crate::streams::StreamRequest;
 
@@ -349,49 +345,6 @@ impl ConsumerCore {
         }
         let hz = self.cfg.mode.max_rate_hz();
         (hz > 0).then(|| 1_000_000_000 / u64::from(hz))
-    }
-
-    /// One message of the metadata stream.
-    pub fn on_metadata(&mut self, msg: &[u8]) {
-        let stream = self.cfg.stream_id;
-        let max = self.cfg.max_meta_blob_bytes;
-        let event = match wire_template(msg) {
-            Some(tid::DS_ANNOUNCE) => {
-                if let Ok(a) = DataSourceAnnounce::decode(msg)
-                    && a.stream_id == stream
-                {
-                    self.meta.on_announce(&a);
-                }
-                BlobEvent::None
-            }
-            Some(tid::DS_META) => {
-                if let Ok(m) = DataSourceMeta::decode(msg)
-                    && m.stream_id == stream
-                    && self.meta.on_meta(&m)
-                {
-                    self.counters.meta_updates += 1;
-                }
-                BlobEvent::None
-            }
-            Some(tid::BLOB_ANNOUNCE) => match MetaBlobAnnounce::decode(msg) {
-                Ok(a) if a.stream_id == stream => self.meta.on_blob_announce(&a, max),
-                _ => BlobEvent::None,
-            },
-            Some(tid::BLOB_CHUNK) => match MetaBlobChunk::decode(msg) {
-                Ok(c) if c.stream_id == stream => self.meta.on_blob_chunk(&c),
-                _ => BlobEvent::None,
-            },
-            Some(tid::BLOB_COMPLETE) => match MetaBlobComplete::decode(msg) {
-                Ok(c) if c.stream_id == stream => self.meta.on_blob_complete(&c),
-                _ => BlobEvent::None,
-            },
-            _ => BlobEvent::None,
-        };
-        match event {
-            BlobEvent::None => {}
-            BlobEvent::Completed => self.counters.blobs_completed += 1,
-            BlobEvent::Discarded => self.counters.blobs_discarded += 1,
-        }
     }
 }
 

@@ -2,17 +2,24 @@
 //! announces, descriptors, control messages and clock steps, against region files the input
 //! also controls: frames committed by a real writer, the files truncated to any length (SIGBUS
 //! under the mappings), superblock bytes overwritten, announces naming the real files, other
-//! files or garbage, with any epoch and geometry. Never a panic, and never an accepted frame
-//! whose bytes are not the bytes committed for its sequence.
+//! files or garbage, with any epoch and geometry; `ConsumerConfig` messages (SHM or fallback,
+//! per-consumer streams or not) and timer cycles whose hello / QoS go to recording sinks.
+//! Never a panic; never an accepted frame whose bytes are not the bytes committed for its
+//! sequence; the core's `accepted` counter moves exactly with the frames the handler saw
+//! pass the recheck; every message the core sends decodes, for our stream and consumer.
 #![no_main]
 
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 
 use libfuzzer_sys::fuzz_target;
-use tensorpool::consumer::{ConsumerConfig, ConsumerCore};
+use tensorpool::consumer::{ConsumerConfig, ConsumerCore, Sinks};
+use tensorpool::control::{PublishError, RecordingSink};
 use tensorpool::frame::Frame;
-use tensorpool_codec::wire::{ClockDomain, FrameDescriptor, PayloadPool, ShmPoolAnnounce};
+use tensorpool_codec::wire::{
+    ClockDomain, ConsumerConfig as ConfigMsg, ConsumerHello, FrameDescriptor, Mode, PayloadPool,
+    QosConsumer, ShmPoolAnnounce,
+};
 use tensorpool_codec::{Bytes as WireBytes, Message};
 use tensorpool_shm::layout::{CreateOptions, EpochSpec, FileModes, ShmLayout};
 use tensorpool_shm::tensor::{Dtype, MajorOrder, contiguous};
@@ -57,10 +64,11 @@ fn encode<'m, M: Message<'m>>(m: &M) -> Vec<u8> {
 
 /// An accepted frame (its recheck passed) carries exactly the bytes committed for its
 /// sequence: the fill byte over the bytes the file still holds, zeros past a cut.
-fn verify(committed: &HashMap<u64, (u8, u32, u32)>, f: &Frame<'_>) {
+/// Returns whether the frame passed its recheck (so the core counts it accepted).
+fn verify(committed: &HashMap<u64, (u8, u32, u32)>, f: &Frame<'_>) -> bool {
     let bytes = f.bytes().to_vec();
     if f.recheck().is_err() {
-        return;
+        return false;
     }
     let Some(&(fill, len, valid)) = committed.get(&f.seq()) else {
         panic!("frame {} accepted but never committed", f.seq());
@@ -75,6 +83,7 @@ fn verify(committed: &HashMap<u64, (u8, u32, u32)>, f: &Frame<'_>) {
             f.seq()
         );
     }
+    true
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -134,6 +143,8 @@ fuzz_target!(|data: &[u8]| {
     ];
 
     let mut cfg = ConsumerConfig::new(STREAM);
+    cfg.consumer_id = 7;
+    cfg.supports_progress = true;
     cfg.allowed_base_dirs = vec![base.clone()];
     cfg.remap_backoff = std::time::Duration::from_millis(1);
     let mut core = ConsumerCore::new(cfg).unwrap();
@@ -143,9 +154,12 @@ fuzz_target!(|data: &[u8]| {
     // page survives; where it does not, the region faults, dies, and fails every recheck).
     let mut committed: HashMap<u64, (u8, u32, u32)> = HashMap::new();
     let mut next_seq = 0u64;
+    // Frames the handler saw pass the recheck: what `accepted` must count.
+    let mut proven = 0u64;
+    let (mut control, mut qos) = (RecordingSink::default(), RecordingSink::default());
     let mut input = Input(data);
     while let Some(op) = input.u8() {
-        match op % 8 {
+        match op % 10 {
             // The writer commits a frame.
             0 => {
                 let (Some(fill), Some(len)) = (input.u8(), input.u8()) else {
@@ -231,7 +245,7 @@ fuzz_target!(|data: &[u8]| {
                     meta_version: Some(0),
                     trace_id: None,
                 };
-                let mut check = |f: &Frame<'_>| verify(&committed, f);
+                let mut check = |f: &Frame<'_>| proven += u64::from(verify(&committed, f));
                 core.on_descriptor(&encode(&fd), now, &mut check);
             }
             // Raw bytes on the control, descriptor or announce stream.
@@ -243,7 +257,7 @@ fuzz_target!(|data: &[u8]| {
                     0 => core.on_control(&raw, &mut ignore),
                     1 => {
                         // Raw descriptors may be accepted only for committed bytes too.
-                        let mut check = |f: &Frame<'_>| verify(&committed, f);
+                        let mut check = |f: &Frame<'_>| proven += u64::from(verify(&committed, f));
                         core.on_descriptor(&raw, now, &mut check);
                     }
                     _ => core.on_announce(&raw, now, 0),
@@ -290,6 +304,51 @@ fuzz_target!(|data: &[u8]| {
                 now += u64::from(step) * 50_000_000;
                 core.check_liveness(now);
             }
+            // A ConsumerConfig: SHM or fallback, per-consumer streams, another consumer's.
+            7 => {
+                let Some(b) = input.u8() else { break };
+                let assigned: &[u8] = if b & 2 == 0 { b"" } else { b"aeron:ipc" };
+                let msg = ConfigMsg {
+                    stream_id: STREAM,
+                    consumer_id: if b & 8 == 0 { 7 } else { 8 },
+                    use_shm: b & 1 == 0,
+                    mode: if b & 4 == 0 {
+                        Mode::Stream
+                    } else {
+                        Mode::RateLimited
+                    },
+                    descriptor_stream_id: if b & 2 == 0 { 0 } else { 31_000 },
+                    control_stream_id: u32::from(b >> 4),
+                    payload_fallback_uri: WireBytes::new(b"aeron:udp?endpoint=x:1"),
+                    descriptor_channel: WireBytes::new(assigned),
+                    control_channel: WireBytes::new(assigned),
+                };
+                core.on_control(&encode(&msg), &mut |_: &Frame<'_>| {});
+            }
+            // The timers run: what they send goes to recording sinks and must decode.
+            8 => {
+                let Some(fail) = input.u8() else { break };
+                control.clear();
+                qos.clear();
+                control.fail_with = (fail & 1 == 1).then_some(PublishError::BackPressured);
+                let last_seq = core.last_seq().unwrap_or(0);
+                core.poll_timers(
+                    now,
+                    &mut Sinks {
+                        control: &mut control,
+                        qos: &mut qos,
+                    },
+                );
+                for m in control.messages() {
+                    let h = ConsumerHello::decode(m).expect("hello decodes");
+                    assert_eq!((h.stream_id, h.consumer_id), (STREAM, 7));
+                }
+                for m in qos.messages() {
+                    let q = QosConsumer::decode(m).expect("QoS decodes");
+                    assert_eq!((q.stream_id, q.consumer_id), (STREAM, 7));
+                    assert_eq!(q.last_seq_seen, last_seq);
+                }
+            }
             _ => {
                 let _ = (
                     core.state(),
@@ -299,6 +358,11 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
         }
+        assert_eq!(
+            core.counters().accepted,
+            proven,
+            "accepted counts exactly the frames the seqlock proved"
+        );
     }
     drop(core);
     drop((ring, pools));

@@ -1,6 +1,10 @@
 //! [`Context`]: the Aeron connection every producer and consumer of a process shares. It owns
 //! an embedded Aeron media driver, or connects to an external one by its directory.
 //!
+//! The role builders hang off the context ([`Context::producer`], [`Context::consumer`]):
+//! those methods are written in the role modules (`impl Context` blocks next to each
+//! builder), so this module imports no role.
+//!
 //! ```no_run
 //! use tensorpool::prelude::*;
 //! let ctx = Context::embedded()?;
@@ -18,9 +22,6 @@ use tensorpool_aeron::{
     AeronClient, ConnectError, DriverError, DriverIdleStrategy, EmbeddedMediaDriver,
     MediaDriverConfig,
 };
-
-use crate::consumer::ConsumerBuilder;
-use crate::producer::ProducerBuilder;
 
 /// Default wait for the media driver to answer a registration (publication, subscription).
 pub const DEFAULT_AERON_TIMEOUT: Duration = Duration::from_secs(5);
@@ -105,16 +106,6 @@ impl Context {
     /// The Aeron client (for tools and tests that add their own publications).
     pub fn client(&self) -> &AeronClient {
         &self.shared.client
-    }
-
-    /// A builder for a producer of data source `stream_id`.
-    pub fn producer(&self, stream_id: u32) -> ProducerBuilder {
-        ProducerBuilder::new(self.clone(), stream_id)
-    }
-
-    /// A builder for a consumer of data source `stream_id`.
-    pub fn consumer(&self, stream_id: u32) -> ConsumerBuilder {
-        ConsumerBuilder::new(self.clone(), stream_id)
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

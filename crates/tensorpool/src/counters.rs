@@ -14,8 +14,9 @@
 //!
 //! One type id per counter kind: `tensorpool_counter_type_id(n)` (`0x5450_0000 | n`), with
 //! `n` = 100 + k for the producer, 200 + k for the consumer, 300 + k for the driver (400 + k
-//! is kept for the bridge). Every kind is listed in [`KINDS`]; `docs/tools.md` has the
-//! table.
+//! is kept for the bridge). Every role declares its kinds in its own `counters.rs`; the crate
+//! root lists the tables ([`crate::COUNTER_KINDS`]) and this registry takes them as data
+//! ([`find_kind`]), importing no role. `docs/tools.md` has the table.
 //!
 //! # Key
 //!
@@ -138,16 +139,14 @@ impl Kind {
     }
 }
 
-/// Every counter kind of every role.
-pub const KINDS: &[&[&Kind]] = &[
-    crate::producer::counters::COUNTER_KINDS,
-    crate::consumer::counters::COUNTER_KINDS,
-    crate::driver::counters::COUNTER_KINDS,
-];
-
-/// The kind with `type_id`, if it is one of ours.
+/// The kind with `type_id`, if it is one of ours (one of [`crate::COUNTER_KINDS`]).
 pub fn kind(type_id: i32) -> Option<&'static Kind> {
-    KINDS
+    find_kind(crate::COUNTER_KINDS, type_id)
+}
+
+/// The kind with `type_id` among `tables` (one table per role).
+pub fn find_kind(tables: &[&[&'static Kind]], type_id: i32) -> Option<&'static Kind> {
+    tables
         .iter()
         .flat_map(|kinds| kinds.iter())
         .find(|k| k.type_id() == type_id)
@@ -402,7 +401,10 @@ mod tests {
 
     #[test]
     fn one_type_id_per_kind_in_its_roles_hundred() {
-        let all: Vec<&Kind> = KINDS.iter().flat_map(|k| k.iter().copied()).collect();
+        let all: Vec<&Kind> = crate::COUNTER_KINDS
+            .iter()
+            .flat_map(|k| k.iter().copied())
+            .collect();
         let mut ids: Vec<i32> = all.iter().map(|k| k.type_id()).collect();
         ids.sort_unstable();
         ids.dedup();

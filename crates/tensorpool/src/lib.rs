@@ -11,6 +11,7 @@
 //! | [`context`] | the Aeron connection (embedded media driver or external) roles share |
 //! | [`counters`] | role counters, their Aeron counters (type ids, key layout) |
 //! | [`frame`] | dtypes, tensor specs and the frame view contract |
+//! | [`meta`] | data-source metadata types the producer and consumer share |
 //! | [`streams`] | default channels and stream ids |
 //! | [`prelude`] | `use tensorpool::prelude::*;` |
 #![forbid(unsafe_code)]
@@ -27,8 +28,17 @@ pub mod context;
 pub mod control;
 pub mod driver;
 pub mod frame;
+pub mod meta;
 pub mod prelude;
 pub mod producer;
 pub mod streams;
 
 pub use tensorpool_agent::monotonic_ns;
+
+/// Every counter kind of every role (each role's `counters.rs` declares its own table; the
+/// counters registry, [`counters`], takes them as data and imports no role).
+pub const COUNTER_KINDS: &[&[&counters::Kind]] = &[
+    producer::counters::COUNTER_KINDS,
+    consumer::counters::COUNTER_KINDS,
+    driver::counters::COUNTER_KINDS,
+];

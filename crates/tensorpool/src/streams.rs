@@ -13,6 +13,10 @@
 //! Channel strings must be byte-identical in every process sharing an IPC stream, so every
 //! logical stream defaults to the spec's [`DEFAULT_CHANNEL`].
 
+use std::path::PathBuf;
+
+use crate::config::{ConfigError, IdRange, Loader};
+
 /// `aeron:ipc?term-length=4m`: the spec's default channel (PITFALLS #20).
 pub const DEFAULT_CHANNEL: &str = "aeron:ipc?term-length=4m";
 /// Shared control stream id.
@@ -206,16 +210,6 @@ impl Default for DriverEndpoints {
 }
 
 impl DriverEndpoints {
-    /// The endpoints and timers of a driver configuration.
-    pub fn of_driver(cfg: &crate::driver::DriverConfig) -> Self {
-        let p = &cfg.policies;
-        Self::of_section(
-            &cfg.driver,
-            p.announce_period_ms,
-            p.lease_keepalive_interval_ms,
-        )
-    }
-
     /// Reads the driver's endpoints and client timers as the driver itself reads them: the
     /// `[driver]` table, `policies.announce_period_ms` and
     /// `policies.lease_keepalive_interval_ms` with the driver's defaults and environment
@@ -223,13 +217,13 @@ impl DriverEndpoints {
     pub fn from_loader(
         l: &mut crate::config::Loader<'_>,
     ) -> Result<Self, crate::config::ConfigError> {
-        let section = crate::driver::config::DriverSection::from_loader(l)?;
-        let (announce_ms, keepalive_ms) = crate::driver::config::client_timers(l)?;
+        let section = DriverSection::from_loader(l)?;
+        let (announce_ms, keepalive_ms) = client_timers(l)?;
         Ok(Self::of_section(&section, announce_ms, keepalive_ms))
     }
 
-    fn of_section(
-        d: &crate::driver::config::DriverSection,
+    pub(crate) fn of_section(
+        d: &DriverSection,
         announce_period_ms: u32,
         keepalive_interval_ms: u32,
     ) -> Self {
@@ -243,25 +237,166 @@ impl DriverEndpoints {
             attach_timeout: DEFAULT_ATTACH_TIMEOUT,
         }
     }
+}
 
-    /// The driver client settings for `stream_id` in `role`.
-    pub(crate) fn client_config(
-        &self,
-        stream_id: u32,
-        role: tensorpool_codec::driver::Role,
-        allowed: Option<tensorpool_shm::AllowedBaseDirs>,
-    ) -> crate::client::ClientConfig {
-        let mut c = crate::client::ClientConfig::new(stream_id, role);
-        c.control_channel = self.control.channel.clone();
-        c.control_stream_id = self.control.stream_id;
-        c.announce_channel = self.announce.channel.clone();
-        c.announce_stream_id = self.announce.stream_id;
-        c.keepalive_interval = self.keepalive_interval;
-        c.announce_period = self.announce_period;
-        c.driver_timeout = self.announce_period * 5;
-        c.allowed_base_dirs = allowed;
-        c
+/// Reads `<table>.channel` and `<table>.<stream>_stream_id` over `defaults`.
+pub(crate) fn streams_from_loader(
+    l: &mut crate::config::Loader<'_>,
+    table: &str,
+    defaults: Streams,
+) -> Result<Streams, crate::config::ConfigError> {
+    let channel: String = l.value_or(
+        &format!("{table}.channel"),
+        defaults.control.channel.clone(),
+        "an Aeron channel",
+    )?;
+    let mut s = Streams::on_channel(&channel);
+    for (name, e, d) in [
+        ("control", &mut s.control, &defaults.control),
+        ("announce", &mut s.announce, &defaults.announce),
+        ("descriptor", &mut s.descriptor, &defaults.descriptor),
+        ("qos", &mut s.qos, &defaults.qos),
+        ("metadata", &mut s.metadata, &defaults.metadata),
+    ] {
+        e.stream_id = l.value_or(
+            &format!("{table}.{name}_stream_id"),
+            d.stream_id,
+            "a stream id",
+        )?;
     }
+    Ok(s)
+}
+
+// ---- the driver's `[driver]` table and client timers, read as the driver reads them ----
+
+const U32: &str = "an unsigned 32-bit integer";
+const STR: &str = "a string";
+const RANGE: &str = "a range \"start-end\" or [start, end] with start <= end";
+
+/// `driver.control_stream_id` default (Driver Model §17): the shared control stream.
+pub const DEFAULT_CONTROL_STREAM_ID: u32 = crate::streams::CONTROL_STREAM_ID as u32;
+/// `driver.qos_stream_id` default (Driver Model §17): the shared QoS stream.
+pub const DEFAULT_QOS_STREAM_ID: u32 = crate::streams::QOS_STREAM_ID as u32;
+/// `policies.announce_period_ms` default.
+pub const DEFAULT_ANNOUNCE_PERIOD_MS: u32 = 1000;
+/// `policies.lease_keepalive_interval_ms` default.
+pub const DEFAULT_KEEPALIVE_INTERVAL_MS: u32 = 1000;
+
+/// `[driver]`: identity and control-plane endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriverSection {
+    /// `driver.instance_id` (default `"driver-01"`).
+    pub instance_id: String,
+    /// `driver.aeron_dir` (default: none; an empty string also means none).
+    pub aeron_dir: Option<PathBuf>,
+    /// `driver.control_channel` (default `"aeron:ipc?term-length=4m"`).
+    pub control_channel: String,
+    /// `driver.control_stream_id` (default 1000).
+    pub control_stream_id: u32,
+    /// `driver.announce_channel` (default: the control channel).
+    pub announce_channel: String,
+    /// `driver.announce_stream_id` (default: the control stream id).
+    pub announce_stream_id: u32,
+    /// `driver.qos_channel` (default `"aeron:ipc?term-length=4m"`).
+    pub qos_channel: String,
+    /// `driver.qos_stream_id` (default 1200).
+    pub qos_stream_id: u32,
+    /// `driver.stream_id_range` (default: none, dynamic streams disabled).
+    pub stream_id_range: Option<IdRange>,
+    /// `driver.descriptor_stream_id_range` (default: none).
+    pub descriptor_stream_id_range: Option<IdRange>,
+    /// `driver.control_stream_id_range` (default: none).
+    pub control_stream_id_range: Option<IdRange>,
+}
+
+fn stream_id(l: &mut Loader<'_>, key: &str, default: u32) -> Result<u32, ConfigError> {
+    l.value_or(key, default, U32)
+}
+
+fn range(l: &mut Loader<'_>, key: &str) -> Result<Option<IdRange>, ConfigError> {
+    let parsed = l.parsed(key, RANGE, |v| IdRange::from_toml(v).ok())?;
+    match parsed {
+        Some(r) => Ok(r),
+        None => {
+            l.record_default(key, &"");
+            Ok(None)
+        }
+    }
+}
+
+impl DriverSection {
+    /// Reads the `[driver]` table (and its environment overrides) as the driver does: the
+    /// tools and the roles that only need the driver's endpoints read them through this, so
+    /// their defaults and derivations are the driver's.
+    pub fn from_loader(l: &mut Loader<'_>) -> Result<Self, ConfigError> {
+        read_driver_section(l)
+    }
+}
+
+/// `policies.announce_period_ms` and `policies.lease_keepalive_interval_ms` (a driver
+/// client's timers), read as the driver reads them.
+pub fn client_timers(l: &mut Loader<'_>) -> Result<(u32, u32), ConfigError> {
+    Ok((announce_period_ms(l)?, keepalive_interval_ms(l)?))
+}
+
+pub(crate) fn announce_period_ms(l: &mut Loader<'_>) -> Result<u32, ConfigError> {
+    l.value_or(
+        "policies.announce_period_ms",
+        DEFAULT_ANNOUNCE_PERIOD_MS,
+        U32,
+    )
+}
+
+pub(crate) fn keepalive_interval_ms(l: &mut Loader<'_>) -> Result<u32, ConfigError> {
+    l.value_or(
+        "policies.lease_keepalive_interval_ms",
+        DEFAULT_KEEPALIVE_INTERVAL_MS,
+        U32,
+    )
+}
+
+pub(crate) fn read_driver_section(l: &mut Loader<'_>) -> Result<DriverSection, ConfigError> {
+    let instance_id = l.value_or("driver.instance_id", "driver-01".to_owned(), STR)?;
+    let aeron_dir: String = l.value_or("driver.aeron_dir", String::new(), STR)?;
+    let control_channel = l.value_or("driver.control_channel", DEFAULT_CHANNEL.to_owned(), STR)?;
+    let control_stream_id = stream_id(l, "driver.control_stream_id", DEFAULT_CONTROL_STREAM_ID)?;
+    let announce_channel = match l.value::<String>("driver.announce_channel", STR)? {
+        Some(c) => c,
+        None => {
+            l.record_derived(
+                "driver.announce_channel",
+                &control_channel,
+                "driver.control_channel",
+            );
+            control_channel.clone()
+        }
+    };
+    let announce_stream_id = match l.value::<u32>("driver.announce_stream_id", U32)? {
+        Some(id) => id,
+        None => {
+            l.record_derived(
+                "driver.announce_stream_id",
+                &control_stream_id,
+                "driver.control_stream_id",
+            );
+            control_stream_id
+        }
+    };
+    let qos_channel = l.value_or("driver.qos_channel", DEFAULT_CHANNEL.to_owned(), STR)?;
+    let qos_stream_id = stream_id(l, "driver.qos_stream_id", DEFAULT_QOS_STREAM_ID)?;
+    Ok(DriverSection {
+        instance_id,
+        aeron_dir: (!aeron_dir.is_empty()).then(|| PathBuf::from(aeron_dir)),
+        control_channel,
+        control_stream_id,
+        announce_channel,
+        announce_stream_id,
+        qos_channel,
+        qos_stream_id,
+        stream_id_range: range(l, "driver.stream_id_range")?,
+        descriptor_stream_id_range: range(l, "driver.descriptor_stream_id_range")?,
+        control_stream_id_range: range(l, "driver.control_stream_id_range")?,
+    })
 }
 
 #[cfg(test)]

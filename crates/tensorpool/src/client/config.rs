@@ -6,6 +6,8 @@ use std::time::Duration;
 use tensorpool_codec::driver::{HugepagesPolicy, PublishMode, Role};
 use tensorpool_shm::AllowedBaseDirs;
 
+use crate::streams::DriverEndpoints;
+
 /// Driver client settings. [`ClientConfig::new`] takes the Driver Model defaults.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -76,24 +78,30 @@ impl ClientConfig {
         }
     }
 
-    /// Endpoints and timers taken from a driver configuration.
-    pub fn for_driver(stream_id: u32, role: Role, driver: &crate::driver::DriverConfig) -> Self {
-        let d = &driver.driver;
-        let p = &driver.policies;
-        let period = Duration::from_millis(u64::from(p.announce_period_ms));
-        Self {
-            control_channel: d.control_channel.clone(),
-            control_stream_id: i32::try_from(d.control_stream_id).unwrap_or(i32::MAX),
-            announce_channel: d.announce_channel.clone(),
-            announce_stream_id: i32::try_from(d.announce_stream_id).unwrap_or(i32::MAX),
-            keepalive_interval: Duration::from_millis(u64::from(p.lease_keepalive_interval_ms)),
-            announce_period: period,
-            driver_timeout: period * 5,
-            ..Self::new(stream_id, role)
-        }
-    }
-
     pub(crate) fn ns(d: Duration) -> u64 {
         u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// The client side of the driver's endpoints ([`DriverEndpoints`] is what a role knows of a
+/// driver: never its configuration).
+impl DriverEndpoints {
+    /// The driver client settings for `stream_id` in `role`.
+    pub(crate) fn client_config(
+        &self,
+        stream_id: u32,
+        role: tensorpool_codec::driver::Role,
+        allowed: Option<tensorpool_shm::AllowedBaseDirs>,
+    ) -> ClientConfig {
+        let mut c = ClientConfig::new(stream_id, role);
+        c.control_channel = self.control.channel.clone();
+        c.control_stream_id = self.control.stream_id;
+        c.announce_channel = self.announce.channel.clone();
+        c.announce_stream_id = self.announce.stream_id;
+        c.keepalive_interval = self.keepalive_interval;
+        c.announce_period = self.announce_period;
+        c.driver_timeout = self.announce_period * 5;
+        c.allowed_base_dirs = allowed;
+        c
     }
 }

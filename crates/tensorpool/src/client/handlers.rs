@@ -8,10 +8,9 @@ use tensorpool_codec::driver::{
 use tensorpool_codec::wire::{self, ClockDomain, ShmPoolAnnounce};
 use tensorpool_codec::{HEADER_LEN, Message, MessageHeader};
 
+use super::state::{Held, Inner, Machine};
 use super::validate::{validate_announce, validate_attach};
-use super::{
-    CLIENT_ID_ALREADY_ATTACHED, ClientConfig, ClientEvent, Held, Inner, LeaseLost, Machine,
-};
+use super::{CLIENT_ID_ALREADY_ATTACHED, ClientConfig, ClientEvent, LeaseLost};
 use crate::control::{Gate, gate};
 
 fn raw_correlation_id(buf: &[u8], h: &MessageHeader) -> Option<i64> {

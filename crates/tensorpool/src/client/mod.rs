@@ -21,6 +21,20 @@
 //!   §4.9), to `ShmDriverShutdown` (§4.13) and to a driver that stopped announcing (§10);
 //! - gates every message on schema id, version and template id (§4.4a).
 //!
+//! The client is not a role (roles embed it; it imports none) and takes the roles' shape
+//! where it applies (docs/ARCHITECTURE.md, "How to add a role"):
+//!
+//! | file | what |
+//! |---|---|
+//! | `mod.rs` | [`DriverClient`] and its public API |
+//! | `config.rs` | [`ClientConfig`]; `DriverEndpoints::client_config` |
+//! | `state.rs` | [`ClientState`], [`ClientEvent`], [`ClientCounters`], the internal state machine |
+//! | `handlers.rs` | one `on_<message>` per driver message and announce |
+//! | `proxy.rs` | `send_attach`, `send_keepalive`, `send_detach`, through `control::send` |
+//! | `work.rs` | [`DriverClient::do_work`]: the duty cycle and its timers |
+//! | `transport.rs` | [`ClientTransport`] (the client's sink and source; no Aeron in the logic), [`AeronTransport`] |
+//! | `validate.rs`, `blocking.rs`, `admin.rs`, `ids.rs` | concerns: response and announce validation; the blocking [`attach`]; the admin schema; ids |
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use tensorpool::client::{ClientConfig, attach};
@@ -40,168 +54,34 @@ mod blocking;
 mod config;
 mod handlers;
 mod ids;
+mod proxy;
+mod state;
 mod transport;
 mod validate;
 mod work;
 
 use std::collections::VecDeque;
 
-use tensorpool_codec::driver::{LeaseRevokeReason, ResponseCode, ShutdownReason};
-
 pub use admin::{AdminError, AdminQuery, query_driver, request_shutdown};
 pub use blocking::{AttachError, attach, code_name};
 pub use config::ClientConfig;
 pub use ids::{next_correlation_id, random_client_id};
+pub use state::{ClientCounters, ClientEvent, ClientState, LeaseLost};
 pub use transport::{AeronTransport, ClientTransport};
 pub use validate::{
     AttachInfo, PoolRegion, ProtocolError, Regions, validate_announce, validate_attach,
 };
 
+use state::{Inner, Machine};
+
 /// The `errorMessage` with which drivers refuse a second lease for a client id (B.2).
 pub const CLIENT_ID_ALREADY_ATTACHED: &str = "client_id already attached";
-
-/// Where the client is (Driver Model §4.12.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientState {
-    /// No lease; an attach goes out at the next duty cycle.
-    Unattached,
-    /// An attach is in flight.
-    Attaching,
-    /// Holding a lease; keepalives running.
-    Attached,
-    /// Waiting before the next attach.
-    Backoff,
-    /// A detach is in flight.
-    Detaching,
-    /// Detached for good.
-    Closed,
-}
-
-/// Why a lease was lost without a revocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaseLost {
-    /// No keepalive could be sent before the lease's expiry.
-    KeepaliveDeadline,
-    /// The keepalive could not be published (driver gone, §4.4).
-    KeepaliveFailed,
-    /// The producer was revoked and no epoch-bumped announce came in 3 announce periods.
-    RemapTimeout,
-}
-
-/// Something the application must know. Except `EpochChanged` (remap), every event after
-/// `Attached` means: stop using the regions; the client attaches again by itself.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ClientEvent {
-    /// A lease was granted: map these regions.
-    Attached(AttachInfo),
-    /// The driver refused the attach; retried after a backoff.
-    Rejected {
-        /// The code.
-        code: ResponseCode,
-        /// The driver's text.
-        message: String,
-    },
-    /// No answer within the attach timeout; retried after a backoff.
-    AttachTimedOut,
-    /// An OK response or announce failed validation (§4.7a): dropped, reattaching.
-    ProtocolError(ProtocolError),
-    /// Our lease was revoked.
-    LeaseRevoked {
-        /// Why.
-        reason: LeaseRevokeReason,
-        /// The driver's text.
-        message: String,
-    },
-    /// Our lease is gone for another reason.
-    LeaseLost(LeaseLost),
-    /// The producer of the stream we consume lost its lease: stop reading, wait for the new
-    /// epoch (an [`ClientEvent::EpochChanged`] follows, or [`LeaseLost::RemapTimeout`]).
-    ProducerRevoked {
-        /// The producer's lease.
-        lease_id: u64,
-    },
-    /// The stream moved to a new epoch: remap these regions.
-    EpochChanged(Regions),
-    /// The driver shut down (§4.13): leases are void; reattaching once it is back.
-    DriverShutdown {
-        /// Its reason.
-        reason: ShutdownReason,
-        /// Its text.
-        message: String,
-    },
-    /// The driver stopped announcing (§10): leases are void; reattaching.
-    DriverLost,
-    /// Our detach completed.
-    Detached,
-}
-
-/// Counters of a client.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ClientCounters {
-    /// Attach requests sent.
-    pub attaches_sent: u64,
-    /// Keepalives sent.
-    pub keepalives_sent: u64,
-    /// Messages of our schema rejected (newer version, undecodable, unknown enums).
-    pub rejected_messages: u64,
-    /// Duplicate or stale responses ignored.
-    pub duplicates_ignored: u64,
-    /// Announces ignored as stale or replayed.
-    pub stale_announces: u64,
-}
-
-#[derive(Debug)]
-enum Inner {
-    Idle,
-    Attaching {
-        correlation_id: i64,
-        deadline_ns: u64,
-    },
-    Attached(Box<Held>),
-    Backoff {
-        until_ns: u64,
-    },
-    Detaching {
-        correlation_id: i64,
-        deadline_ns: u64,
-    },
-    Closed,
-}
-
-#[derive(Debug)]
-struct Held {
-    info: AttachInfo,
-    next_keepalive_ns: u64,
-    /// Our estimate of the lease's expiry (driver's value, moved by each keepalive).
-    expiry_ns: Option<u64>,
-    lease_ns: u64,
-    last_announce_ns: u64,
-    /// After a producer revocation: the epoch to exceed and the deadline.
-    awaiting_epoch: Option<(u64, u64)>,
-}
 
 /// A driver client over a transport (see the module docs).
 #[derive(Debug)]
 pub struct DriverClient<T: ClientTransport> {
     transport: T,
     m: Machine,
-}
-
-#[derive(Debug)]
-struct Machine {
-    cfg: ClientConfig,
-    client_id: u32,
-    auto_client_id: bool,
-    state: Inner,
-    backoff_ns: u64,
-    abandoned: [i64; 8],
-    abandoned_next: usize,
-    accepted: Option<i64>,
-    pending_detach: Option<(i64, u64, u32, u32)>,
-    events: VecDeque<ClientEvent>,
-    counters: ClientCounters,
-    join_time_ns: Option<u64>,
-    close_requested: bool,
 }
 
 impl<T: ClientTransport> DriverClient<T> {

@@ -8,8 +8,10 @@
 
 use tensorpool_codec::driver::{ShmAttachRequest, ShmDetachRequest, ShmLeaseKeepalive};
 
-use super::{ClientConfig, ClientEvent, ClientTransport, DriverClient, Inner, LeaseLost, Machine};
-use crate::control::{SendError, send};
+use super::proxy::{send_attach, send_detach, send_keepalive};
+use super::state::{Inner, Machine};
+use super::{ClientConfig, ClientEvent, ClientTransport, DriverClient, LeaseLost};
+use crate::control::SendError;
 
 const FRAGMENT_LIMIT: usize = 32;
 
@@ -29,7 +31,7 @@ impl<T: ClientTransport> DriverClient<T> {
                 client_id,
                 role: m.cfg.role,
             };
-            let _ = send(transport.control(), &req);
+            let _ = send_detach(transport.control(), &req);
             work += 1;
         }
         work += m.on_timers(transport, now_ns);
@@ -79,7 +81,7 @@ impl Machine {
             desired_node_id: self.cfg.desired_node_id,
         };
         // a failed send is simply not answered: the attach times out and is retried
-        let _ = send(transport.control(), &req);
+        let _ = send_attach(transport.control(), &req);
         self.counters.attaches_sent += 1;
         self.state = Inner::Attaching {
             correlation_id,
@@ -126,7 +128,7 @@ impl Machine {
             role: self.cfg.role,
             client_timestamp_ns: now_ns,
         };
-        match send(transport.control(), &ka) {
+        match send_keepalive(transport.control(), &ka) {
             Ok(()) => {
                 self.counters.keepalives_sent += 1;
                 if held.expiry_ns.is_some() {
@@ -162,7 +164,7 @@ impl Machine {
                     client_id: held.info.client_id,
                     role: self.cfg.role,
                 };
-                let _ = send(transport.control(), &req);
+                let _ = send_detach(transport.control(), &req);
                 self.state = Inner::Detaching {
                     correlation_id,
                     deadline_ns: now_ns.saturating_add(ClientConfig::ns(self.cfg.attach_timeout)),

@@ -228,7 +228,7 @@ impl ConsumerConfig {
         c.payload_fallback_uri = (!fallback.is_empty()).then_some(fallback);
         c.aeron_timeout = duration_ms(l, "consumer.aeron_timeout_ms", c.aeron_timeout)?;
         c.aeron_counters = l.value_or("consumer.aeron_counters", c.aeron_counters, BOOL)?;
-        c.streams = crate::producer::streams_from_loader(l, "consumer", c.streams)?;
+        c.streams = crate::streams::streams_from_loader(l, "consumer", c.streams)?;
         // An announce stream given explicitly is the only one, unless said otherwise.
         let explicit = l
             .provenance()
@@ -312,6 +312,13 @@ impl ConsumerConfig {
 pub struct ConsumerBuilder {
     ctx: Context,
     config: ConsumerConfig,
+}
+
+impl Context {
+    /// A builder for a consumer of data source `stream_id`.
+    pub fn consumer(&self, stream_id: u32) -> ConsumerBuilder {
+        ConsumerBuilder::new(self.clone(), stream_id)
+    }
 }
 
 impl ConsumerBuilder {

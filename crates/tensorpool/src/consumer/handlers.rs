@@ -1,39 +1,29 @@
-//! The consumer's inbound messages: one `on_<message>` each (Wire Spec §10.1-§10.3, §11).
+//! The consumer's inbound messages: one `on_<message>` each, decoded (Wire Spec §10.1-§10.3,
+//! §11), and the driver client's events.
 
-use tensorpool_codec::Message;
 use tensorpool_codec::wire::{
-    ClockDomain, ConsumerConfig, DataSourceAnnounce, DataSourceMeta, FrameDescriptor,
-    FrameProgress, MetaBlobAnnounce, MetaBlobChunk, MetaBlobComplete, ShmPoolAnnounce,
+    ClockDomain, ConsumerConfig, FrameDescriptor, FrameProgress, ShmPoolAnnounce,
 };
-use tensorpool_shm::DropReason;
 
 use super::FrameHandler;
+use super::core::ConsumerCore;
 use super::counters::DropCause;
 use super::mapping::{Limits, Liveness, map_announce, map_regions};
-use super::meta::BlobEvent;
 use super::progress::ProgressDrop;
-use super::state::{Core, Fallback};
+use super::state::Fallback;
 use crate::client::ClientEvent;
 use crate::frame::{DescriptorInfo, Frame};
-use crate::io::{tid, wire_template};
 use crate::streams::StreamRequest;
 
 fn ns(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-impl Core {
-    /// One message of the announce stream.
-    pub fn on_announce_message(&mut self, msg: &[u8], now_ns: u64) {
-        if wire_template(msg) == Some(tid::ANNOUNCE)
-            && let Ok(ann) = ShmPoolAnnounce::decode(msg)
-        {
-            self.on_announce(&ann, now_ns);
-        }
-    }
-
+/// The decoded handlers, one per inbound message (the byte entry points that gate, decode and
+/// call them are in `core.rs`).
+impl ConsumerCore {
     /// `ShmPoolAnnounce` (§10.1.1, §15.21 mapping state machine).
-    fn on_announce(&mut self, ann: &ShmPoolAnnounce<'_>, now_ns: u64) {
+    pub(crate) fn on_pool_announce(&mut self, ann: &ShmPoolAnnounce<'_>, now_ns: u64) {
         if ann.stream_id != self.cfg.stream_id {
             return;
         }
@@ -123,7 +113,7 @@ impl Core {
     /// regions; the producer's revocation unmaps and waits for the epoch-bumped announce
     /// (the client times out after 3 announce periods); our own lease lost, the driver shut
     /// down or gone unmap at once (the client re-attaches).
-    pub fn on_client_event(&mut self, event: ClientEvent, now_ns: u64) {
+    pub(crate) fn on_client_event(&mut self, event: ClientEvent, now_ns: u64) {
         let regions = match event {
             ClientEvent::Attached(info) => info.regions,
             ClientEvent::EpochChanged(r) => {
@@ -191,25 +181,8 @@ impl Core {
         self.dead_epoch = self.dead_epoch.max(epoch);
     }
 
-    /// One message of a control stream: `ConsumerConfig` and `FrameProgress`.
-    pub fn on_control_message<H: FrameHandler + ?Sized>(&mut self, msg: &[u8], handler: &mut H) {
-        match wire_template(msg) {
-            Some(tid::CONFIG) => {
-                if let Ok(cc) = ConsumerConfig::decode(msg) {
-                    self.on_consumer_config(&cc);
-                }
-            }
-            Some(tid::PROGRESS) => {
-                if let Ok(fp) = FrameProgress::decode(msg) {
-                    self.on_progress(&fp, handler);
-                }
-            }
-            _ => {}
-        }
-    }
-
     /// `ConsumerConfig` (§10.1.3): per-consumer streams, mode, SHM or fallback.
-    fn on_consumer_config(&mut self, cc: &ConsumerConfig<'_>) {
+    pub(crate) fn on_consumer_config(&mut self, cc: &ConsumerConfig<'_>) {
         if cc.stream_id != self.cfg.stream_id || cc.consumer_id != self.cfg.consumer_id {
             return;
         }
@@ -254,7 +227,11 @@ impl Core {
     }
 
     /// `FrameProgress` (§10.2.2), for consumers that opted in.
-    fn on_progress<H: FrameHandler + ?Sized>(&mut self, fp: &FrameProgress, handler: &mut H) {
+    pub(crate) fn on_frame_progress<H: FrameHandler + ?Sized>(
+        &mut self,
+        fp: &FrameProgress,
+        handler: &mut H,
+    ) {
         if !self.cfg.supports_progress || fp.stream_id != self.cfg.stream_id {
             return;
         }
@@ -285,39 +262,11 @@ impl Core {
         }
     }
 
-    /// One message of the descriptor stream; returns 1 if a frame reached the handler.
-    pub fn on_descriptor_message<H: FrameHandler + ?Sized>(
-        &mut self,
-        msg: &[u8],
-        now_ns: u64,
-        handler: &mut H,
-    ) -> usize {
-        if wire_template(msg) != Some(tid::DESCRIPTOR) {
-            return 0;
-        }
-        let Ok(fd) = FrameDescriptor::decode(msg) else {
-            return 0;
-        };
-        if fd.stream_id != self.cfg.stream_id {
-            return 0;
-        }
-        self.counters.descriptors += 1;
-        match self.on_descriptor(&fd, now_ns, handler) {
-            Ok(()) => 1,
-            Err(cause) => {
-                self.drops.add(cause);
-                if cause == DropCause::Slot(DropReason::RegionDead) {
-                    // A file was truncated under us: unmap now, wait for a new epoch.
-                    self.check_liveness(now_ns);
-                }
-                0
-            }
-        }
-    }
-
-    /// `FrameDescriptor` (§10.2.1, §8.3, §15.21): every drop rule, then the handler, then
-    /// the recheck that decides whether the frame counts as accepted.
-    fn on_descriptor<H: FrameHandler + ?Sized>(
+    /// `FrameDescriptor` (§10.2.1, §8.3, §15.21): **the frame path**, in one place: every
+    /// drop rule (mapped, epoch, sequence), the slot read (the seqlock proves frame `seq`),
+    /// sequence accounting, the rate gate, then the handler, then the recheck that decides
+    /// whether the frame counts as accepted (§8.3 step 6).
+    pub(crate) fn on_frame_descriptor<H: FrameHandler + ?Sized>(
         &mut self,
         fd: &FrameDescriptor,
         now_ns: u64,
@@ -396,49 +345,6 @@ impl Core {
         }
         let hz = self.cfg.mode.max_rate_hz();
         (hz > 0).then(|| 1_000_000_000 / u64::from(hz))
-    }
-
-    /// One message of the metadata stream.
-    pub fn on_metadata_message(&mut self, msg: &[u8]) {
-        let stream = self.cfg.stream_id;
-        let max = self.cfg.max_meta_blob_bytes;
-        let event = match wire_template(msg) {
-            Some(tid::DS_ANNOUNCE) => {
-                if let Ok(a) = DataSourceAnnounce::decode(msg)
-                    && a.stream_id == stream
-                {
-                    self.meta.on_announce(&a);
-                }
-                BlobEvent::None
-            }
-            Some(tid::DS_META) => {
-                if let Ok(m) = DataSourceMeta::decode(msg)
-                    && m.stream_id == stream
-                    && self.meta.on_meta(&m)
-                {
-                    self.counters.meta_updates += 1;
-                }
-                BlobEvent::None
-            }
-            Some(tid::BLOB_ANNOUNCE) => match MetaBlobAnnounce::decode(msg) {
-                Ok(a) if a.stream_id == stream => self.meta.on_blob_announce(&a, max),
-                _ => BlobEvent::None,
-            },
-            Some(tid::BLOB_CHUNK) => match MetaBlobChunk::decode(msg) {
-                Ok(c) if c.stream_id == stream => self.meta.on_blob_chunk(&c),
-                _ => BlobEvent::None,
-            },
-            Some(tid::BLOB_COMPLETE) => match MetaBlobComplete::decode(msg) {
-                Ok(c) if c.stream_id == stream => self.meta.on_blob_complete(&c),
-                _ => BlobEvent::None,
-            },
-            _ => BlobEvent::None,
-        };
-        match event {
-            BlobEvent::None => {}
-            BlobEvent::Completed => self.counters.blobs_completed += 1,
-            BlobEvent::Discarded => self.counters.blobs_discarded += 1,
-        }
     }
 }
 

@@ -8,7 +8,7 @@ use tensorpool_codec::wire::{
     DataSourceAnnounce, DataSourceMeta, MetaBlobAnnounce, MetaBlobChunk, MetaBlobComplete,
 };
 
-use crate::producer::MetaAttribute;
+use crate::meta::MetaAttribute;
 
 /// A reassembled, verified meta blob.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,9 +18,20 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! See [`crate::frame`] for the view contract. Layout: `config`, `state` (mapping state
-//! machine), `mapping` (announce -> regions), `handlers` (one per message), `progress`,
-//! `meta`, `proxy` (hello, QoS), `work` (duty cycle), `counters` (drops per cause).
+//! See [`crate::frame`] for the view contract. The folder has the shape of every role
+//! (docs/ARCHITECTURE.md, "How to add a role"):
+//!
+//! | file | what |
+//! |---|---|
+//! | `mod.rs` | [`Consumer`] (the agent: its Aeron streams around a [`ConsumerCore`]), [`ConsumerAgent`], [`FrameHandler`], [`BuildError`] |
+//! | `config.rs` | [`ConsumerConfig`] (keys, defaults, environment, validation, `from_loader`), [`ConsumerBuilder`], `Context::consumer` |
+//! | `core.rs` | [`ConsumerCore`]: the logic without Aeron: `on_announce`, `on_descriptor`, `on_control`, `on_metadata` (bytes and the time in), `poll_timers` (hello, QoS, liveness into [`Sinks`]) |
+//! | `state.rs` | the mapping state machine ([`ConsumerState`], [`Fallback`], [`Rejection`]), sequence tracking, remap backoffs |
+//! | `handlers.rs` | one `on_<message>` per decoded message; `on_frame_descriptor` is the frame path in one place: drop rules -> slot read -> handler -> recheck |
+//! | `proxy.rs` | `send_hello`, `send_qos`, through `control::send` |
+//! | `work.rs` | the duty cycle: subscriptions into the core, the core's timers into the publications, stream switches, waiting for base dirs |
+//! | `counters.rs` | the `counters!` tables (counters, drops per cause) |
+//! | `mapping.rs`, `meta.rs`, `progress.rs` | concerns: announce -> mapped regions; metadata and blobs; progress tracking |
 
 mod config;
 mod core;
@@ -34,7 +45,7 @@ mod state;
 mod work;
 
 pub use config::{ConsumerBuilder, ConsumerConfig, Mode, ProgressHints};
-pub use core::ConsumerCore;
+pub use core::{ConsumerCore, Sinks};
 pub use counters::{ConsumerCounters, DropCause, Drops};
 pub use meta::{BlobDiscard, MetaBlob};
 pub use progress::Progress;
@@ -47,9 +58,8 @@ use tensorpool_shm::AllowedBaseDirs;
 
 use crate::context::Context;
 use crate::frame::Frame;
-use crate::producer::MetaAttribute;
+use crate::meta::MetaAttribute;
 use counters::{ConsumerCells, DropCells};
-use state::Core;
 use work::Io;
 
 /// Receives frames (and, for consumers that asked for it, progress reports). Any
@@ -96,7 +106,7 @@ pub enum BuildError {
 /// or run it as an agent with [`Consumer::into_agent`].
 #[derive(Debug)]
 pub struct Consumer {
-    core: Core,
+    core: ConsumerCore,
     io: Io,
     _ctx: Context,
 }
@@ -254,9 +264,13 @@ impl Consumer {
             counters,
             drops,
         } = side;
-        let core = Core::new(cfg, allowed, counters, drops);
-        let (hello_timer, qos_timer, liveness_timer) =
-            Io::timers(&core, tensorpool_agent::monotonic_ns());
+        let core = ConsumerCore::with_parts(
+            cfg,
+            allowed,
+            counters,
+            drops,
+            tensorpool_agent::monotonic_ns(),
+        );
         let io = Io {
             client,
             timeout: t,
@@ -270,9 +284,6 @@ impl Consumer {
             metadata,
             control_pub,
             qos_pub,
-            hello_timer,
-            qos_timer,
-            liveness_timer,
             waiting_dirs,
             dirs_refused: false,
             dirs_timer: tensorpool_agent::DeadlineTimer::periodic_immediate(work::DIRS_POLL_NS),
@@ -345,12 +356,12 @@ impl Consumer {
 
     /// Counters.
     pub fn counters(&self) -> ConsumerCounters {
-        self.core.counters.snapshot()
+        self.core.counters()
     }
 
     /// Drops per cause and sequence gaps.
     pub fn drops(&self) -> Drops {
-        self.core.drops.snapshot()
+        self.core.drops()
     }
 
     /// The configuration.

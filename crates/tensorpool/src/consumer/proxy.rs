@@ -1,13 +1,12 @@
 //! The consumer's outbound messages: `ConsumerHello` and `QosConsumer`.
 
-use tensorpool_aeron::Publication;
 use tensorpool_codec::Bytes;
 use tensorpool_codec::wire::{ConsumerHello, QosConsumer};
 
-use super::state::Core;
-use crate::io::{SendError, send};
+use super::core::ConsumerCore;
+use crate::control::{MessageSink, SendError, send};
 
-pub(crate) fn send_hello(p: &mut Publication, core: &Core) -> Result<(), SendError> {
+pub(crate) fn send_hello(p: &mut dyn MessageSink, core: &ConsumerCore) -> Result<(), SendError> {
     let c = &core.cfg;
     let (dc, di) = c.descriptor_request.as_ref().map_or((&[][..], 0), |e| {
         (e.channel.as_bytes(), e.stream_id.max(0) as u32)
@@ -36,7 +35,7 @@ pub(crate) fn send_hello(p: &mut Publication, core: &Core) -> Result<(), SendErr
     )
 }
 
-pub(crate) fn send_qos(p: &mut Publication, core: &Core) -> Result<(), SendError> {
+pub(crate) fn send_qos(p: &mut dyn MessageSink, core: &ConsumerCore) -> Result<(), SendError> {
     send(
         p,
         &QosConsumer {

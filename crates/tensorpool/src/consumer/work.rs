@@ -1,5 +1,9 @@
-//! The consumer's duty cycle: announces, control (config, progress), descriptors (frames to
-//! the handler), metadata, then hello / QoS / liveness timers.
+//! The consumer's duty cycle ([`Io::cycle`]), the agent side of [`ConsumerCore`]: poll the
+//! announce stream (or run the driver client), the control streams (config, progress), the
+//! descriptor stream (frames to the handler) and the metadata stream into the core's entry
+//! points, then the core's timers (hello, QoS, liveness) into the publications. Also what
+//! only the Aeron side can do: switching subscriptions to a per-consumer assignment in the
+//! background, and waiting for allowed base dirs that do not exist yet.
 
 use std::time::Duration;
 
@@ -7,16 +11,15 @@ use tensorpool_aeron::{AeronClient, PendingSubscription, PollError, Publication,
 use tensorpool_agent::DeadlineTimer;
 
 use super::FrameHandler;
-use super::proxy;
-use super::state::Core;
+use super::core::{ConsumerCore, Sinks};
 use crate::client::{AeronTransport, ClientEvent, DriverClient};
-use crate::io::{tid, wire_template};
+use crate::control::{tid, wire_template};
 
 const CONTROL_LIMIT: usize = 16;
 /// How often a consumer waiting for its base dirs looks for them (one `lstat` each).
 pub(crate) const DIRS_POLL_NS: u64 = 100_000_000;
 
-/// The consumer's Aeron side, apart from [`Core`] so that poll callbacks can borrow it.
+/// The consumer's Aeron side, apart from [`ConsumerCore`] so that poll callbacks can borrow it.
 #[derive(Debug)]
 pub(crate) struct Io {
     pub client: AeronClient,
@@ -37,9 +40,6 @@ pub(crate) struct Io {
     pub metadata: Option<Subscription>,
     pub control_pub: Publication,
     pub qos_pub: Publication,
-    pub hello_timer: DeadlineTimer,
-    pub qos_timer: DeadlineTimer,
-    pub liveness_timer: DeadlineTimer,
     /// Configured base dirs that did not exist at start; until they all do (and pass
     /// [`tensorpool_shm::AllowedBaseDirs::check_appeared`]) nothing is mapped: standalone,
     /// announces are read and dropped; in driver mode the driver client does not run (no
@@ -51,24 +51,11 @@ pub(crate) struct Io {
     pub dirs_timer: DeadlineTimer,
 }
 
-fn ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
 impl Io {
-    pub fn timers(core: &Core, now_ns: u64) -> (DeadlineTimer, DeadlineTimer, DeadlineTimer) {
-        let c = &core.cfg;
-        (
-            DeadlineTimer::periodic_immediate(ns(c.hello_interval)),
-            DeadlineTimer::periodic(ns(c.qos_interval), now_ns),
-            DeadlineTimer::periodic_immediate((ns(c.activity_timeout) / 4).max(10_000_000)),
-        )
-    }
-
     /// One duty cycle; returns the work done (messages read, frames delivered, messages sent).
     pub fn cycle<H: FrameHandler + ?Sized>(
         &mut self,
-        core: &mut Core,
+        core: &mut ConsumerCore,
         now_ns: u64,
         handler: &mut H,
         limit: usize,
@@ -79,11 +66,11 @@ impl Io {
         }
         let waiting = self.waiting_dirs.is_some() || self.dirs_refused;
         if let Some(a) = self.announce.as_mut() {
-            core.join_time_ns = u64::try_from(a.last_image_available_ns()).unwrap_or(0);
+            let join = u64::try_from(a.last_image_available_ns()).unwrap_or(0);
             work += a.poll(
                 |m, _| {
                     if !waiting {
-                        core.on_announce_message(m, now_ns)
+                        core.on_announce(m, now_ns, join)
                     }
                 },
                 CONTROL_LIMIT,
@@ -101,24 +88,20 @@ impl Io {
             && !waiting
             && core.cfg.announce_on_control
             && core.cfg.streams.announce != core.cfg.streams.control;
-        let join_time_ns = core.join_time_ns;
-        if announces_here {
-            core.join_time_ns = u64::try_from(self.control.last_image_available_ns()).unwrap_or(0);
-        }
+        let join = u64::try_from(self.control.last_image_available_ns()).unwrap_or(0);
         work += self.control.poll(
             |m, _| match wire_template(m) {
-                Some(tid::ANNOUNCE) if announces_here => core.on_announce_message(m, now_ns),
-                _ => core.on_control_message(m, handler),
+                Some(tid::ANNOUNCE) if announces_here => core.on_announce(m, now_ns, join),
+                _ => core.on_control(m, handler),
             },
             CONTROL_LIMIT,
         )?;
-        core.join_time_ns = join_time_ns;
         if let Some(p) = self.progress.as_mut() {
             // A per-consumer control stream carries FrameProgress only (Wire Spec §5).
             work += p.poll(
                 |m, _| {
                     if wire_template(m) == Some(tid::PROGRESS) {
-                        core.on_control_message(m, handler);
+                        core.on_control(m, handler);
                     }
                 },
                 CONTROL_LIMIT,
@@ -131,14 +114,20 @@ impl Io {
         work += self.poll_switches(core);
         work += self.descriptor.poll(
             |m, _| {
-                core.on_descriptor_message(m, now_ns, handler);
+                core.on_descriptor(m, now_ns, handler);
             },
             limit,
         )?;
         if let Some(md) = self.metadata.as_mut() {
-            work += md.poll(|m, _| core.on_metadata_message(m), CONTROL_LIMIT)?;
+            work += md.poll(|m, _| core.on_metadata(m), CONTROL_LIMIT)?;
         }
-        work += self.timers_due(core, now_ns);
+        work += core.poll_timers(
+            now_ns,
+            &mut Sinks {
+                control: &mut self.control_pub,
+                qos: &mut self.qos_pub,
+            },
+        );
         Ok(work)
     }
 
@@ -147,7 +136,7 @@ impl Io {
     /// given to the driver client too (driver mode), before it runs in this same cycle; a
     /// refused one is reported in `last_error` and nothing is ever mapped (driver mode: the
     /// driver client never attaches).
-    fn look_for_dirs(&mut self, core: &mut Core) {
+    fn look_for_dirs(&mut self, core: &mut ConsumerCore) {
         let Some(dirs) = self.waiting_dirs.as_ref() else {
             return;
         };
@@ -179,32 +168,11 @@ impl Io {
         }
     }
 
-    fn timers_due(&mut self, core: &mut Core, now_ns: u64) -> usize {
-        let mut work = 0;
-        if self.hello_timer.poll(now_ns) {
-            if proxy::send_hello(&mut self.control_pub, core).is_ok() {
-                core.counters.hellos_sent += 1;
-            }
-            work += 1;
-        }
-        if self.qos_timer.poll(now_ns) {
-            if proxy::send_qos(&mut self.qos_pub, core).is_ok() {
-                core.counters.qos_sent += 1;
-            }
-            core.roll_latency();
-            work += 1;
-        }
-        if self.liveness_timer.poll(now_ns) {
-            core.check_liveness(now_ns);
-        }
-        work
-    }
-
     /// Starts switching subscriptions to match the last `ConsumerConfig` (§5, §10.1.3): the
     /// per-consumer descriptor stream *instead of* the shared one, a per-consumer control
     /// stream for progress next to the shared control stream. The registrations complete in
     /// the background ([`Io::poll_switches`]); the duty cycle never waits for them.
-    fn apply_assignment(&mut self, core: &mut Core) {
+    fn apply_assignment(&mut self, core: &mut ConsumerCore) {
         let shared = &core.cfg.streams.descriptor;
         let target = match &core.assignment.descriptor {
             Some((ch, id)) => Some((ch.as_str(), *id, true)),
@@ -237,7 +205,7 @@ impl Io {
     /// Polls the subscriptions being registered (never blocks): a ready descriptor stream
     /// replaces the current one, a ready control stream starts carrying progress; a refused
     /// or timed-out one is logged and the consumer stays where it is.
-    fn poll_switches(&mut self, core: &mut Core) -> usize {
+    fn poll_switches(&mut self, core: &mut ConsumerCore) -> usize {
         let mut work = 0;
         if let Some((pending, per_consumer)) = self.next_descriptor.as_mut() {
             let per_consumer = *per_consumer;

@@ -9,8 +9,9 @@ use tensorpool_codec::driver::Role;
 use tensorpool_codec::{Bytes, Group, Message, MessageHeader};
 use tensorpool_shm::LAYOUT_VERSION;
 
+use super::core::DriverCore;
 use super::proxy::{Outputs, send_admin};
-use super::state::{DriverCore, Lifecycle};
+use super::state::Lifecycle;
 
 /// At most this many entries per answer (keeps the message far below Aeron's limit).
 const MAX_ENTRIES: usize = 1000;

@@ -8,47 +8,21 @@
 
 use std::path::{Path, PathBuf};
 
+use tensorpool_codec::driver::Role as LeaseRole;
 use tensorpool_shm::layout::{DEFAULT_BASE_DIR, DEFAULT_NAMESPACE, FileModes, ShmLayout};
 use tensorpool_shm::pool::stride_is_julia_compatible;
 
-use crate::config::{ConfigError, EnvSource, IdRange, Loader, Provenance, Source};
-use crate::streams::DEFAULT_CHANNEL;
-
-/// `driver.control_stream_id` default (Driver Model §17): the shared control stream.
-pub const DEFAULT_CONTROL_STREAM_ID: u32 = crate::streams::CONTROL_STREAM_ID as u32;
-/// `driver.qos_stream_id` default (Driver Model §17): the shared QoS stream.
-pub const DEFAULT_QOS_STREAM_ID: u32 = crate::streams::QOS_STREAM_ID as u32;
-/// `policies.announce_period_ms` default.
-pub const DEFAULT_ANNOUNCE_PERIOD_MS: u32 = 1000;
-/// `policies.lease_keepalive_interval_ms` default.
-pub const DEFAULT_KEEPALIVE_INTERVAL_MS: u32 = 1000;
-
-/// `[driver]`: identity and control-plane endpoints.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DriverSection {
-    /// `driver.instance_id` (default `"driver-01"`).
-    pub instance_id: String,
-    /// `driver.aeron_dir` (default: none; an empty string also means none).
-    pub aeron_dir: Option<PathBuf>,
-    /// `driver.control_channel` (default `"aeron:ipc?term-length=4m"`).
-    pub control_channel: String,
-    /// `driver.control_stream_id` (default 1000).
-    pub control_stream_id: u32,
-    /// `driver.announce_channel` (default: the control channel).
-    pub announce_channel: String,
-    /// `driver.announce_stream_id` (default: the control stream id).
-    pub announce_stream_id: u32,
-    /// `driver.qos_channel` (default `"aeron:ipc?term-length=4m"`).
-    pub qos_channel: String,
-    /// `driver.qos_stream_id` (default 1200).
-    pub qos_stream_id: u32,
-    /// `driver.stream_id_range` (default: none, dynamic streams disabled).
-    pub stream_id_range: Option<IdRange>,
-    /// `driver.descriptor_stream_id_range` (default: none).
-    pub descriptor_stream_id_range: Option<IdRange>,
-    /// `driver.control_stream_id_range` (default: none).
-    pub control_stream_id_range: Option<IdRange>,
-}
+use crate::client::ClientConfig;
+use crate::config::{ConfigError, EnvSource, Loader, Provenance, Source};
+use crate::streams::{
+    DriverEndpoints, announce_period_ms, keepalive_interval_ms, read_driver_section,
+};
+// The `[driver]` table and the client timers are read where the roles and the driver client
+// read them too (crate::streams): re-exported here under their old paths.
+pub use crate::streams::{
+    DEFAULT_ANNOUNCE_PERIOD_MS, DEFAULT_CONTROL_STREAM_ID, DEFAULT_KEEPALIVE_INTERVAL_MS,
+    DEFAULT_QOS_STREAM_ID, DriverSection, client_timers,
+};
 
 /// `[shm]`: where and how regions are created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,7 +147,6 @@ const U32: &str = "an unsigned 32-bit integer";
 const U64: &str = "an unsigned 64-bit integer";
 const BOOL: &str = "true or false";
 const STR: &str = "a string";
-const RANGE: &str = "a range \"start-end\" or [start, end] with start <= end";
 
 impl DriverConfig {
     /// Loads `path` (or only defaults and environment when `None`).
@@ -188,7 +161,7 @@ impl DriverConfig {
     }
 
     fn from_loader(l: &mut Loader<'_>) -> Result<Self, ConfigError> {
-        let driver = driver_section(l)?;
+        let driver = read_driver_section(l)?;
         let shm = shm_section(l)?;
         let profiles = profiles(l)?;
         let streams = streams(l, &profiles)?;
@@ -361,94 +334,26 @@ impl DriverConfig {
     }
 }
 
-fn stream_id(l: &mut Loader<'_>, key: &str, default: u32) -> Result<u32, ConfigError> {
-    l.value_or(key, default, U32)
-}
-
-fn range(l: &mut Loader<'_>, key: &str) -> Result<Option<IdRange>, ConfigError> {
-    let parsed = l.parsed(key, RANGE, |v| IdRange::from_toml(v).ok())?;
-    match parsed {
-        Some(r) => Ok(r),
-        None => {
-            l.record_default(key, &"");
-            Ok(None)
-        }
+/// What a driver client and the roles know of this driver: its control-plane endpoints and
+/// client timers (never the whole configuration).
+impl DriverEndpoints {
+    /// The endpoints and timers of a driver configuration.
+    pub fn of_driver(cfg: &DriverConfig) -> Self {
+        let p = &cfg.policies;
+        Self::of_section(
+            &cfg.driver,
+            p.announce_period_ms,
+            p.lease_keepalive_interval_ms,
+        )
     }
 }
 
-impl DriverSection {
-    /// Reads the `[driver]` table (and its environment overrides) as the driver does: the
-    /// tools and the roles that only need the driver's endpoints read them through this, so
-    /// their defaults and derivations are the driver's.
-    pub fn from_loader(l: &mut Loader<'_>) -> Result<Self, ConfigError> {
-        driver_section(l)
+impl ClientConfig {
+    /// Endpoints and timers taken from a driver configuration (as
+    /// [`DriverEndpoints::of_driver`] gives them).
+    pub fn for_driver(stream_id: u32, role: LeaseRole, driver: &DriverConfig) -> Self {
+        DriverEndpoints::of_driver(driver).client_config(stream_id, role, None)
     }
-}
-
-/// `policies.announce_period_ms` and `policies.lease_keepalive_interval_ms` (a driver
-/// client's timers), read as the driver reads them.
-pub fn client_timers(l: &mut Loader<'_>) -> Result<(u32, u32), ConfigError> {
-    Ok((announce_period_ms(l)?, keepalive_interval_ms(l)?))
-}
-
-fn announce_period_ms(l: &mut Loader<'_>) -> Result<u32, ConfigError> {
-    l.value_or(
-        "policies.announce_period_ms",
-        DEFAULT_ANNOUNCE_PERIOD_MS,
-        U32,
-    )
-}
-
-fn keepalive_interval_ms(l: &mut Loader<'_>) -> Result<u32, ConfigError> {
-    l.value_or(
-        "policies.lease_keepalive_interval_ms",
-        DEFAULT_KEEPALIVE_INTERVAL_MS,
-        U32,
-    )
-}
-
-fn driver_section(l: &mut Loader<'_>) -> Result<DriverSection, ConfigError> {
-    let instance_id = l.value_or("driver.instance_id", "driver-01".to_owned(), STR)?;
-    let aeron_dir: String = l.value_or("driver.aeron_dir", String::new(), STR)?;
-    let control_channel = l.value_or("driver.control_channel", DEFAULT_CHANNEL.to_owned(), STR)?;
-    let control_stream_id = stream_id(l, "driver.control_stream_id", DEFAULT_CONTROL_STREAM_ID)?;
-    let announce_channel = match l.value::<String>("driver.announce_channel", STR)? {
-        Some(c) => c,
-        None => {
-            l.record_derived(
-                "driver.announce_channel",
-                &control_channel,
-                "driver.control_channel",
-            );
-            control_channel.clone()
-        }
-    };
-    let announce_stream_id = match l.value::<u32>("driver.announce_stream_id", U32)? {
-        Some(id) => id,
-        None => {
-            l.record_derived(
-                "driver.announce_stream_id",
-                &control_stream_id,
-                "driver.control_stream_id",
-            );
-            control_stream_id
-        }
-    };
-    let qos_channel = l.value_or("driver.qos_channel", DEFAULT_CHANNEL.to_owned(), STR)?;
-    let qos_stream_id = stream_id(l, "driver.qos_stream_id", DEFAULT_QOS_STREAM_ID)?;
-    Ok(DriverSection {
-        instance_id,
-        aeron_dir: (!aeron_dir.is_empty()).then(|| PathBuf::from(aeron_dir)),
-        control_channel,
-        control_stream_id,
-        announce_channel,
-        announce_stream_id,
-        qos_channel,
-        qos_stream_id,
-        stream_id_range: range(l, "driver.stream_id_range")?,
-        descriptor_stream_id_range: range(l, "driver.descriptor_stream_id_range")?,
-        control_stream_id_range: range(l, "driver.control_stream_id_range")?,
-    })
 }
 
 fn shm_section(l: &mut Loader<'_>) -> Result<ShmSection, ConfigError> {

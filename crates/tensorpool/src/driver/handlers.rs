@@ -12,12 +12,13 @@ use tensorpool_codec::driver::{
 use tensorpool_codec::{DecodeError, HEADER_LEN, Message, MessageHeader, admin};
 use tensorpool_shm::LAYOUT_VERSION;
 
+use super::core::DriverCore;
 use super::files::next_epoch;
 use super::leases::Lease;
 use super::proxy::{
     Outputs, send_attach_error, send_attach_ok, send_detach_response, send_lease_revoked,
 };
-use super::state::{DriverCore, Lifecycle};
+use super::state::Lifecycle;
 use super::stream_ids::next_free;
 use super::streams::{ProducerRef, Stream};
 use crate::control::{Gate, gate};

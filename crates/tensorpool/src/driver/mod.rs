@@ -2,13 +2,18 @@
 //! creates and owns the region files, grants leases, keeps one producer per stream, bumps
 //! epochs, announces pools and shuts down on an authenticated request.
 //!
+//! The folder has the shape of every role (docs/ARCHITECTURE.md, "How to add a role"):
+//!
 //! | file | concern |
 //! |---|---|
-//! | `config.rs` | the §17 configuration, environment overrides, validation |
-//! | `state.rs` | [`DriverCore`]: the state machine without transport |
+//! | `mod.rs` | [`ShmDriver`] (the agent: [`DriverCore`] on the Aeron control plane), [`DriverError`] |
+//! | `config.rs` | the §17 configuration, environment overrides, validation; `DriverEndpoints::of_driver`, `ClientConfig::for_driver` |
+//! | `core.rs` | [`DriverCore`]: the logic without transport (built from the config; `on_control` and `on_tick` write into [`Outputs`]) |
+//! | `state.rs` | [`Lifecycle`], [`StreamInfo`] |
 //! | `handlers.rs` | one `on_<message>` per request; `admin.rs` for the admin schema |
 //! | `proxy.rs` | one `send_<message>` per outbound message |
-//! | `work.rs` | the duty cycle (timers: expiry, liveness, announces, GC, drain) |
+//! | `work.rs` | the timers of the duty cycle (`on_tick`: expiry, liveness, announces, GC, drain) |
+//! | `counters.rs` | the `counters!` table |
 //! | `leases.rs` | leases and node ids |
 //! | `streams.rs`, `stream_ids.rs` | streams; ids from ranges (dynamic, per-consumer) |
 //! | `files.rs`, `gc.rs` | epoch files (create, validate, map) and their collection |
@@ -36,6 +41,7 @@
 
 mod admin;
 pub mod config;
+mod core;
 pub mod counters;
 mod files;
 mod gc;
@@ -54,11 +60,12 @@ use tensorpool_aeron::{AeronClient, Publication, Subscription};
 use tensorpool_agent::{Agent, AgentError, AgentResult};
 
 pub use config::{DriverConfig, Policies, PoolConfig, Profile, StreamConfig};
+pub use core::DriverCore;
 pub use counters::Counters;
 pub use files::ProvisionError;
 pub use leases::Lease;
 pub use proxy::Outputs;
-pub use state::{DriverCore, Lifecycle, StreamInfo};
+pub use state::{Lifecycle, StreamInfo};
 pub use stream_ids::{ConsumerStreamIds, Decline, PerConsumerStream};
 pub use streams::ProducerRef;
 

@@ -18,9 +18,10 @@
 use tensorpool_codec::driver::LeaseRevokeReason;
 use tensorpool_shm::LAYOUT_VERSION;
 
+use super::core::DriverCore;
 use super::gc::{GcPolicy, Pin, collect};
 use super::proxy::{Outputs, send_driver_shutdown, send_pool_announce};
-use super::state::{DriverCore, Lifecycle};
+use super::state::Lifecycle;
 
 /// Announce periods without a producer refresh after which its lease is revoked.
 pub(crate) const PRODUCER_STALE_PERIODS: u64 = 5;

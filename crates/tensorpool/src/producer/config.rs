@@ -8,7 +8,7 @@ use tensorpool_shm::pool::{PoolGeometry, validate_pools};
 
 use super::{BuildError, Producer};
 use crate::context::{Context, DEFAULT_AERON_TIMEOUT};
-use crate::streams::{DriverEndpoints, Streams};
+use crate::streams::{DriverEndpoints, Streams, streams_from_loader};
 
 /// One payload pool (size class).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,6 +328,13 @@ pub struct ProducerBuilder {
     config: ProducerConfig,
 }
 
+impl Context {
+    /// A builder for a producer of data source `stream_id`.
+    pub fn producer(&self, stream_id: u32) -> ProducerBuilder {
+        ProducerBuilder::new(self.clone(), stream_id)
+    }
+}
+
 impl ProducerBuilder {
     pub(crate) fn new(ctx: Context, stream_id: u32) -> Self {
         Self {
@@ -394,34 +401,6 @@ impl ProducerBuilder {
         self.config.validate()?;
         Producer::new(self.ctx, self.config)
     }
-}
-
-/// Reads `<table>.channel` and `<table>.<stream>_stream_id` over `defaults`.
-pub(crate) fn streams_from_loader(
-    l: &mut crate::config::Loader<'_>,
-    table: &str,
-    defaults: Streams,
-) -> Result<Streams, crate::config::ConfigError> {
-    let channel: String = l.value_or(
-        &format!("{table}.channel"),
-        defaults.control.channel.clone(),
-        "an Aeron channel",
-    )?;
-    let mut s = Streams::on_channel(&channel);
-    for (name, e, d) in [
-        ("control", &mut s.control, &defaults.control),
-        ("announce", &mut s.announce, &defaults.announce),
-        ("descriptor", &mut s.descriptor, &defaults.descriptor),
-        ("qos", &mut s.qos, &defaults.qos),
-        ("metadata", &mut s.metadata, &defaults.metadata),
-    ] {
-        e.stream_id = l.value_or(
-            &format!("{table}.{name}_stream_id"),
-            d.stream_id,
-            "a stream id",
-        )?;
-    }
-    Ok(s)
 }
 
 #[cfg(test)]

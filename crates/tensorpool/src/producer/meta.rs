@@ -12,28 +12,7 @@ use tensorpool_codec::wire::{
 use tensorpool_codec::{Bytes, EncodeError, Message};
 
 use crate::io::{SendError, send, send_bytes};
-
-/// One metadata attribute: key, format (`text/plain`, `application/json`, ...) and value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetaAttribute {
-    /// Attribute name.
-    pub key: String,
-    /// How `value` is encoded.
-    pub format: String,
-    /// The value.
-    pub value: Vec<u8>,
-}
-
-impl MetaAttribute {
-    /// A `text/plain` attribute.
-    pub fn text(key: impl Into<String>, value: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            format: "text/plain".into(),
-            value: value.into().into_bytes(),
-        }
-    }
-}
+use crate::meta::MetaAttribute;
 
 #[derive(Debug)]
 struct PendingBlob {

@@ -31,13 +31,12 @@ mod regions;
 mod state;
 mod work;
 
+pub use crate::meta::MetaAttribute;
 pub use claim::{Claim, ClaimError};
-pub(crate) use config::streams_from_loader;
 pub use config::{
     META_BLOB_CHUNK_MAX, PoolConfig, ProducerBuilder, ProducerConfig, ProgressPolicy, RegionMode,
 };
 pub use counters::ProducerCounters;
-pub use meta::MetaAttribute;
 
 use std::path::PathBuf;
 

@@ -17,21 +17,6 @@ pub enum SendError {
     Encode(#[from] EncodeError),
 }
 
-impl SendError {
-    /// True when nobody subscribes: not a failure for a broadcast.
-    pub fn is_not_connected(self) -> bool {
-        matches!(self, SendError::Publish(PublishError::NotConnected))
-    }
-
-    /// True when the subscribers have not kept up (or a term rotation was in progress).
-    pub fn is_back_pressured(self) -> bool {
-        matches!(
-            self,
-            SendError::Publish(PublishError::BackPressured | PublishError::AdminAction)
-        )
-    }
-}
-
 fn flatten(e: ClaimError<EncodeError>) -> SendError {
     match e {
         ClaimError::Publish(p) => SendError::Publish(p),
@@ -49,23 +34,6 @@ pub(crate) fn send<'a, M: Message<'a>>(
     let mut attempt = || {
         publication
             .publish(len, |buf| msg.encode(buf).map(|_| ()))
-            .map(|_| ())
-            .map_err(flatten)
-    };
-    match attempt() {
-        Err(SendError::Publish(PublishError::AdminAction)) => attempt(),
-        other => other,
-    }
-}
-
-/// Sends bytes encoded earlier (a pre-encoded message).
-pub(crate) fn send_bytes(publication: &mut Publication, bytes: &[u8]) -> Result<(), SendError> {
-    let mut attempt = || {
-        publication
-            .publish(bytes.len(), |buf| {
-                buf.copy_from_slice(bytes);
-                Ok::<(), EncodeError>(())
-            })
             .map(|_| ())
             .map_err(flatten)
     };

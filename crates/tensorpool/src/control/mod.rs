@@ -10,5 +10,5 @@ mod text;
 
 pub use gate::{Gate, gate};
 pub use random::random_u64;
-pub use sink::{MessageSink, RecordingSink, SendError, send};
+pub use sink::{MessageSink, RecordingSink, SendError, send, send_bytes};
 pub use text::{ErrorText, truncate_utf8};

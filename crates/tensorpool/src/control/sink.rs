@@ -23,6 +23,19 @@ impl SendError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, SendError::Publish(e) if e.is_retryable())
     }
+
+    /// True when nobody subscribes: not a failure for a broadcast.
+    pub fn is_not_connected(self) -> bool {
+        matches!(self, SendError::Publish(PublishError::NotConnected))
+    }
+
+    /// True when the subscribers have not kept up (or a term rotation was in progress).
+    pub fn is_back_pressured(self) -> bool {
+        matches!(
+            self,
+            SendError::Publish(PublishError::BackPressured | PublishError::AdminAction)
+        )
+    }
 }
 
 /// Something messages are published to.
@@ -62,6 +75,28 @@ pub fn send<'a, M: Message<'a>>(sink: &mut dyn MessageSink, msg: &M) -> Result<(
     let mut last = SendError::Publish(PublishError::BackPressured);
     for _ in 0..4 {
         match sink.publish(len, &mut |buf| msg.encode(buf).map(|_| ())) {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.is_retryable()
+                    && !matches!(e, SendError::Publish(PublishError::NotConnected)) =>
+            {
+                last = e
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+/// Sends bytes encoded earlier (a pre-encoded message), with the retries of [`send`].
+pub fn send_bytes(sink: &mut dyn MessageSink, bytes: &[u8]) -> Result<(), SendError> {
+    let mut last = SendError::Publish(PublishError::BackPressured);
+    for _ in 0..4 {
+        let fill = &mut |buf: &mut [u8]| {
+            buf.copy_from_slice(bytes);
+            Ok(())
+        };
+        match sink.publish(bytes.len(), fill) {
             Ok(()) => return Ok(()),
             Err(e)
                 if e.is_retryable()

@@ -150,6 +150,19 @@ pub(crate) struct Publications {
     pub metadata: Publication,
 }
 
+impl Publications {
+    /// The publications as the core's sinks.
+    fn sinks(&mut self) -> Sinks<'_> {
+        Sinks {
+            announce: &mut self.announce,
+            descriptor: &mut self.descriptor,
+            control: &mut self.control,
+            qos: &mut self.qos,
+            metadata: &mut self.metadata,
+        }
+    }
+}
+
 /// Opens per-consumer streams as Aeron exclusive publications (registered in the
 /// background; polled, never waited on).
 #[derive(Debug)]

@@ -4,10 +4,10 @@
 
 use tensorpool_agent::DeadlineTimer;
 
+use super::Producer;
 use super::core::{ProducerCore, Sinks};
 use super::proxy;
 use super::state::{Resolved, poll_grant};
-use super::{Producer, Publications};
 
 /// Fragments read per subscription per cycle.
 const POLL_LIMIT: usize = 16;
@@ -84,19 +84,6 @@ impl Producer {
             self.core.on_client_event(e);
         }
         work
-    }
-}
-
-impl Publications {
-    /// The publications as the core's sinks.
-    pub(super) fn sinks(&mut self) -> Sinks<'_> {
-        Sinks {
-            announce: &mut self.announce,
-            descriptor: &mut self.descriptor,
-            control: &mut self.control,
-            qos: &mut self.qos,
-            metadata: &mut self.metadata,
-        }
     }
 }
 

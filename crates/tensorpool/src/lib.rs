@@ -19,7 +19,6 @@
 
 #[macro_use]
 pub mod counters;
-mod io;
 
 pub mod client;
 pub mod config;

@@ -1,20 +1,23 @@
-//! The claim typestate, on the shared-memory layer's two-phase write:
-//! [`Producer::claim`] begins the frame ([`HeaderRing::begin_frame`]: slot marked in progress,
-//! the whole header written once, payload slot handed out in place) -> the payload is written
-//! through [`Claim::payload_mut`] (and reported with [`Claim::progress`]) -> [`Claim::commit`]
-//! ([`FrameWriter::commit`]: the seqlock commit alone; then the descriptor). Dropping a `Claim` without committing aborts
-//! it: the slot stays in progress (consumers drop it), no descriptor is sent, and the next
-//! claim works as usual.
+//! The frame's path, in one place: [`ProducerCore::claim`] begins the frame
+//! ([`HeaderRing::begin_frame`]: slot marked in progress, the whole header written once, the
+//! payload slot handed out in place) -> the payload is written through
+//! [`Claim::payload_mut`] (and reported with [`Claim::progress`]) -> [`Claim::commit`]: the
+//! seqlock commit alone ([`FrameWriter::commit`]; the header is not written again), then
+//! [`Claim::publish_descriptor`] (shared stream, per-consumer streams, stall accounting), then
+//! `FrameProgress` COMPLETE. Dropping a `Claim` without committing aborts it: the slot stays
+//! in progress (consumers drop it), no descriptor is sent, and the next claim works as usual.
+//! [`super::Producer::claim`] is this with the agent's publications as sinks.
 //!
 //! [`HeaderRing::begin_frame`]: tensorpool_shm::HeaderRing::begin_frame
 
 use tensorpool_codec::wire::FrameProgressState;
 use tensorpool_shm::{DropReason, FrameMeta, FrameWriter, WriteError};
 
-use super::Producer;
+use super::core::{ProducerCore, Sinks};
 use super::counters::ProducerCells;
 use super::proxy;
-use super::state::{Granted, Outbound};
+use super::state::Outbound;
+use crate::control::{MessageSink, SendError};
 use crate::frame::TensorSpec;
 
 /// Why a slot could not be claimed. Nothing in shared memory was touched.
@@ -68,13 +71,16 @@ struct ProgressTrack {
 
 /// A claimed slot being written. Write the payload with [`Claim::payload_mut`], optionally
 /// report [`Claim::progress`], then [`Claim::commit`]. Dropping it aborts the frame.
-#[derive(Debug)]
 #[must_use = "a claim is aborted unless committed"]
 pub struct Claim<'p> {
     /// The frame in shared memory (`None` only once committed).
     writer: Option<FrameWriter<'p>>,
-    /// Publications, consumers, counters and the sequence of the producer.
+    /// Consumers, counters and the sequence of the producer.
     out: &'p mut Outbound,
+    /// The shared descriptor stream.
+    descriptor: &'p mut dyn MessageSink,
+    /// The shared control stream (`FrameProgress`).
+    control: &'p mut dyn MessageSink,
     stream_id: u32,
     epoch: u64,
     publish_timestamp: bool,
@@ -84,14 +90,24 @@ pub struct Claim<'p> {
     progress: ProgressTrack,
 }
 
-impl Producer {
-    /// Claims the next slot for a tensor of `spec` (payload length `spec.len_bytes()`).
-    pub fn claim(&mut self, spec: &TensorSpec) -> Result<Claim<'_>, ClaimError> {
-        self.claim_len(spec, spec.len_bytes())
+impl ProducerCore {
+    /// Claims the next slot for a tensor of `spec` (payload length `spec.len_bytes()`); the
+    /// claim publishes through `sinks`.
+    pub fn claim<'p>(
+        &'p mut self,
+        spec: &TensorSpec,
+        sinks: Sinks<'p>,
+    ) -> Result<Claim<'p>, ClaimError> {
+        self.claim_len(spec, spec.len_bytes(), sinks)
     }
 
     /// Claims the next slot with an explicit payload length (at least the tensor's extent).
-    pub fn claim_len(&mut self, spec: &TensorSpec, len: usize) -> Result<Claim<'_>, ClaimError> {
+    pub fn claim_len<'p>(
+        &'p mut self,
+        spec: &TensorSpec,
+        len: usize,
+        sinks: Sinks<'p>,
+    ) -> Result<Claim<'p>, ClaimError> {
         let Self {
             regions,
             out,
@@ -131,6 +147,8 @@ impl Producer {
         let mut claim = Claim {
             writer: Some(writer),
             out,
+            descriptor: sinks.descriptor,
+            control: sinks.control,
             stream_id: cfg.stream_id,
             epoch,
             publish_timestamp: cfg.publish_timestamp,
@@ -148,10 +166,26 @@ impl Producer {
     }
 
     /// Copies `payload` into the next slot and commits it: claim + copy + commit.
-    pub fn offer(&mut self, spec: &TensorSpec, payload: &[u8]) -> Result<u64, ClaimError> {
-        let mut claim = self.claim_len(spec, payload.len())?;
+    pub fn offer<'p>(
+        &'p mut self,
+        spec: &TensorSpec,
+        payload: &[u8],
+        sinks: Sinks<'p>,
+    ) -> Result<u64, ClaimError> {
+        let mut claim = self.claim_len(spec, payload.len(), sinks)?;
         claim.payload_mut().copy_from_slice(payload);
         Ok(claim.commit())
+    }
+}
+
+impl std::fmt::Debug for Claim<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claim")
+            .field("seq", &self.seq())
+            .field("epoch", &self.epoch)
+            .field("len", &self.len())
+            .field("progress", &self.progress)
+            .finish_non_exhaustive()
     }
 }
 
@@ -228,15 +262,15 @@ impl Claim<'_> {
         self.progress.last_bytes = self.progress.last_bytes.max(filled);
         self.progress.sent = true;
         let seq = self.seq();
-        self.out
-            .publish_progress(self.stream_id, self.epoch, seq, filled, state)
+        self.publish_progress(seq, filled, state)
     }
 
-    /// Commits: the seqlock commit through the shared-memory write path (the header was
-    /// written at the claim, its timestamp words in place since), then
-    /// the `FrameDescriptor` (shared stream and per-consumer streams), then `FrameProgress`
-    /// COMPLETE if anyone follows progress. Returns the sequence. Cannot fail: the frame is
-    /// committed whatever Aeron does with the descriptor (refusals are counted).
+    /// Commits: the seqlock commit alone through the shared-memory write path (the header
+    /// was written whole at the claim, its timestamp word in place since; commit does not
+    /// write it again), then the `FrameDescriptor` (shared stream and per-consumer streams),
+    /// then `FrameProgress` COMPLETE if anyone follows progress. Returns the sequence.
+    /// Cannot fail: the frame is committed whatever the transport does with the descriptor
+    /// (refusals are counted).
     pub fn commit(mut self) -> u64 {
         let Some(writer) = self.writer.take() else {
             return 0;
@@ -254,7 +288,7 @@ impl Claim<'_> {
             publish_ts,
             meta_version: self.meta_version,
         };
-        self.out.publish_descriptor(&d, self.timestamp_ns);
+        self.publish_descriptor(&d, self.timestamp_ns);
         self.send_progress(len, FrameProgressState::Complete);
         seq
     }
@@ -277,97 +311,90 @@ impl Drop for Claim<'_> {
     }
 }
 
-impl Outbound {
+impl Claim<'_> {
     /// Publishes the descriptor of a committed frame on the shared stream and on every
     /// per-consumer descriptor stream (rate-capped per consumer by capture time); never
     /// waits.
     fn publish_descriptor(&mut self, d: &proxy::Descriptor, capture_ns: u64) {
-        match proxy::send_descriptor(&mut self.pubs.descriptor, d) {
+        let out = &mut *self.out;
+        match proxy::send_descriptor(&mut *self.descriptor, d) {
             Ok(()) => {
-                self.counters.descriptors_sent += 1;
-                self.stalled_since = None;
-                self.stall_reported = false;
+                out.counters.descriptors_sent += 1;
+                out.stalled_since = None;
+                out.stall_reported = false;
             }
             Err(e) => {
                 if e.is_back_pressured() {
-                    self.note_stall(capture_ns);
+                    note_stall(out, capture_ns, d.stream_id);
                 }
-                count_refused(&mut self.counters, e)
+                count_refused(&mut out.counters, e)
             }
         }
-        for e in &mut self.registry.entries {
+        for e in &mut out.registry.entries {
             let interval = e.descriptor_interval_ns();
-            let Some(publication) = e.descriptor.as_mut().and_then(Granted::publication) else {
+            let Some(sink) = e.descriptor.as_mut().and_then(|g| g.sink()) else {
                 continue;
             };
             if interval > 0 && capture_ns.saturating_sub(e.last_descriptor_ns) < interval {
-                self.counters.descriptors_rate_capped += 1;
+                out.counters.descriptors_rate_capped += 1;
                 continue;
             }
-            match proxy::send_descriptor(publication, d) {
+            match proxy::send_descriptor(sink, d) {
                 Ok(()) => {
                     e.last_descriptor_ns = capture_ns;
-                    self.counters.descriptors_per_consumer += 1;
+                    out.counters.descriptors_per_consumer += 1;
                 }
-                Err(err) => count_refused(&mut self.counters, err),
+                Err(err) => count_refused(&mut out.counters, err),
             }
-        }
-    }
-
-    /// The shared descriptor stream refused a descriptor with back pressure at `now_ns`:
-    /// once it has refused every one for longer than the stall threshold, the stall is
-    /// logged and counted, once until a descriptor goes through again. Who holds the stream
-    /// (a subscriber that stopped reading) is in the media driver's counters: `tp stat`
-    /// names it.
-    fn note_stall(&mut self, now_ns: u64) {
-        let since = *self.stalled_since.get_or_insert(now_ns);
-        if !self.stall_reported && now_ns.saturating_sub(since) >= self.stall_threshold_ns {
-            self.stall_reported = true;
-            self.counters.descriptor_stalls += 1;
-            tracing::warn!(
-                stream_id = self.pubs.descriptor.stream_id(),
-                session_id = self.pubs.descriptor.session_id(),
-                stalled_ms = now_ns.saturating_sub(since) / 1_000_000,
-                "producer: the shared descriptor stream is held back by a subscriber that \
-                 stopped reading (back pressure); `tp stat` names the subscription"
-            );
         }
     }
 
     /// Publishes one `FrameProgress` where progress consumers listen.
-    fn publish_progress(
-        &mut self,
-        stream_id: u32,
-        epoch: u64,
-        seq: u64,
-        filled: u64,
-        state: FrameProgressState,
-    ) -> bool {
+    fn publish_progress(&mut self, seq: u64, filled: u64, state: FrameProgressState) -> bool {
+        let (stream_id, epoch) = (self.stream_id, self.epoch);
+        let out = &mut *self.out;
         let mut sent = false;
-        if self.registry.plan.on_shared {
-            sent |=
-                proxy::send_progress(&mut self.pubs.control, stream_id, epoch, seq, filled, state)
-                    .is_ok();
+        if out.registry.plan.on_shared {
+            sent |= proxy::send_progress(&mut *self.control, stream_id, epoch, seq, filled, state)
+                .is_ok();
         }
-        for e in self
+        for e in out
             .registry
             .entries
             .iter_mut()
             .filter(|e| e.supports_progress)
         {
-            if let Some(p) = e.control.as_mut().and_then(Granted::publication) {
-                sent |= proxy::send_progress(p, stream_id, epoch, seq, filled, state).is_ok();
+            if let Some(sink) = e.control.as_mut().and_then(|g| g.sink()) {
+                sent |= proxy::send_progress(sink, stream_id, epoch, seq, filled, state).is_ok();
             }
         }
         if sent {
-            self.counters.progress_sent += 1;
+            out.counters.progress_sent += 1;
         }
         sent
     }
 }
 
-/// Counts a descriptor Aeron did not take, by why.
-fn count_refused(c: &mut ProducerCells, e: crate::io::SendError) {
+/// The shared descriptor stream refused a descriptor with back pressure at `now_ns`: once it
+/// has refused every one for longer than the stall threshold, the stall is logged and
+/// counted, once until a descriptor goes through again. Who holds the stream (a subscriber
+/// that stopped reading) is in the media driver's counters: `tp stat` names it.
+fn note_stall(out: &mut Outbound, now_ns: u64, stream_id: u32) {
+    let since = *out.stalled_since.get_or_insert(now_ns);
+    if !out.stall_reported && now_ns.saturating_sub(since) >= out.stall_threshold_ns {
+        out.stall_reported = true;
+        out.counters.descriptor_stalls += 1;
+        tracing::warn!(
+            stream_id,
+            stalled_ms = now_ns.saturating_sub(since) / 1_000_000,
+            "producer: the shared descriptor stream is held back by a subscriber that \
+             stopped reading (back pressure); `tp stat` names the subscription"
+        );
+    }
+}
+
+/// Counts a descriptor the transport did not take, by why.
+fn count_refused(c: &mut ProducerCells, e: SendError) {
     if e.is_not_connected() {
         c.descriptors_not_connected += 1;
     } else if e.is_back_pressured() {

@@ -1,27 +1,31 @@
-//! The producer's inbound messages: one `on_<message>` each.
+//! The producer core's inbound messages: one `on_<message>` each (control stream, QoS
+//! stream, driver-client events), with the dispatchers the agent feeds.
 
-use tensorpool_aeron::AeronClient;
 use tensorpool_codec::Message;
 use tensorpool_codec::wire::{ConsumerHello, QosConsumer};
 
-use super::Producer;
+use super::core::{LinkOpener, ProducerCore, Sinks};
 use super::proxy::{self, ConfigAnswer};
-use super::state::{ConsumerEntry, Granted, Link, Resolved, poll_grant};
-use crate::io::{tid, wire_template};
+use super::regions;
+use super::state::{ConsumerEntry, Granted};
+use crate::client::ClientEvent;
+use crate::control::{MessageSink, SendError};
+use crate::control::{tid, wire_template};
 use crate::streams::StreamRequest;
 
-impl Producer {
-    /// Dispatches one message from the shared control stream (schema, then template).
-    pub(super) fn on_control_message(&mut self, msg: &[u8], now_ns: u64) {
+impl ProducerCore {
+    /// One message of the shared control stream (`ConsumerHello`; anything else, another
+    /// schema or a newer version is ignored). Answers go out on `out.control`.
+    pub fn on_control(&mut self, msg: &[u8], now_ns: u64, out: &mut Sinks<'_>) {
         if wire_template(msg) == Some(tid::HELLO)
             && let Ok(hello) = ConsumerHello::decode(msg)
         {
-            self.on_consumer_hello(&hello, now_ns);
+            self.on_consumer_hello(&hello, now_ns, &mut *out.control);
         }
     }
 
-    /// Dispatches one message from the QoS stream.
-    pub(super) fn on_qos_message(&mut self, msg: &[u8], now_ns: u64) {
+    /// One message of the QoS stream (`QosConsumer`; anything else is ignored).
+    pub fn on_qos(&mut self, msg: &[u8], now_ns: u64) {
         if wire_template(msg) == Some(tid::QOS_CONSUMER)
             && let Ok(qos) = QosConsumer::decode(msg)
         {
@@ -43,8 +47,13 @@ impl Producer {
     /// `ConsumerHello` (Wire Spec §10.1.2-§10.1.3): record capabilities and hints, grant or
     /// decline per-consumer streams, answer with `ConsumerConfig`. A newly granted stream is
     /// registered in the background: the answer waits for it (sent from the duty cycle by
-    /// [`Producer::grants_duty`]), so the consumer is never told of a stream that fails.
-    fn on_consumer_hello(&mut self, hello: &ConsumerHello<'_>, now_ns: u64) {
+    /// `grants_duty`), so the consumer is never told of a stream that fails.
+    fn on_consumer_hello(
+        &mut self,
+        hello: &ConsumerHello<'_>,
+        now_ns: u64,
+        control: &mut dyn MessageSink,
+    ) {
         if hello.stream_id != self.cfg.stream_id {
             return;
         }
@@ -57,8 +66,7 @@ impl Producer {
                 .entries
                 .push(ConsumerEntry::new(hello.consumer_id, now_ns));
         }
-        let client = self.ctx.shared().client.clone();
-        let timeout = self.cfg.aeron_timeout;
+        let links = &mut *self.links;
         let allow = self.cfg.per_consumer_streams;
         let Some(e) = registry.find_mut(hello.consumer_id) else {
             // Registry full: answer without per-consumer streams.
@@ -71,7 +79,7 @@ impl Producer {
                 descriptor: None,
                 control: None,
             };
-            self.send_config(&answer);
+            self.send_config(control, &answer);
             return;
         };
         e.last_seen_ns = now_ns;
@@ -96,20 +104,20 @@ impl Producer {
                 hello.control_stream_id,
             ),
         ] {
-            if grant(slot, channel, id, allow, &client, timeout) == Grant::Declined {
+            if grant(slot, channel, id, allow, links) == Grant::Declined {
                 declined += 1;
             }
         }
         e.answer_due = true;
         let consumer_id = e.consumer_id;
         self.out.counters.per_consumer_declined += declined;
-        self.answer_if_ready(consumer_id);
+        self.answer_if_ready(consumer_id, control);
         self.out.registry.replan(&self.cfg);
     }
 
     /// Sends the `ConsumerConfig` a consumer is due, unless one of its per-consumer streams
     /// is still being registered.
-    fn answer_if_ready(&mut self, consumer_id: u32) {
+    pub(super) fn answer_if_ready(&mut self, consumer_id: u32, control: &mut dyn MessageSink) {
         let Some(e) = self.out.registry.find_mut(consumer_id) else {
             return;
         };
@@ -129,54 +137,55 @@ impl Producer {
                 .as_ref()
                 .map(|g| (g.channel.as_str(), g.stream_id)),
         };
-        let sent = proxy::send_consumer_config(&mut self.out.pubs.control, &self.cfg, &answer);
+        let sent = proxy::send_consumer_config(control, &self.cfg, &answer);
         self.count_config(sent);
     }
 
-    fn send_config(&mut self, answer: &ConfigAnswer<'_>) {
-        let sent = proxy::send_consumer_config(&mut self.out.pubs.control, &self.cfg, answer);
+    fn send_config(&mut self, control: &mut dyn MessageSink, answer: &ConfigAnswer<'_>) {
+        let sent = proxy::send_consumer_config(control, &self.cfg, answer);
         self.count_config(sent);
     }
 
-    fn count_config(&mut self, sent: Result<(), crate::io::SendError>) {
+    fn count_config(&mut self, sent: Result<(), SendError>) {
         match sent {
             Ok(()) => self.out.counters.configs_sent += 1,
             Err(_) => self.out.counters.send_failures += 1,
         }
     }
 
-    /// Polls the per-consumer registrations in flight (never blocks): a registered stream is
-    /// granted, a refused or timed-out one declined; then answers the consumers whose
-    /// registrations all completed. Returns the work done.
-    pub(super) fn grants_duty(&mut self) -> usize {
-        let mut work = 0;
-        for i in 0..self.out.registry.entries.len() {
-            let e = &mut self.out.registry.entries[i];
-            if !e.answer_due {
-                continue;
+    /// A driver-client event (Driver Model §4.12.2): a lease (again) -> Active with its
+    /// regions; own lease revoked or lost, driver shut down or gone, protocol error -> Paused
+    /// (regions unmapped, claims fail with `NoRegions`); the client re-attaches by itself.
+    pub fn on_client_event(&mut self, event: ClientEvent) {
+        let regions = match event {
+            ClientEvent::Attached(info) => Some(info.regions),
+            ClientEvent::EpochChanged(r) => Some(r),
+            ClientEvent::LeaseRevoked { .. }
+            | ClientEvent::LeaseLost(_)
+            | ClientEvent::DriverShutdown { .. }
+            | ClientEvent::DriverLost
+            | ClientEvent::ProtocolError(_) => {
+                self.regions = None;
+                self.out.counters.epoch.set(0);
+                self.out.counters.pauses += 1;
+                None
             }
-            let mut changed = false;
-            for slot in [&mut e.descriptor, &mut e.control] {
-                match poll_grant(slot) {
-                    Resolved::Unchanged => {}
-                    Resolved::Ready => {
-                        self.out.counters.per_consumer_granted += 1;
-                        changed = true;
-                    }
-                    Resolved::Failed => {
-                        self.out.counters.per_consumer_declined += 1;
-                        changed = true;
-                    }
-                }
-            }
-            if changed {
-                let id = e.consumer_id;
-                self.answer_if_ready(id);
-                self.out.registry.replan(&self.cfg);
-                work += 1;
-            }
+            _ => None,
+        };
+        let (Some(r), super::core::RegionSource::Driver { allowed }) = (regions, &self.source)
+        else {
+            return;
+        };
+        let map = tensorpool_shm::MapOptions {
+            prefault: false,
+            mlock: self.cfg.mlock,
+        };
+        // The old epoch's mappings go before the new ones are made.
+        self.regions = None;
+        match regions::map_driver_regions(&r, allowed, map) {
+            Ok(m) => self.install(m),
+            Err(e) => tracing::warn!(error = %e, "producer could not map the driver's regions"),
         }
-        work
     }
 }
 
@@ -196,8 +205,7 @@ fn grant(
     channel: &[u8],
     stream_id: u32,
     allow: bool,
-    client: &AeronClient,
-    timeout: std::time::Duration,
+    links: &mut dyn LinkOpener,
 ) -> Grant {
     match StreamRequest::classify(channel, stream_id) {
         StreamRequest::Absent => {
@@ -224,12 +232,13 @@ fn grant(
     if !text.starts_with("aeron:") {
         return Grant::Declined;
     }
-    match client.start_add_exclusive_publication(text, id, timeout) {
-        Ok(pending) => {
+    match links.open(text, id) {
+        Ok(link) => {
             *slot = Some(Granted {
                 channel: text.to_owned(),
                 stream_id,
-                link: Link::Pending(pending),
+                link,
+                ready: false,
             });
             Grant::Started
         }

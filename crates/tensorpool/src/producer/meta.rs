@@ -5,13 +5,12 @@
 
 use std::collections::VecDeque;
 
-use tensorpool_aeron::Publication;
 use tensorpool_codec::wire::{
     Attribute, DataSourceMeta, MetaBlobAnnounce, MetaBlobChunk, MetaBlobComplete,
 };
 use tensorpool_codec::{Bytes, EncodeError, Message};
 
-use crate::io::{SendError, send, send_bytes};
+use crate::control::{MessageSink, SendError, send, send_bytes};
 use crate::meta::MetaAttribute;
 
 #[derive(Debug)]
@@ -61,7 +60,7 @@ impl Meta {
     }
 
     /// Sends the current `DataSourceMeta`, if any.
-    pub fn send_meta(&self, p: &mut Publication) -> Option<Result<(), SendError>> {
+    pub fn send_meta(&self, p: &mut dyn MessageSink) -> Option<Result<(), SendError>> {
         self.encoded.as_deref().map(|b| send_bytes(p, b))
     }
 
@@ -87,7 +86,7 @@ impl Meta {
     /// only advance once a chunk is sent). Returns the messages sent.
     pub fn pump_blobs(
         &mut self,
-        p: &mut Publication,
+        p: &mut dyn MessageSink,
         stream_id: u32,
         chunk_max: usize,
         budget: usize,

@@ -16,13 +16,27 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Layout: `config` (fields, defaults, builder), `regions` (standalone files; the place a
-//! driver lease plugs in), `claim` (claim -> write -> commit), `handlers` (hello, QoS),
-//! `proxy` (outbound messages), `state` (consumers, progress plan), `meta` (metadata and
-//! blobs), `work` (duty cycle), `counters`.
+//! The producer is a core without transport ([`ProducerCore`]: decoded messages, a clock and
+//! sinks in, messages out through [`Sinks`]) plus this agent, which adds the Aeron
+//! publications and subscriptions and the driver client.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `mod.rs` | [`Producer`] (core + Aeron streams + driver client), its [`Agent`] impl, [`BuildError`] |
+//! | `config.rs` | [`ProducerConfig`] fields, defaults, loading, validation; [`ProducerBuilder`] |
+//! | `core.rs` | [`ProducerCore`]: state, construction, accessors, epochs, close; [`Sinks`], the per-consumer link traits and their recording implementations |
+//! | `state.rs` | the data the core owns: consumers, granted streams, progress plan, `Outbound` |
+//! | `handlers.rs` | one `on_<message>` per inbound message (hello, QoS, driver-client event) |
+//! | `proxy.rs` | one `send_<message>` per outbound message, through `control::send` |
+//! | `work.rs` | the agent's duty cycle, and the core's periodic duties (`on_tick`) |
+//! | `claim.rs` | the frame's path: claim -> write -> commit -> descriptor (-> progress) |
+//! | `regions.rs` | standalone epoch files; mapping a driver lease's regions |
+//! | `meta.rs` | data-source metadata and meta blobs |
+//! | `counters.rs` | the counter table (and which are Aeron counters) |
 
 mod claim;
 mod config;
+mod core;
 pub mod counters;
 mod handlers;
 mod meta;
@@ -36,19 +50,23 @@ pub use claim::{Claim, ClaimError};
 pub use config::{
     META_BLOB_CHUNK_MAX, PoolConfig, ProducerBuilder, ProducerConfig, ProgressPolicy, RegionMode,
 };
+pub use core::{
+    ConsumerLink, LinkOpener, OpenedLink, ProducerCore, RecordingLinks, RecordingSinks, Sinks,
+};
 pub use counters::ProducerCounters;
 
 use std::path::PathBuf;
 
-use tensorpool_aeron::{AddError, AeronClient, Subscription};
+use tensorpool_aeron::{AddError, AeronClient, PendingPublication, Publication, Subscription};
 use tensorpool_agent::{Agent, AgentResult};
 
 use crate::client::{AeronTransport, ClientEvent, DriverClient};
 use crate::context::Context;
+use crate::control::MessageSink;
+use crate::frame::TensorSpec;
+use core::RegionSource;
 use counters::ProducerCells;
 use regions::{Regions, Standalone};
-use state::{Outbound, Registry};
-use work::Timers;
 
 /// Why a producer could not be built. Names what was wrong.
 #[derive(Debug, thiserror::Error)]
@@ -97,38 +115,101 @@ pub enum BuildError {
     },
 }
 
-/// Where the regions come from: our own files, or a driver lease.
-#[derive(Debug)]
-enum Source {
-    Standalone(Standalone),
-    Driver(Box<DriverLink>),
-}
-
 /// A producer lease held through the driver client (Driver Model §2.2, §4.12.2).
 #[derive(Debug)]
 struct DriverLink {
     client: DriverClient<AeronTransport>,
-    allowed: tensorpool_shm::AllowedBaseDirs,
     /// Events of one client cycle (capacity kept: no allocation in steady state).
     events: Vec<ClientEvent>,
 }
 
 /// A producer of one data source. Single-threaded: claim/commit and [`Producer::do_work`]
-/// run on the thread that owns it (or drive it as an [`Agent`]).
+/// run on the thread that owns it (or drive it as an [`Agent`]). Its logic is a
+/// [`ProducerCore`]; this adds the Aeron streams and, in driver mode, the driver client.
 #[derive(Debug)]
 pub struct Producer {
-    cfg: ProducerConfig,
-    source: Source,
-    /// The mapped regions (one mapping per file); a claim borrows them for its frame.
-    regions: Option<Regions>,
-    /// Publications, consumers, counters, next sequence: what a claim publishes through.
-    out: Outbound,
+    core: ProducerCore,
+    /// The shared publications: the core's sinks.
+    pubs: Publications,
     control_sub: Option<Subscription>,
     qos_sub: Option<Subscription>,
-    meta: meta::Meta,
-    timers: Timers,
-    closed: bool,
-    ctx: Context,
+    /// The driver client (driver mode).
+    driver: Option<Box<DriverLink>>,
+    /// The Aeron client (and embedded media driver) the streams belong to: dropped last.
+    _ctx: Context,
+}
+
+/// The producer's shared publications (exclusive: one writer each).
+#[derive(Debug)]
+pub(crate) struct Publications {
+    pub announce: Publication,
+    pub descriptor: Publication,
+    pub control: Publication,
+    pub qos: Publication,
+    pub metadata: Publication,
+}
+
+impl Publications {
+    /// The publications as the core's sinks.
+    fn sinks(&mut self) -> Sinks<'_> {
+        Sinks {
+            announce: &mut self.announce,
+            descriptor: &mut self.descriptor,
+            control: &mut self.control,
+            qos: &mut self.qos,
+            metadata: &mut self.metadata,
+        }
+    }
+}
+
+/// Opens per-consumer streams as Aeron exclusive publications (registered in the
+/// background; polled, never waited on).
+#[derive(Debug)]
+struct AeronLinks {
+    client: AeronClient,
+    timeout: std::time::Duration,
+}
+
+impl LinkOpener for AeronLinks {
+    fn open(&mut self, channel: &str, stream_id: i32) -> Result<Box<dyn ConsumerLink>, String> {
+        match self
+            .client
+            .start_add_exclusive_publication(channel, stream_id, self.timeout)
+        {
+            Ok(pending) => Ok(Box::new(AeronLink::Pending(pending))),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// A per-consumer Aeron publication: pending registration, then ready.
+#[derive(Debug)]
+enum AeronLink {
+    Pending(PendingPublication),
+    Ready(Publication),
+}
+
+impl ConsumerLink for AeronLink {
+    fn poll(&mut self) -> Result<bool, String> {
+        let AeronLink::Pending(pending) = self else {
+            return Ok(true);
+        };
+        match pending.poll() {
+            Ok(None) => Ok(false),
+            Ok(Some(publication)) => {
+                *self = AeronLink::Ready(publication);
+                Ok(true)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn sink(&mut self) -> Option<&mut dyn MessageSink> {
+        match self {
+            AeronLink::Ready(p) => Some(p),
+            AeronLink::Pending(_) => None,
+        }
+    }
 }
 
 fn aeron(what: &'static str) -> impl FnOnce(AddError) -> BuildError {
@@ -164,7 +245,7 @@ fn finish_counters(reg: crate::counters::Registrar<'_>) -> Result<ProducerCells,
 
 /// The producer's publications, subscriptions and counters.
 struct AeronSide {
-    pubs: proxy::Publications,
+    pubs: Publications,
     control_sub: Subscription,
     qos_sub: Subscription,
     counters: ProducerCells,
@@ -206,7 +287,7 @@ impl AeronSide {
             false => None,
         };
         Ok(Self {
-            pubs: proxy::Publications {
+            pubs: Publications {
                 announce: pending.0.wait().map_err(aeron("announce publication"))?,
                 descriptor: pending.1.wait().map_err(aeron("descriptor publication"))?,
                 control: pending.2.wait().map_err(aeron("control publication"))?,
@@ -223,16 +304,17 @@ impl AeronSide {
     }
 }
 
-/// The regions: a standalone epoch created now, or the driver's, by lease.
+/// The regions: a standalone epoch created now, or the driver's, by lease (with the
+/// driver client that holds it).
 fn region_source(
     client: &AeronClient,
     cfg: &ProducerConfig,
-) -> Result<(Source, Regions), BuildError> {
+) -> Result<(RegionSource, Regions, Option<Box<DriverLink>>), BuildError> {
     match &cfg.mode {
         RegionMode::Standalone => {
             let mut standalone = Standalone::new(cfg)?;
             let regions = standalone.create(cfg)?;
-            Ok((Source::Standalone(standalone), regions))
+            Ok((RegionSource::Standalone(standalone), regions, None))
         }
         RegionMode::Driver(endpoints) => {
             let allowed = tensorpool_shm::AllowedBaseDirs::new([&cfg.shm_base_dir])?;
@@ -247,10 +329,13 @@ fn region_source(
             let regions = regions::map_driver_regions(&info.regions, &allowed, map)?;
             let link = DriverLink {
                 client,
-                allowed,
                 events: Vec::with_capacity(8),
             };
-            Ok((Source::Driver(Box::new(link)), regions))
+            Ok((
+                RegionSource::Driver { allowed },
+                regions,
+                Some(Box::new(link)),
+            ))
         }
     }
 }
@@ -259,58 +344,46 @@ impl Producer {
     fn new(ctx: Context, cfg: ProducerConfig) -> Result<Self, BuildError> {
         let client = ctx.shared().client.clone();
         let side = AeronSide::register(&client, &cfg)?;
-        let (source, regions) = region_source(&client, &cfg)?;
-        let mut producer = Self {
-            timers: Timers::new(&cfg),
-            source,
-            regions: None,
-            out: Outbound {
-                pubs: side.pubs,
-                registry: Registry::new(cfg.max_consumers),
-                counters: side.counters,
-                next_seq: 0,
-                stalled_since: None,
-                stall_reported: false,
-                stall_threshold_ns: u64::try_from(cfg.stall_threshold.as_nanos())
-                    .unwrap_or(u64::MAX),
-            },
+        let (source, regions, driver) = region_source(&client, &cfg)?;
+        let links = Box::new(AeronLinks {
+            client,
+            timeout: cfg.aeron_timeout,
+        });
+        Ok(Self {
+            core: ProducerCore::from_parts(cfg, source, regions, side.counters, links),
+            pubs: side.pubs,
             control_sub: Some(side.control_sub),
             qos_sub: Some(side.qos_sub),
-            meta: meta::Meta::default(),
-            closed: false,
-            cfg,
-            ctx,
-        };
-        producer.install(regions);
-        producer.out.registry.replan(&producer.cfg);
-        Ok(producer)
+            driver,
+            _ctx: ctx,
+        })
     }
 
-    /// Switches to freshly mapped regions: seq restarts at 0 (Wire Spec §15.2) and the
-    /// announce goes out at the next cycle.
-    fn install(&mut self, regions: Regions) {
-        self.out.counters.epoch.set(regions.epoch);
-        self.regions = Some(regions);
-        self.out.next_seq = 0;
-        self.out.counters.epochs += 1;
-        self.timers.announce.arm_at(0);
+    /// Claims the next slot for a tensor of `spec` (payload length `spec.len_bytes()`).
+    /// See [`claim`](claim.rs) for the frame's path.
+    pub fn claim(&mut self, spec: &TensorSpec) -> Result<Claim<'_>, ClaimError> {
+        self.core.claim(spec, self.pubs.sinks())
+    }
+
+    /// Claims the next slot with an explicit payload length (at least the tensor's extent).
+    pub fn claim_len(&mut self, spec: &TensorSpec, len: usize) -> Result<Claim<'_>, ClaimError> {
+        self.core.claim_len(spec, len, self.pubs.sinks())
+    }
+
+    /// Copies `payload` into the next slot and commits it: claim + copy + commit.
+    pub fn offer(&mut self, spec: &TensorSpec, payload: &[u8]) -> Result<u64, ClaimError> {
+        self.core.offer(spec, payload, self.pubs.sinks())
+    }
+
+    /// The producer's logic and state.
+    pub fn core(&self) -> &ProducerCore {
+        &self.core
     }
 
     /// Standalone: moves to a new epoch (new files, seq from 0, announce now) and removes the
     /// old epoch's files. Consumers remap at the epoch boundary.
     pub fn bump_epoch(&mut self) -> Result<u64, BuildError> {
-        let old = self.regions.as_ref().map(|r| r.epoch);
-        let Source::Standalone(s) = &mut self.source else {
-            return Err(BuildError::NotStandalone);
-        };
-        let regions = s.create(&self.cfg)?;
-        let epoch = regions.epoch;
-        self.regions = None;
-        self.install(regions);
-        if let (Some(old), Source::Standalone(s)) = (old, &mut self.source) {
-            s.remove(old);
-        }
-        Ok(epoch)
+        self.core.bump_epoch()
     }
 
     /// Replaces the data-source attributes: bumps `meta_version` (stamped on every later frame)
@@ -319,156 +392,84 @@ impl Producer {
         &mut self,
         attrs: &[MetaAttribute],
     ) -> Result<u32, tensorpool_codec::EncodeError> {
-        let v = self
-            .meta
-            .set(self.cfg.stream_id, attrs, tensorpool_agent::monotonic_ns())?;
-        self.timers.meta.arm_at(0);
-        self.timers.data_source.arm_at(0);
-        Ok(v)
+        self.core.set_meta(attrs, tensorpool_agent::monotonic_ns())
     }
 
     /// Queues a large metadata blob (calibration table, mask, ...) for the current
     /// `meta_version`: sent over the next cycles as announce, chunks and complete, with a
     /// CRC32C checksum.
     pub fn publish_meta_blob(&mut self, blob_type: u32, data: Vec<u8>) {
-        self.meta.queue_blob(blob_type, data);
+        self.core.publish_meta_blob(blob_type, data);
     }
 
     /// The configuration.
     pub fn config(&self) -> &ProducerConfig {
-        &self.cfg
+        self.core.config()
     }
 
     /// Current epoch (`None` once closed).
     pub fn epoch(&self) -> Option<u64> {
-        self.regions.as_ref().map(|r| r.epoch)
+        self.core.epoch()
     }
 
     /// Sequence the next claim gets.
     pub fn next_seq(&self) -> u64 {
-        self.out.next_seq
+        self.core.next_seq()
     }
 
     /// Counters.
     pub fn counters(&self) -> ProducerCounters {
-        self.out.counters.snapshot()
+        self.core.counters()
     }
 
     /// Consumers currently tracked (heard from within the staleness window).
     pub fn consumer_count(&self) -> usize {
-        self.out.registry.entries.len()
+        self.core.consumer_count()
     }
 
     /// Consumers currently holding a registered per-consumer descriptor stream.
     pub fn per_consumer_descriptor_streams(&self) -> usize {
-        self.out
-            .registry
-            .entries
-            .iter()
-            .filter(|e| e.descriptor.as_ref().is_some_and(state::Granted::is_ready))
-            .count()
+        self.core.per_consumer_descriptor_streams()
     }
 
     /// Whether some consumer follows progress (so `Claim::progress` publishes).
     pub fn progress_active(&self) -> bool {
-        self.out.registry.plan.active
+        self.core.progress_active()
     }
 
     /// Path of the header ring file (standalone) or mapping.
     pub fn header_ring_path(&self) -> Option<PathBuf> {
-        self.regions.as_ref().map(|r| r.ring.path().to_path_buf())
+        self.core.header_ring_path()
     }
 
     /// Directory of the current epoch (standalone).
     pub fn epoch_dir(&self) -> Option<PathBuf> {
-        let epoch = self.epoch()?;
-        match &self.source {
-            Source::Standalone(s) => Some(s.epoch_dir(epoch)),
-            Source::Driver(_) => None,
-        }
+        self.core.epoch_dir()
     }
 
-    /// Clean close: unmaps and, standalone, removes the epoch directory. Idempotent (also
-    /// done on drop).
+    /// Clean close: unmaps and, standalone, removes the epoch directory; in driver mode,
+    /// detaches. Idempotent (also done on drop).
     pub fn close(&mut self) {
-        if self.closed {
+        if self.core.is_closed() {
             return;
         }
-        self.closed = true;
-        let epoch = self.regions.take().map(|r| r.epoch);
-        match &mut self.source {
-            Source::Standalone(s) => {
-                if let Some(epoch) = epoch {
-                    s.remove(epoch);
-                }
-            }
-            Source::Driver(link) => {
-                // Best-effort detach (Driver Model §4.9): one cycle sends the request.
-                link.client.close();
-                link.client
-                    .do_work(tensorpool_agent::monotonic_ns(), &mut |_| {});
-            }
+        self.core.close();
+        if let Some(link) = self.driver.as_mut() {
+            // Best-effort detach (Driver Model §4.9): one cycle sends the request.
+            link.client.close();
+            link.client
+                .do_work(tensorpool_agent::monotonic_ns(), &mut |_| {});
         }
     }
 
     /// Whether the producer holds a lease from an SHM driver.
     pub fn is_driver_mode(&self) -> bool {
-        matches!(self.source, Source::Driver(_))
+        self.core.is_driver_mode()
     }
 
     /// Whether the producer has regions to write into (false while paused in driver mode).
     pub fn is_active(&self) -> bool {
-        self.regions.is_some()
-    }
-
-    /// Drives the driver client (keepalives, revocations, re-attach); applies its events.
-    fn driver_duty(&mut self, now_ns: u64) -> usize {
-        let Source::Driver(link) = &mut self.source else {
-            return 0;
-        };
-        let mut events = std::mem::take(&mut link.events);
-        let work = link.client.do_work(now_ns, &mut |e| events.push(e));
-        for e in events.drain(..) {
-            self.on_client_event(e);
-        }
-        if let Source::Driver(link) = &mut self.source {
-            link.events = events;
-        }
-        work
-    }
-
-    /// Driver Model §4.12.2: a lease (again) -> Active with its regions; own lease revoked or
-    /// lost, driver shut down or gone, protocol error -> Paused (regions unmapped, claims fail
-    /// with `NoRegions`); the client re-attaches by itself.
-    fn on_client_event(&mut self, event: ClientEvent) {
-        let regions = match event {
-            ClientEvent::Attached(info) => Some(info.regions),
-            ClientEvent::EpochChanged(r) => Some(r),
-            ClientEvent::LeaseRevoked { .. }
-            | ClientEvent::LeaseLost(_)
-            | ClientEvent::DriverShutdown { .. }
-            | ClientEvent::DriverLost
-            | ClientEvent::ProtocolError(_) => {
-                self.regions = None;
-                self.out.counters.epoch.set(0);
-                self.out.counters.pauses += 1;
-                None
-            }
-            _ => None,
-        };
-        let (Some(r), Source::Driver(link)) = (regions, &self.source) else {
-            return;
-        };
-        let map = tensorpool_shm::MapOptions {
-            prefault: false,
-            mlock: self.cfg.mlock,
-        };
-        // The old epoch's mappings go before the new ones are made.
-        self.regions = None;
-        match regions::map_driver_regions(&r, &link.allowed, map) {
-            Ok(m) => self.install(m),
-            Err(e) => tracing::warn!(error = %e, "producer could not map the driver's regions"),
-        }
+        self.core.is_active()
     }
 }
 

@@ -1,7 +1,7 @@
-//! The producer's outbound messages: one `send_*` per message, each encoded straight into an
-//! Aeron claim (ARCHITECTURE rule 3). Failures are counted by the caller, never waited on.
+//! The producer's outbound messages: one `send_<message>` per message, each through
+//! [`crate::control::send`] into a [`MessageSink`] (an Aeron claim in production, so encoded
+//! in place: ARCHITECTURE rule 3). Failures are counted by the caller, never waited on.
 
-use tensorpool_aeron::Publication;
 use tensorpool_codec::Bytes;
 use tensorpool_codec::wire::{
     ClockDomain, ConsumerConfig, DataSourceAnnounce, FrameDescriptor, FrameProgress,
@@ -10,20 +10,10 @@ use tensorpool_codec::wire::{
 
 use super::config::ProducerConfig;
 use super::regions::Regions;
-use crate::io::{SendError, send};
-
-/// The producer's shared publications (exclusive: one writer each).
-#[derive(Debug)]
-pub(crate) struct Publications {
-    pub announce: Publication,
-    pub descriptor: Publication,
-    pub control: Publication,
-    pub qos: Publication,
-    pub metadata: Publication,
-}
+use crate::control::{MessageSink, SendError, send};
 
 pub(crate) fn send_announce(
-    p: &mut Publication,
+    p: &mut dyn MessageSink,
     cfg: &ProducerConfig,
     r: &Regions,
     now_ns: u64,
@@ -56,7 +46,7 @@ pub(crate) struct Descriptor {
     pub meta_version: u32,
 }
 
-pub(crate) fn send_descriptor(p: &mut Publication, d: &Descriptor) -> Result<(), SendError> {
+pub(crate) fn send_descriptor(p: &mut dyn MessageSink, d: &Descriptor) -> Result<(), SendError> {
     send(
         p,
         &FrameDescriptor {
@@ -71,7 +61,7 @@ pub(crate) fn send_descriptor(p: &mut Publication, d: &Descriptor) -> Result<(),
 }
 
 pub(crate) fn send_progress(
-    p: &mut Publication,
+    p: &mut dyn MessageSink,
     stream_id: u32,
     epoch: u64,
     seq: u64,
@@ -99,7 +89,7 @@ pub(crate) struct ConfigAnswer<'a> {
 }
 
 pub(crate) fn send_consumer_config(
-    p: &mut Publication,
+    p: &mut dyn MessageSink,
     cfg: &ProducerConfig,
     a: &ConfigAnswer<'_>,
 ) -> Result<(), SendError> {
@@ -122,7 +112,7 @@ pub(crate) fn send_consumer_config(
 }
 
 pub(crate) fn send_qos(
-    p: &mut Publication,
+    p: &mut dyn MessageSink,
     cfg: &ProducerConfig,
     epoch: u64,
     current_seq: u64,
@@ -140,7 +130,7 @@ pub(crate) fn send_qos(
 }
 
 pub(crate) fn send_data_source_announce(
-    p: &mut Publication,
+    p: &mut dyn MessageSink,
     cfg: &ProducerConfig,
     epoch: u64,
     meta_version: u32,

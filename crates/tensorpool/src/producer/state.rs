@@ -1,24 +1,24 @@
-//! What the producer knows about its consumers: one entry per `ConsumerHello`, with the
-//! per-consumer publications it granted, and the progress policy aggregated from their hints;
-//! and [`Outbound`], the part of the producer a claim publishes through.
+//! The data the producer's core owns: one entry per `ConsumerHello` with the per-consumer
+//! streams it granted, the progress policy aggregated from their hints, and [`Outbound`]
+//! (what a claim publishes through besides its sinks).
 
-use tensorpool_aeron::{PendingPublication, Publication};
 use tensorpool_codec::wire::Mode;
 
 use super::config::ProducerConfig;
+use super::core::ConsumerLink;
 use super::counters::ProducerCells;
-use super::proxy::Publications;
+use crate::control::MessageSink;
 
-/// What a claim needs besides its slot (which borrows the regions): the publications, the
+/// What a claim needs besides its slot (which borrows the regions) and its sinks: the
 /// consumers (per-consumer streams, progress plan), the counters and the next sequence.
+/// The frame's path through it is in `claim.rs`.
 #[derive(Debug)]
 pub(crate) struct Outbound {
-    pub pubs: Publications,
     pub registry: Registry,
     pub counters: ProducerCells,
     /// Sequence the next claim gets.
     pub next_seq: u64,
-    /// Since when (capture clock, ns) the shared descriptor publication has refused every
+    /// Since when (capture clock, ns) the shared descriptor stream has refused every
     /// descriptor with back pressure; `None` while it takes them.
     pub stalled_since: Option<u64>,
     /// Whether the current stall was already logged and counted.
@@ -27,20 +27,27 @@ pub(crate) struct Outbound {
     pub stall_threshold_ns: u64,
 }
 
-/// A per-consumer publication: registered by the media driver in the background (polled
-/// from the duty cycle, never waited on), then ready.
-#[derive(Debug)]
-pub(crate) enum Link {
-    Pending(PendingPublication),
-    Ready(Publication),
+impl Outbound {
+    pub fn new(cfg: &ProducerConfig, counters: ProducerCells) -> Self {
+        Self {
+            registry: Registry::new(cfg.max_consumers),
+            counters,
+            next_seq: 0,
+            stalled_since: None,
+            stall_reported: false,
+            stall_threshold_ns: u64::try_from(cfg.stall_threshold.as_nanos()).unwrap_or(u64::MAX),
+        }
+    }
 }
 
-/// A per-consumer stream the producer publishes on (once its registration completed).
+/// A per-consumer stream the producer publishes on, once its registration completed (the
+/// link is the agent's transport: an Aeron publication, or a recording sink in tests).
 #[derive(Debug)]
 pub(crate) struct Granted {
     pub channel: String,
     pub stream_id: u32,
-    pub link: Link,
+    pub link: Box<dyn ConsumerLink>,
+    pub ready: bool,
 }
 
 impl Granted {
@@ -48,16 +55,16 @@ impl Granted {
         self.stream_id == stream_id && self.channel.as_bytes() == channel
     }
 
-    /// The publication, once registered.
-    pub fn publication(&mut self) -> Option<&mut Publication> {
-        match &mut self.link {
-            Link::Ready(p) => Some(p),
-            Link::Pending(_) => None,
+    /// The sink, once registered.
+    pub fn sink(&mut self) -> Option<&mut dyn MessageSink> {
+        match self.ready {
+            true => self.link.sink(),
+            false => None,
         }
     }
 
     pub fn is_ready(&self) -> bool {
-        matches!(self.link, Link::Ready(_))
+        self.ready
     }
 }
 
@@ -66,24 +73,21 @@ impl Granted {
 pub(crate) enum Resolved {
     /// Nothing pending, or still pending.
     Unchanged,
-    /// The publication is registered.
+    /// The stream is registered.
     Ready,
-    /// The media driver refused it or its deadline passed: the request is declined.
+    /// The transport refused it or its deadline passed: the request is declined.
     Failed,
 }
 
 /// Polls one per-consumer registration (non-blocking); a failed one is removed.
 pub(crate) fn poll_grant(slot: &mut Option<Granted>) -> Resolved {
-    let Some(g) = slot.as_mut() else {
+    let Some(g) = slot.as_mut().filter(|g| !g.ready) else {
         return Resolved::Unchanged;
     };
-    let Link::Pending(pending) = &mut g.link else {
-        return Resolved::Unchanged;
-    };
-    match pending.poll() {
-        Ok(None) => Resolved::Unchanged,
-        Ok(Some(publication)) => {
-            g.link = Link::Ready(publication);
+    match g.link.poll() {
+        Ok(false) => Resolved::Unchanged,
+        Ok(true) => {
+            g.ready = true;
             Resolved::Ready
         }
         Err(e) => {

@@ -1,10 +1,13 @@
-//! The producer's duty cycle: control and QoS input, then the periodic duties, each on its
-//! own timer read from the cycle's one clock reading.
+//! The producer's duty cycle. The agent ([`Producer::do_work`]): control and QoS input into
+//! the core, the driver client's events, then the core's periodic duties
+//! ([`ProducerCore::on_tick`]), each on its own timer read from the cycle's one clock reading.
 
 use tensorpool_agent::DeadlineTimer;
 
 use super::Producer;
+use super::core::{ProducerCore, Sinks};
 use super::proxy;
+use super::state::{Resolved, poll_grant};
 
 /// Fragments read per subscription per cycle.
 const POLL_LIMIT: usize = 16;
@@ -35,18 +38,66 @@ impl Timers {
 }
 
 impl Producer {
-    /// One duty cycle: consumer hellos and QoS, per-consumer registrations in flight,
-    /// announces and activity refresh, QoS, data-source announce and metadata, meta blob
-    /// chunks, stale-consumer sweep. Returns the work done (0: idle). Never blocks.
+    /// One duty cycle: consumer hellos and QoS, the driver client (keepalives, revocations,
+    /// re-attach), then the core's duties ([`ProducerCore::on_tick`]). Returns the work done
+    /// (0: idle). Never blocks.
     pub fn do_work(&mut self, now_ns: u64) -> usize {
         let mut work = self.poll_inputs(now_ns);
-        work += self.grants_duty();
         work += self.driver_duty(now_ns);
-        work += self.announce_duty(now_ns);
-        work += self.metadata_duty(now_ns);
+        work + self.core.on_tick(now_ns, &mut self.pubs.sinks())
+    }
+
+    fn poll_inputs(&mut self, now_ns: u64) -> usize {
+        let Self {
+            core,
+            pubs,
+            control_sub,
+            qos_sub,
+            ..
+        } = self;
+        let mut work = 0;
+        if let Some(sub) = control_sub.as_mut() {
+            work += sub
+                .poll(
+                    |msg, _| core.on_control(msg, now_ns, &mut pubs.sinks()),
+                    POLL_LIMIT,
+                )
+                .unwrap_or(0);
+        }
+        if let Some(sub) = qos_sub.as_mut() {
+            work += sub
+                .poll(|msg, _| core.on_qos(msg, now_ns), POLL_LIMIT)
+                .unwrap_or(0);
+        }
+        work
+    }
+
+    /// Drives the driver client (keepalives, revocations, re-attach); hands its events to
+    /// the core.
+    fn driver_duty(&mut self, now_ns: u64) -> usize {
+        let Some(link) = self.driver.as_mut() else {
+            return 0;
+        };
+        let events = &mut link.events;
+        let work = link.client.do_work(now_ns, &mut |e| events.push(e));
+        for e in events.drain(..) {
+            self.core.on_client_event(e);
+        }
+        work
+    }
+}
+
+impl ProducerCore {
+    /// The periodic duties at `now_ns`: per-consumer registrations in flight (answers once
+    /// they complete), announce and activity refresh, data-source announce and metadata, meta
+    /// blob chunks, QoS, stale-consumer sweep. Returns the work done (0: idle).
+    pub fn on_tick(&mut self, now_ns: u64, out: &mut Sinks<'_>) -> usize {
+        let mut work = self.grants_duty(&mut *out.control);
+        work += self.announce_duty(now_ns, &mut *out.announce);
+        work += self.metadata_duty(now_ns, &mut *out.metadata);
         if self.timers.qos.poll(now_ns) {
             let epoch = self.epoch().unwrap_or(0);
-            match proxy::send_qos(&mut self.out.pubs.qos, &self.cfg, epoch, self.out.next_seq) {
+            match proxy::send_qos(&mut *out.qos, &self.cfg, epoch, self.out.next_seq) {
                 Ok(()) => self.out.counters.qos_sent += 1,
                 Err(e) if e.is_not_connected() => {}
                 Err(_) => self.out.counters.send_failures += 1,
@@ -69,26 +120,45 @@ impl Producer {
         work
     }
 
-    fn poll_inputs(&mut self, now_ns: u64) -> usize {
+    /// Polls the per-consumer registrations in flight (never blocks): a registered stream is
+    /// granted, a refused or timed-out one declined; then answers the consumers whose
+    /// registrations all completed. Returns the work done.
+    fn grants_duty(&mut self, control: &mut dyn crate::control::MessageSink) -> usize {
         let mut work = 0;
-        let mut control = self.control_sub.take();
-        if let Some(sub) = control.as_mut() {
-            work += sub
-                .poll(|msg, _| self.on_control_message(msg, now_ns), POLL_LIMIT)
-                .unwrap_or(0);
+        for i in 0..self.out.registry.entries.len() {
+            let e = &mut self.out.registry.entries[i];
+            if !e.answer_due {
+                continue;
+            }
+            let mut changed = false;
+            for slot in [&mut e.descriptor, &mut e.control] {
+                match poll_grant(slot) {
+                    Resolved::Unchanged => {}
+                    Resolved::Ready => {
+                        self.out.counters.per_consumer_granted += 1;
+                        changed = true;
+                    }
+                    Resolved::Failed => {
+                        self.out.counters.per_consumer_declined += 1;
+                        changed = true;
+                    }
+                }
+            }
+            if changed {
+                let id = e.consumer_id;
+                self.answer_if_ready(id, control);
+                self.out.registry.replan(&self.cfg);
+                work += 1;
+            }
         }
-        self.control_sub = control;
-        let mut qos = self.qos_sub.take();
-        if let Some(sub) = qos.as_mut() {
-            work += sub
-                .poll(|msg, _| self.on_qos_message(msg, now_ns), POLL_LIMIT)
-                .unwrap_or(0);
-        }
-        self.qos_sub = qos;
         work
     }
 
-    fn announce_duty(&mut self, now_ns: u64) -> usize {
+    fn announce_duty(
+        &mut self,
+        now_ns: u64,
+        announce: &mut dyn crate::control::MessageSink,
+    ) -> usize {
         if !self.timers.announce.poll(now_ns) {
             return 0;
         }
@@ -99,7 +169,7 @@ impl Producer {
         if self.is_driver_mode() {
             return 1; // the driver announces (Driver Model §8)
         }
-        match proxy::send_announce(&mut self.out.pubs.announce, &self.cfg, r, now_ns) {
+        match proxy::send_announce(announce, &self.cfg, r, now_ns) {
             Ok(()) => self.out.counters.announces_sent += 1,
             Err(e) if e.is_not_connected() => {}
             Err(_) => self.out.counters.send_failures += 1,
@@ -107,13 +177,16 @@ impl Producer {
         1
     }
 
-    fn metadata_duty(&mut self, now_ns: u64) -> usize {
+    fn metadata_duty(
+        &mut self,
+        now_ns: u64,
+        metadata: &mut dyn crate::control::MessageSink,
+    ) -> usize {
         let mut work = 0;
         if self.timers.data_source.poll(now_ns) {
             let epoch = self.epoch().unwrap_or(0);
             let v = self.meta.version;
-            match proxy::send_data_source_announce(&mut self.out.pubs.metadata, &self.cfg, epoch, v)
-            {
+            match proxy::send_data_source_announce(&mut *metadata, &self.cfg, epoch, v) {
                 Ok(()) => self.out.counters.data_source_sent += 1,
                 Err(e) if e.is_not_connected() => {}
                 Err(_) => self.out.counters.send_failures += 1,
@@ -121,7 +194,7 @@ impl Producer {
             work += 1;
         }
         if self.timers.meta.poll(now_ns)
-            && let Some(result) = self.meta.send_meta(&mut self.out.pubs.metadata)
+            && let Some(result) = self.meta.send_meta(&mut *metadata)
         {
             match result {
                 Ok(()) => self.out.counters.meta_sent += 1,
@@ -133,10 +206,7 @@ impl Producer {
         if self.meta.has_blobs() {
             let chunk = self.cfg.meta_blob_chunk_bytes;
             let stream = self.cfg.stream_id;
-            match self
-                .meta
-                .pump_blobs(&mut self.out.pubs.metadata, stream, chunk, BLOB_BUDGET)
-            {
+            match self.meta.pump_blobs(metadata, stream, chunk, BLOB_BUDGET) {
                 Ok(n) => {
                     self.out.counters.meta_blob_messages += n as u64;
                     work += n;

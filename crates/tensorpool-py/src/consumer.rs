@@ -548,7 +548,7 @@ impl Frame {
             shape: &self.meta.shape,
             strides: &self.meta.strides,
         };
-        let _ = raw; // layout checked when the array is made; the export uses the same
+        raw.check()?; // every element the export's layout reaches lies in the slot
         let v = DlpackView {
             ptr: self.ptr,
             dtype: self.meta.dtype,

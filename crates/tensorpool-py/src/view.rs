@@ -48,7 +48,7 @@ pub(crate) struct Raw<'a> {
 
 impl Raw<'_> {
     /// Checks that every element the layout reaches lies inside `ptr..ptr+len`.
-    fn check(&self) -> PyResult<()> {
+    pub(crate) fn check(&self) -> PyResult<()> {
         let item = self.dtype.size_bytes();
         if self.shape.len() != self.strides.len() || self.shape.is_empty() {
             return Err(PyValueError::new_err(
@@ -246,8 +246,8 @@ impl DlpackView {
             init.set_flags(DlpackFlags::READ_ONLY)
                 .map_err(|e| PyValueError::new_err(format!("DLPack flags: {e}")))?;
         }
-        // SAFETY: data points at the slot the layout was checked against (`Raw::check` when
-        // the frame was delivered), shape/strides point into the tensor's own allocation,
+        // SAFETY: data points at the slot the layout was checked against (`Raw::check` in
+        // `Frame.__dlpack__`, with the GIL held), shape/strides point into the tensor's own allocation,
         // the device is the CPU, READ_ONLY (versioned ABI) matches the read-only mapping;
         // the context keeps the lease referenced so an escape is detected.
         Ok(unsafe { init.finish() })

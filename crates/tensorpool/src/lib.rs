@@ -11,6 +11,7 @@
 //! | [`context`] | the Aeron connection (embedded media driver or external) roles share |
 //! | [`counters`] | role counters, their Aeron counters (type ids, key layout) |
 //! | [`frame`] | dtypes, tensor specs and the frame view contract |
+//! | [`supervisor`] | the supervisor role: liveness, QoS aggregation, `ConsumerConfig` policies |
 //! | [`streams`] | default channels and stream ids |
 //! | [`prelude`] | `use tensorpool::prelude::*;` |
 #![forbid(unsafe_code)]
@@ -30,5 +31,6 @@ pub mod frame;
 pub mod prelude;
 pub mod producer;
 pub mod streams;
+pub mod supervisor;
 
 pub use tensorpool_agent::monotonic_ns;

@@ -60,7 +60,11 @@ force_no_shm = true
 payload_fallback_uri = "bridge://b"
 "#,
         flags & 2 == 0,
-        if flags & 4 == 0 { "" } else { "aeron:ipc?alias=d" },
+        if flags & 4 == 0 {
+            ""
+        } else {
+            "aeron:ipc?alias=d"
+        },
         (flags >> 3) % 3,
     );
     SupervisorConfig::from_toml(&text, &NoEnv).expect("valid config")
@@ -91,20 +95,32 @@ fuzz_target!(|data: &[u8]| {
                     consumer_id: u32::from(id % 12),
                     supports_shm: sel & 4 == 0,
                     supports_progress: false,
-                    mode: if sel & 8 == 0 { Mode::Stream } else { Mode::RateLimited },
+                    mode: if sel & 8 == 0 {
+                        Mode::Stream
+                    } else {
+                        Mode::RateLimited
+                    },
                     max_rate_hz: 0,
                     expected_layout_version: 1,
                     progress_interval_us: None,
                     progress_bytes_delta: None,
                     progress_major_delta_units: None,
                     descriptor_stream_id: 30_990 + req_d % 40,
-                    control_stream_id: if sel & 16 == 0 { 0 } else { 31_990 + req_c % 20 },
+                    control_stream_id: if sel & 16 == 0 {
+                        0
+                    } else {
+                        31_990 + req_c % 20
+                    },
                     descriptor_channel: Bytes::new(CHANNELS[usize::from(sel >> 5) % 3].as_bytes()),
                     control_channel: Bytes::new(CHANNELS[usize::from(sel >> 6)].as_bytes()),
                 };
                 let buf = h.encode_to_vec().unwrap();
                 // sometimes truncated
-                let cut = if op & 16 != 0 { buf.len() / 2 } else { buf.len() };
+                let cut = if op & 16 != 0 {
+                    buf.len() / 2
+                } else {
+                    buf.len()
+                };
                 core.on_message_from(&buf[..cut], source, now, &mut sink);
             }
             3 => {

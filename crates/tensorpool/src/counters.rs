@@ -14,8 +14,8 @@
 //!
 //! One type id per counter kind: `tensorpool_counter_type_id(n)` (`0x5450_0000 | n`), with
 //! `n` = 100 + k for the producer, 200 + k for the consumer, 300 + k for the driver (400 + k
-//! is kept for the bridge), 500 + k for the supervisor. Every kind is listed in [`KINDS`]; `docs/tools.md` has the
-//! table.
+//! is kept for the bridge), 500 + k for the supervisor. Every kind is listed in [`KINDS`];
+//! `docs/tools.md` has the table (the supervisor's: `docs/roles.md`).
 //!
 //! # Key
 //!

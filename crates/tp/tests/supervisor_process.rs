@@ -134,6 +134,43 @@ payload_fallback_uri = "aeron:udp?endpoint=127.0.0.1:40999"
     }
     let fallback = consumer.fallback().expect("a fallback");
     assert_eq!(fallback.uri, "aeron:udp?endpoint=127.0.0.1:40999");
+    // its counters are Aeron counters: `tp stat` reads them from the media driver
+    let out = Command::new(TP)
+        .args([
+            "stat",
+            "--aeron-dir",
+            &dir,
+            "--count",
+            "1",
+            "--json",
+            "--filter",
+            "supervisor",
+        ])
+        .output()
+        .expect("tp stat");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stat: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let value = |t: &str| {
+        stat["counters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == t)
+            .and_then(|c| c["value"].as_i64())
+    };
+    assert!(
+        value("supervisor.configs-sent").is_some_and(|v| v >= 1),
+        "{stat}"
+    );
+    assert!(
+        value("supervisor.forced-no-shm").is_some_and(|v| v >= 1),
+        "{stat}"
+    );
+    assert_eq!(value("supervisor.consumers"), Some(1), "{stat}");
     // the supervisor's own account, printed when it stops: the mode was forced, SHM turned
     // off, one id assigned
     let _ = Command::new("kill")

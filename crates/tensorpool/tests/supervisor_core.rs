@@ -445,3 +445,30 @@ fn garbage_and_other_messages_are_ignored() {
     assert_eq!(c.on_message(&h, 2 * MS, &mut sink), 1);
     assert_eq!(sink.len(), 1);
 }
+
+#[test]
+fn base_zero_grants_requested_ids_unless_taken_or_in_the_other_range() {
+    let mut c = core("per_consumer_descriptor_base = 0\nper_consumer_control_range = 2");
+    let mut h = hello(1);
+    h.descriptor.1 = 40_000;
+    assert_eq!(
+        say_hello(&mut c, &h, 1, MS)[0].descriptor,
+        (DESC.into(), 40_000)
+    );
+    // the same id for another consumer: taken
+    let mut h = hello(2);
+    h.descriptor.1 = 40_000;
+    assert_eq!(
+        say_hello(&mut c, &h, 2, MS)[0].descriptor,
+        (String::new(), 0)
+    );
+    // an id of the control pool's range: never granted as a descriptor id
+    let mut h = hello(3);
+    h.descriptor.1 = 32_001;
+    assert_eq!(
+        say_hello(&mut c, &h, 3, MS)[0].descriptor,
+        (String::new(), 0)
+    );
+    // the control pool still hands out both of its ids
+    assert_eq!(c.counters().assignments, 1 + 2);
+}

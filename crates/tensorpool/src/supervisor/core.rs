@@ -269,7 +269,8 @@ impl SupervisorCore {
     }
 
     /// Checks the invariants (tests, fuzzing): no two tracked consumers share an assigned
-    /// descriptor or control stream id, and the id pools agree with the table.
+    /// stream id (descriptor or control, of either kind), and the id pools agree with the
+    /// table.
     pub fn check_invariants(&self) -> Result<(), String> {
         let live: Vec<&ConsumerSlot> = self.consumers.iter().filter(|c| c.in_use).collect();
         for (n, a) in live.iter().enumerate() {
@@ -277,6 +278,8 @@ impl SupervisorCore {
                 for (x, y, what) in [
                     (&a.descriptor, &b.descriptor, "descriptor"),
                     (&a.control, &b.control, "control"),
+                    (&a.descriptor, &b.control, "descriptor/control"),
+                    (&a.control, &b.descriptor, "control/descriptor"),
                 ] {
                     if x.is_assigned() && x.stream_id == y.stream_id {
                         return Err(format!(

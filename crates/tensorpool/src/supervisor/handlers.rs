@@ -302,14 +302,21 @@ impl SupervisorCore {
         let id = if pool.range.is_some() {
             pool.allocate(i, consumer_id, requested_id)
         } else {
-            // base 0: the consumer's own id, unless another tracked consumer holds it
+            // base 0: the consumer's own id, unless another tracked consumer holds it or it
+            // lies in the other pool's range (which hands its ids out itself)
             let taken = self.consumers.iter().enumerate().any(|(j, o)| {
                 j != i
                     && o.in_use
                     && (o.descriptor.stream_id == requested_id
                         || o.control.stream_id == requested_id)
-            }) || self.descriptor_ids.holder(requested_id).is_some()
-                || self.control_ids.holder(requested_id).is_some();
+            }) || self
+                .descriptor_ids
+                .range
+                .is_some_and(|r| r.contains(requested_id))
+                || self
+                    .control_ids
+                    .range
+                    .is_some_and(|r| r.contains(requested_id));
             (!taken && i32::try_from(requested_id).is_ok()).then_some(requested_id)
         };
         let Some(id) = id else {

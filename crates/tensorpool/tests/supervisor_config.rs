@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use tensorpool::config::{ConfigError, IdRange, NoEnv, Source};
+use tensorpool::driver::DriverConfig;
 use tensorpool::supervisor::{DriverStreamIds, Rule, SupervisorConfig};
 use tensorpool_codec::wire::Mode;
 
@@ -288,38 +289,110 @@ fn each_invalid_key_is_a_clear_error() {
     }
 }
 
+fn driver_ids(d: &DriverConfig) -> DriverStreamIds {
+    let s = &d.driver;
+    let mut fixed = vec![
+        ("driver.control_stream_id".to_owned(), s.control_stream_id),
+        ("driver.announce_stream_id".to_owned(), s.announce_stream_id),
+        ("driver.qos_stream_id".to_owned(), s.qos_stream_id),
+    ];
+    for st in &d.streams {
+        fixed.push((format!("streams.{}.stream_id", st.name), st.stream_id));
+    }
+    DriverStreamIds {
+        ranges: s
+            .stream_id_range
+            .map(|r| ("driver.stream_id_range".to_owned(), r))
+            .into_iter()
+            .collect(),
+        descriptor_range: s.descriptor_stream_id_range,
+        control_range: s.control_stream_id_range,
+        fixed,
+    }
+}
+
+#[test]
+fn the_c_example_passes_the_check_against_its_own_driver_table() {
+    // the C layout: [driver] reserves 31000-31999 / 32000-32999 and [supervisor] allocates
+    // exactly those ids; one authority, not a clash
+    let Some(dir) = shared_configs() else { return };
+    let path = dir.join("tensor_pool_c/driver_integration_example.toml");
+    let d = DriverConfig::load(Some(&path), &NoEnv).unwrap();
+    let c = SupervisorConfig::load(Some(&path), &NoEnv).unwrap();
+    c.check_against_driver(&driver_ids(&d)).unwrap();
+}
+
 #[test]
 fn ranges_overlapping_the_drivers_are_refused() {
     let c = load("[supervisor]\nper_consumer_enabled = true\n").unwrap();
-    let driver = DriverStreamIds {
-        ranges: vec![(
-            "driver.descriptor_stream_id_range".into(),
-            IdRange::new(31_500, 31_600).unwrap(),
-        )],
-        fixed: vec![("driver.control_stream_id".into(), 1000)],
+    let refused = |d: &DriverStreamIds, keys: [&str; 2]| {
+        let e = c.check_against_driver(d).unwrap_err().to_string();
+        assert!(
+            keys.iter().all(|k| e.contains(k)),
+            "{e} does not name {keys:?}"
+        );
     };
-    let e = c.check_against_driver(&driver).unwrap_err().to_string();
-    assert!(
-        e.contains("supervisor.per_consumer_descriptor_base")
-            && e.contains("driver.descriptor_stream_id_range"),
-        "{e}"
+    let r = |a, b| IdRange::new(a, b).unwrap();
+    // straddling the edge of the driver's range of the same kind
+    refused(
+        &DriverStreamIds {
+            descriptor_range: Some(r(31_500, 32_600)),
+            ..DriverStreamIds::default()
+        },
+        [
+            "supervisor.per_consumer_descriptor_base",
+            "driver.descriptor_stream_id_range",
+        ],
     );
-    let fixed = DriverStreamIds {
-        ranges: vec![],
-        fixed: vec![("streams.cam1.stream_id".into(), 32_010)],
-    };
-    let e = c.check_against_driver(&fixed).unwrap_err().to_string();
-    assert!(e.contains("streams.cam1.stream_id"), "{e}");
+    // the driver's range of the other kind
+    refused(
+        &DriverStreamIds {
+            control_range: Some(r(31_900, 31_950)),
+            ..DriverStreamIds::default()
+        },
+        [
+            "supervisor.per_consumer_descriptor_base",
+            "driver.control_stream_id_range",
+        ],
+    );
+    // a range the driver allocates itself
+    refused(
+        &DriverStreamIds {
+            ranges: vec![("driver.stream_id_range".into(), r(32_500, 40_000))],
+            ..DriverStreamIds::default()
+        },
+        [
+            "supervisor.per_consumer_control_base",
+            "driver.stream_id_range",
+        ],
+    );
+    // a fixed id
+    refused(
+        &DriverStreamIds {
+            fixed: vec![("streams.cam1.stream_id".into(), 32_010)],
+            ..DriverStreamIds::default()
+        },
+        [
+            "supervisor.per_consumer_control_base",
+            "streams.cam1.stream_id",
+        ],
+    );
+    // inside the driver's same-kind ranges, apart from the rest: accepted
     let apart = DriverStreamIds {
-        ranges: vec![(
-            "driver.stream_id_range".into(),
-            IdRange::new(20_000, 29_999).unwrap(),
-        )],
+        ranges: vec![("driver.stream_id_range".into(), r(20_000, 29_999))],
+        descriptor_range: Some(r(30_000, 31_999)),
+        control_range: Some(r(32_000, 32_999)),
         fixed: vec![("streams.cam1.stream_id".into(), 10_000)],
     };
     c.check_against_driver(&apart).unwrap();
     // disabled: nothing allocated, nothing to clash
-    load("").unwrap().check_against_driver(&driver).unwrap();
+    load("")
+        .unwrap()
+        .check_against_driver(&DriverStreamIds {
+            fixed: vec![("x".into(), 31_000)],
+            ..DriverStreamIds::default()
+        })
+        .unwrap();
 }
 
 #[test]

@@ -239,3 +239,30 @@ per_consumer_enabled = true
         "{err}"
     );
 }
+
+#[test]
+fn config_validate_accepts_the_c_layout_and_prints_sources() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/configs/tensor_pool_c/driver_integration_example.toml");
+    if !path.is_file() {
+        println!("skipped: {} not found", path.display());
+        return;
+    }
+    // [driver] reserves the per-consumer ids that [supervisor] allocates: one authority
+    let out = Command::new(TP)
+        .args(["config", "validate", "--role", "supervisor"])
+        .arg(&path)
+        .output()
+        .expect("tp config validate");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("supervisor.consumer_capacity = 256"),
+        "{text}"
+    );
+    assert!(text.contains("# supervisor, 0 rule(s): valid"), "{text}");
+}

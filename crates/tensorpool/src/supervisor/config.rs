@@ -113,8 +113,14 @@ pub struct SupervisorConfig {
 /// The driver's stream ids, as plain data, for [`SupervisorConfig::check_against_driver`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DriverStreamIds {
-    /// Ranges the driver allocates from, with their key (`driver.stream_id_range`, ...).
+    /// Ranges the driver allocates from itself, with their key (`driver.stream_id_range`).
     pub ranges: Vec<(String, IdRange)>,
+    /// `driver.descriptor_stream_id_range`: the per-consumer descriptor ids the deployment
+    /// reserves; a supervisor may allocate inside it (the C layout: the same range in both
+    /// tables), never across its edge.
+    pub descriptor_range: Option<IdRange>,
+    /// `driver.control_stream_id_range`: the same for control ids.
+    pub control_range: Option<IdRange>,
     /// Fixed ids (`driver.control_stream_id`, `streams.cam1.stream_id`, ...).
     pub fixed: Vec<(String, u32)>,
 }
@@ -299,29 +305,72 @@ impl SupervisorConfig {
             .find(|(_, r)| r.matches(stream_id, consumer_id))
     }
 
-    /// Refuses per-consumer ranges that overlap the driver's ranges or contain one of its
-    /// fixed stream ids (Driver Model §11: one id, one owner).
+    /// Refuses per-consumer ranges that clash with the driver's ids (Driver Model §11: one
+    /// id, one owner): overlapping a range the driver allocates itself, the driver's range of
+    /// the other kind, or one of its fixed ids; or straddling the edge of the driver's range
+    /// of the same kind (lying inside it is the C layout: the supervisor allocates the ids
+    /// the driver's table reserves).
     pub fn check_against_driver(&self, driver: &DriverStreamIds) -> Result<(), ConfigError> {
         if !self.per_consumer_enabled {
             return Ok(());
         }
-        for (key, r) in self.ranges() {
+        let clash = |key: &str, reason: String| ConfigError::Inconsistent {
+            key: key.into(),
+            reason,
+        };
+        let kinds = [
+            (
+                "supervisor.per_consumer_descriptor_base",
+                self.descriptor_range(),
+                ("driver.descriptor_stream_id_range", driver.descriptor_range),
+                ("driver.control_stream_id_range", driver.control_range),
+            ),
+            (
+                "supervisor.per_consumer_control_base",
+                self.control_range(),
+                ("driver.control_stream_id_range", driver.control_range),
+                ("driver.descriptor_stream_id_range", driver.descriptor_range),
+            ),
+        ];
+        for (key, r, (same_key, same), (other_key, other)) in kinds {
+            let Some(r) = r else { continue };
             for (dkey, d) in &driver.ranges {
                 if r.overlaps(d) {
-                    return Err(ConfigError::Inconsistent {
-                        key: key.into(),
-                        reason: format!(
+                    return Err(clash(
+                        key,
+                        format!(
                             "per-consumer ids {r} overlap the driver's {dkey} = {d}: two authorities would hand out the same stream ids"
                         ),
-                    });
+                    ));
                 }
+            }
+            if let Some(o) = other
+                && r.overlaps(&o)
+            {
+                return Err(clash(
+                    key,
+                    format!(
+                        "per-consumer ids {r} overlap the driver's {other_key} = {o} (ids of the other kind)"
+                    ),
+                ));
+            }
+            if let Some(s) = same
+                && r.overlaps(&s)
+                && !(s.contains(r.start) && s.contains(r.end))
+            {
+                return Err(clash(
+                    key,
+                    format!(
+                        "per-consumer ids {r} straddle the driver's {same_key} = {s}: lie inside it or apart from it"
+                    ),
+                ));
             }
             for (dkey, id) in &driver.fixed {
                 if r.contains(*id) {
-                    return Err(ConfigError::Inconsistent {
-                        key: key.into(),
-                        reason: format!("per-consumer ids {r} contain the driver's {dkey} = {id}"),
-                    });
+                    return Err(clash(
+                        key,
+                        format!("per-consumer ids {r} contain the driver's {dkey} = {id}"),
+                    ));
                 }
             }
         }

@@ -38,19 +38,6 @@ pub struct Args {
 /// The driver's ranges and fixed ids, as plain data.
 fn driver_ids(d: &DriverConfig) -> DriverStreamIds {
     let s = &d.driver;
-    let mut ranges = Vec::new();
-    for (key, r) in [
-        ("driver.stream_id_range", s.stream_id_range),
-        (
-            "driver.descriptor_stream_id_range",
-            s.descriptor_stream_id_range,
-        ),
-        ("driver.control_stream_id_range", s.control_stream_id_range),
-    ] {
-        if let Some(r) = r {
-            ranges.push((key.to_owned(), r));
-        }
-    }
     let mut fixed = vec![
         ("driver.control_stream_id".to_owned(), s.control_stream_id),
         ("driver.announce_stream_id".to_owned(), s.announce_stream_id),
@@ -59,19 +46,27 @@ fn driver_ids(d: &DriverConfig) -> DriverStreamIds {
     for st in &d.streams {
         fixed.push((format!("streams.{}.stream_id", st.name), st.stream_id));
     }
-    DriverStreamIds { ranges, fixed }
+    DriverStreamIds {
+        ranges: s
+            .stream_id_range
+            .map(|r| ("driver.stream_id_range".to_owned(), r))
+            .into_iter()
+            .collect(),
+        descriptor_range: s.descriptor_stream_id_range,
+        control_range: s.control_stream_id_range,
+        fixed,
+    }
 }
 
-/// Runs the supervisor until SIGINT / SIGTERM.
-pub fn run(args: &Args) -> Result<(), CmdError> {
-    let cfg = SupervisorConfig::load(args.config.as_deref(), &ProcessEnv)?;
-    if !cfg.unknown_keys.is_empty() {
-        tracing::warn!(keys = ?cfg.unknown_keys, "unknown [supervisor] keys ignored");
-    }
-    for w in &cfg.warnings {
-        tracing::warn!("{w}");
-    }
-    let driver = match (&args.driver_config, &args.config) {
+/// Loads the `[supervisor]` table of `config` as `tp supervisor` does, and checks its
+/// per-consumer ranges against the driver's configuration (`driver_config`, else `config`
+/// when it is a driver configuration too).
+pub(crate) fn load(
+    config: Option<&std::path::Path>,
+    driver_config: Option<&std::path::Path>,
+) -> Result<SupervisorConfig, CmdError> {
+    let cfg = SupervisorConfig::load(config, &ProcessEnv)?;
+    let driver = match (driver_config, config) {
         (Some(path), _) => Some(DriverConfig::load(Some(path), &ProcessEnv)?),
         // the --config file is also the driver's when it loads as one (the C layout)
         (None, Some(path)) => DriverConfig::load(Some(path), &NoEnv)
@@ -82,6 +77,18 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
     };
     if let Some(d) = &driver {
         cfg.check_against_driver(&driver_ids(d))?;
+    }
+    Ok(cfg)
+}
+
+/// Runs the supervisor until SIGINT / SIGTERM.
+pub fn run(args: &Args) -> Result<(), CmdError> {
+    let cfg = load(args.config.as_deref(), args.driver_config.as_deref())?;
+    if !cfg.unknown_keys.is_empty() {
+        tracing::warn!(keys = ?cfg.unknown_keys, "unknown [supervisor] keys ignored");
+    }
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
     }
     let stop = stop_flag()?;
     let (media, dir) = match args.aeron_dir.clone() {

@@ -472,3 +472,76 @@ fn base_zero_grants_requested_ids_unless_taken_or_in_the_other_range() {
     // the control pool still hands out both of its ids
     assert_eq!(c.counters().assignments, 1 + 2);
 }
+
+#[derive(Debug, Clone)]
+enum Op {
+    Hello {
+        id: u32,
+        source: u64,
+        stream: u32,
+        desc: u32,
+        ctrl: u32,
+    },
+    Qos {
+        id: u32,
+        source: u64,
+    },
+    Advance(u64),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (0u32..10, 0u64..4, 0u32..2, 0u32..40, 0u32..3).prop_map(|(id, source, s, desc, ctrl)| Op::Hello {
+            id,
+            source,
+            stream: STREAM + s,
+            desc: if desc == 0 { 0 } else { 30_990 + desc },
+            ctrl: [0, 32_000, 32_005][ctrl as usize],
+        }),
+        2 => (0u32..10, 0u64..4).prop_map(|(id, source)| Op::Qos { id, source }),
+        1 => (0u64..60).prop_map(Op::Advance),
+    ]
+}
+
+proptest::proptest! {
+    /// Arbitrary sequences of hellos (valid, invalid and absent requests), QoS from several
+    /// sources and clock steps, with small ranges and a small table: no two tracked consumers
+    /// ever hold one stream id, and every answer assigns completely or declines empty.
+    #[test]
+    fn no_two_live_consumers_ever_share_an_assigned_stream_id(
+        ops in proptest::collection::vec(op(), 1..200)
+    ) {
+        let mut c = core(
+            "consumer_capacity = 6\nper_consumer_descriptor_range = 3\nper_consumer_control_range = 2",
+        );
+        let mut now = 0u64;
+        for op in ops {
+            match op {
+                Op::Hello { id, source, stream, desc, ctrl } => {
+                    let h = Hello {
+                        stream_id: stream,
+                        consumer_id: id,
+                        mode: Mode::Stream,
+                        supports_shm: true,
+                        descriptor: (if desc % 7 == 0 { "" } else { DESC }, desc),
+                        control: (CTRL, ctrl),
+                    };
+                    for a in say_hello(&mut c, &h, source, now) {
+                        proptest::prop_assert_eq!(a.descriptor.0.is_empty(), a.descriptor.1 == 0);
+                        proptest::prop_assert_eq!(a.control.0.is_empty(), a.control.1 == 0);
+                    }
+                }
+                Op::Qos { id, source } => {
+                    c.on_qos_consumer_from(&qos_consumer(id, 1, 0, 0, 0), source, now);
+                }
+                Op::Advance(ms) => {
+                    now += ms * MS;
+                    c.poll_timers(now);
+                }
+            }
+            proptest::prop_assert!(c.check_invariants().is_ok(), "{:?}", c.check_invariants());
+            proptest::prop_assert!(c.consumers().count() <= 6);
+        }
+    }
+}

@@ -266,3 +266,92 @@ fn config_validate_accepts_the_c_layout_and_prints_sources() {
     );
     assert!(text.contains("# supervisor, 0 rule(s): valid"), "{text}");
 }
+
+#[test]
+fn a_supervisor_table_in_the_driver_file_runs_it_embedded_in_tp_driver() {
+    let media = EmbeddedMediaDriver::start(
+        MediaDriverConfig::default()
+            .idle_strategy(DriverIdleStrategy::Sleeping(Duration::from_micros(200)))
+            .ipc_term_buffer_length(1024 * 1024),
+    )
+    .expect("media driver");
+    let base = tempfile::Builder::new()
+        .prefix("tp-sup-embedded-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let cfg = base.path().join("driver.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[driver]
+descriptor_stream_id_range = "31000-31009"
+[shm]
+base_dir = "{}"
+[policies]
+prefault_shm = false
+[profiles.p]
+header_nslots = 64
+payload_pools = [{{ pool_id = 1, stride_bytes = 1024 }}]
+[supervisor]
+per_consumer_enabled = true
+per_consumer_descriptor_channel = "aeron:ipc"
+per_consumer_descriptor_base = 31000
+per_consumer_descriptor_range = 10
+force_no_shm = true
+payload_fallback_uri = "bridge://cam1"
+"#,
+            base.path().join("shm").display()
+        ),
+    )
+    .unwrap();
+    let dir = media.dir().to_str().unwrap().to_owned();
+    let mut child = Command::new(TP)
+        .args([
+            "driver",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--aeron-dir",
+            &dir,
+        ])
+        .args(["--idle", "sleep:1ms"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn tp driver");
+    let stdout = child.stdout.take().unwrap();
+    let guard = Guard(child);
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    expect_line(&lines, "supervisor embedded");
+
+    let ctx = Context::connect(media.dir()).expect("context");
+    let mut consumer = ctx
+        .consumer(STREAM)
+        .configure(|c| {
+            c.hello_interval = Duration::from_millis(100);
+            c.descriptor_request = Some(Endpoint::new("aeron:ipc", 31_005));
+        })
+        .build()
+        .expect("consumer");
+    let deadline = Instant::now() + DEADLINE;
+    while !(consumer.state() == ConsumerState::Fallback && consumer.on_per_consumer_stream()) {
+        assert!(
+            Instant::now() < deadline,
+            "no ConsumerConfig obeyed: configs {}, state {:?}",
+            consumer.counters().configs,
+            consumer.state()
+        );
+        consumer.poll(&mut |_: &Frame<'_>| {}, 16).expect("poll");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(consumer.fallback().unwrap().uri, "bridge://cam1");
+    drop(consumer);
+    drop(guard);
+}

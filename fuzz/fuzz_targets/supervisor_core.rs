@@ -112,7 +112,7 @@ fuzz_target!(|data: &[u8]| {
                         31_990 + req_c % 20
                     },
                     descriptor_channel: Bytes::new(CHANNELS[usize::from(sel >> 5) % 3].as_bytes()),
-                    control_channel: Bytes::new(CHANNELS[usize::from(sel >> 6)].as_bytes()),
+                    control_channel: Bytes::new(CHANNELS[usize::from(sel >> 6) % 3].as_bytes()),
                 };
                 let buf = h.encode_to_vec().unwrap();
                 // sometimes truncated

@@ -14,9 +14,10 @@
 //!
 //! One type id per counter kind: `tensorpool_counter_type_id(n)` (`0x5450_0000 | n`), with
 //! `n` = 100 + k for the producer, 200 + k for the consumer, 300 + k for the driver (400 + k
-//! is kept for the bridge). Every role declares its kinds in its own `counters.rs`; the crate
-//! root lists the tables ([`crate::COUNTER_KINDS`]) and this registry takes them as data
-//! ([`find_kind`]), importing no role. `docs/tools.md` has the table.
+//! is kept for the bridge), 500 + k for the supervisor. Every role declares its kinds in its
+//! own `counters.rs`; the crate root lists the tables ([`crate::COUNTER_KINDS`]) and this
+//! registry takes them as data ([`find_kind`]), importing no role. `docs/tools.md` has the
+//! table (the supervisor's: `docs/roles.md`).
 //!
 //! # Key
 //!
@@ -27,7 +28,7 @@
 //! |---|---|
 //! | 0..4 | `stream_id` (u32; 0 for driver-wide counters) |
 //! | 4..8 | `client_id` (u32: the producer id, the consumer id; 0 for the driver) |
-//! | 8..10 | `role` (u16: 1 producer, 2 consumer, 3 driver, 4 bridge) |
+//! | 8..10 | `role` (u16: 1 producer, 2 consumer, 3 driver, 4 bridge, 5 supervisor) |
 //! | 10..12 | `detail` (u16: the drop cause, response code or revoke reason of a per-cause counter; 0 otherwise) |
 //! | 12..16 | `pid` (u32: the process that owns the counter) |
 //!
@@ -52,6 +53,8 @@ pub enum Role {
     Driver = 3,
     /// A bridge (reserved).
     Bridge = 4,
+    /// The supervisor.
+    Supervisor = 5,
 }
 
 impl Role {
@@ -62,6 +65,7 @@ impl Role {
             Role::Consumer => "consumer",
             Role::Driver => "driver",
             Role::Bridge => "bridge",
+            Role::Supervisor => "supervisor",
         }
     }
 
@@ -71,6 +75,7 @@ impl Role {
             2 => Role::Consumer,
             3 => Role::Driver,
             4 => Role::Bridge,
+            5 => Role::Supervisor,
             _ => return None,
         })
     }

@@ -12,6 +12,7 @@
 //! | [`counters`] | role counters, their Aeron counters (type ids, key layout) |
 //! | [`frame`] | dtypes, tensor specs and the frame view contract |
 //! | [`meta`] | data-source metadata types the producer and consumer share |
+//! | [`supervisor`] | the supervisor role: liveness, QoS aggregation, `ConsumerConfig` policies |
 //! | [`streams`] | default channels and stream ids |
 //! | [`prelude`] | `use tensorpool::prelude::*;` |
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod meta;
 pub mod prelude;
 pub mod producer;
 pub mod streams;
+pub mod supervisor;
 
 pub use tensorpool_agent::monotonic_ns;
 
@@ -40,4 +42,5 @@ pub const COUNTER_KINDS: &[&[&counters::Kind]] = &[
     producer::counters::COUNTER_KINDS,
     consumer::counters::COUNTER_KINDS,
     driver::counters::COUNTER_KINDS,
+    supervisor::counters::COUNTER_KINDS,
 ];

@@ -1,4 +1,4 @@
-//! `tp config validate [--role R] FILE`: loads a driver (or producer, consumer) configuration
+//! `tp config validate [--role R] FILE`: loads a driver (or producer, consumer, supervisor) configuration
 //! exactly as `tp driver` (`tp produce`, `tp consume`) would, environment overrides
 //! included, and prints every resolved key, its value and where it came from (default,
 //! file, env VAR).
@@ -21,8 +21,8 @@ pub struct Args {
 enum ConfigCommand {
     /// Validate a configuration and print the resolved values with their sources.
     Validate {
-        /// Whose configuration: the driver's, a producer's ([producer]) or a consumer's
-        /// ([consumer]).
+        /// Whose configuration: the driver's, a producer's ([producer]), a consumer's
+        /// ([consumer]) or the supervisor's ([supervisor]).
         #[arg(long, value_enum, default_value_t = Role::Driver)]
         role: Role,
         /// The TOML file.
@@ -44,6 +44,9 @@ enum Role {
     Producer,
     /// `tp consume`.
     Consumer,
+    /// `tp supervisor` (`[supervisor]`; its per-consumer ranges checked against the driver's
+    /// configuration: `--driver-config`, else FILE when it is one).
+    Supervisor,
 }
 
 /// Runs `tp config ...`.
@@ -91,6 +94,22 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
             loaded.config.validate()?;
             print!("{}", render_provenance(&loaded.provenance));
             println!("# consumer of stream {}: valid", loaded.config.stream_id);
+            Ok(())
+        }
+        ConfigCommand::Validate {
+            role: Role::Supervisor,
+            file,
+            driver_config,
+        } => {
+            let cfg = super::supervisor::load(Some(file), driver_config.as_deref())?;
+            for key in &cfg.unknown_keys {
+                eprintln!("warning: unknown key {key} (ignored)");
+            }
+            for w in &cfg.warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{}", render_provenance(&cfg.provenance));
+            println!("# supervisor, {} rule(s): valid", cfg.rules.len());
             Ok(())
         }
     }

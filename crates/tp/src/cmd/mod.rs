@@ -15,6 +15,7 @@ mod listen;
 mod media_driver;
 mod produce;
 mod stat;
+mod supervisor;
 mod synth;
 mod top;
 mod util;
@@ -42,6 +43,10 @@ pub enum Command {
     /// The SHM driver: run it, or talk to a running one (status, leases, streams, shutdown,
     /// attach).
     Driver(driver::Args),
+    /// The supervisor (Wire Spec §10.5): tracks producers and consumers, aggregates QoS,
+    /// answers hellos with `ConsumerConfig` (policies, per-consumer streams). SIGINT or
+    /// SIGTERM stops it and prints its counters.
+    Supervisor(supervisor::Args),
     /// Configuration files: `tp config validate FILE` prints the resolved values and their
     /// sources (default, file, env).
     Config(config::Args),
@@ -82,6 +87,7 @@ pub fn run(command: Command) -> Result<(), CmdError> {
         Command::Bench(args) => bench::run(&args),
         Command::BenchRole(args) => bench::roles::run(&args),
         Command::Driver(args) => driver::run(args),
+        Command::Supervisor(args) => supervisor::run(&args),
         Command::Config(args) => config::run(&args),
         Command::Produce(args) => produce::run(&args),
         Command::Consume(args) => consume::run(&args),

@@ -1,13 +1,15 @@
 //! `tp driver`: the driver process. SIGINT / SIGTERM drain it like an authenticated shutdown
-//! request with reason NORMAL (Driver Model §4.13).
+//! request with reason NORMAL (Driver Model §4.13). A `[supervisor]` table in its file runs
+//! the supervisor in the same process and duty cycle (as the C driver embeds it).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tensorpool::config::ProcessEnv;
+use tensorpool::config::{Loader, NoEnv, ProcessEnv};
 use tensorpool::driver::{DriverConfig, ShmDriver};
+use tensorpool::supervisor::Supervisor;
 use tensorpool_aeron::{AeronClient, EmbeddedMediaDriver, MediaDriverConfig};
 use tensorpool_agent::{Agent, AgentError, IdleStrategyKind, monotonic_ns};
 use tensorpool_codec::driver::ShutdownReason;
@@ -33,8 +35,32 @@ pub(crate) struct RunArgs {
 /// Runs the driver until it has shut down.
 pub(crate) fn run(args: &RunArgs) -> Result<(), CmdError> {
     let cfg = DriverConfig::load(args.config.as_deref(), &ProcessEnv)?;
-    if !cfg.unknown_keys.is_empty() {
-        tracing::warn!(keys = ?cfg.unknown_keys, "unknown configuration keys ignored");
+    // a [supervisor] table runs the supervisor in this process (as the C driver does)
+    let supervisor_cfg = match args.config.as_deref() {
+        Some(path)
+            if Loader::open(Some(path), &NoEnv)?
+                .raw("supervisor")
+                .is_some() =>
+        {
+            Some(crate::cmd::supervisor::load(Some(path), None)?)
+        }
+        _ => None,
+    };
+    let unknown: Vec<&String> = cfg
+        .unknown_keys
+        .iter()
+        .filter(|k| supervisor_cfg.is_none() || !k.starts_with("supervisor."))
+        .collect();
+    if !unknown.is_empty() {
+        tracing::warn!(keys = ?unknown, "unknown configuration keys ignored");
+    }
+    if let Some(s) = &supervisor_cfg {
+        if !s.unknown_keys.is_empty() {
+            tracing::warn!(keys = ?s.unknown_keys, "unknown [supervisor] keys ignored");
+        }
+        for w in &s.warnings {
+            tracing::warn!("{w}");
+        }
     }
     for w in &cfg.warnings {
         tracing::warn!("{w}");
@@ -54,10 +80,22 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), CmdError> {
     };
     let aeron = AeronClient::connect(&dir, Duration::from_secs(10))?;
     let mut driver = ShmDriver::new(cfg, aeron, monotonic_ns())?;
+    let mut supervisor = match supervisor_cfg {
+        Some(c) => {
+            let aeron = AeronClient::connect(&dir, Duration::from_secs(10))?;
+            Some(Supervisor::new(c, aeron, monotonic_ns())?)
+        }
+        None => None,
+    };
     println!("aeron_dir={}", dir.display());
     println!(
-        "tp driver: ready (instance {})",
-        driver.core().config().driver.instance_id
+        "tp driver: ready (instance {}{})",
+        driver.core().config().driver.instance_id,
+        if supervisor.is_some() {
+            ", supervisor embedded"
+        } else {
+            ""
+        }
     );
     let _ = std::io::stdout().flush();
     let mut idle = args.idle.build();
@@ -66,8 +104,16 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), CmdError> {
         if stop.load(Ordering::Acquire) {
             driver.begin_shutdown(ShutdownReason::Normal, "signal", now);
         }
+        let supervised = match supervisor.as_mut().map(|s| s.do_work(now)) {
+            Some(Ok(work)) => work,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "supervisor duty cycle error");
+                0
+            }
+            None => 0,
+        };
         match driver.do_work(now) {
-            Ok(work) => idle.idle_work(work),
+            Ok(work) => idle.idle_work(work + supervised),
             Err(AgentError::Terminate) => break Ok(()),
             Err(e) => tracing::warn!(error = %e, "duty cycle error"),
         }
@@ -75,7 +121,13 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), CmdError> {
     if let Some(e) = driver.core().fatal_error() {
         return Err(format!("driver stopped on a fatal error: {e}").into());
     }
+    if let Some(s) = &supervisor {
+        for (name, value) in s.core().counters().table() {
+            println!("supervisor.{name} = {value}");
+        }
+    }
     println!("tp driver: stopped");
+    drop(supervisor);
     drop(driver);
     drop(media);
     result

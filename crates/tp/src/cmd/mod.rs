@@ -17,6 +17,7 @@ mod produce;
 mod send;
 mod stat;
 mod supervisor;
+mod supervisor_status;
 mod synth;
 mod top;
 mod util;

@@ -127,6 +127,96 @@ fn w_10_1_3_hello_is_answered_once_its_per_consumer_streams_are_registered() {
     assert_eq!(core.counters().descriptors_per_consumer, 1);
 }
 
+fn supervisor_config(consumer_id: u32, descriptor: (&'static str, u32)) -> Vec<u8> {
+    encode(&ConsumerConfig {
+        stream_id: STREAM,
+        consumer_id,
+        use_shm: true,
+        mode: Mode::Stream,
+        descriptor_stream_id: descriptor.1,
+        control_stream_id: 0,
+        payload_fallback_uri: Bytes::new(b""),
+        descriptor_channel: Bytes::new(descriptor.0.as_bytes()),
+        control_channel: Bytes::new(b""),
+    })
+}
+
+/// A `ConsumerConfig` for our stream that the producer did not send (a supervisor's): the
+/// producer opens the per-consumer descriptor stream it assigns and publishes descriptors
+/// on it, answers no hello while supervised (not its own assignment, not even a decline),
+/// and answers again once the supervisor has been silent for the staleness window.
+#[test]
+fn w_10_1_3_a_supervisors_assignment_wins_and_the_producer_stops_answering() {
+    let (_tmp, base) = temp_base();
+    let links = RecordingLinks::default();
+    let mut core = ProducerCore::standalone(config(&base), Box::new(links.clone())).unwrap();
+    let mut sinks = RecordingSinks::default();
+    let now = 1_000 * MS;
+    assert!(!core.is_supervised(now));
+    core.on_control(
+        &supervisor_config(7, ("aeron:ipc", 3001)),
+        now,
+        &mut sinks.sinks(),
+    );
+    assert!(core.is_supervised(now));
+    let opened = links.opened();
+    assert_eq!(opened.len(), 1);
+    assert_eq!(
+        (opened[0].channel.as_str(), opened[0].stream_id),
+        ("aeron:ipc", 3001)
+    );
+    // The consumer's hello asks for other streams: recorded, not answered, not granted.
+    core.on_control(
+        &hello(7, ("aeron:ipc", 2001), ("aeron:ipc", 2002)),
+        now + MS,
+        &mut sinks.sinks(),
+    );
+    core.on_tick(now + 2 * MS, &mut sinks.sinks());
+    core.on_tick(now + 3 * MS, &mut sinks.sinks());
+    assert!(
+        configs(&sinks).is_empty(),
+        "a supervised producer sends no ConsumerConfig"
+    );
+    assert_eq!(links.opened().len(), 1, "no stream of the producer's own");
+    assert_eq!(core.per_consumer_descriptor_streams(), 1);
+    let c = core.counters();
+    assert_eq!(
+        (
+            c.supervisor_configs,
+            c.hellos_left_to_supervisor,
+            c.configs_sent
+        ),
+        (1, 1, 0)
+    );
+
+    // Frames go out on the assigned stream (and the shared one).
+    sinks.clear();
+    let seq = core.offer(&spec(), &[5u8; 256], sinks.sinks()).unwrap();
+    assert_eq!(sinks.descriptor.len(), 1);
+    {
+        let own = opened[0].sink.lock().unwrap();
+        let d =
+            FrameDescriptor::decode(own.messages().next().expect("assigned descriptor")).unwrap();
+        assert_eq!(d.seq, seq);
+    }
+    assert_eq!(core.counters().descriptors_per_consumer, 1);
+
+    // The supervisor declines (empty channel + 0): the assigned stream is closed.
+    core.on_control(
+        &supervisor_config(7, ("", 0)),
+        now + 4 * MS,
+        &mut sinks.sinks(),
+    );
+    assert_eq!(core.per_consumer_descriptor_streams(), 0);
+
+    // Silent supervisor past consumer_stale_factor hello intervals: the producer answers.
+    let later = now + 4 * MS + 60_000 * MS;
+    assert!(!core.is_supervised(later));
+    sinks.clear();
+    core.on_control(&hello(8, ("", 0), ("", 0)), later, &mut sinks.sinks());
+    assert_eq!(configs(&sinks).len(), 1);
+}
+
 #[test]
 fn w_10_1_3_refused_invalid_or_disabled_streams_are_declined_at_once() {
     let (_tmp, base) = temp_base();

@@ -84,6 +84,9 @@ pub struct ProducerCore {
     pub(super) timers: Timers,
     /// Opens per-consumer streams.
     pub(super) links: Box<dyn LinkOpener>,
+    /// When (ns) the last `ConsumerConfig` for our stream from another publication (a
+    /// supervisor) was seen; while within the staleness window the producer is supervised.
+    pub(super) supervisor_seen_ns: Option<u64>,
     closed: bool,
 }
 
@@ -122,6 +125,7 @@ impl ProducerCore {
             out: Outbound::new(&cfg, counters),
             meta: Meta::default(),
             links,
+            supervisor_seen_ns: None,
             closed: false,
             cfg,
         };
@@ -194,6 +198,21 @@ impl ProducerCore {
     /// Counters.
     pub fn counters(&self) -> ProducerCounters {
         self.out.counters.snapshot()
+    }
+
+    /// Whether a supervisor is present at `now_ns`: a `ConsumerConfig` for our stream from
+    /// another publication was seen within `consumer_stale_factor` hello intervals. While
+    /// supervised the producer answers no hello and opens the per-consumer streams the
+    /// supervisor assigns (docs/roles.md, "Producer under a supervisor").
+    pub fn is_supervised(&self, now_ns: u64) -> bool {
+        self.supervisor_seen_ns
+            .is_some_and(|t| now_ns.saturating_sub(t) <= self.supervisor_window_ns())
+    }
+
+    pub(super) fn supervisor_window_ns(&self) -> u64 {
+        let interval =
+            u64::try_from(self.cfg.consumer_hello_interval.as_nanos()).unwrap_or(u64::MAX);
+        interval.saturating_mul(u64::from(self.cfg.consumer_stale_factor))
     }
 
     /// Consumers currently tracked (heard from within the staleness window).

@@ -105,6 +105,11 @@ counters! {
         consumer_qos,
         /// `ConsumerConfig` messages sent.
         configs_sent,
+        /// `ConsumerConfig` messages for our stream from a supervisor (another publication),
+        /// applied: their per-consumer streams opened, no answer of our own.
+        supervisor_configs,
+        /// `ConsumerHello` messages left to the supervisor (not answered: supervised).
+        hellos_left_to_supervisor,
         /// Per-consumer streams granted (registered by the media driver).
         per_consumer_granted,
         /// Per-consumer stream requests declined (invalid, disabled, full or failed).

@@ -2,7 +2,7 @@
 //! stream, driver-client events), with the dispatchers the agent feeds.
 
 use tensorpool_codec::Message;
-use tensorpool_codec::wire::{ConsumerHello, QosConsumer};
+use tensorpool_codec::wire::{ConsumerConfig, ConsumerHello, QosConsumer};
 
 use super::core::{LinkOpener, ProducerCore, Sinks};
 use super::proxy::{self, ConfigAnswer};
@@ -14,14 +14,72 @@ use crate::control::{tid, wire_template};
 use crate::streams::StreamRequest;
 
 impl ProducerCore {
-    /// One message of the shared control stream (`ConsumerHello`; anything else, another
-    /// schema or a newer version is ignored). Answers go out on `out.control`.
+    /// One message of the shared control stream from another publication than the
+    /// producer's own (`ConsumerHello`; `ConsumerConfig`, which only a supervisor sends
+    /// there; anything else, another schema or a newer version is ignored). Answers go out
+    /// on `out.control`. The agent drops the producer's own messages before this call.
     pub fn on_control(&mut self, msg: &[u8], now_ns: u64, out: &mut Sinks<'_>) {
-        if wire_template(msg) == Some(tid::HELLO)
-            && let Ok(hello) = ConsumerHello::decode(msg)
-        {
-            self.on_consumer_hello(&hello, now_ns, &mut *out.control);
+        match wire_template(msg) {
+            Some(tid::HELLO) => {
+                if let Ok(hello) = ConsumerHello::decode(msg) {
+                    self.on_consumer_hello(&hello, now_ns, &mut *out.control);
+                }
+            }
+            Some(tid::CONFIG) => {
+                if let Ok(config) = ConsumerConfig::decode(msg) {
+                    self.on_supervisor_config(&config, now_ns);
+                }
+            }
+            _ => {}
         }
+    }
+
+    /// A `ConsumerConfig` for our stream that the producer did not send: a supervisor is
+    /// present (for the staleness window, see [`ProducerCore::is_supervised`]). Its
+    /// assignment replaces the producer's own: the per-consumer descriptor / control
+    /// publication it names is opened (the same path as the producer's own grants), one it
+    /// declines (empty channel + 0) is closed, and the consumer's mode is the assigned one.
+    fn on_supervisor_config(&mut self, config: &ConsumerConfig<'_>, now_ns: u64) {
+        if config.stream_id != self.cfg.stream_id {
+            return;
+        }
+        self.supervisor_seen_ns = Some(now_ns);
+        self.out.counters.supervisor_configs += 1;
+        let registry = &mut self.out.registry;
+        if registry.find_mut(config.consumer_id).is_none()
+            && registry.entries.len() < registry.capacity
+        {
+            registry
+                .entries
+                .push(ConsumerEntry::new(config.consumer_id, now_ns));
+        }
+        let links = &mut *self.links;
+        let Some(e) = registry.find_mut(config.consumer_id) else {
+            return;
+        };
+        e.last_seen_ns = now_ns;
+        e.mode = config.mode;
+        // The supervisor's assignment is never answered by the producer.
+        e.answer_due = false;
+        let mut declined = 0;
+        for (slot, channel, id) in [
+            (
+                &mut e.descriptor,
+                config.descriptor_channel.as_bytes(),
+                config.descriptor_stream_id,
+            ),
+            (
+                &mut e.control,
+                config.control_channel.as_bytes(),
+                config.control_stream_id,
+            ),
+        ] {
+            if grant(slot, channel, id, true, links) == Grant::Declined {
+                declined += 1;
+            }
+        }
+        self.out.counters.per_consumer_declined += declined;
+        self.out.registry.replan(&self.cfg);
     }
 
     /// One message of the QoS stream (`QosConsumer`; anything else is ignored).
@@ -58,6 +116,10 @@ impl ProducerCore {
             return;
         }
         self.out.counters.hellos += 1;
+        if self.is_supervised(now_ns) {
+            self.on_supervised_hello(hello, now_ns);
+            return;
+        }
         let registry = &mut self.out.registry;
         if registry.find_mut(hello.consumer_id).is_none()
             && registry.entries.len() < registry.capacity
@@ -112,6 +174,32 @@ impl ProducerCore {
         let consumer_id = e.consumer_id;
         self.out.counters.per_consumer_declined += declined;
         self.answer_if_ready(consumer_id, control);
+        self.out.registry.replan(&self.cfg);
+    }
+
+    /// A hello while a supervisor is present: the consumer's liveness, capabilities and
+    /// hints are recorded; its streams stay as the supervisor assigned them and the
+    /// supervisor answers.
+    fn on_supervised_hello(&mut self, hello: &ConsumerHello<'_>, now_ns: u64) {
+        self.out.counters.hellos_left_to_supervisor += 1;
+        let registry = &mut self.out.registry;
+        if registry.find_mut(hello.consumer_id).is_none()
+            && registry.entries.len() < registry.capacity
+        {
+            registry
+                .entries
+                .push(ConsumerEntry::new(hello.consumer_id, now_ns));
+        }
+        if let Some(e) = registry.find_mut(hello.consumer_id) {
+            e.last_seen_ns = now_ns;
+            e.supports_progress = hello.supports_progress;
+            e.max_rate_hz = hello.max_rate_hz;
+            e.hints = [
+                hello.progress_interval_us,
+                hello.progress_bytes_delta,
+                hello.progress_major_delta_units,
+            ];
+        }
         self.out.registry.replan(&self.cfg);
     }
 

@@ -57,9 +57,16 @@ impl Producer {
         } = self;
         let mut work = 0;
         if let Some(sub) = control_sub.as_mut() {
+            // The producer's own messages (its `ConsumerConfig` answers) are not a
+            // supervisor's: drop them by session id.
+            let own = Some(pubs.control.session_id());
             work += sub
                 .poll(
-                    |msg, _| core.on_control(msg, now_ns, &mut pubs.sinks()),
+                    |msg, h| {
+                        if Some(h.session_id) != own {
+                            core.on_control(msg, now_ns, &mut pubs.sinks());
+                        }
+                    },
                     POLL_LIMIT,
                 )
                 .unwrap_or(0);
@@ -127,7 +134,8 @@ impl ProducerCore {
         let mut work = 0;
         for i in 0..self.out.registry.entries.len() {
             let e = &mut self.out.registry.entries[i];
-            if !e.answer_due {
+            // A supervisor's assignment registers with no answer due: poll it too.
+            if !e.answer_due && !e.is_pending() {
                 continue;
             }
             let mut changed = false;

@@ -14,8 +14,10 @@ mod inspect;
 mod listen;
 mod media_driver;
 mod produce;
+mod send;
 mod stat;
 mod supervisor;
+mod supervisor_status;
 mod synth;
 mod top;
 mod util;
@@ -58,6 +60,8 @@ pub enum Command {
     Decode(decode::Args),
     #[command(about = encode::ABOUT, long_about = encode::LONG_ABOUT, after_help = encode::EXAMPLES)]
     Encode(encode::Args),
+    #[command(about = send::ABOUT, long_about = send::LONG_ABOUT, after_help = send::EXAMPLES)]
+    Send(send::Args),
     #[command(about = stat::ABOUT, long_about = stat::LONG_ABOUT, after_help = stat::EXAMPLES)]
     Stat(stat::Args),
     #[command(about = top::ABOUT, long_about = top::LONG_ABOUT, after_help = top::EXAMPLES)]
@@ -82,6 +86,7 @@ pub fn run(command: Command) -> Result<(), CmdError> {
         Command::Decode(args) => decode::run(&args),
         Command::Encode(args) => encode::run(&args),
         Command::Stat(args) => stat::run(&args),
+        Command::Send(args) => send::run(&args),
         Command::Top(args) => top::run(&args),
         Command::AeronProbe(args) => aeron_probe::run(&args),
         Command::Bench(args) => bench::run(&args),

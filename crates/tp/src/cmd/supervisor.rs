@@ -17,7 +17,10 @@ use crate::cmd::util::stop_flag;
 
 /// Flags of `tp supervisor`.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    action: Option<Action>,
     /// Configuration file with a `[supervisor]` table (docs/roles.md; environment variables
     /// `SUPERVISOR_*` override it). Without one: the defaults.
     #[arg(long, value_name = "FILE")]
@@ -33,6 +36,14 @@ pub struct Args {
     /// Idle strategy of the duty cycle (backoff, sleep:1ms, yield, ...).
     #[arg(long, default_value = "backoff")]
     idle: IdleStrategyKind,
+}
+
+/// `tp supervisor` subcommands.
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Producers, consumers, modes, assignments, QoS and stale consumers, observed on the
+    /// wire (works against a supervisor embedded in `tp driver` and a standalone one).
+    Status(super::supervisor_status::Args),
 }
 
 /// The driver's ranges and fixed ids, as plain data.
@@ -83,6 +94,9 @@ pub(crate) fn load(
 
 /// Runs the supervisor until SIGINT / SIGTERM.
 pub fn run(args: &Args) -> Result<(), CmdError> {
+    if let Some(Action::Status(status)) = &args.action {
+        return super::supervisor_status::run(status);
+    }
     let cfg = load(args.config.as_deref(), args.driver_config.as_deref())?;
     if !cfg.unknown_keys.is_empty() {
         tracing::warn!(keys = ?cfg.unknown_keys, "unknown [supervisor] keys ignored");

@@ -303,6 +303,12 @@ typedef struct tp_idle tp_idle;
 typedef struct tp_producer tp_producer;
 
 /**
+ * A supervisor on the Aeron connection of a context. Opaque; run it with
+ * [`tp_supervisor_do_work`] and free it with [`tp_supervisor_close`].
+ */
+typedef struct tp_supervisor tp_supervisor;
+
+/**
  * A validated tensor description: dtype, shape, strides, order. Opaque; build it once
  * with [`tp_tensor_spec_new`] and reuse it for every claim.
  */
@@ -714,6 +720,60 @@ typedef struct tp_producer_counters {
     uint64_t consumers;
 } tp_producer_counters;
 
+/**
+ * The supervisor's main counters (docs/roles.md, `tensorpool:501`..`512`).
+ */
+typedef struct tp_supervisor_counters {
+    /**
+     * `ConsumerHello` handled.
+     */
+    uint64_t hellos;
+    /**
+     * `ConsumerConfig` sent.
+     */
+    uint64_t configs_sent;
+    /**
+     * Consumers tracked now.
+     */
+    uint64_t consumers;
+    /**
+     * Consumers refused (`consumer_capacity` reached).
+     */
+    uint64_t consumers_refused;
+    /**
+     * Consumers dropped as stale.
+     */
+    uint64_t consumers_stale;
+    /**
+     * Per-consumer stream ids assigned.
+     */
+    uint64_t assignments;
+    /**
+     * Per-consumer stream requests declined.
+     */
+    uint64_t declines;
+    /**
+     * Consumer-id collisions.
+     */
+    uint64_t collisions;
+    /**
+     * Configs forcing a mode.
+     */
+    uint64_t forced_mode;
+    /**
+     * Configs forcing SHM off.
+     */
+    uint64_t forced_no_shm;
+    /**
+     * Producers alive now.
+     */
+    uint64_t producers;
+    /**
+     * Producers gone stale.
+     */
+    uint64_t producers_stale;
+} tp_supervisor_counters;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1061,6 +1121,35 @@ size_t tp_dtype_size(uint32_t dtype);
  * Static text.
  */
 const char *tp_dtype_name(uint32_t dtype);
+
+/**
+ * Creates a supervisor on the Aeron connection of `ctx`. Its configuration (the
+ * `[supervisor]` table, `SUPERVISOR_*` environment variables override it) comes from
+ * `config_toml` (TOML text) or else `config_path` (a file); both NULL: the defaults.
+ * Returns `TP_ERR_CONFIG` for a bad configuration, `TP_ERR_AERON` when its streams cannot
+ * be added.
+ */
+enum tp_status tp_supervisor_create(struct tp_context *ctx,
+                                    const char *config_toml,
+                                    const char *config_path,
+                                    struct tp_supervisor **out);
+
+/**
+ * One duty cycle: reads what arrived, answers hellos, ages consumers and producers.
+ * `work` (may be NULL) receives the amount of work done (0: idle).
+ */
+enum tp_status tp_supervisor_do_work(struct tp_supervisor *supervisor, uint32_t *work);
+
+/**
+ * A snapshot of the supervisor's counters into `out`.
+ */
+enum tp_status tp_supervisor_get_counters(struct tp_supervisor *supervisor,
+                                          struct tp_supervisor_counters *out);
+
+/**
+ * Closes the supervisor (its subscriptions, publication and counters). NULL is a no-op.
+ */
+enum tp_status tp_supervisor_close(struct tp_supervisor *supervisor);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -720,6 +720,42 @@ private:
     detail::Handle<tp_driver, tp_driver_free> h_;
 };
 
+/// The supervisor (issue 15, docs/roles.md "Supervisor") on a context's Aeron connection:
+/// call `do_work()` from one thread; closed when destroyed.
+class Supervisor {
+public:
+    using Counters = tp_supervisor_counters;
+    /// From TOML text with a `[supervisor]` table (empty: the defaults).
+    static Supervisor create(const Context& ctx, const std::string& config_toml) {
+        tp_supervisor* h = nullptr;
+        detail::check(tp_supervisor_create(ctx.get(), detail::c_str_or_null(config_toml), nullptr, &h));
+        return Supervisor(h);
+    }
+    /// From a configuration file (empty: the defaults).
+    static Supervisor create_file(const Context& ctx, const std::string& path) {
+        tp_supervisor* h = nullptr;
+        detail::check(tp_supervisor_create(ctx.get(), nullptr, detail::c_str_or_null(path), &h));
+        return Supervisor(h);
+    }
+    /// One duty cycle; the work done (0: idle).
+    std::uint32_t do_work() {
+        std::uint32_t work = 0;
+        detail::check(tp_supervisor_do_work(get(), &work));
+        return work;
+    }
+    /// A snapshot of its counters.
+    Counters counters() const {
+        Counters c{};
+        detail::check(tp_supervisor_get_counters(get(), &c));
+        return c;
+    }
+    tp_supervisor* get() const noexcept { return h_.get(); }
+
+private:
+    explicit Supervisor(tp_supervisor* h) : h_(h) {}
+    detail::Handle<tp_supervisor, tp_supervisor_close> h_;
+};
+
 /// A region file summary.
 using RegionInfo = tp_region_info;
 

@@ -25,6 +25,7 @@ pub(crate) enum Kind {
     Consumer,
     Driver,
     Idle,
+    Supervisor,
 }
 
 /// Hashes a handle address with one multiplication (Fibonacci hashing): the keys are heap

@@ -12,6 +12,7 @@
 //! | [`driver`] | `tp_driver_*` (the SHM driver in-process), `tp_driver_endpoints` |
 //! | [`inspect`] | `tp_region_inspect` |
 //! | [`idle`] | `tp_idle_*` |
+//! | [`supervisor`] | `tp_supervisor_*` (the supervisor in-process), `tp_supervisor_counters` |
 //!
 //! # Rules every function follows
 //!
@@ -39,6 +40,7 @@ pub mod idle;
 pub mod inspect;
 pub mod producer;
 pub mod spec;
+pub mod supervisor;
 
 pub use consumer::*;
 pub use context::*;
@@ -48,3 +50,4 @@ pub use idle::*;
 pub use inspect::*;
 pub use producer::*;
 pub use spec::*;
+pub use supervisor::*;

@@ -20,6 +20,7 @@ fn null_and_foreign_handles_are_error_codes_at_every_entry_point() {
     let mut n = 0usize;
     let mut u = 0u64;
     let mut b = false;
+    let mut sc = tp_supervisor_counters::default();
     let mut dummy = 0u8;
     // A pointer that is no live handle: the address of a local.
     let fake = (&mut dummy as *mut u8).cast::<c_void>();
@@ -65,6 +66,14 @@ fn null_and_foreign_handles_are_error_codes_at_every_entry_point() {
             ("driver_is_running", tp_driver_is_running(h.cast(), &mut b)),
             ("driver_stop", tp_driver_stop(h.cast(), 1)),
             ("idle_work", tp_idle_work(h.cast(), 0)),
+            (
+                "supervisor_do_work",
+                tp_supervisor_do_work(h.cast(), null_mut()),
+            ),
+            (
+                "supervisor_get_counters",
+                tp_supervisor_get_counters(h.cast(), &mut sc),
+            ),
             ("frame_recheck", tp_frame_recheck(h.cast())),
         ];
         for (name, got) in calls {
@@ -82,6 +91,8 @@ fn null_and_foreign_handles_are_error_codes_at_every_entry_point() {
     assert_eq!(tp_producer_free(null_mut()), TP_OK);
     assert_eq!(tp_consumer_free(fake.cast()), TP_ERR_INVALID_HANDLE);
     assert!(last().contains("not a live Consumer handle"), "{}", last());
+    assert_eq!(tp_supervisor_close(null_mut()), TP_OK);
+    assert_eq!(tp_supervisor_close(fake.cast()), TP_ERR_INVALID_HANDLE);
 }
 
 #[test]

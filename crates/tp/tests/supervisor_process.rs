@@ -355,3 +355,280 @@ payload_fallback_uri = "bridge://cam1"
     drop(consumer);
     drop(guard);
 }
+
+// ---- `tp consume` processes under a standalone `tp supervisor` (issue 15 item 5) ----
+
+/// A `tp consume --json` process with consumer id `id`, hellos and QoS every 100 ms, asking
+/// for a per-consumer descriptor stream (an id outside the range: the supervisor picks).
+fn spawn_consumer(dir: &str, tmp: &std::path::Path, id: u32) -> Child {
+    let cfg = tmp.join(format!("consumer-{id}-{}.toml", rand_suffix()));
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[consumer]
+stream_id = {STREAM}
+consumer_id = {id}
+hello_interval_ms = 100
+qos_interval_ms = 100
+request_descriptor_channel = "aeron:ipc"
+request_descriptor_stream_id = 31999
+"#
+        ),
+    )
+    .unwrap();
+    Command::new(TP)
+        .args(["consume", "--json", "--config"])
+        .arg(&cfg)
+        .args(["--aeron-dir", dir, "--allowed-base-dir"])
+        .arg(tmp)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tp consume")
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Stops a `tp consume` with SIGTERM and returns the JSON object of its last line.
+fn stop_consumer(child: Child) -> serde_json::Value {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().expect("tp consume output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// SIGKILLs every remaining consumer when a test ends (also on failure).
+struct Consumers(Vec<Child>);
+
+impl Drop for Consumers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The supervisor counters (`supervisor.<name>`) of process `pid`, read with `tp stat`.
+fn supervisor_counters(dir: &str, pid: u32) -> std::collections::BTreeMap<String, i64> {
+    let out = Command::new(TP)
+        .args([
+            "stat",
+            "--aeron-dir",
+            dir,
+            "--count",
+            "1",
+            "--json",
+            "--filter",
+            "supervisor",
+        ])
+        .output()
+        .expect("tp stat");
+    let mut m = std::collections::BTreeMap::new();
+    let Ok(stat) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return m;
+    };
+    for c in stat["counters"].as_array().into_iter().flatten() {
+        if c["key"]["pid"].as_u64() == Some(u64::from(pid))
+            && let (Some(t), Some(v)) = (c["type"].as_str(), c["value"].as_i64())
+        {
+            m.insert(t.trim_start_matches("supervisor.").to_owned(), v);
+        }
+    }
+    m
+}
+
+/// Polls the supervisor's counters until `done` holds, or panics after [`DEADLINE`].
+fn wait_counters(
+    dir: &str,
+    pid: u32,
+    what: &str,
+    done: impl Fn(&std::collections::BTreeMap<String, i64>) -> bool,
+) -> std::collections::BTreeMap<String, i64> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let m = supervisor_counters(dir, pid);
+        if done(&m) {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {DEADLINE:?}: {m:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn get(m: &std::collections::BTreeMap<String, i64>, k: &str) -> i64 {
+    m.get(k).copied().unwrap_or(0)
+}
+
+fn media() -> EmbeddedMediaDriver {
+    EmbeddedMediaDriver::start(
+        MediaDriverConfig::default()
+            .idle_strategy(DriverIdleStrategy::Sleeping(Duration::from_micros(200)))
+            .ipc_term_buffer_length(1024 * 1024),
+    )
+    .expect("media driver")
+}
+
+fn supervisor_config(tmp: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let cfg = tmp.join("supervisor.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[supervisor]
+consumer_stale_ms = 600
+per_consumer_enabled = true
+per_consumer_descriptor_channel = "aeron:ipc"
+per_consumer_descriptor_base = 31000
+per_consumer_descriptor_range = 10
+{extra}"#
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn start_supervisor(cfg: &std::path::Path, dir: &str) -> (Guard, mpsc::Receiver<String>) {
+    let (sup, lines) = spawn_supervisor(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--aeron-dir",
+        dir,
+        "--idle",
+        "sleep:1ms",
+    ]);
+    expect_line(&lines, "tp supervisor: ready");
+    (sup, lines)
+}
+
+#[test]
+fn per_consumer_streams_are_assigned_and_reclaimed_after_a_sigkill() {
+    let media = media();
+    let dir = media.dir().to_str().unwrap().to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = supervisor_config(tmp.path(), "");
+    let (sup, _lines) = start_supervisor(&cfg, &dir);
+    let pid = sup.0.id();
+    // consumer id k prefers 31000 + k % 10
+    let mut cs = Consumers(
+        (1..=3)
+            .map(|k| spawn_consumer(&dir, tmp.path(), k))
+            .collect(),
+    );
+    wait_counters(&dir, pid, "three consumers assigned", |m| {
+        get(m, "consumers") == 3 && get(m, "assignments") >= 3
+    });
+    // consumer 2 dies without a word: its id 31002 comes back after consumer_stale_ms
+    let mut victim = cs.0.remove(1);
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    wait_counters(&dir, pid, "the killed consumer reclaimed", |m| {
+        get(m, "consumers-stale") >= 1 && get(m, "consumers") == 2
+    });
+    // consumer 12 prefers slot 2 too: it gets the reclaimed 31002
+    cs.0.push(spawn_consumer(&dir, tmp.path(), 12));
+    wait_counters(&dir, pid, "the newcomer assigned", |m| {
+        get(m, "consumers") == 3 && get(m, "assignments") >= 4
+    });
+    let newcomer = stop_consumer(cs.0.pop().unwrap());
+    assert_eq!(newcomer["descriptor_stream_id"], 31_002, "{newcomer}");
+    let first = stop_consumer(cs.0.remove(0));
+    assert_eq!(first["descriptor_stream_id"], 31_001, "{first}");
+    let m = supervisor_counters(&dir, pid);
+    assert_eq!(get(&m, "declines"), 0, "{m:?}");
+}
+
+#[test]
+fn a_restarted_supervisor_rebuilds_its_view_and_reissues_the_same_assignments() {
+    let media = media();
+    let dir = media.dir().to_str().unwrap().to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = supervisor_config(tmp.path(), "");
+    let (sup, _lines) = start_supervisor(&cfg, &dir);
+    let mut cs = Consumers(vec![
+        spawn_consumer(&dir, tmp.path(), 4),
+        spawn_consumer(&dir, tmp.path(), 25),
+    ]);
+    wait_counters(&dir, sup.0.id(), "first supervisor's view", |m| {
+        get(m, "consumers") == 2 && get(m, "assignments") >= 2
+    });
+    let mut sup = sup;
+    sup.0.kill().unwrap();
+    sup.0.wait().unwrap();
+    // a new supervisor knows nothing: the consumers' next hellos (every 100 ms) rebuild it
+    let (sup2, lines2) = start_supervisor(&cfg, &dir);
+    let ready = Instant::now();
+    let m = wait_counters(&dir, sup2.0.id(), "second supervisor's view", |m| {
+        get(m, "consumers") == 2 && get(m, "assignments") == 2 && get(m, "configs-sent") >= 2
+    });
+    println!(
+        "view rebuilt {:?} after ready (hello interval 100 ms): {m:?}",
+        ready.elapsed()
+    );
+    let b = stop_consumer(cs.0.pop().unwrap());
+    let a = stop_consumer(cs.0.pop().unwrap());
+    // 4 % 10 and 25 % 10: the same ids as the first supervisor's (deterministic allocation)
+    assert_eq!(a["descriptor_stream_id"], 31_004, "{a}");
+    assert_eq!(b["descriptor_stream_id"], 31_005, "{b}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &sup2.0.id().to_string()])
+        .status();
+    let fin = final_counters(&lines2);
+    // exactly one assignment per consumer: none moved
+    assert_eq!(fin.get("assignments"), Some(&2), "{fin:?}");
+    assert_eq!(fin.get("declines"), Some(&0), "{fin:?}");
+}
+
+#[test]
+fn two_consumers_with_one_id_are_a_counted_collision() {
+    let media = media();
+    let dir = media.dir().to_str().unwrap().to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = supervisor_config(tmp.path(), "");
+    let (sup, _lines) = start_supervisor(&cfg, &dir);
+    let _cs = Consumers(vec![
+        spawn_consumer(&dir, tmp.path(), 7),
+        spawn_consumer(&dir, tmp.path(), 7),
+    ]);
+    let m = wait_counters(&dir, sup.0.id(), "a collision", |m| {
+        get(m, "collisions") >= 1
+    });
+    // one id, one tracked consumer, one assignment
+    assert_eq!(get(&m, "consumers"), 1, "{m:?}");
+    assert_eq!(get(&m, "assignments"), 1, "{m:?}");
+}
+
+#[test]
+fn a_rule_forces_one_consumer_to_rate_limited() {
+    let media = media();
+    let dir = media.dir().to_str().unwrap().to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = supervisor_config(
+        tmp.path(),
+        "[[supervisor.rules]]\nconsumer_id = 5\nforce_mode = \"RATE_LIMITED\"\nmax_rate_hz = 10\n",
+    );
+    let (sup, _lines) = start_supervisor(&cfg, &dir);
+    let mut cs = Consumers(vec![
+        spawn_consumer(&dir, tmp.path(), 5),
+        spawn_consumer(&dir, tmp.path(), 6),
+    ]);
+    // two forced configs for 5 and at least four configs in all: each got one before
+    wait_counters(&dir, sup.0.id(), "configs sent", |m| {
+        get(m, "forced-mode") >= 2 && get(m, "configs-sent") >= 6
+    });
+    let six = stop_consumer(cs.0.pop().unwrap());
+    let five = stop_consumer(cs.0.pop().unwrap());
+    assert_eq!(five["mode"], "rate_limited", "{five}");
+    assert_eq!(six["mode"], "stream", "{six}");
+    assert!(six["configs"].as_u64().is_some_and(|n| n >= 1), "{six}");
+}

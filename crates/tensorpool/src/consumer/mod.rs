@@ -384,6 +384,22 @@ impl Consumer {
         self.core.per_consumer_descriptor
     }
 
+    /// The delivery mode in force: the configured one until a `ConsumerConfig` sets another
+    /// (W §10.1.3, e.g. a supervisor forcing RATE_LIMITED).
+    pub fn effective_mode(&self) -> tensorpool_codec::wire::Mode {
+        self.core.effective_mode
+    }
+
+    /// The per-consumer descriptor stream assigned by the last `ConsumerConfig` (channel,
+    /// stream id), if any.
+    pub fn descriptor_assignment(&self) -> Option<(&str, i32)> {
+        self.core
+            .assignment
+            .descriptor
+            .as_ref()
+            .map(|(ch, id)| (ch.as_str(), *id))
+    }
+
     /// Whether a per-consumer control (progress) stream is subscribed.
     pub fn on_per_consumer_control(&self) -> bool {
         self.io.progress.is_some()

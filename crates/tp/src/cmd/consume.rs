@@ -174,12 +174,18 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
     let rejection = consumer
         .last_rejection()
         .map(|r| serde_json::json!({"reason": r.reason, "epoch": r.epoch, "at": r.at_unix_ns}));
+    let supervised = serde_json::json!({
+        "mode": mode_name(consumer.effective_mode()),
+        "configs": consumer.counters().configs,
+        "descriptor_stream_id": consumer.descriptor_assignment().map(|(_, id)| id),
+    });
     report(
         args,
         &s,
         start.elapsed().as_secs_f64(),
         consumer.state(),
         rejection,
+        supervised,
     );
     if args.verify && s.corrupt > 0 {
         return Err(format!("{} accepted frames failed their checksum", s.corrupt).into());
@@ -198,6 +204,16 @@ fn state_name(state: tensorpool::consumer::ConsumerState) -> &'static str {
     }
 }
 
+/// The delivery mode in force as `tp consume --json` names it: `stream` or `rate_limited`.
+fn mode_name(mode: tensorpool_codec::wire::Mode) -> String {
+    match mode {
+        tensorpool_codec::wire::Mode::Stream => "stream".into(),
+        tensorpool_codec::wire::Mode::RateLimited => "rate_limited".into(),
+        #[allow(unreachable_patterns)]
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
 /// The mapped epoch (`null` unless mapped).
 fn state_epoch(state: tensorpool::consumer::ConsumerState) -> Option<u64> {
     match state {
@@ -213,6 +229,7 @@ fn report(
     secs: f64,
     state: tensorpool::consumer::ConsumerState,
     last_rejection: Option<serde_json::Value>,
+    supervised: serde_json::Value,
 ) {
     println!(
         "tp consume: accepted {} frames in {secs:.1} s ({:.1} frames/s), corrupt {}, latency p50 {} us p99 {} us",
@@ -237,6 +254,9 @@ fn report(
             "state": state_name(state),
             "epoch": state_epoch(state),
             "last_rejection": last_rejection,
+            "mode": supervised["mode"],
+            "configs": supervised["configs"],
+            "descriptor_stream_id": supervised["descriptor_stream_id"],
         });
         println!("{j}");
     }

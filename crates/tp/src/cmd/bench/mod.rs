@@ -9,6 +9,7 @@
 //! | `fanout` | 1..64 consumers of one stream at a fixed offered rate | 1 consumer |
 //! | `attach` | driver attach round trips; producer kill -9 -> consumers on the new epoch | 1 ms; lease + 3 announce periods |
 //! | `sizes` | 1 KiB .. 16 MiB frames, flat out | memcpy + read per size |
+//! | `supervisor` | `tp supervisor` CPU, 256 consumers' hellos + QoS at 1 Hz | the same supervisor idle |
 //!
 //! Layout: `procs` (child processes), `roles` (the hidden `tp bench-role` processes),
 //! `workload` (fill / read, the memcpy baseline), `report` (figures, JSON, Markdown),
@@ -22,6 +23,7 @@ mod procs;
 mod report;
 pub mod roles;
 mod session;
+mod supervisor;
 mod throughput;
 mod workload;
 
@@ -45,6 +47,8 @@ pub enum Name {
     Attach,
     /// GB/s from 1 KiB to 16 MiB against memcpy + read.
     Sizes,
+    /// Supervisor CPU with 256 consumers' hellos and QoS at 1 Hz against it idle.
+    Supervisor,
     /// Every benchmark.
     All,
 }
@@ -57,6 +61,7 @@ impl Name {
             Name::Fanout => "fanout",
             Name::Attach => "attach",
             Name::Sizes => "sizes",
+            Name::Supervisor => "supervisor",
             Name::All => "all",
         }
     }
@@ -65,7 +70,7 @@ impl Name {
 /// Flags of `tp bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Benchmarks to run (throughput, latency, fanout, attach, sizes, or all)
+    /// Benchmarks to run (throughput, latency, fanout, attach, sizes, supervisor, or all)
     #[arg(value_enum, required = true)]
     names: Vec<Name>,
     /// Short runs that only prove the suite works (CI); the figures are not meaningful
@@ -202,6 +207,7 @@ fn run_one(name: Name, rig: &mut Rig) -> Result<Output, CmdError> {
         Name::Fanout => fanout::run(rig),
         Name::Attach => attach::run(rig),
         Name::Sizes => throughput::run_sizes(rig),
+        Name::Supervisor => supervisor::run(rig),
         Name::All => Ok(Output::default()),
     }
 }
@@ -215,6 +221,7 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
             Name::Fanout,
             Name::Attach,
             Name::Sizes,
+            Name::Supervisor,
         ]
     } else {
         args.names.clone()

@@ -143,6 +143,11 @@ impl Proc {
             .map_err(|e| format!("{}: writing to stdin: {e}", self.name).into())
     }
 
+    /// The child's process id (`None` once reaped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Closes the child's stdin: the bench roles take that as "stop and report".
     pub fn close_stdin(&mut self) {
         self.stdin = None;

@@ -8,6 +8,7 @@
 mod aeron;
 mod attach;
 mod pool;
+mod supervisor_load;
 
 use std::io::{BufRead, Write};
 use std::sync::Arc;
@@ -38,6 +39,8 @@ enum Role {
     AeronSub(aeron::SubArgs),
     /// Attaches to and detaches from the SHM driver, timing each round trip.
     Attacher(attach::AttacherArgs),
+    /// Simulated consumers sending hellos and QoS to a supervisor at a fixed rate.
+    SupervisorLoad(supervisor_load::LoadArgs),
 }
 
 /// Runs a role.
@@ -48,6 +51,7 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
         Role::AeronPub(a) => aeron::run_pub(a),
         Role::AeronSub(a) => aeron::run_sub(a),
         Role::Attacher(a) => attach::run(a),
+        Role::SupervisorLoad(a) => supervisor_load::run(a),
     }
 }
 

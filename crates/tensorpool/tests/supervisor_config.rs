@@ -229,6 +229,14 @@ fn each_invalid_key_is_a_clear_error() {
         ),
         ("[supervisor]\nforce_no_shm = 1", "supervisor.force_no_shm"),
         (
+            "[supervisor]\nallowed_base_dirs = [\"relative/dir\"]",
+            "supervisor.allowed_base_dirs",
+        ),
+        (
+            "[supervisor]\nallowed_base_dirs = \"/dev/shm\"",
+            "supervisor.allowed_base_dirs",
+        ),
+        (
             "[supervisor]\ncontrol_stream_id = 3000000000",
             "supervisor.control_stream_id",
         ),

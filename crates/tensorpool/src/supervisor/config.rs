@@ -100,6 +100,10 @@ pub struct SupervisorConfig {
     pub force_mode: Option<Mode>,
     /// `payload_fallback_uri` (default empty).
     pub payload_fallback_uri: String,
+    /// `allowed_base_dirs` (ours, default empty): directories the announced header regions
+    /// must lie in for their superblock's activity timestamp to be read (W §15.14); empty:
+    /// liveness follows announces and QoS only.
+    pub allowed_base_dirs: Vec<std::path::PathBuf>,
     /// `[[supervisor.rules]]` (ours), in file order.
     pub rules: Vec<Rule>,
     /// Where each value came from.
@@ -270,6 +274,7 @@ impl SupervisorConfig {
                 String::new(),
                 STR,
             )?,
+            allowed_base_dirs: allowed_base_dirs(l)?,
             rules: rules(l)?,
             provenance: Provenance::default(),
             unknown_keys: Vec::new(),
@@ -576,6 +581,21 @@ where
             Ok(default)
         }
     }
+}
+
+/// `supervisor.allowed_base_dirs`: absolute paths (default none).
+fn allowed_base_dirs(l: &mut Loader<'_>) -> Result<Vec<std::path::PathBuf>, ConfigError> {
+    let key = "supervisor.allowed_base_dirs";
+    let dirs: Vec<String> = l.value_or(key, Vec::new(), "an array of absolute paths")?;
+    if let Some(bad) = dirs.iter().find(|d| !std::path::Path::new(d).is_absolute()) {
+        return Err(ConfigError::Invalid {
+            key: key.into(),
+            origin: Source::File,
+            found: bad.clone(),
+            expected: "absolute paths".into(),
+        });
+    }
+    Ok(dirs.into_iter().map(std::path::PathBuf::from).collect())
 }
 
 const RULE_FIELDS: [&str; 6] = [

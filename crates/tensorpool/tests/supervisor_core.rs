@@ -557,6 +557,25 @@ fn w_15_14_the_agent_reads_activity_from_the_announced_header_region_read_only()
 }
 
 #[test]
+fn a_consumer_id_range_rule_shapes_the_config_of_the_consumers_in_it() {
+    let mut c = core(
+        "[[supervisor.rules]]\nconsumer_id_range = \"100-199\"\nforce_mode = \"RATE_LIMITED\"\nmax_rate_hz = 4\n",
+    );
+    for (id, mode, rule) in [
+        (99, Mode::Stream, None),
+        (100, Mode::RateLimited, Some(0)),
+        (199, Mode::RateLimited, Some(0)),
+        (200, Mode::Stream, None),
+    ] {
+        let a = say_hello(&mut c, &hello(id), u64::from(id), MS);
+        assert_eq!(a[0].mode, mode, "consumer {id}");
+        let v = c.consumer(STREAM, id).unwrap();
+        assert_eq!(v.rule, rule, "consumer {id}");
+        assert_eq!(v.forced_rate_hz, rule.map(|_| 4), "consumer {id}");
+    }
+}
+
+#[test]
 fn garbage_and_other_messages_are_ignored() {
     let mut c = core("");
     let mut sink = RecordingSink::default();

@@ -361,6 +361,11 @@ payload_fallback_uri = "bridge://cam1"
 /// A `tp consume --json` process with consumer id `id`, hellos and QoS every 100 ms, asking
 /// for a per-consumer descriptor stream (an id outside the range: the supervisor picks).
 fn spawn_consumer(dir: &str, tmp: &std::path::Path, id: u32) -> Child {
+    spawn_consumer_with(dir, tmp, id, "")
+}
+
+/// [`spawn_consumer`] with `extra` lines appended to its `[consumer]` table.
+fn spawn_consumer_with(dir: &str, tmp: &std::path::Path, id: u32, extra: &str) -> Child {
     let cfg = tmp.join(format!("consumer-{id}-{}.toml", rand_suffix()));
     std::fs::write(
         &cfg,
@@ -372,7 +377,7 @@ hello_interval_ms = 100
 qos_interval_ms = 100
 request_descriptor_channel = "aeron:ipc"
 request_descriptor_stream_id = 31999
-"#
+{extra}"#
         ),
     )
     .unwrap();
@@ -631,4 +636,97 @@ fn a_rule_forces_one_consumer_to_rate_limited() {
     assert_eq!(five["mode"], "rate_limited", "{five}");
     assert_eq!(six["mode"], "stream", "{six}");
     assert!(six["configs"].as_u64().is_some_and(|n| n >= 1), "{six}");
+}
+
+/// Frames counted by `role` process `pid` (`<role>.frames`, read with `tp stat`).
+fn frames_of(dir: &str, role: &str, pid: u32) -> i64 {
+    let out = Command::new(TP)
+        .args(["stat", "--aeron-dir", dir, "--count", "1", "--json"])
+        .args(["--filter", role])
+        .output()
+        .expect("tp stat");
+    let Ok(stat) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return 0;
+    };
+    stat["counters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["key"]["pid"].as_u64() == Some(u64::from(pid)))
+        .filter(|c| c["type"] == format!("{role}.frames").as_str())
+        .filter_map(|c| c["value"].as_i64())
+        .sum()
+}
+
+/// A consumer asking for STREAM with `max_rate_hz = 5`, forced to RATE_LIMITED by a rule,
+/// accepts at most 5 frames per second from a `tp produce --rate 200`: the frames it accepted
+/// are bounded above by 5 x the whole time it could have received any (from the producer's
+/// start to the consumer's stop, measured by this test, so longer than the real window) plus
+/// slack: one frame at the window's start and the frames of two hello intervals at 200/s
+/// (40), during which the producer, not yet aware of the supervisor, may answer a hello with
+/// STREAM. The test runs until the producer committed 600 frames (3 s at 200/s) and the
+/// consumer accepted 8 (both bounded waits on counters): unthrottled, the consumer would
+/// have accepted about as many as the producer committed, far above the bound (~56). No
+/// lower bound on the rate is asserted.
+#[test]
+fn a_consumer_forced_to_rate_limited_accepts_at_most_its_rate() {
+    let media = media();
+    let dir = media.dir().to_str().unwrap().to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = supervisor_config(
+        tmp.path(),
+        "[[supervisor.rules]]\nconsumer_id = 5\nforce_mode = \"RATE_LIMITED\"\nmax_rate_hz = 5\n",
+    );
+    let (sup, _lines) = start_supervisor(&cfg, &dir);
+    let mut cs = Consumers(vec![spawn_consumer_with(
+        &dir,
+        tmp.path(),
+        5,
+        "mode = \"stream\"\nmax_rate_hz = 5\n",
+    )]);
+    let consumer_pid = cs.0[0].id();
+    wait_counters(&dir, sup.0.id(), "consumer 5 forced", |m| {
+        get(m, "forced-mode") >= 1
+    });
+    let base = tmp.path().join("shm");
+    std::fs::create_dir_all(&base).unwrap();
+    let start = Instant::now();
+    let producer = Command::new(TP)
+        .args([
+            "produce",
+            "--standalone",
+            "--aeron-dir",
+            &dir,
+            "--shm-base-dir",
+        ])
+        .arg(&base)
+        .args(["--stream-id", &STREAM.to_string()])
+        .args(["--size", "256", "--rate", "200", "--count", "100000000"])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tp produce");
+    let producer = Guard(producer);
+    let producer_pid = producer.0.id();
+    let deadline = Instant::now() + DEADLINE;
+    while frames_of(&dir, "producer", producer_pid) < 600
+        || frames_of(&dir, "consumer", consumer_pid) < 8
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the producer did not commit 600 frames or the consumer accept 8"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let report = stop_consumer(cs.0.pop().unwrap());
+    let elapsed = start.elapsed().as_secs_f64();
+    assert_eq!(report["mode"], "rate_limited", "{report}");
+    let accepted = report["accepted"].as_u64().expect("accepted") as f64;
+    let bound = 5.0 * elapsed + 1.0 + 40.0;
+    println!("accepted {accepted} in {elapsed:.2} s (bound {bound:.1})");
+    assert!(
+        accepted <= bound,
+        "accepted {accepted} frames in {elapsed:.2} s: more than 5/s (bound {bound:.1}); {report}"
+    );
 }

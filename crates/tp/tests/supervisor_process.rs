@@ -3,7 +3,9 @@
 //! RATE_LIMITED, SHM off with the fallback URI (the consumer reports FALLBACK), and a
 //! per-consumer descriptor stream from the configured range (the consumer switches to it).
 //! Also: a per-consumer range overlapping the driver's ranges is refused at startup with an
-//! error naming both keys.
+//! error naming both keys; a producer whose superblock activity goes stale is counted dead
+//! while its announces continue (W §15.14); a consumer forced to RATE_LIMITED accepts at most
+//! its rate.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -729,4 +731,90 @@ fn a_consumer_forced_to_rate_limited_accepts_at_most_its_rate() {
         accepted <= bound,
         "accepted {accepted} frames in {elapsed:.2} s: more than 5/s (bound {bound:.1}); {report}"
     );
+}
+
+/// W §15.14 with a real `tp supervisor` (`allowed_base_dirs` set, `producer_stale_ms =
+/// 300`): this test announces, every 50 ms, a header region it created and never refreshes.
+/// The announces alone would keep the producer alive; the supervisor reads the superblock's
+/// activity timestamp, finds it stale, and counts the producer dead (`producers-stale`)
+/// while the announces go on. Waits on the counters with a deadline.
+#[test]
+fn a_stale_superblock_activity_kills_a_producer_whose_announces_continue() {
+    use tensorpool_codec::wire::{ClockDomain, ShmPoolAnnounce};
+    use tensorpool_codec::{Bytes, Group, Message};
+    use tensorpool_shm::{
+        CreateOptions, EpochSpec, FileModes, LAYOUT_VERSION, PoolGeometry, ShmLayout,
+    };
+    let media = media();
+    let dir = media.dir().to_str().unwrap().to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().canonicalize().unwrap().join("shm");
+    std::fs::create_dir_all(&base).unwrap();
+    let cfg = supervisor_config(
+        tmp.path(),
+        &format!(
+            "producer_stale_ms = 300\nallowed_base_dirs = [\"{}\"]\n",
+            base.display()
+        ),
+    );
+    let (sup, _lines) = start_supervisor(&cfg, &dir);
+    let epoch = 77;
+    let layout = ShmLayout::for_user(&base, "t", "default", FileModes::default()).unwrap();
+    let created = layout
+        .create_epoch(
+            &EpochSpec {
+                layout_version: LAYOUT_VERSION,
+                stream_id: STREAM,
+                epoch,
+                header_nslots: 64,
+                pools: vec![PoolGeometry {
+                    pool_id: 1,
+                    stride_bytes: 64,
+                    nslots: 64,
+                }],
+            },
+            CreateOptions {
+                prefault: false,
+                pid: u64::from(std::process::id()),
+                now_ns: tensorpool_agent::monotonic_ns(),
+            },
+        )
+        .unwrap();
+    let uri = created.header_uri.to_string();
+    let announce = ShmPoolAnnounce {
+        stream_id: STREAM,
+        producer_id: 9,
+        epoch,
+        announce_timestamp_ns: 1,
+        announce_clock_domain: ClockDomain::Monotonic,
+        layout_version: LAYOUT_VERSION,
+        header_nslots: 64,
+        header_slot_bytes: 256,
+        payload_pools: Group::default(),
+        header_region_uri: Bytes::new(uri.as_bytes()),
+    }
+    .encode_to_vec()
+    .unwrap();
+    let client =
+        tensorpool_aeron::AeronClient::connect(media.dir(), Duration::from_secs(10)).unwrap();
+    let mut publication = client
+        .add_publication("aeron:ipc", 1001, Duration::from_secs(10))
+        .unwrap();
+    let pid = sup.0.id();
+    let deadline = Instant::now() + DEADLINE;
+    let mut alive_seen = false;
+    loop {
+        let _ = publication.offer(&announce);
+        let m = supervisor_counters(&dir, pid);
+        alive_seen |= get(&m, "producers") == 1;
+        if alive_seen && get(&m, "producers-stale") >= 1 && get(&m, "producers") == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the producer was never counted dead while announced (alive seen: {alive_seen}): {m:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    layout.remove_epoch(STREAM, epoch).unwrap();
 }

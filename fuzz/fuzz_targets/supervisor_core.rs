@@ -164,13 +164,23 @@ fuzz_target!(|data: &[u8]| {
                 core.on_message_from(&a.encode_to_vec().unwrap(), source, now, &mut sink);
             }
             _ => {
-                now += u64::from(input.u8().unwrap_or(1)) * 1_000_000 / 4;
+                let step = input.u8().unwrap_or(1);
+                now += u64::from(step) * 1_000_000 / 4;
+                if step & 1 == 1 {
+                    // a superblock activity read by the agent: any stream, epoch and age
+                    let s = input.u8().unwrap_or(0);
+                    let age = u64::from(input.u8().unwrap_or(0)) * 10_000_000;
+                    let stream = STREAMS[usize::from(s) % 3];
+                    core.on_activity(stream, u64::from(s), now.saturating_sub(age), now);
+                }
                 core.poll_timers(now);
             }
         }
         if let Err(e) = core.check_invariants() {
             panic!("invariant broken: {e}");
         }
+        let alive = core.producers().filter(|p| p.alive).count() as u64;
+        assert_eq!(alive, core.counters().producers, "producers level");
         for m in sink.messages() {
             let c = ConsumerConfig::decode(m).expect("answers decode");
             assert_eq!(c.descriptor_channel.is_empty(), c.descriptor_stream_id == 0);

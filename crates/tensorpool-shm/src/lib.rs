@@ -54,7 +54,9 @@ pub use layout::{CreateOptions, CreatedEpoch, EpochSpec, FileModes, LayoutError,
 pub use mapping::{MapError, MapOptions};
 pub use paths::{Access, AllowedBaseDirs, CheckedPath, PathError, ValidatedFile};
 pub use pool::{PoolError, PoolGeometry, select_pool};
-pub use region::{HeaderRing, Mode, OpenChecks, PayloadPool, ReadOnly, ReadWrite, RegionError};
+pub use region::{
+    HeaderRing, Mode, OpenChecks, PayloadPool, ReadOnly, ReadWrite, RegionError, read_superblock_of,
+};
 pub use slot::{DropReason, SlotHeader};
 pub use superblock::{ExpectedRegion, RegionType, Superblock, SuperblockError, SuperblockField};
 pub use tensor::{Dtype, MajorOrder, ProgressUnit, TensorHeader, TensorLayout};

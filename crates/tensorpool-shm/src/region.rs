@@ -288,6 +288,40 @@ impl Region {
     }
 }
 
+/// Reads and decodes the superblock of an opened, containment-checked region file with one
+/// `pread` of its first 64 bytes: nothing is mapped, so a file truncated or replaced under the
+/// reader is an error, never a SIGBUS. For observers that only need the superblock (the
+/// supervisor's activity check, W §15.14). Errors: the file is shorter than a superblock,
+/// the read failed, or the bytes are not a superblock (magic, undefined enum values).
+pub fn read_superblock_of(file: &ValidatedFile) -> Result<Superblock, RegionError> {
+    let path = || file.path().to_path_buf();
+    let mut b = [0u8; SUPERBLOCK_SIZE];
+    let mut read = 0;
+    while read < SUPERBLOCK_SIZE {
+        match file.file().read_at(&mut b[read..], read as u64) {
+            Ok(0) => {
+                return Err(RegionError::FileTooShort {
+                    path: path(),
+                    found: read as u64,
+                    required: SUPERBLOCK_SIZE as u64,
+                });
+            }
+            Ok(n) => read += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(RegionError::Read {
+                    path: path(),
+                    source,
+                });
+            }
+        }
+    }
+    superblock::decode(&b).map_err(|source| RegionError::Superblock {
+        path: path(),
+        source,
+    })
+}
+
 fn open_file<M: Mode>(
     uri: &RegionUri,
     allowed: &AllowedBaseDirs,

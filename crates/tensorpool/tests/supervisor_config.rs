@@ -155,6 +155,68 @@ fn environment_overrides_the_file() {
 }
 
 #[test]
+fn rules_select_by_consumer_id_range_and_refuse_names() {
+    let c = load(
+        r#"[[supervisor.rules]]
+consumer_id_range = "100-199"
+stream_id = 10001
+force_no_shm = true
+[[supervisor.rules]]
+consumer_id_range = [200, 200]
+force_mode = "RATE_LIMITED"
+"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.rules[0].consumer_id_range,
+        Some(IdRange {
+            start: 100,
+            end: 199
+        })
+    );
+    assert!(c.unknown_keys.is_empty(), "{:?}", c.unknown_keys);
+    let rule = |s, id| c.rule_for(s, id).map(|(i, _)| i);
+    assert_eq!(rule(10_001, 100), Some(0));
+    assert_eq!(rule(10_001, 199), Some(0));
+    assert_eq!(rule(10_001, 99), None);
+    assert_eq!(rule(10_002, 150), None, "the stream selector still applies");
+    assert_eq!(rule(10_001, 200), Some(1));
+    assert_eq!(rule(10_002, 201), None);
+
+    // a name is not on the wire (ConsumerHello has no name field): refused, not ignored
+    for f in ["name", "consumer_name"] {
+        let e = load(&format!(
+            "[[supervisor.rules]]\n{f} = \"cam-viewer\"\nforce_no_shm = true\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(&format!("supervisor.rules[0].{f}")) && e.contains("no consumer name"),
+            "{e}"
+        );
+    }
+    for (text, key) in [
+        (
+            "consumer_id = 1\nconsumer_id_range = \"1-5\"",
+            "consumer_id_range",
+        ),
+        ("consumer_id_range = \"9-1\"", "consumer_id_range"),
+        ("consumer_id_range = \"\"", "consumer_id_range"),
+        ("consumer_id_range = 5", "consumer_id_range"),
+    ] {
+        let e = load(&format!(
+            "[[supervisor.rules]]\n{text}\nforce_no_shm = true\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(&format!("supervisor.rules[0].{key}")),
+            "{text}: {e}"
+        );
+    }
+}
+
+#[test]
 fn rules_are_read_in_order_and_unknown_fields_reported() {
     let c = load(
         r#"[[supervisor.rules]]
@@ -228,6 +290,14 @@ fn each_invalid_key_is_a_clear_error() {
             "supervisor.force_mode",
         ),
         ("[supervisor]\nforce_no_shm = 1", "supervisor.force_no_shm"),
+        (
+            "[supervisor]\nallowed_base_dirs = [\"relative/dir\"]",
+            "supervisor.allowed_base_dirs",
+        ),
+        (
+            "[supervisor]\nallowed_base_dirs = \"/dev/shm\"",
+            "supervisor.allowed_base_dirs",
+        ),
         (
             "[supervisor]\ncontrol_stream_id = 3000000000",
             "supervisor.control_stream_id",

@@ -413,6 +413,168 @@ fn producer_liveness_follows_announces() {
     assert_eq!(p.epoch, 2);
 }
 
+fn announce_at(epoch: u64, uri: &str) -> Vec<u8> {
+    ShmPoolAnnounce {
+        stream_id: STREAM,
+        producer_id: 7,
+        epoch,
+        announce_timestamp_ns: 1,
+        announce_clock_domain: ClockDomain::Monotonic,
+        layout_version: 1,
+        header_nslots: 64,
+        header_slot_bytes: 256,
+        payload_pools: Group::default(),
+        header_region_uri: Bytes::new(uri.as_bytes()),
+    }
+    .encode_to_vec()
+    .unwrap()
+}
+
+#[test]
+fn w_15_14_superblock_activity_keeps_a_producer_alive_and_a_stale_one_kills_it() {
+    let mut c = core(""); // producer_stale_ms = 100
+    c.on_announce(&announce(1), MS);
+    // fresh activity without announces: still alive past the announce window
+    assert_eq!(c.on_activity(STREAM, 1, 80 * MS, 90 * MS), 0);
+    c.poll_timers(150 * MS);
+    assert!(c.producer(STREAM).unwrap().alive);
+    assert_eq!(c.producer(STREAM).unwrap().activity_ns, 80 * MS);
+    // another epoch's activity is ignored
+    assert_eq!(c.on_activity(STREAM, 2, 10 * MS, 160 * MS), 0);
+    assert!(c.producer(STREAM).unwrap().alive);
+    // a stale activity (older than producer_stale_ms) kills it at once, counted once
+    assert_eq!(c.on_activity(STREAM, 1, 80 * MS, 181 * MS), 1);
+    let p = c.producer(STREAM).unwrap();
+    assert!(!p.alive && p.activity_stale);
+    assert_eq!(
+        (c.counters().producers, c.counters().producers_stale),
+        (0, 1)
+    );
+    assert_eq!(c.on_activity(STREAM, 1, 80 * MS, 190 * MS), 0);
+    assert_eq!(c.counters().producers_stale, 1);
+    // announces and QoS of the same epoch do not revive it: the region is not refreshed
+    c.on_announce(&announce(1), 191 * MS);
+    c.on_qos_producer(&qos_producer(1, 5), 192 * MS);
+    assert!(!c.producer(STREAM).unwrap().alive);
+    // a fresh activity does
+    assert_eq!(c.on_activity(STREAM, 1, 195 * MS, 196 * MS), 1);
+    assert!(c.producer(STREAM).unwrap().alive);
+    assert_eq!(c.counters().producers, 1);
+    // killed again, then a new epoch's announce revives it (activity of the new epoch unknown)
+    c.on_activity(STREAM, 1, 195 * MS, 400 * MS);
+    assert!(!c.producer(STREAM).unwrap().alive);
+    c.on_announce(&announce(2), 401 * MS);
+    let p = c.producer(STREAM).unwrap();
+    assert!(p.alive && !p.activity_stale);
+    assert_eq!((p.epoch, p.activity_ns), (2, 0));
+    // activity for an unknown stream: nothing
+    assert_eq!(c.on_activity(STREAM + 1, 2, 401 * MS, 401 * MS), 0);
+}
+
+#[test]
+fn w_15_14_the_agent_reads_activity_from_the_announced_header_region_read_only() {
+    use tensorpool::supervisor::ActivityWatch;
+    use tensorpool_shm::{
+        CreateOptions, EpochSpec, ExpectedRegion, FileModes, HeaderRing, LAYOUT_VERSION,
+        MapOptions, PoolGeometry, ReadWrite, ShmLayout,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().canonicalize().unwrap();
+    let layout = ShmLayout::for_user(&base, "t", "default", FileModes::default()).unwrap();
+    let spec = EpochSpec {
+        layout_version: LAYOUT_VERSION,
+        stream_id: STREAM,
+        epoch: 5,
+        header_nslots: 64,
+        pools: vec![PoolGeometry {
+            pool_id: 1,
+            stride_bytes: 64,
+            nslots: 64,
+        }],
+    };
+    let opts = CreateOptions {
+        prefault: false,
+        pid: 1,
+        now_ns: 10 * MS,
+    };
+    let created = layout.create_epoch(&spec, opts).unwrap();
+    let uri = created.header_uri.to_string();
+    let allowed = tensorpool_shm::AllowedBaseDirs::new([&base]).unwrap();
+    let ring = HeaderRing::<ReadWrite>::open(
+        &created.header_uri,
+        &allowed,
+        &ExpectedRegion::header_ring(LAYOUT_VERSION, 5, STREAM, 64),
+        MapOptions::default(),
+    )
+    .unwrap();
+
+    // no allowed base dirs: nothing is read
+    let mut off = ActivityWatch::new(&[], 10 * MS, 4).unwrap();
+    assert!(!off.is_enabled());
+    let mut c = core("");
+    c.on_announce(&announce_at(5, &uri), 10 * MS);
+    assert_eq!(off.poll(&mut c, 300 * MS), 0);
+    assert_eq!(c.producer(STREAM).unwrap().activity_ns, 0);
+
+    // outside the allowed dirs: not opened, nothing read
+    let other = tempfile::tempdir().unwrap();
+    let mut outside = ActivityWatch::new(&[other.path().to_path_buf()], 10 * MS, 4).unwrap();
+    outside.poll(&mut c, 20 * MS);
+    assert_eq!(c.producer(STREAM).unwrap().activity_ns, 0);
+
+    let mut w = ActivityWatch::new(std::slice::from_ref(&base), 10 * MS, 4).unwrap();
+    // fresh: read, alive
+    ring.refresh_activity(15 * MS);
+    w.poll(&mut c, 20 * MS);
+    let p = c.producer(STREAM).unwrap();
+    assert_eq!((p.activity_ns, p.alive), (15 * MS, true));
+    // within the period: not read again
+    ring.refresh_activity(16 * MS);
+    w.poll(&mut c, 25 * MS);
+    assert_eq!(c.producer(STREAM).unwrap().activity_ns, 15 * MS);
+    // the writer stops refreshing: stale at the next read, dead
+    assert_eq!(w.poll(&mut c, 200 * MS), 1);
+    let p = c.producer(STREAM).unwrap();
+    assert!(!p.alive && p.activity_stale);
+    assert_eq!(c.counters().producers_stale, 1);
+    // refreshed again: alive
+    ring.refresh_activity(205 * MS);
+    assert_eq!(w.poll(&mut c, 210 * MS), 1);
+    assert!(c.producer(STREAM).unwrap().alive);
+
+    // an announce naming a region whose superblock holds another epoch: not read
+    c.on_announce(&announce_at(6, &uri), 220 * MS);
+    ring.refresh_activity(225 * MS);
+    w.poll(&mut c, 230 * MS);
+    assert_eq!(c.producer(STREAM).unwrap().activity_ns, 0);
+    // the file removed (epoch gone): the open descriptor still reads, nothing panics
+    drop(ring);
+    layout.remove_epoch(STREAM, 5).unwrap();
+    w.poll(&mut c, 300 * MS);
+    c.on_announce(&announce_at(7, &uri), 310 * MS);
+    w.poll(&mut c, 400 * MS); // the path no longer exists: open fails, logged
+    assert_eq!(c.producer(STREAM).unwrap().activity_ns, 0);
+}
+
+#[test]
+fn a_consumer_id_range_rule_shapes_the_config_of_the_consumers_in_it() {
+    let mut c = core(
+        "[[supervisor.rules]]\nconsumer_id_range = \"100-199\"\nforce_mode = \"RATE_LIMITED\"\nmax_rate_hz = 4\n",
+    );
+    for (id, mode, rule) in [
+        (99, Mode::Stream, None),
+        (100, Mode::RateLimited, Some(0)),
+        (199, Mode::RateLimited, Some(0)),
+        (200, Mode::Stream, None),
+    ] {
+        let a = say_hello(&mut c, &hello(id), u64::from(id), MS);
+        assert_eq!(a[0].mode, mode, "consumer {id}");
+        let v = c.consumer(STREAM, id).unwrap();
+        assert_eq!(v.rule, rule, "consumer {id}");
+        assert_eq!(v.forced_rate_hz, rule.map(|_| 4), "consumer {id}");
+    }
+}
+
 #[test]
 fn garbage_and_other_messages_are_ignored() {
     let mut c = core("");

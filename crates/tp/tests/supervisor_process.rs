@@ -3,7 +3,9 @@
 //! RATE_LIMITED, SHM off with the fallback URI (the consumer reports FALLBACK), and a
 //! per-consumer descriptor stream from the configured range (the consumer switches to it).
 //! Also: a per-consumer range overlapping the driver's ranges is refused at startup with an
-//! error naming both keys.
+//! error naming both keys; a producer whose superblock activity goes stale is counted dead
+//! while its announces continue (W §15.14); a consumer forced to RATE_LIMITED accepts at most
+//! its rate.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -361,6 +363,11 @@ payload_fallback_uri = "bridge://cam1"
 /// A `tp consume --json` process with consumer id `id`, hellos and QoS every 100 ms, asking
 /// for a per-consumer descriptor stream (an id outside the range: the supervisor picks).
 fn spawn_consumer(dir: &str, tmp: &std::path::Path, id: u32) -> Child {
+    spawn_consumer_with(dir, tmp, id, "")
+}
+
+/// [`spawn_consumer`] with `extra` lines appended to its `[consumer]` table.
+fn spawn_consumer_with(dir: &str, tmp: &std::path::Path, id: u32, extra: &str) -> Child {
     let cfg = tmp.join(format!("consumer-{id}-{}.toml", rand_suffix()));
     std::fs::write(
         &cfg,
@@ -372,7 +379,7 @@ hello_interval_ms = 100
 qos_interval_ms = 100
 request_descriptor_channel = "aeron:ipc"
 request_descriptor_stream_id = 31999
-"#
+{extra}"#
         ),
     )
     .unwrap();
@@ -631,4 +638,183 @@ fn a_rule_forces_one_consumer_to_rate_limited() {
     assert_eq!(five["mode"], "rate_limited", "{five}");
     assert_eq!(six["mode"], "stream", "{six}");
     assert!(six["configs"].as_u64().is_some_and(|n| n >= 1), "{six}");
+}
+
+/// Frames counted by `role` process `pid` (`<role>.frames`, read with `tp stat`).
+fn frames_of(dir: &str, role: &str, pid: u32) -> i64 {
+    let out = Command::new(TP)
+        .args(["stat", "--aeron-dir", dir, "--count", "1", "--json"])
+        .args(["--filter", role])
+        .output()
+        .expect("tp stat");
+    let Ok(stat) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return 0;
+    };
+    stat["counters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["key"]["pid"].as_u64() == Some(u64::from(pid)))
+        .filter(|c| c["type"] == format!("{role}.frames").as_str())
+        .filter_map(|c| c["value"].as_i64())
+        .sum()
+}
+
+/// A consumer asking for STREAM with `max_rate_hz = 5`, forced to RATE_LIMITED by a rule,
+/// accepts at most 5 frames per second from a `tp produce --rate 200`: the frames it accepted
+/// are bounded above by 5 x the whole time it could have received any (from the producer's
+/// start to the consumer's stop, measured by this test, so longer than the real window) plus
+/// slack: one frame at the window's start and the frames of two hello intervals at 200/s
+/// (40), during which the producer, not yet aware of the supervisor, may answer a hello with
+/// STREAM. The test runs until the producer committed 600 frames (3 s at 200/s) and the
+/// consumer accepted 8 (both bounded waits on counters): unthrottled, the consumer would
+/// have accepted about as many as the producer committed, far above the bound (~56). No
+/// lower bound on the rate is asserted.
+#[test]
+fn a_consumer_forced_to_rate_limited_accepts_at_most_its_rate() {
+    let media = media();
+    let dir = media.dir().to_str().unwrap().to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = supervisor_config(
+        tmp.path(),
+        "[[supervisor.rules]]\nconsumer_id = 5\nforce_mode = \"RATE_LIMITED\"\nmax_rate_hz = 5\n",
+    );
+    let (sup, _lines) = start_supervisor(&cfg, &dir);
+    let mut cs = Consumers(vec![spawn_consumer_with(
+        &dir,
+        tmp.path(),
+        5,
+        "mode = \"stream\"\nmax_rate_hz = 5\n",
+    )]);
+    let consumer_pid = cs.0[0].id();
+    wait_counters(&dir, sup.0.id(), "consumer 5 forced", |m| {
+        get(m, "forced-mode") >= 1
+    });
+    let base = tmp.path().join("shm");
+    std::fs::create_dir_all(&base).unwrap();
+    let start = Instant::now();
+    let producer = Command::new(TP)
+        .args([
+            "produce",
+            "--standalone",
+            "--aeron-dir",
+            &dir,
+            "--shm-base-dir",
+        ])
+        .arg(&base)
+        .args(["--stream-id", &STREAM.to_string()])
+        .args(["--size", "256", "--rate", "200", "--count", "100000000"])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tp produce");
+    let producer = Guard(producer);
+    let producer_pid = producer.0.id();
+    let deadline = Instant::now() + DEADLINE;
+    while frames_of(&dir, "producer", producer_pid) < 600
+        || frames_of(&dir, "consumer", consumer_pid) < 8
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the producer did not commit 600 frames or the consumer accept 8"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let report = stop_consumer(cs.0.pop().unwrap());
+    let elapsed = start.elapsed().as_secs_f64();
+    assert_eq!(report["mode"], "rate_limited", "{report}");
+    let accepted = report["accepted"].as_u64().expect("accepted") as f64;
+    let bound = 5.0 * elapsed + 1.0 + 40.0;
+    println!("accepted {accepted} in {elapsed:.2} s (bound {bound:.1})");
+    assert!(
+        accepted <= bound,
+        "accepted {accepted} frames in {elapsed:.2} s: more than 5/s (bound {bound:.1}); {report}"
+    );
+}
+
+/// W §15.14 with a real `tp supervisor` (`allowed_base_dirs` set, `producer_stale_ms =
+/// 300`): this test announces, every 50 ms, a header region it created and never refreshes.
+/// The announces alone would keep the producer alive; the supervisor reads the superblock's
+/// activity timestamp, finds it stale, and counts the producer dead (`producers-stale`)
+/// while the announces go on. Waits on the counters with a deadline.
+#[test]
+fn a_stale_superblock_activity_kills_a_producer_whose_announces_continue() {
+    use tensorpool_codec::wire::{ClockDomain, ShmPoolAnnounce};
+    use tensorpool_codec::{Bytes, Group, Message};
+    use tensorpool_shm::{
+        CreateOptions, EpochSpec, FileModes, LAYOUT_VERSION, PoolGeometry, ShmLayout,
+    };
+    let media = media();
+    let dir = media.dir().to_str().unwrap().to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().canonicalize().unwrap().join("shm");
+    std::fs::create_dir_all(&base).unwrap();
+    let cfg = supervisor_config(
+        tmp.path(),
+        &format!(
+            "producer_stale_ms = 300\nallowed_base_dirs = [\"{}\"]\n",
+            base.display()
+        ),
+    );
+    let (sup, _lines) = start_supervisor(&cfg, &dir);
+    let epoch = 77;
+    let layout = ShmLayout::for_user(&base, "t", "default", FileModes::default()).unwrap();
+    let created = layout
+        .create_epoch(
+            &EpochSpec {
+                layout_version: LAYOUT_VERSION,
+                stream_id: STREAM,
+                epoch,
+                header_nslots: 64,
+                pools: vec![PoolGeometry {
+                    pool_id: 1,
+                    stride_bytes: 64,
+                    nslots: 64,
+                }],
+            },
+            CreateOptions {
+                prefault: false,
+                pid: u64::from(std::process::id()),
+                now_ns: tensorpool_agent::monotonic_ns(),
+            },
+        )
+        .unwrap();
+    let uri = created.header_uri.to_string();
+    let announce = ShmPoolAnnounce {
+        stream_id: STREAM,
+        producer_id: 9,
+        epoch,
+        announce_timestamp_ns: 1,
+        announce_clock_domain: ClockDomain::Monotonic,
+        layout_version: LAYOUT_VERSION,
+        header_nslots: 64,
+        header_slot_bytes: 256,
+        payload_pools: Group::default(),
+        header_region_uri: Bytes::new(uri.as_bytes()),
+    }
+    .encode_to_vec()
+    .unwrap();
+    let client =
+        tensorpool_aeron::AeronClient::connect(media.dir(), Duration::from_secs(10)).unwrap();
+    let mut publication = client
+        .add_publication("aeron:ipc", 1001, Duration::from_secs(10))
+        .unwrap();
+    let pid = sup.0.id();
+    let deadline = Instant::now() + DEADLINE;
+    let mut alive_seen = false;
+    loop {
+        let _ = publication.offer(&announce);
+        let m = supervisor_counters(&dir, pid);
+        alive_seen |= get(&m, "producers") == 1;
+        if alive_seen && get(&m, "producers-stale") >= 1 && get(&m, "producers") == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the producer was never counted dead while announced (alive seen: {alive_seen}): {m:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    layout.remove_epoch(STREAM, epoch).unwrap();
 }

@@ -245,3 +245,70 @@ fn top_names_the_subscription_holding_a_stalled_stream() {
     );
     top.quit();
 }
+
+/// A real `tp supervisor` (a rule forcing consumer 7 to RATE_LIMITED) answers the hellos this
+/// test publishes for consumer 7: `tp top` shows a SUPERVISOR section with the consumer's
+/// asked and assigned modes, its lag from QoS, and `live`.
+#[test]
+fn top_shows_the_supervisors_view_when_one_runs() {
+    let driver = common::driver();
+    let client = common::connect(&driver);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = tmp.path().join("supervisor.toml");
+    std::fs::write(
+        &cfg,
+        "[supervisor]\ncontrol_channel = \"aeron:ipc\"\nconsumer_capacity = 8\n[[supervisor.rules]]\nconsumer_id = 7\nforce_mode = \"RATE_LIMITED\"\n",
+    )
+    .expect("config");
+    let dir = driver.dir().to_str().expect("dir").to_owned();
+    let supervisor = std::process::Command::new(common::TP)
+        .args(["supervisor", "--config", cfg.to_str().expect("cfg")])
+        .args(["--aeron-dir", &dir, "--idle", "backoff"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn tp supervisor");
+    let _supervisor = common::ChildGuard(Some(supervisor));
+
+    let top = spawn_top(&["--aeron-dir", &dir]);
+    let mut control = connected_publication(&client, 1000);
+    let mut traffic = Traffic {
+        announce: connected_publication(&client, 1001),
+        qos: connected_publication(&client, 1200),
+        metadata: connected_publication(&client, 1300),
+        seq: 1000,
+        ticks: 0,
+    };
+    let hello = AnyMessage::ConsumerHello(ConsumerHello {
+        stream_id: STREAM,
+        consumer_id: 7,
+        supports_shm: true,
+        supports_progress: false,
+        mode: Mode::Stream,
+        max_rate_hz: 0,
+        expected_layout_version: 1,
+        progress_interval_us: None,
+        progress_bytes_delta: None,
+        progress_major_delta_units: None,
+        descriptor_stream_id: 0,
+        control_stream_id: 0,
+        descriptor_channel: Bytes::from(String::new()),
+        control_channel: Bytes::from(String::new()),
+    });
+    let hello = bytes_of(&hello);
+    top.wait_for(
+        "the SUPERVISOR section with consumer 7 forced to RATE_LIMITED",
+        || {
+            offer(&mut control, &hello);
+            traffic.tick();
+        },
+        |t| {
+            t.contains("SUPERVISOR (ConsumerConfig from 1 session(s)")
+                && cell(t, "SUP_MODE", "10000/7").as_deref() == Some("RATE_LIMITED")
+                && cell(t, "ASKED", "10000/7").as_deref() == Some("STREAM")
+                && cell(t, "SUP_LAG", "10000/7").as_deref() == Some("5")
+        },
+    );
+    top.quit();
+}

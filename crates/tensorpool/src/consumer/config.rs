@@ -113,6 +113,10 @@ pub struct ConsumerConfig {
     /// Publish the counters as Aeron counters in the media driver's counters file
     /// (default true; see [`crate::counters`]).
     pub aeron_counters: bool,
+    /// The rate cap (frames per second; 0: none) applied when the consumer asked for
+    /// [`Mode::Stream`] and a supervisor's `ConsumerConfig` forces RATE_LIMITED
+    /// (`consumer.max_rate_hz` with `mode = "stream"`; `ConsumerConfig` carries no rate).
+    pub forced_rate_hz: u32,
 }
 
 fn random_id() -> u32 {
@@ -170,7 +174,10 @@ impl ConsumerConfig {
         let rate = l.value_or("consumer.max_rate_hz", 0u32, "frames per second")?;
         c.mode = match mode.as_str() {
             "rate_limited" | "rate-limited" => Mode::RateLimited { max_rate_hz: rate },
-            "stream" => Mode::Stream,
+            "stream" => {
+                c.forced_rate_hz = rate;
+                Mode::Stream
+            }
             _ => {
                 let origin = l
                     .provenance()
@@ -265,6 +272,7 @@ impl ConsumerConfig {
             aeron_timeout: DEFAULT_AERON_TIMEOUT,
             driver: None,
             aeron_counters: true,
+            forced_rate_hz: 0,
         }
     }
 
@@ -409,6 +417,27 @@ fn request(
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn stream_mode_keeps_max_rate_hz_for_a_supervisor_forced_rate_limit() {
+        let env = HashMap::new();
+        let text = "[consumer]\nmode = \"stream\"\nmax_rate_hz = 7\n";
+        let mut l = crate::config::Loader::from_str(text, "inline", &env).unwrap();
+        let c = ConsumerConfig::from_loader(&mut l).unwrap();
+        assert_eq!((c.mode, c.forced_rate_hz), (Mode::Stream, 7));
+        assert_eq!(
+            c.mode.max_rate_hz(),
+            0,
+            "the hello asks for no rate in STREAM"
+        );
+        let text = "[consumer]\nmode = \"rate_limited\"\nmax_rate_hz = 7\n";
+        let mut l = crate::config::Loader::from_str(text, "inline", &env).unwrap();
+        let c = ConsumerConfig::from_loader(&mut l).unwrap();
+        assert_eq!(
+            (c.mode, c.forced_rate_hz),
+            (Mode::RateLimited { max_rate_hz: 7 }, 0)
+        );
+    }
 
     #[test]
     fn dm_17_consumer_keys_from_file_with_environment_overrides() {

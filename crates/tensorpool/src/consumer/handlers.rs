@@ -343,7 +343,11 @@ impl ConsumerCore {
         if self.effective_mode != tensorpool_codec::wire::Mode::RateLimited {
             return None;
         }
-        let hz = self.cfg.mode.max_rate_hz();
+        // asked for RATE_LIMITED: its own cap; told to by a ConsumerConfig: the configured one
+        let hz = match self.cfg.mode {
+            crate::consumer::Mode::RateLimited { max_rate_hz } => max_rate_hz,
+            crate::consumer::Mode::Stream => self.cfg.forced_rate_hz,
+        };
         (hz > 0).then(|| 1_000_000_000 / u64::from(hz))
     }
 }

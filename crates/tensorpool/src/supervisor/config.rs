@@ -37,6 +37,9 @@ pub struct Rule {
     pub stream_id: Option<u32>,
     /// Only the consumer with this id (absent: any consumer).
     pub consumer_id: Option<u32>,
+    /// Only consumers whose id is in this inclusive range (`consumer_id_range = "100-199"`;
+    /// absent: any consumer). Not together with `consumer_id`.
+    pub consumer_id_range: Option<IdRange>,
     /// Mode to force (absent: the global `force_mode`).
     pub force_mode: Option<Mode>,
     /// Rate meant for a forced RATE_LIMITED consumer (reported; not on the wire).
@@ -52,6 +55,9 @@ impl Rule {
     pub fn matches(&self, stream_id: u32, consumer_id: u32) -> bool {
         self.stream_id.is_none_or(|s| s == stream_id)
             && self.consumer_id.is_none_or(|c| c == consumer_id)
+            && self
+                .consumer_id_range
+                .is_none_or(|r| r.contains(consumer_id))
     }
 }
 
@@ -100,6 +106,10 @@ pub struct SupervisorConfig {
     pub force_mode: Option<Mode>,
     /// `payload_fallback_uri` (default empty).
     pub payload_fallback_uri: String,
+    /// `allowed_base_dirs` (ours, default empty): directories the announced header regions
+    /// must lie in for their superblock's activity timestamp to be read (W §15.14); empty:
+    /// liveness follows announces and QoS only.
+    pub allowed_base_dirs: Vec<std::path::PathBuf>,
     /// `[[supervisor.rules]]` (ours), in file order.
     pub rules: Vec<Rule>,
     /// Where each value came from.
@@ -270,6 +280,7 @@ impl SupervisorConfig {
                 String::new(),
                 STR,
             )?,
+            allowed_base_dirs: allowed_base_dirs(l)?,
             rules: rules(l)?,
             provenance: Provenance::default(),
             unknown_keys: Vec::new(),
@@ -578,9 +589,25 @@ where
     }
 }
 
-const RULE_FIELDS: [&str; 6] = [
+/// `supervisor.allowed_base_dirs`: absolute paths (default none).
+fn allowed_base_dirs(l: &mut Loader<'_>) -> Result<Vec<std::path::PathBuf>, ConfigError> {
+    let key = "supervisor.allowed_base_dirs";
+    let dirs: Vec<String> = l.value_or(key, Vec::new(), "an array of absolute paths")?;
+    if let Some(bad) = dirs.iter().find(|d| !std::path::Path::new(d).is_absolute()) {
+        return Err(ConfigError::Invalid {
+            key: key.into(),
+            origin: Source::File,
+            found: bad.clone(),
+            expected: "absolute paths".into(),
+        });
+    }
+    Ok(dirs.into_iter().map(std::path::PathBuf::from).collect())
+}
+
+const RULE_FIELDS: [&str; 7] = [
     "stream_id",
     "consumer_id",
+    "consumer_id_range",
     "force_mode",
     "max_rate_hz",
     "force_no_shm",
@@ -616,6 +643,16 @@ fn rules(l: &mut Loader<'_>) -> Result<Vec<Rule>, ConfigError> {
                 l.mark_read(&format!("{element}.{f}"));
             }
         }
+        // W §10.1.2: ConsumerHello carries no name, so a rule cannot select by one
+        if let Some(f) = ["name", "consumer_name"]
+            .into_iter()
+            .find(|f| t.contains_key(*f))
+        {
+            return Err(ConfigError::Inconsistent {
+                key: format!("{element}.{f}"),
+                reason: "a ConsumerHello carries no consumer name (Wire Spec §10.1.2): select consumers by consumer_id, consumer_id_range or stream_id".into(),
+            });
+        }
         let field_u32 = |f: &str| -> Result<Option<u32>, ConfigError> {
             t.get(f)
                 .map(|v| {
@@ -649,9 +686,26 @@ fn rules(l: &mut Loader<'_>) -> Result<Vec<Rule>, ConfigError> {
                 })
             })
             .transpose()?;
+        let consumer_id_range = t
+            .get("consumer_id_range")
+            .map(|v| match IdRange::from_toml(v) {
+                Ok(Some(r)) => Ok(r),
+                Ok(None) => Err(invalid(
+                    format!("{element}.consumer_id_range"),
+                    v.to_string(),
+                    "a non-empty range \"start-end\" or [start, end]",
+                )),
+                Err(e) => Err(invalid(
+                    format!("{element}.consumer_id_range"),
+                    v.to_string(),
+                    &e.to_string(),
+                )),
+            })
+            .transpose()?;
         let rule = Rule {
             stream_id: field_u32("stream_id")?,
             consumer_id: field_u32("consumer_id")?,
+            consumer_id_range,
             force_mode,
             max_rate_hz: field_u32("max_rate_hz")?,
             force_no_shm,
@@ -667,6 +721,12 @@ fn rules(l: &mut Loader<'_>) -> Result<Vec<Rule>, ConfigError> {
                 reason:
                     "a rule must set force_mode, max_rate_hz, force_no_shm or payload_fallback_uri"
                         .into(),
+            });
+        }
+        if rule.consumer_id.is_some() && rule.consumer_id_range.is_some() {
+            return Err(ConfigError::Inconsistent {
+                key: format!("{element}.consumer_id_range"),
+                reason: "set consumer_id or consumer_id_range, not both".into(),
             });
         }
         if rule.max_rate_hz.is_some() && rule.force_mode != Some(Mode::RateLimited) {

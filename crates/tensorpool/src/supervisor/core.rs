@@ -229,6 +229,9 @@ impl SupervisorCore {
                 frames_per_s_milli: p.frames_per_s_milli,
                 name: &p.name,
                 meta_version: p.meta_version,
+                header_uri: &p.header_uri,
+                activity_ns: p.activity_ns,
+                activity_stale: p.activity_stale,
             })
     }
 

@@ -50,14 +50,23 @@ impl SupervisorCore {
             return;
         };
         let p = &mut self.producers[i];
-        let revived = !p.alive;
-        p.alive = true;
+        p.set_epoch(a.epoch);
+        let revived = !p.alive && !p.activity_stale;
+        p.alive |= revived;
         p.producer_id = a.producer_id;
-        p.epoch = a.epoch;
         p.layout_version = a.layout_version;
         p.header_nslots = a.header_nslots;
         p.last_announce_ns = now_ns;
         p.last_seen_ns = now_ns;
+        let uri = a.header_region_uri.as_bytes();
+        if p.header_uri.as_bytes() != uri {
+            p.header_uri.clear();
+            if let Ok(uri) = std::str::from_utf8(uri)
+                && uri.len() <= p.header_uri.capacity()
+            {
+                p.header_uri.push_str(uri);
+            }
+        }
         if revived {
             self.update_levels();
         }
@@ -114,10 +123,10 @@ impl SupervisorCore {
         } else {
             p.frames_per_s_milli = 0;
         }
-        let revived = !p.alive;
-        p.alive = true;
+        p.set_epoch(q.epoch);
+        let revived = !p.alive && !p.activity_stale;
+        p.alive |= revived;
         p.producer_id = q.producer_id;
-        p.epoch = q.epoch;
         p.current_seq = q.current_seq;
         p.qos_at_ns = now_ns;
         p.last_seen_ns = now_ns;

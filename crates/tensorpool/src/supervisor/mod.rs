@@ -10,7 +10,8 @@
 //! | `state.rs` | consumer and producer tables, id pools, views |
 //! | `handlers.rs` | one `on_<message>` per inbound message |
 //! | `proxy.rs` | one `send_<message>` per outbound message (`ConsumerConfig`) |
-//! | `work.rs` | the duty cycle's timers (stale consumers and producers) |
+//! | `work.rs` | the duty cycle's timers (stale consumers and producers), `on_activity` |
+//! | `activity.rs` | [`ActivityWatch`]: reads producers' superblock activity timestamps |
 //! | `counters.rs` | what it counts ([`Counters`]) |
 //!
 //! [`Supervisor`] is the [`Agent`]: [`SupervisorCore`] on its Aeron subscriptions (control,
@@ -33,6 +34,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod activity;
 pub mod config;
 mod core;
 pub mod counters;
@@ -47,6 +49,7 @@ use tensorpool_aeron::{AeronClient, Publication, Subscription};
 use tensorpool_agent::{Agent, AgentError, AgentResult};
 
 pub use self::core::SupervisorCore;
+pub use activity::ActivityWatch;
 pub use config::{DriverStreamIds, Rule, SupervisorConfig};
 pub use counters::Counters;
 pub use state::{ConsumerQos, ConsumerView, ProducerView};
@@ -60,6 +63,9 @@ pub enum SupervisorError {
     /// A configured stream id is not an Aeron stream id.
     #[error("{0} is not an Aeron stream id")]
     StreamId(u32),
+    /// `supervisor.allowed_base_dirs` names a directory that cannot be used.
+    #[error("supervisor.allowed_base_dirs: {0}")]
+    BaseDirs(#[from] tensorpool_shm::PathError),
 }
 
 /// How long to wait for the media driver to register the subscriptions and publication.
@@ -71,6 +77,7 @@ const FRAGMENT_LIMIT: usize = 64;
 #[derive(Debug)]
 pub struct Supervisor {
     core: SupervisorCore,
+    activity: ActivityWatch,
     subscriptions: Vec<Subscription>,
     control_pub: Publication,
     _aeron: AeronClient,
@@ -115,10 +122,19 @@ impl Supervisor {
             rules = cfg.rules.len(),
             "supervisor running"
         );
+        // read superblocks as often as the sweep runs: 4 reads per staleness window
+        let period_ns =
+            (u64::from(cfg.producer_stale_ms) * 1_000_000 / 4).clamp(1_000_000, 250_000_000);
+        let activity = ActivityWatch::new(
+            &cfg.allowed_base_dirs,
+            period_ns,
+            cfg.consumer_capacity as usize,
+        )?;
         let mut core = SupervisorCore::new(cfg, now_ns);
         core.attach_aeron_counters(&aeron, REGISTER_TIMEOUT)?;
         Ok(Self {
             core,
+            activity,
             subscriptions,
             control_pub,
             _aeron: aeron,
@@ -140,6 +156,7 @@ impl Agent for Supervisor {
     fn do_work(&mut self, now_ns: u64) -> AgentResult {
         let Self {
             core,
+            activity,
             subscriptions,
             control_pub,
             ..
@@ -156,6 +173,7 @@ impl Agent for Supervisor {
                 return Err(AgentError::failed(e));
             }
         }
+        work += activity.poll(core, now_ns);
         work += core.poll_timers(now_ns);
         Ok(work)
     }

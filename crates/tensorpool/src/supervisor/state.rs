@@ -174,6 +174,10 @@ impl ConsumerSlot {
     }
 }
 
+/// Bytes kept of an announced header region URI (a longer one is not kept: its activity
+/// is not read).
+pub(crate) const HEADER_URI_BYTES: usize = 1024;
+
 /// The latest view of one stream's producer.
 #[derive(Debug, Clone)]
 pub(crate) struct ProducerSlot {
@@ -193,6 +197,13 @@ pub(crate) struct ProducerSlot {
     pub meta_version: u32,
     /// `DataSourceAnnounce.name` (capacity preallocated; truncated to it).
     pub name: String,
+    /// The announced header region URI (capacity preallocated; empty when longer).
+    pub header_uri: String,
+    /// Last `activity_timestamp_ns` read from the header superblock of `epoch` (0: none).
+    pub activity_ns: u64,
+    /// The last activity read for `epoch` was stale: dead until a fresh one or a new epoch
+    /// (announces and QoS of that epoch do not revive it).
+    pub activity_stale: bool,
 }
 
 impl ProducerSlot {
@@ -212,6 +223,18 @@ impl ProducerSlot {
             frames_per_s_milli: 0,
             meta_version: 0,
             name: String::with_capacity(name_bytes),
+            header_uri: String::with_capacity(HEADER_URI_BYTES),
+            activity_ns: 0,
+            activity_stale: false,
+        }
+    }
+
+    /// Moves to `epoch`: what was read from the previous epoch's superblock is forgotten.
+    pub fn set_epoch(&mut self, epoch: u64) {
+        if self.epoch != epoch {
+            self.epoch = epoch;
+            self.activity_ns = 0;
+            self.activity_stale = false;
         }
     }
 
@@ -230,6 +253,9 @@ impl ProducerSlot {
         self.frames_per_s_milli = 0;
         self.meta_version = 0;
         self.name.clear();
+        self.header_uri.clear();
+        self.activity_ns = 0;
+        self.activity_stale = false;
     }
 }
 
@@ -372,4 +398,10 @@ pub struct ProducerView<'a> {
     pub name: &'a str,
     /// Metadata version.
     pub meta_version: u32,
+    /// Header region URI of the last announce (empty: none, or longer than 1024 bytes).
+    pub header_uri: &'a str,
+    /// Last `activity_timestamp_ns` read from that region's superblock (0: not read).
+    pub activity_ns: u64,
+    /// Whether that activity timestamp was stale when read (the producer is dead).
+    pub activity_stale: bool,
 }

@@ -53,3 +53,57 @@ impl SupervisorCore {
         work
     }
 }
+
+impl SupervisorCore {
+    /// The `activity_timestamp_ns` the agent read from the superblock of `stream_id`'s
+    /// announced header region of `epoch` at `now_ns` (same clock; W §7.1, §15.14). Ignored
+    /// unless `epoch` is the producer's current one. Fresh (within `producer_stale_ms` of
+    /// `now_ns`): a sign of life like an announce (revives a dead producer). Stale: the
+    /// producer is dead at once (counted in `producers_stale` if it was alive) and stays dead
+    /// until a fresh activity or a new epoch; announces and QoS of that epoch do not revive it.
+    /// Returns the work done (0 or 1).
+    pub fn on_activity(
+        &mut self,
+        stream_id: u32,
+        epoch: u64,
+        activity_ns: u64,
+        now_ns: u64,
+    ) -> usize {
+        let Some(p) = self
+            .producers
+            .iter_mut()
+            .find(|p| p.in_use && p.stream_id == stream_id)
+        else {
+            return 0;
+        };
+        if p.epoch != epoch {
+            return 0;
+        }
+        p.activity_ns = activity_ns;
+        let stale = activity_ns.abs_diff(now_ns) > self.producer_stale_ns;
+        let was_alive = p.alive;
+        if stale {
+            p.activity_stale = true;
+            p.alive = false;
+            if was_alive {
+                tracing::info!(
+                    stream_id,
+                    epoch,
+                    activity_ns,
+                    "producer stale: its superblock's activity timestamp stopped"
+                );
+                self.counters.producers_stale += 1;
+            }
+        } else {
+            p.activity_stale = false;
+            p.alive = true;
+            p.last_seen_ns = now_ns;
+        }
+        let alive_now = p.alive;
+        if was_alive != alive_now {
+            self.update_levels();
+            return 1;
+        }
+        0
+    }
+}

@@ -1,6 +1,7 @@
 //! `tp supervisor status`: the supervisor's view, observed on the wire for a short window
 //! (announces, hellos, `ConsumerConfig`, QoS on the streams of the `[supervisor]` table), so
 //! it works the same against a supervisor embedded in `tp driver` and a standalone one.
+//! [`View`] is also `tp top`'s SUPERVISOR section (fed continuously there).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -34,7 +35,7 @@ pub struct Args {
     json: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Producer {
     producer_id: u32,
     epoch: u64,
@@ -43,7 +44,7 @@ struct Producer {
     qos: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Consumer {
     requested_mode: Option<Mode>,
     /// From the last `ConsumerConfig` (the supervisor's answer).
@@ -59,15 +60,21 @@ struct Consumer {
     last_seq_seen: Option<u64>,
     drops_gap: u64,
     drops_late: u64,
+    /// When its last hello or QoS arrived (monotonic ns).
+    heard_ns: Option<u64>,
 }
 
-#[derive(Debug, Default)]
-struct View {
+/// The supervisor's view as observed on the wire: producers, consumers with the
+/// `ConsumerConfig` they were given, and who sends `ConsumerConfig`.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct View {
     producers: BTreeMap<u32, Producer>,
     consumers: BTreeMap<(u32, u32), Consumer>,
     /// Aeron sessions that sent `ConsumerConfig` (the supervisor; a producer answering
     /// hellos itself shows up here too).
     config_sessions: Vec<i32>,
+    /// When the last `ConsumerConfig` arrived (monotonic ns).
+    config_seen_ns: Option<u64>,
 }
 
 fn mode_name(m: Mode) -> &'static str {
@@ -78,7 +85,13 @@ fn mode_name(m: Mode) -> &'static str {
 }
 
 impl View {
-    fn on_message(&mut self, msg: &[u8], session_id: i32) {
+    /// When the last `ConsumerConfig` arrived (monotonic ns).
+    pub(crate) fn config_seen_ns(&self) -> Option<u64> {
+        self.config_seen_ns
+    }
+
+    /// Folds one message from Aeron session `session_id` in, received at `now_ns`.
+    pub(crate) fn on_message(&mut self, msg: &[u8], session_id: i32, now_ns: u64) {
         let Ok(any) = AnyMessage::decode(msg) else {
             return;
         };
@@ -103,6 +116,7 @@ impl View {
                     .or_default();
                 c.requested_mode = Some(h.mode);
                 c.hellos += 1;
+                c.heard_ns = Some(now_ns);
             }
             AnyMessage::QosConsumer(q) => {
                 let c = self
@@ -110,6 +124,7 @@ impl View {
                     .entry((q.stream_id, q.consumer_id))
                     .or_default();
                 c.qos += 1;
+                c.heard_ns = Some(now_ns);
                 c.epoch = Some(q.epoch);
                 c.last_seq_seen = Some(q.last_seq_seen);
                 c.drops_gap = q.drops_gap;
@@ -119,6 +134,7 @@ impl View {
                 if !self.config_sessions.contains(&session_id) {
                     self.config_sessions.push(session_id);
                 }
+                self.config_seen_ns = Some(now_ns);
                 let c = self
                     .consumers
                     .entry((k.stream_id, k.consumer_id))
@@ -137,7 +153,9 @@ impl View {
         }
     }
 
-    fn to_json(&self) -> Value {
+    /// The view as JSON: per stream the producer and each consumer; a consumer is `stale`
+    /// when no hello or QoS of it arrived within `stale_ns` of `now_ns` (or none at all).
+    pub(crate) fn to_json(&self, now_ns: u64, stale_ns: u64) -> Value {
         let mut ids: Vec<u32> = self.producers.keys().copied().collect();
         ids.extend(self.consumers.keys().map(|k| k.0));
         ids.sort_unstable();
@@ -166,7 +184,7 @@ impl View {
                             "requested_mode": c.requested_mode.map(mode_name),
                             "use_shm": c.use_shm,
                             "payload_fallback_uri": c.fallback,
-                            "stale": c.hellos == 0 && c.qos == 0,
+                            "stale": c.heard_ns.is_none_or(|t| now_ns.saturating_sub(t) > stale_ns),
                             "descriptor_channel": c.descriptor.0,
                             "descriptor_stream_id": c.descriptor.1,
                             "control_channel": c.control.0,
@@ -219,14 +237,20 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
         let mut work = 0;
         for sub in &mut subs {
             work += sub
-                .poll(|msg, info| view.on_message(msg, info.session_id), 64)
+                .poll(
+                    |msg, info| {
+                        view.on_message(msg, info.session_id, tensorpool_agent::monotonic_ns())
+                    },
+                    64,
+                )
                 .unwrap_or(0);
         }
         if work == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
-    let j = view.to_json();
+    // stale: not heard during the observation
+    let j = view.to_json(tensorpool_agent::monotonic_ns(), u64::MAX);
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{j}")?;

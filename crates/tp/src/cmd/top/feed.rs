@@ -67,9 +67,12 @@ impl Feed {
         let mut read = 0;
         for (_, sub) in &mut self.subscriptions {
             read += sub.poll(
-                |msg, _| match AnyMessage::decode_any_version(msg) {
-                    Ok(m) => model.on_message(&m, now_ns),
-                    Err(_) => model.on_malformed(),
+                |msg, info| {
+                    match AnyMessage::decode_any_version(msg) {
+                        Ok(m) => model.on_message(&m, now_ns),
+                        Err(_) => model.on_malformed(),
+                    }
+                    model.supervisor.on_message(msg, info.session_id, now_ns);
                 },
                 FRAGMENT_LIMIT,
             )?;

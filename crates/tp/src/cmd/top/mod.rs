@@ -27,7 +27,9 @@ Subscribes to the control, announce, descriptor, QoS and metadata streams and sh
 stream: epoch, producer, frames per second (QosProducer), descriptors per second,
 consumers with their lag (producer seq - consumer seq) and drops (QosConsumer), the data
 source name (DataSourceAnnounce), the announce age; and the tensorpool counters of the
-media driver. Rates are taken over the last --window-secs.
+media driver. When a supervisor runs, a SUPERVISOR section lists each consumer's asked and
+assigned mode, use_shm, per-consumer streams, lag, drops and staleness (as `tp supervisor
+status`). Rates are taken over the last --window-secs.
 
 Keys: q quit, s cycle the sort column, Up/Down select, Enter details of the selected
 stream (pools, consumers, recent epochs, its counters), Esc back.";

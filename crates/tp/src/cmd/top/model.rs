@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use tensorpool_codec::AnyMessage;
 
 use crate::cmd::stat::Key;
+use crate::cmd::supervisor_status::View as SupervisorView;
 use tensorpool_codec::wire::{
     DataSourceAnnounce, FrameDescriptor, QosConsumer, QosProducer, ShmPoolAnnounce,
 };
@@ -323,6 +324,9 @@ pub struct Model {
     /// IPC publications at their limit, each with the subscription holding it (as `tp stat`
     /// prints them), as last read.
     pub held: Vec<String>,
+    /// The supervisor's view, observed on the control and QoS streams (`tp supervisor
+    /// status`'s, fed continuously).
+    pub supervisor: SupervisorView,
 }
 
 impl Model {
@@ -336,7 +340,26 @@ impl Model {
             malformed: 0,
             counters: Vec::new(),
             held: Vec::new(),
+            supervisor: SupervisorView::default(),
         }
+    }
+
+    /// Whether a supervisor runs: its counters are in the counters file (role 5), or a
+    /// `ConsumerConfig` was heard on the control stream within the stale window.
+    pub fn supervisor_running(&self, now_ns: u64) -> bool {
+        self.counters
+            .iter()
+            .any(|c| c.key.is_some_and(|k| k.role == "supervisor"))
+            || self
+                .supervisor
+                .config_seen_ns()
+                .is_some_and(|t| now_ns.saturating_sub(t) <= self.stale_ns)
+    }
+
+    /// The supervisor's view as `tp supervisor status --json` prints it; a consumer is stale
+    /// after the stale window without hello or QoS.
+    pub fn supervisor_json(&self, now_ns: u64) -> serde_json::Value {
+        self.supervisor.to_json(now_ns, self.stale_ns)
     }
 
     /// One stream.

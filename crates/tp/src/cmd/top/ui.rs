@@ -86,8 +86,24 @@ pub fn draw(f: &mut Frame<'_>, model: &Model, view: &View, header: &Header, now_
 
 fn draw_streams(f: &mut Frame<'_>, area: Rect, model: &Model, view: &View, now_ns: u64) {
     let counter_rows = model.counters.len().clamp(1, 8) as u16 + 3;
-    let [streams, counters] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(counter_rows)]).areas(area);
+    let supervisor = model
+        .supervisor_running(now_ns)
+        .then(|| model.supervisor_json(now_ns));
+    let supervisor_rows = supervisor.as_ref().map_or(0, |j| {
+        let n: usize = j["streams"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| s["consumers"].as_array().map_or(0, Vec::len))
+            .sum();
+        n.clamp(1, 8) as u16 + 3
+    });
+    let [streams, supervisor_area, counters] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(supervisor_rows),
+        Constraint::Length(counter_rows),
+    ])
+    .areas(area);
     let rows = model.rows(view.sort, now_ns);
     let header = Row::new([
         "STREAM", "NAME", "EPOCH", "PRODUCER", "FPS", "DESC/S", "CONS", "MAX_LAG", "DROPS",
@@ -118,7 +134,108 @@ fn draw_streams(f: &mut Frame<'_>, area: Rect, model: &Model, view: &View, now_n
         state.select(Some(view.selected.min(rows.len() - 1)));
     }
     f.render_stateful_widget(table, streams, &mut state);
+    if let Some(j) = &supervisor {
+        draw_supervisor(
+            f,
+            supervisor_area,
+            j,
+            model.supervisor.config_seen_ns(),
+            now_ns,
+        );
+    }
     draw_counters(f, counters, &model.counters, " tensorpool counters ");
+}
+
+/// Text of a JSON value for a cell: strings unquoted, null as `-`.
+fn cell_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "-".into(),
+        serde_json::Value::String(s) if s.is_empty() => "-".into(),
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+/// The SUPERVISOR section: per stream and consumer, the mode it asked for and the one the
+/// supervisor gave, `use_shm`, its per-consumer streams, lag, drops, and whether it is stale.
+fn draw_supervisor(
+    f: &mut Frame<'_>,
+    area: Rect,
+    j: &serde_json::Value,
+    config_seen_ns: Option<u64>,
+    now_ns: u64,
+) {
+    let sessions = j["config_sessions"].as_array().map_or(0, Vec::len);
+    let title = match config_seen_ns {
+        Some(t) => format!(
+            " SUPERVISOR (ConsumerConfig from {sessions} session(s), last {} ago) ",
+            since(now_ns, t)
+        ),
+        None => " SUPERVISOR (running; no ConsumerConfig heard yet) ".to_owned(),
+    };
+    let rows: Vec<Row<'_>> = j["streams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| {
+            let stream = s["stream_id"].clone();
+            s["consumers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |c| {
+                    let drops = c["drops_gap"].as_u64().unwrap_or(0)
+                        + c["drops_late"].as_u64().unwrap_or(0);
+                    let assigned = |channel: &str, id: &str| match c[id].as_u64() {
+                        Some(0) | None => "-".to_owned(),
+                        Some(n) => format!("{}#{n}", cell_text(&c[channel])),
+                    };
+                    let row = Row::new([
+                        format!("{stream}/{}", c["consumer_id"]),
+                        cell_text(&c["requested_mode"]),
+                        cell_text(&c["mode"]),
+                        cell_text(&c["use_shm"]),
+                        assigned("descriptor_channel", "descriptor_stream_id"),
+                        assigned("control_channel", "control_stream_id"),
+                        cell_text(&c["lag"]),
+                        drops.to_string(),
+                        cell_text(&c["payload_fallback_uri"]),
+                        if c["stale"] == true { "stale" } else { "live" }.to_owned(),
+                    ]);
+                    if c["stale"] == true { row.dim() } else { row }
+                })
+        })
+        .collect();
+    let widths = [
+        Constraint::Length(16),
+        Constraint::Length(13),
+        Constraint::Length(13),
+        Constraint::Length(8),
+        Constraint::Length(24),
+        Constraint::Length(24),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(16),
+        Constraint::Length(6),
+    ];
+    let table = Table::new(rows, widths)
+        .header(
+            Row::new([
+                "STREAM/CONS",
+                "ASKED",
+                "SUP_MODE",
+                "USE_SHM",
+                "DESCRIPTOR",
+                "CONTROL",
+                "SUP_LAG",
+                "SUP_DROP",
+                "FALLBACK",
+                "STATE",
+            ])
+            .bold(),
+        )
+        .block(Block::bordered().title(title));
+    f.render_widget(table, area);
 }
 
 fn stream_row(r: &StreamRow) -> Row<'static> {

@@ -235,3 +235,67 @@ fn counters_are_matched_to_streams_and_consumers_by_key() {
     assert_eq!(c.drops, [("stale", 5), ("late", 3)]);
     assert_eq!(m.consumer_counters(7, 1), ConsumerCounters::default());
 }
+
+fn bytes(m: &AnyMessage<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; 4096];
+    let n = m.encode(&mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn supervisor_section_follows_consumer_configs_and_marks_stale_consumers() {
+    use tensorpool_codec::wire::ConsumerConfig;
+    let mut m = Model::new(5 * SEC, 2 * SEC);
+    assert!(!m.supervisor_running(0), "nothing heard, no counters");
+    m.supervisor
+        .on_message(&bytes(&consumer(10, 7, 95, 1, 2)), 11, SEC);
+    m.supervisor
+        .on_message(&bytes(&producer(10, 3, 100)), 12, SEC);
+    assert!(!m.supervisor_running(SEC), "QoS alone is no supervisor");
+    let config = AnyMessage::ConsumerConfig(ConsumerConfig {
+        stream_id: 10,
+        consumer_id: 7,
+        use_shm: true,
+        mode: Mode::RateLimited,
+        descriptor_stream_id: 31_000,
+        control_stream_id: 0,
+        payload_fallback_uri: Bytes::from(String::new()),
+        descriptor_channel: Bytes::from("aeron:ipc".to_owned()),
+        control_channel: Bytes::from(String::new()),
+    });
+    m.supervisor.on_message(&bytes(&config), 13, SEC);
+    assert!(m.supervisor_running(2 * SEC));
+    let j = m.supervisor_json(2 * SEC);
+    let c = &j["streams"][0]["consumers"][0];
+    assert_eq!(c["consumer_id"], 7);
+    assert_eq!(c["mode"], "RATE_LIMITED");
+    assert_eq!(c["descriptor_stream_id"], 31_000);
+    assert_eq!(c["lag"], 5);
+    assert_eq!(c["stale"], false);
+    // past the stale window: the consumer is stale, and the supervisor is no longer shown
+    // (no counters of it, no ConsumerConfig lately)
+    assert_eq!(
+        m.supervisor_json(4 * SEC)["streams"][0]["consumers"][0]["stale"],
+        true
+    );
+    assert!(!m.supervisor_running(4 * SEC));
+    // its counters in the counters file: shown
+    m.counters.push(CounterRow {
+        id: 1,
+        type_name: "supervisor.hellos".into(),
+        label: String::new(),
+        value: 1,
+        rate: None,
+        key: Some(Key {
+            stream_id: 0,
+            role: "supervisor",
+            client_id: 0,
+            detail: 0,
+            cause: None,
+            pid: 1,
+            kind: 501,
+        }),
+    });
+    assert!(m.supervisor_running(4 * SEC));
+}

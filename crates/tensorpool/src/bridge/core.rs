@@ -176,6 +176,14 @@ impl BridgeCore {
         out
     }
 
+    /// Counts frames re-materialized under the destination's own sequence (the source's
+    /// was below it).
+    pub fn count_seq_not_preserved(&mut self, n: u64) {
+        if n > 0 {
+            self.counters.seq_not_preserved += n;
+        }
+    }
+
     /// Receiver: drops frames past the assembly timeout (Bridge Spec §5.3a); returns how
     /// many.
     pub fn poll_timers(&mut self, now_ns: u64) -> usize {

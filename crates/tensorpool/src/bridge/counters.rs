@@ -121,6 +121,9 @@ counters! {
         epoch_drops,
         /// Chunks dropped: received before any forwarded announce.
         no_announce_drops,
+        /// Frames written under the destination's own sequence: the source's was below the
+        /// destination's next (a source that started a new epoch).
+        seq_not_preserved,
         /// Messages on the control channel that were not of a known schema.
         malformed,
     }

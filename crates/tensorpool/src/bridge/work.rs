@@ -25,6 +25,8 @@ impl Bridge {
             ..
         } = self;
         let mut work = 0;
+        let mut seq_kept = 0u64;
+        let seq_kept = &mut seq_kept;
         // sender: source announces -> bridge control channel (§7.2)
         if let (Some(sub), Some(control)) = (announce_sub.as_mut(), control_pub.as_mut()) {
             sub.poll(
@@ -72,8 +74,17 @@ impl Bridge {
                         let Some(Some(d)) = dests.get_mut(f.mapping) else {
                             return false;
                         };
-                        let Ok(mut claim) = d.producer.claim_len(f.spec, f.payload.len()) else {
-                            return false;
+                        // §6: the logical sequence is preserved; a source that went back
+                        // (a new source epoch) keeps the destination's own sequence
+                        if !d.producer.set_next_seq(f.seq) {
+                            *seq_kept += 1;
+                        }
+                        let mut claim = match d.producer.claim_len(f.spec, f.payload.len()) {
+                            Ok(c) => c,
+                            Err(e) => {
+                                tracing::debug!(error = %e, seq = f.seq, "destination claim refused");
+                                return false;
+                            }
                         };
                         claim.payload_mut().copy_from_slice(f.payload);
                         claim.set_timestamp_ns(f.header.timestamp_ns);
@@ -85,6 +96,7 @@ impl Bridge {
             )
             .map_err(AgentError::failed)?;
         }
+        core.count_seq_not_preserved(*seq_kept);
         work += core.poll_timers(now_ns);
         for d in dests.iter_mut().flatten() {
             work += d.producer.do_work(now_ns);

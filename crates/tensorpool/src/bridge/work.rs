@@ -88,6 +88,7 @@ impl Bridge {
                         };
                         claim.payload_mut().copy_from_slice(f.payload);
                         claim.set_timestamp_ns(f.header.timestamp_ns);
+                        claim.set_trace_id(f.trace_id);
                         claim.commit();
                         true
                     });

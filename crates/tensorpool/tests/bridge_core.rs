@@ -564,3 +564,94 @@ proptest! {
         }
     }
 }
+
+fn data_source_announce(stream_id: u32) -> Vec<u8> {
+    use tensorpool_codec::wire::DataSourceAnnounce;
+    DataSourceAnnounce {
+        stream_id,
+        producer_id: 7,
+        epoch: 1,
+        meta_version: 5,
+        name: Bytes::new(b"camera"),
+        summary: Bytes::new(b"left"),
+    }
+    .encode_to_vec()
+    .unwrap()
+}
+
+fn data_source_meta(stream_id: u32) -> Vec<u8> {
+    use tensorpool_codec::wire::{Attribute, DataSourceMeta};
+    let attrs = [Attribute {
+        key: Bytes::new(b"fps"),
+        format: Bytes::new(b"text"),
+        value: Bytes::new(b"30"),
+    }];
+    DataSourceMeta {
+        stream_id,
+        meta_version: 5,
+        timestamp_ns: 9,
+        attributes: tensorpool_codec::Group::Slice(&attrs),
+    }
+    .encode_to_vec()
+    .unwrap()
+}
+
+const WITH_METADATA: &str =
+    "metadata_channel = \"aeron:udp?endpoint=127.0.0.1:40125\"\nmetadata_stream_id = 3002";
+
+#[test]
+fn metadata_is_forwarded_and_republished_with_the_stream_id_rewritten() {
+    use tensorpool_codec::wire::{DataSourceAnnounce, DataSourceMeta};
+    let mut tx = core(WITH_METADATA);
+    let mut rx = core(WITH_METADATA);
+    let mut bridge = RecordingSink::with_capacity(8, 4096);
+    let mut local = RecordingSink::with_capacity(8, 4096);
+    // the sender forwards a mapped stream's metadata unchanged, nothing else
+    assert_eq!(
+        tx.on_source_metadata(&data_source_announce(SOURCE), &mut bridge),
+        1
+    );
+    assert_eq!(
+        tx.on_source_metadata(&data_source_meta(SOURCE), &mut bridge),
+        1
+    );
+    assert_eq!(
+        tx.on_source_metadata(&data_source_announce(1), &mut bridge),
+        0
+    );
+    assert_eq!(tx.on_source_metadata(&announce(1), &mut bridge), 0);
+    assert_eq!(bridge.len(), 2);
+    assert_eq!(
+        bridge.messages().next().unwrap(),
+        &data_source_announce(SOURCE)[..]
+    );
+    // the receiver republishes with stream_id = the mapping's metadata_stream_id
+    // (default dest_stream_id), meta_version kept
+    for m in bridge.messages() {
+        assert_eq!(rx.on_metadata(m, &mut local), 1);
+    }
+    let mut it = local.messages();
+    let a = DataSourceAnnounce::decode(it.next().unwrap()).unwrap();
+    assert_eq!(
+        (a.stream_id, a.meta_version, a.name.as_bytes()),
+        (DEST, 5, &b"camera"[..])
+    );
+    let m = DataSourceMeta::decode(it.next().unwrap()).unwrap();
+    assert_eq!((m.stream_id, m.meta_version), (DEST, 5));
+    assert_eq!(m.attributes.iter().next().unwrap().value.as_bytes(), b"30");
+    assert_eq!(rx.counters().metadata_republished, 2);
+    assert_eq!(tx.counters().metadata_forwarded, 2);
+}
+
+#[test]
+fn metadata_is_not_forwarded_without_a_metadata_channel() {
+    let mut tx = core("");
+    let mut rx = core("");
+    let mut sink = RecordingSink::with_capacity(8, 4096);
+    assert_eq!(
+        tx.on_source_metadata(&data_source_announce(SOURCE), &mut sink),
+        0
+    );
+    assert_eq!(rx.on_metadata(&data_source_announce(SOURCE), &mut sink), 0);
+    assert!(sink.is_empty());
+}

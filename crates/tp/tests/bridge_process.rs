@@ -261,6 +261,8 @@ payload_channel = "aeron:udp?endpoint={receiver_ip}:{port}"
 payload_stream_id = 3000
 control_channel = "aeron:udp?endpoint={receiver_ip}:{}"
 control_stream_id = 3001
+metadata_channel = "aeron:udp?endpoint={receiver_ip}:{}"
+metadata_stream_id = 3002
 mtu_bytes = 1408
 integrity_crc32c = {crc}
 assembly_timeout_ms = 250
@@ -270,7 +272,8 @@ source_stream_id = {SOURCE}
 dest_stream_id = {DEST}
 profile = "cam"
 "#,
-            port + 1
+            port + 1,
+            port + 2
         ),
     )
     .unwrap();
@@ -288,7 +291,7 @@ fn last_json(lines: &[String]) -> serde_json::Value {
 
 /// A port pair unique to this test process.
 fn ports(salt: u16) -> u16 {
-    20_000 + ((std::process::id() % 10_000) as u16) * 2 + salt * 20_000 % 4
+    20_000 + ((std::process::id() % 6_000) as u16) * 6 + salt * 3
 }
 
 /// Produce on `a`, consume on `b`, bridge sender on `a` and receiver on `b` (one process

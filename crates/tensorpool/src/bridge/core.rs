@@ -59,6 +59,10 @@ pub struct BridgeCore {
     pub(super) max_payload_bytes: u32,
     pub(super) crc: bool,
     pub(super) timeout_ns: u64,
+    /// Metadata forwarding on (`forward_metadata` and a metadata channel).
+    pub(super) forward_metadata: bool,
+    /// Per mapping: the stream id forwarded metadata is rewritten to.
+    pub(super) metadata_ids: Vec<u32>,
     pub(super) mappings: Vec<MappingState>,
     pub(super) counters: BridgeCells,
 }
@@ -74,6 +78,8 @@ impl BridgeCore {
             max_payload_bytes: cfg.max_payload_bytes,
             crc: cfg.integrity_crc32c,
             timeout_ns,
+            forward_metadata: cfg.forward_metadata && cfg.metadata_enabled(),
+            metadata_ids: cfg.mappings.iter().map(|m| m.metadata_stream_id).collect(),
             mappings: cfg
                 .mappings
                 .iter()
@@ -101,6 +107,10 @@ impl BridgeCore {
     /// Sets mapping `i`'s destination stream id (once the receiver attached).
     pub fn set_dest_stream_id(&mut self, i: usize, dest_stream_id: u32) {
         self.mappings[i].dest_stream_id = dest_stream_id;
+        if self.metadata_ids[i] == 0 {
+            // metadata_stream_id defaults to dest_stream_id, known only now when allocated
+            self.metadata_ids[i] = dest_stream_id;
+        }
     }
 
     /// The mappings' states (read-only).

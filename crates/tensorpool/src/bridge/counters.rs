@@ -124,6 +124,10 @@ counters! {
         /// Frames written under the destination's own sequence: the source's was below the
         /// destination's next (a source that started a new epoch).
         seq_not_preserved,
+        /// `DataSourceAnnounce` / `DataSourceMeta` forwarded (sender).
+        metadata_forwarded,
+        /// Forwarded metadata republished locally, stream id rewritten (receiver).
+        metadata_republished,
         /// Messages on the control channel that were not of a known schema.
         malformed,
     }

@@ -11,7 +11,7 @@ use super::chunk::chunk_crc;
 use super::core::{Assembled, BridgeCore, FrameOut};
 use super::proxy;
 use super::state::{ASSEMBLY_SLOTS, SourceAnnounce};
-use crate::control::{Gate, MessageSink, gate, tid, wire_template};
+use crate::control::{Gate, MessageSink, gate, send, send_bytes, tid, wire_template};
 use crate::frame::TensorSpec;
 
 /// Why a chunk was dropped (each is counted in `chunk_drops`; some also elsewhere).
@@ -59,6 +59,75 @@ impl BridgeCore {
         match proxy::send_announce(control, msg) {
             Ok(()) => {
                 self.counters.announces_forwarded += 1;
+                1
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// Sender: a message of the source host's metadata stream. `DataSourceAnnounce` and
+    /// `DataSourceMeta` of a mapped source stream are forwarded unchanged on the bridge
+    /// metadata channel (§7.1) when metadata forwarding is on. Returns 1 if forwarded.
+    pub fn on_source_metadata(&mut self, msg: &[u8], metadata: &mut dyn MessageSink) -> usize {
+        if !self.forward_metadata {
+            return 0;
+        }
+        let stream_id = match wire_template(msg) {
+            Some(tid::DS_ANNOUNCE) => wire::DataSourceAnnounce::decode(msg).map(|m| m.stream_id),
+            Some(tid::DS_META) => wire::DataSourceMeta::decode(msg).map(|m| m.stream_id),
+            _ => return 0,
+        };
+        let Ok(stream_id) = stream_id else {
+            return 0;
+        };
+        if self.mapping_of(stream_id).is_none() {
+            return 0;
+        }
+        match send_bytes(metadata, msg) {
+            Ok(()) => {
+                self.counters.metadata_forwarded += 1;
+                1
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// Receiver: a message of the bridge metadata channel. `DataSourceAnnounce` and
+    /// `DataSourceMeta` of a mapped source stream are republished on the local metadata
+    /// stream with `stream_id` rewritten to the mapping's `metadata_stream_id` (default
+    /// `dest_stream_id`) and `meta_version` kept (§7.1). Returns 1 if republished.
+    pub fn on_metadata(&mut self, msg: &[u8], local: &mut dyn MessageSink) -> usize {
+        if !self.forward_metadata {
+            return 0;
+        }
+        let sent = match wire_template(msg) {
+            Some(tid::DS_ANNOUNCE) => {
+                let Ok(mut m) = wire::DataSourceAnnounce::decode(msg) else {
+                    self.counters.malformed += 1;
+                    return 0;
+                };
+                let Some(i) = self.mapping_of(m.stream_id) else {
+                    return 0;
+                };
+                m.stream_id = self.metadata_ids[i];
+                send(local, &m)
+            }
+            Some(tid::DS_META) => {
+                let Ok(mut m) = wire::DataSourceMeta::decode(msg) else {
+                    self.counters.malformed += 1;
+                    return 0;
+                };
+                let Some(i) = self.mapping_of(m.stream_id) else {
+                    return 0;
+                };
+                m.stream_id = self.metadata_ids[i];
+                send(local, &m)
+            }
+            _ => return 0,
+        };
+        match sent {
+            Ok(()) => {
+                self.counters.metadata_republished += 1;
                 1
             }
             Err(_) => 0,

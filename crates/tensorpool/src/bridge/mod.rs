@@ -137,6 +137,10 @@ pub struct Bridge {
     control_pub: Option<Publication>,
     payload_sub: Option<Subscription>,
     control_sub: Option<Subscription>,
+    /// Sender: the local metadata stream; the bridge metadata channel (§7.1).
+    metadata_src: Option<(Subscription, Publication)>,
+    /// Receiver: the bridge metadata channel; the local metadata stream.
+    metadata_dst: Option<(Subscription, Publication)>,
     header: [u8; tensorpool_shm::HEADER_SLOT_BYTES],
 }
 
@@ -167,6 +171,16 @@ impl Bridge {
         let mut dests = Vec::new();
         let (mut announce_sub, mut payload_pub, mut control_pub) = (None, None, None);
         let (mut payload_sub, mut control_sub) = (None, None);
+        let (mut metadata_src, mut metadata_dst) = (None, None);
+        let forward_metadata = cfg.forward_metadata && cfg.metadata_enabled();
+        let local_metadata = (
+            crate::streams::DEFAULT_CHANNEL,
+            aeron_stream_id(cfg.source_metadata_stream_id)?,
+        );
+        let bridge_metadata = (
+            cfg.metadata_channel.as_str(),
+            aeron_stream_id(cfg.metadata_stream_id)?,
+        );
         if side.sends() {
             for m in &cfg.mappings {
                 let mut b = ctx
@@ -194,6 +208,16 @@ impl Bridge {
                 aeron_stream_id(cfg.control_stream_id)?,
                 REGISTER_TIMEOUT,
             )?);
+            if forward_metadata {
+                metadata_src = Some((
+                    aeron.add_subscription(local_metadata.0, local_metadata.1, REGISTER_TIMEOUT)?,
+                    aeron.add_publication(
+                        bridge_metadata.0,
+                        bridge_metadata.1,
+                        REGISTER_TIMEOUT,
+                    )?,
+                ));
+            }
         }
         if side.receives() {
             for (i, m) in cfg.mappings.iter().enumerate() {
@@ -218,6 +242,16 @@ impl Bridge {
                 aeron_stream_id(cfg.control_stream_id)?,
                 REGISTER_TIMEOUT,
             )?);
+            if forward_metadata {
+                metadata_dst = Some((
+                    aeron.add_subscription(
+                        bridge_metadata.0,
+                        bridge_metadata.1,
+                        REGISTER_TIMEOUT,
+                    )?,
+                    aeron.add_publication(local_metadata.0, local_metadata.1, REGISTER_TIMEOUT)?,
+                ));
+            }
         }
         core.attach_aeron_counters(
             aeron,
@@ -241,6 +275,8 @@ impl Bridge {
             control_pub,
             payload_sub,
             control_sub,
+            metadata_src,
+            metadata_dst,
             header: [0; tensorpool_shm::HEADER_SLOT_BYTES],
         })
     }

@@ -21,6 +21,8 @@ impl Bridge {
             control_pub,
             payload_sub,
             control_sub,
+            metadata_src,
+            metadata_dst,
             header,
             ..
         } = self;
@@ -31,6 +33,14 @@ impl Bridge {
         if let (Some(sub), Some(control)) = (announce_sub.as_mut(), control_pub.as_mut()) {
             sub.poll(
                 |buf, _| work += core.on_source_announce(buf, control),
+                super::FRAGMENT_LIMIT,
+            )
+            .map_err(AgentError::failed)?;
+        }
+        // sender: source metadata -> bridge metadata channel (§7.1)
+        if let Some((sub, out)) = metadata_src.as_mut() {
+            sub.poll(
+                |buf, _| work += core.on_source_metadata(buf, out),
                 super::FRAGMENT_LIMIT,
             )
             .map_err(AgentError::failed)?;
@@ -63,6 +73,13 @@ impl Bridge {
         if let Some(sub) = control_sub.as_mut() {
             sub.poll(
                 |buf, _| work += core.on_control(buf, now_ns),
+                super::FRAGMENT_LIMIT,
+            )
+            .map_err(AgentError::failed)?;
+        }
+        if let Some((sub, local)) = metadata_dst.as_mut() {
+            sub.poll(
+                |buf, _| work += core.on_metadata(buf, local),
                 super::FRAGMENT_LIMIT,
             )
             .map_err(AgentError::failed)?;

@@ -565,20 +565,6 @@ proptest! {
     }
 }
 
-fn data_source_announce(stream_id: u32) -> Vec<u8> {
-    use tensorpool_codec::wire::DataSourceAnnounce;
-    DataSourceAnnounce {
-        stream_id,
-        producer_id: 7,
-        epoch: 1,
-        meta_version: 5,
-        name: Bytes::new(b"camera"),
-        summary: Bytes::new(b"left"),
-    }
-    .encode_to_vec()
-    .unwrap()
-}
-
 fn data_source_meta(stream_id: u32) -> Vec<u8> {
     use tensorpool_codec::wire::{Attribute, DataSourceMeta};
     let attrs = [Attribute {

@@ -1,7 +1,7 @@
 //! After construction the bridge core allocates nothing in its steady cycle: the sender
 //! chunking frames (with CRC32C) into a publication, the receiver validating, assembling
 //! (in order, reversed, with duplicates and a lost chunk), timing out and handing frames on,
-//! and a forwarded announce, for 200 frames. Counted on this test's own thread (the harness
+//! a forwarded announce and forwarded metadata (stream id rewritten), for 200 frames. Counted on this test's own thread (the harness
 //! thread may allocate at any time).
 
 mod bridge_common;
@@ -16,13 +16,15 @@ static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[test]
 fn steady_bridge_cycle_allocates_nothing() {
-    let extra = "chunk_bytes = 1000\nintegrity_crc32c = true\nassembly_timeout_ms = 10";
+    let extra = "chunk_bytes = 1000\nintegrity_crc32c = true\nassembly_timeout_ms = 10\nmetadata_channel = \"aeron:udp?endpoint=127.0.0.1:40125\"";
     let mut tx = core(extra);
     let mut rx = core(extra);
     let ann = announce(1);
     rx.on_control(&ann, 0);
     let mut sink = RecordingSink::with_capacity(64, 1 << 20);
     let mut fwd = RecordingSink::with_capacity(4, 4096);
+    let mut meta_out = RecordingSink::with_capacity(4, 4096);
+    let meta = data_source_announce(SOURCE);
     let data = payload(1, 9000);
     let headers: Vec<[u8; 256]> = (0..=200).map(|s| header(s, 9000, 1)).collect();
     let mut order: Vec<usize> = Vec::with_capacity(64);
@@ -40,6 +42,9 @@ fn steady_bridge_cycle_allocates_nothing() {
         };
         tx.send_frame(&frame, &mut || true, &mut sink);
         tx.on_source_announce(&ann, &mut fwd);
+        meta_out.clear();
+        tx.on_source_metadata(&meta, &mut fwd);
+        rx.on_metadata(&meta, &mut meta_out);
         rx.on_control(&ann, now);
         order.clear();
         let n = sink.len();
@@ -75,4 +80,5 @@ fn steady_bridge_cycle_allocates_nothing() {
     assert_eq!(delivered, 150);
     assert!(rx.counters().assembly_timeouts >= 45);
     assert!(rx.counters().duplicates >= 45);
+    assert_eq!(rx.counters().metadata_republished, 200);
 }

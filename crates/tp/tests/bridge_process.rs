@@ -19,6 +19,7 @@ const TP: &str = env!("CARGO_BIN_EXE_tp");
 const DEADLINE: Duration = Duration::from_secs(30);
 const SOURCE: u32 = 10_000;
 const DEST: u32 = 20_000;
+const DEST2: u32 = DEST + 1;
 
 /// A child whose stdout and stderr lines arrive on a channel; SIGTERM then SIGKILL on drop.
 struct Proc {
@@ -185,6 +186,9 @@ stream_id = {SOURCE}
 profile = "cam"
 [streams.dest]
 stream_id = {DEST}
+profile = "cam"
+[streams.dest2]
+stream_id = {DEST2}
 profile = "cam"
 "#,
                 aeron = aeron.display(),
@@ -477,4 +481,77 @@ fn br_frames_cross_the_bridge_between_two_network_namespaces_with_the_right_byte
     drop(b);
     drop(a);
     drop(net);
+}
+
+/// Bridge Spec §4: the receiver attaches as the destination's exclusive producer; when
+/// another producer holds the stream it fails at startup naming the stream. With
+/// `dest_stream_id = 0` it takes the first id of `dest_stream_id_range` the driver grants
+/// (here the held one is skipped).
+#[test]
+fn br_4_receiver_is_the_exclusive_producer_of_its_destination() {
+    let host = Host::start("excl", None);
+    let dest_s = DEST.to_string();
+    let mut holder = Proc::spawn(
+        "holder",
+        None,
+        &[
+            "driver",
+            "attach",
+            "--config",
+            host.driver_config.to_str().unwrap(),
+            "--aeron-dir",
+            host.aeron.to_str().unwrap(),
+            "--role",
+            "producer",
+            "--stream-id",
+            &dest_s,
+            "--hold",
+        ],
+    );
+    holder.expect("attached", |l| l.starts_with("attached"));
+    let port = ports(2);
+    let cfg = bridge_config(&host.dir, "127.0.0.1", port, false);
+    let with_range = |name: &str, end: u32| {
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace(&format!("dest_stream_id = {DEST}"), "dest_stream_id = 0")
+            .replace(
+                "assembly_timeout_ms = 250",
+                &format!("assembly_timeout_ms = 250\ndest_stream_id_range = \"{DEST}-{end}\""),
+            );
+        let path = host.dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    // the only id is held: the receiver fails at startup naming the stream
+    let only_held = with_range("only-held.toml", DEST);
+    let mut refused = host.tp(
+        "bridge",
+        &["bridge", "--config", &only_held, "--side", "receiver"],
+    );
+    let (ok, lines) = refused.finish();
+    assert!(!ok, "a second producer of {DEST} must not start: {lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("destination stream {DEST}"))
+                && l.contains("already has a producer")),
+        "{lines:?}"
+    );
+    // the range starts at the held id: the next one is granted
+    let alloc = with_range("alloc.toml", DEST2);
+    let mut b = host.tp(
+        "bridge",
+        &["bridge", "--config", &alloc, "--side", "receiver"],
+    );
+    b.expect("ready", |l| l.contains("tp bridge: ready"));
+    assert!(
+        b.seen
+            .iter()
+            .any(|l| l.contains(&format!("destinations [{DEST2}]"))),
+        "{:?}",
+        b.seen
+    );
+    drop(b);
+    drop(holder);
 }

@@ -109,6 +109,8 @@ const FRAGMENT_LIMIT: usize = 64;
 const FRAME_LIMIT: usize = 16;
 /// Destination ids tried from `dest_stream_id_range` before giving up.
 const ALLOCATION_ATTEMPTS: u32 = 16;
+/// How long one id of `dest_stream_id_range` may take to be granted.
+const ALLOCATION_ATTACH_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn aeron_stream_id(id: u32) -> Result<i32, BridgeError> {
     i32::try_from(id).map_err(|_| BridgeError::StreamId(id))
@@ -316,17 +318,22 @@ fn attach_destination(
     ctx: &Context,
     local: &LocalDriver,
 ) -> Result<Producer, BridgeError> {
-    let build = |id: u32| {
+    let build = |id: u32, endpoints: DriverEndpoints| {
         ctx.producer(id)
-            .driver(local.endpoints.clone(), local.shm_base_dir.clone())
+            .driver(endpoints, local.shm_base_dir.clone())
             .build()
     };
     if m.dest_stream_id != 0 {
-        return build(m.dest_stream_id).map_err(|e| BridgeError::Destination {
-            stream: m.dest_stream_id,
-            reason: e.to_string(),
+        return build(m.dest_stream_id, local.endpoints.clone()).map_err(|e| {
+            BridgeError::Destination {
+                stream: m.dest_stream_id,
+                reason: e.to_string(),
+            }
         });
     }
+    // each id of the range gets a short attach: a refusal (another producer) moves on
+    let mut endpoints = local.endpoints.clone();
+    endpoints.attach_timeout = endpoints.attach_timeout.min(ALLOCATION_ATTACH_TIMEOUT);
     let Some(range) = cfg.dest_stream_id_range else {
         return Err(BridgeError::Destination {
             stream: 0,
@@ -340,7 +347,7 @@ fn attach_destination(
         if taken.contains(&id) {
             continue;
         }
-        match build(id) {
+        match build(id, endpoints.clone()) {
             Ok(p) => return Ok(p),
             Err(e) => last = e.to_string(),
         }

@@ -124,3 +124,17 @@ pub fn receive(core: &mut BridgeCore, msgs: &[Vec<u8>], now_ns: u64) -> Vec<Got>
     }
     got
 }
+
+/// A `DataSourceAnnounce` of `stream_id`.
+pub fn data_source_announce(stream_id: u32) -> Vec<u8> {
+    tensorpool_codec::wire::DataSourceAnnounce {
+        stream_id,
+        producer_id: 7,
+        epoch: 1,
+        meta_version: 5,
+        name: Bytes::new(b"camera"),
+        summary: Bytes::new(b"left"),
+    }
+    .encode_to_vec()
+    .unwrap()
+}

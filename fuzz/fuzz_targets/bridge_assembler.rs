@@ -101,7 +101,7 @@ fuzz_target!(|data: &[u8]| {
     let mut now = 0u64;
     let mut seen = std::collections::HashSet::new();
     let mut corrupted = false;
-    let mut take = |n: usize, d: &mut &[u8]| -> Vec<u8> {
+    let take = |n: usize, d: &mut &[u8]| -> Vec<u8> {
         let n = n.min(d.len());
         let (h, r) = d.split_at(n);
         *d = r;
@@ -137,7 +137,7 @@ fuzz_target!(|data: &[u8]| {
         let mut bad = None;
         rx.on_chunk(&msg, now, &mut |f: &Assembled<'_>| {
             let once = seen.insert((f.epoch, f.seq));
-            let exact = f.payload == payload(f.epoch, f.seq, f.payload.len())[..]
+            let exact = *f.payload == payload(f.epoch, f.seq, f.payload.len())[..]
                 && f.trace_id == Some(f.seq);
             // a corrupted byte the CRC does not cover (no CRC, or a chunk field) cannot
             // always be detected (Bridge Spec §5.4): bytes are checked for runs of loss,

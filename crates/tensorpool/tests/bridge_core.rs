@@ -641,3 +641,99 @@ fn metadata_is_not_forwarded_without_a_metadata_channel() {
     assert_eq!(rx.on_metadata(&data_source_announce(SOURCE), &mut sink), 0);
     assert!(sink.is_empty());
 }
+
+fn control_core(extra: &str) -> BridgeCore {
+    let cfg = tensorpool::bridge::BridgeConfig::from_toml(
+        &format!(
+            "[bridge]\ninstance_id = \"t\"\npayload_channel = \"aeron:udp?endpoint=127.0.0.1:40123\"\npayload_stream_id = 3000\ncontrol_channel = \"aeron:udp?endpoint=127.0.0.1:40124\"\ncontrol_stream_id = 3001\n{extra}\n[[mappings]]\nsource_stream_id = {SOURCE}\ndest_stream_id = {DEST}\nprofile = \"default\"\nsource_control_stream_id = 1000\ndest_control_stream_id = 2000\n"
+        ),
+        &tensorpool::config::NoEnv,
+    )
+    .unwrap();
+    BridgeCore::new(&cfg)
+}
+
+fn progress(stream_id: u32) -> Vec<u8> {
+    use tensorpool_codec::wire::{FrameProgress, FrameProgressState};
+    FrameProgress {
+        stream_id,
+        epoch: 3,
+        seq: 77,
+        payload_bytes_filled: 1024,
+        state: FrameProgressState::Progress,
+    }
+    .encode_to_vec()
+    .unwrap()
+}
+
+fn qos_producer(stream_id: u32) -> Vec<u8> {
+    tensorpool_codec::wire::QosProducer {
+        stream_id,
+        producer_id: 4,
+        epoch: 3,
+        current_seq: 77,
+        watermark: None,
+    }
+    .encode_to_vec()
+    .unwrap()
+}
+
+#[test]
+fn progress_is_forwarded_and_republished_on_the_destination_control_stream() {
+    use tensorpool_codec::wire::{FrameProgress, FrameProgressState};
+    let mut tx = control_core("forward_progress = true");
+    let mut rx = control_core("forward_progress = true");
+    let mut bridge = RecordingSink::with_capacity(8, 4096);
+    assert_eq!(tx.on_source_control(&progress(SOURCE), &mut bridge), 1);
+    assert_eq!(
+        tx.on_source_control(&progress(5), &mut bridge),
+        0,
+        "unmapped"
+    );
+    assert_eq!(
+        tx.on_source_control(&qos_producer(SOURCE), &mut bridge),
+        0,
+        "QoS off"
+    );
+    assert_eq!(bridge.len(), 1);
+    let sent = FrameProgress::decode(bridge.messages().next().unwrap()).unwrap();
+    assert_eq!(
+        sent.stream_id, SOURCE,
+        "streamId is the source's on the bridge"
+    );
+    let mut local = vec![Some(RecordingSink::with_capacity(8, 4096))];
+    for m in bridge.messages() {
+        assert_eq!(rx.on_forwarded_control(m, &mut local), 1);
+    }
+    let out = local[0].as_ref().unwrap();
+    let p = FrameProgress::decode(out.messages().next().unwrap()).unwrap();
+    // streamId rewritten; epoch, seq, bytes and state preserved
+    assert_eq!(
+        (p.stream_id, p.epoch, p.seq, p.payload_bytes_filled, p.state),
+        (DEST, 3, 77, 1024, FrameProgressState::Progress)
+    );
+    // a mapping without a destination control stream drops it
+    let mut none: Vec<Option<RecordingSink>> = vec![None];
+    assert_eq!(rx.on_forwarded_control(&progress(SOURCE), &mut none), 0);
+    // announces on the control channel are not progress
+    assert_eq!(rx.on_forwarded_control(&announce(1), &mut local), 0);
+}
+
+#[test]
+fn qos_is_forwarded_only_when_enabled() {
+    use tensorpool_codec::wire::QosProducer;
+    let mut off = control_core("");
+    let mut sink = RecordingSink::with_capacity(8, 4096);
+    assert_eq!(off.on_source_control(&qos_producer(SOURCE), &mut sink), 0);
+    assert_eq!(off.on_source_control(&progress(SOURCE), &mut sink), 0);
+    let mut tx = control_core("forward_qos = true");
+    let mut rx = control_core("forward_qos = true");
+    assert_eq!(tx.on_source_control(&qos_producer(SOURCE), &mut sink), 1);
+    let mut local = vec![Some(RecordingSink::with_capacity(8, 4096))];
+    assert_eq!(
+        rx.on_forwarded_control(sink.messages().next().unwrap(), &mut local),
+        1
+    );
+    let q = QosProducer::decode(local[0].as_ref().unwrap().messages().next().unwrap()).unwrap();
+    assert_eq!((q.stream_id, q.current_seq), (DEST, 77));
+}

@@ -61,6 +61,10 @@ pub struct BridgeCore {
     pub(super) timeout_ns: u64,
     /// Metadata forwarding on (`forward_metadata` and a metadata channel).
     pub(super) forward_metadata: bool,
+    /// `forward_progress`.
+    pub(super) forward_progress: bool,
+    /// `forward_qos`.
+    pub(super) forward_qos: bool,
     /// Per mapping: the stream id forwarded metadata is rewritten to.
     pub(super) metadata_ids: Vec<u32>,
     pub(super) mappings: Vec<MappingState>,
@@ -79,6 +83,8 @@ impl BridgeCore {
             crc: cfg.integrity_crc32c,
             timeout_ns,
             forward_metadata: cfg.forward_metadata && cfg.metadata_enabled(),
+            forward_progress: cfg.forward_progress,
+            forward_qos: cfg.forward_qos,
             metadata_ids: cfg.mappings.iter().map(|m| m.metadata_stream_id).collect(),
             mappings: cfg
                 .mappings

@@ -128,6 +128,10 @@ counters! {
         metadata_forwarded,
         /// Forwarded metadata republished locally, stream id rewritten (receiver).
         metadata_republished,
+        /// `FrameProgress` / QoS forwarded from a source control stream (sender).
+        control_forwarded,
+        /// Forwarded progress / QoS republished on a destination control stream (receiver).
+        control_republished,
         /// Messages on the control channel that were not of a known schema.
         malformed,
     }

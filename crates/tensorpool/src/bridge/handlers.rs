@@ -14,6 +14,21 @@ use super::state::{ASSEMBLY_SLOTS, SourceAnnounce};
 use crate::control::{Gate, MessageSink, gate, send, send_bytes, tid, wire_template};
 use crate::frame::TensorSpec;
 
+const QOS_PRODUCER: u16 = <wire::QosProducer as Message<'_>>::TEMPLATE_ID;
+
+/// Where the receiver republishes forwarded progress and QoS: the local control stream of
+/// each mapping (`dest_control_stream_id`), if it has one.
+pub trait ControlOut {
+    /// The sink of mapping `i`.
+    fn sink(&mut self, i: usize) -> Option<&mut dyn MessageSink>;
+}
+
+impl<S: MessageSink> ControlOut for Vec<Option<S>> {
+    fn sink(&mut self, i: usize) -> Option<&mut dyn MessageSink> {
+        self.get_mut(i)?.as_mut().map(|s| s as &mut dyn MessageSink)
+    }
+}
+
 /// Why a chunk was dropped (each is counted in `chunk_drops`; some also elsewhere).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChunkDrop {
@@ -131,6 +146,82 @@ impl BridgeCore {
                 1
             }
             Err(_) => 0,
+        }
+    }
+
+    /// Sender: a message of a mapping's source control stream (`source_control_stream_id`).
+    /// With `forward_progress`, a `FrameProgress` of a mapped source stream, and with
+    /// `forward_qos`, a `QosProducer` / `QosConsumer` of one, is forwarded unchanged (its
+    /// `streamId` is the source's) on the bridge control channel (§9). Returns 1 if
+    /// forwarded.
+    pub fn on_source_control(&mut self, msg: &[u8], control: &mut dyn MessageSink) -> usize {
+        let Some(stream_id) = self.forwardable(msg) else {
+            return 0;
+        };
+        if self.mapping_of(stream_id).is_none() {
+            return 0;
+        }
+        match send_bytes(control, msg) {
+            Ok(()) => {
+                self.counters.control_forwarded += 1;
+                1
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// The stream id of a progress or QoS message that forwarding is on for.
+    fn forwardable(&self, msg: &[u8]) -> Option<u32> {
+        match wire_template(msg)? {
+            tid::PROGRESS if self.forward_progress => {
+                wire::FrameProgress::decode(msg).ok().map(|m| m.stream_id)
+            }
+            tid::QOS_CONSUMER if self.forward_qos => {
+                wire::QosConsumer::decode(msg).ok().map(|m| m.stream_id)
+            }
+            t if t == QOS_PRODUCER && self.forward_qos => {
+                wire::QosProducer::decode(msg).ok().map(|m| m.stream_id)
+            }
+            _ => None,
+        }
+    }
+
+    /// Receiver: a `FrameProgress` / `QosProducer` / `QosConsumer` forwarded on the bridge
+    /// control channel is republished on the mapping's local `dest_control_stream_id` with
+    /// `streamId` rewritten to the destination stream; every other field is kept (§9). A
+    /// message of no mapping, or of a mapping without a destination control stream, is
+    /// dropped. Returns 1 if republished.
+    pub fn on_forwarded_control(&mut self, msg: &[u8], local: &mut dyn ControlOut) -> usize {
+        let Some(stream_id) = self.forwardable(msg) else {
+            return 0;
+        };
+        let Some(i) = self.mapping_of(stream_id) else {
+            return 0;
+        };
+        let dest = self.mappings[i].dest_stream_id;
+        let Some(out) = local.sink(i) else {
+            return 0;
+        };
+        let sent = match wire_template(msg) {
+            Some(tid::PROGRESS) => wire::FrameProgress::decode(msg).map(|mut m| {
+                m.stream_id = dest;
+                send(out, &m)
+            }),
+            Some(tid::QOS_CONSUMER) => wire::QosConsumer::decode(msg).map(|mut m| {
+                m.stream_id = dest;
+                send(out, &m)
+            }),
+            _ => wire::QosProducer::decode(msg).map(|mut m| {
+                m.stream_id = dest;
+                send(out, &m)
+            }),
+        };
+        match sent {
+            Ok(Ok(())) => {
+                self.counters.control_republished += 1;
+                1
+            }
+            _ => 0,
         }
     }
 

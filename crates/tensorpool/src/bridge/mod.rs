@@ -27,7 +27,7 @@ pub use assembly::{Assembler, ChunkRef, Placed};
 pub use chunk::{SendOutcome, SourceFrame};
 pub use config::{BridgeConfig, Mapping};
 pub use counters::Counters;
-pub use handlers::ChunkDrop;
+pub use handlers::{ChunkDrop, ControlOut};
 pub use state::SourceAnnounce;
 
 mod work;
@@ -143,6 +143,10 @@ pub struct Bridge {
     metadata_src: Option<(Subscription, Publication)>,
     /// Receiver: the bridge metadata channel; the local metadata stream.
     metadata_dst: Option<(Subscription, Publication)>,
+    /// Sender: the source control streams (progress / QoS forwarding, §9), one per id.
+    control_src: Vec<Subscription>,
+    /// Receiver: per mapping, its local destination control stream (if forwarding).
+    control_dst: Vec<Option<Publication>>,
     header: [u8; tensorpool_shm::HEADER_SLOT_BYTES],
 }
 
@@ -174,6 +178,8 @@ impl Bridge {
         let (mut announce_sub, mut payload_pub, mut control_pub) = (None, None, None);
         let (mut payload_sub, mut control_sub) = (None, None);
         let (mut metadata_src, mut metadata_dst) = (None, None);
+        let (mut control_src, mut control_dst) = (Vec::new(), Vec::new());
+        let forward_control = cfg.forward_progress || cfg.forward_qos;
         let forward_metadata = cfg.forward_metadata && cfg.metadata_enabled();
         let local_metadata = (
             crate::streams::DEFAULT_CHANNEL,
@@ -210,6 +216,20 @@ impl Bridge {
                 aeron_stream_id(cfg.control_stream_id)?,
                 REGISTER_TIMEOUT,
             )?);
+            if forward_control {
+                let mut ids: Vec<u32> = Vec::new();
+                for m in &cfg.mappings {
+                    if m.source_control_stream_id != 0 && !ids.contains(&m.source_control_stream_id)
+                    {
+                        ids.push(m.source_control_stream_id);
+                        control_src.push(aeron.add_subscription(
+                            crate::streams::DEFAULT_CHANNEL,
+                            aeron_stream_id(m.source_control_stream_id)?,
+                            REGISTER_TIMEOUT,
+                        )?);
+                    }
+                }
+            }
             if forward_metadata {
                 metadata_src = Some((
                     aeron.add_subscription(local_metadata.0, local_metadata.1, REGISTER_TIMEOUT)?,
@@ -244,6 +264,17 @@ impl Bridge {
                 aeron_stream_id(cfg.control_stream_id)?,
                 REGISTER_TIMEOUT,
             )?);
+            for m in &cfg.mappings {
+                control_dst.push(if forward_control && m.dest_control_stream_id != 0 {
+                    Some(aeron.add_publication(
+                        crate::streams::DEFAULT_CHANNEL,
+                        aeron_stream_id(m.dest_control_stream_id)?,
+                        REGISTER_TIMEOUT,
+                    )?)
+                } else {
+                    None
+                });
+            }
             if forward_metadata {
                 metadata_dst = Some((
                     aeron.add_subscription(
@@ -279,6 +310,8 @@ impl Bridge {
             control_sub,
             metadata_src,
             metadata_dst,
+            control_src,
+            control_dst,
             header: [0; tensorpool_shm::HEADER_SLOT_BYTES],
         })
     }

@@ -23,6 +23,8 @@ impl Bridge {
             control_sub,
             metadata_src,
             metadata_dst,
+            control_src,
+            control_dst,
             header,
             ..
         } = self;
@@ -36,6 +38,16 @@ impl Bridge {
                 super::FRAGMENT_LIMIT,
             )
             .map_err(AgentError::failed)?;
+        }
+        // sender: source progress / QoS -> bridge control channel (§9)
+        if let Some(control) = control_pub.as_mut() {
+            for sub in control_src.iter_mut() {
+                sub.poll(
+                    |buf, _| work += core.on_source_control(buf, control),
+                    super::FRAGMENT_LIMIT,
+                )
+                .map_err(AgentError::failed)?;
+            }
         }
         // sender: source metadata -> bridge metadata channel (§7.1)
         if let Some((sub, out)) = metadata_src.as_mut() {
@@ -72,7 +84,10 @@ impl Bridge {
         // receiver: forwarded announces, then chunks -> destination producers (§6)
         if let Some(sub) = control_sub.as_mut() {
             sub.poll(
-                |buf, _| work += core.on_control(buf, now_ns),
+                |buf, _| {
+                    work += core.on_control(buf, now_ns);
+                    work += core.on_forwarded_control(buf, control_dst);
+                },
                 super::FRAGMENT_LIMIT,
             )
             .map_err(AgentError::failed)?;

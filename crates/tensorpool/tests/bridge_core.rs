@@ -737,3 +737,43 @@ fn qos_is_forwarded_only_when_enabled() {
     let q = QosProducer::decode(local[0].as_ref().unwrap().messages().next().unwrap()).unwrap();
     assert_eq!((q.stream_id, q.current_seq), (DEST, 77));
 }
+
+fn trace_link(stream_id: u32) -> Vec<u8> {
+    use tensorpool_codec::tracelink::{Parent, TraceLinkSet};
+    let parents = [Parent { trace_id: 11 }, Parent { trace_id: 12 }];
+    TraceLinkSet {
+        stream_id,
+        epoch: 1,
+        seq: 9,
+        trace_id: 99,
+        parents: tensorpool_codec::Group::Slice(&parents),
+    }
+    .encode_to_vec()
+    .unwrap()
+}
+
+#[test]
+fn trace_link_sets_are_forwarded_only_with_forward_tracelink() {
+    use tensorpool_codec::tracelink::TraceLinkSet;
+    let mut sink = RecordingSink::with_capacity(8, 4096);
+    let mut off = core(WITH_METADATA);
+    assert_eq!(off.on_source_metadata(&trace_link(SOURCE), &mut sink), 0);
+    let on = format!("{WITH_METADATA}\nforward_tracelink = true");
+    let mut tx = core(&on);
+    let mut rx = core(&on);
+    assert_eq!(tx.on_source_metadata(&trace_link(SOURCE), &mut sink), 1);
+    assert_eq!(
+        tx.on_source_metadata(&trace_link(3), &mut sink),
+        0,
+        "unmapped"
+    );
+    let mut local = RecordingSink::with_capacity(8, 4096);
+    assert_eq!(
+        rx.on_metadata(sink.messages().next().unwrap(), &mut local),
+        1
+    );
+    let t = TraceLinkSet::decode(local.messages().next().unwrap()).unwrap();
+    assert_eq!((t.stream_id, t.seq, t.trace_id), (DEST, 9, 99));
+    let parents: Vec<u64> = t.parents.iter().map(|p| p.trace_id).collect();
+    assert_eq!(parents, vec![11, 12]);
+}

@@ -61,6 +61,8 @@ pub struct BridgeCore {
     pub(super) timeout_ns: u64,
     /// Metadata forwarding on (`forward_metadata` and a metadata channel).
     pub(super) forward_metadata: bool,
+    /// TraceLinkSet forwarding on (`forward_tracelink` and a metadata channel).
+    pub(super) forward_tracelink: bool,
     /// `forward_progress`.
     pub(super) forward_progress: bool,
     /// `forward_qos`.
@@ -83,6 +85,7 @@ impl BridgeCore {
             crc: cfg.integrity_crc32c,
             timeout_ns,
             forward_metadata: cfg.forward_metadata && cfg.metadata_enabled(),
+            forward_tracelink: cfg.forward_tracelink && cfg.metadata_enabled(),
             forward_progress: cfg.forward_progress,
             forward_qos: cfg.forward_qos,
             metadata_ids: cfg.mappings.iter().map(|m| m.metadata_stream_id).collect(),

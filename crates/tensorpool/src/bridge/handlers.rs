@@ -3,6 +3,7 @@
 //! (receiver).
 
 use tensorpool_codec::bridge::{self as br, BridgeFrameChunk};
+use tensorpool_codec::tracelink::{self, TraceLinkSet};
 use tensorpool_codec::{Message, wire};
 use tensorpool_shm::HEADER_SLOT_BYTES;
 
@@ -13,6 +14,14 @@ use super::proxy;
 use super::state::{ASSEMBLY_SLOTS, SourceAnnounce};
 use crate::control::{Gate, MessageSink, gate, send, send_bytes, tid, wire_template};
 use crate::frame::TensorSpec;
+
+/// Whether `msg` is a `TraceLinkSet` (schema 904) of a version we read.
+fn is_tracelink(msg: &[u8]) -> bool {
+    matches!(
+        gate(msg, tracelink::SCHEMA_ID, tracelink::SCHEMA_VERSION),
+        Gate::Accept(h) if h.template_id == <TraceLinkSet<'_> as Message<'_>>::TEMPLATE_ID
+    )
+}
 
 const QOS_PRODUCER: u16 = <wire::QosProducer as Message<'_>>::TEMPLATE_ID;
 
@@ -81,16 +90,26 @@ impl BridgeCore {
     }
 
     /// Sender: a message of the source host's metadata stream. `DataSourceAnnounce` and
-    /// `DataSourceMeta` of a mapped source stream are forwarded unchanged on the bridge
-    /// metadata channel (§7.1) when metadata forwarding is on. Returns 1 if forwarded.
+    /// `DataSourceMeta` (with `forward_metadata`) and `TraceLinkSet` (with
+    /// `forward_tracelink`) of a mapped source stream are forwarded unchanged on the bridge
+    /// metadata channel (§7.1). Returns 1 if forwarded.
     pub fn on_source_metadata(&mut self, msg: &[u8], metadata: &mut dyn MessageSink) -> usize {
-        if !self.forward_metadata {
-            return 0;
-        }
-        let stream_id = match wire_template(msg) {
-            Some(tid::DS_ANNOUNCE) => wire::DataSourceAnnounce::decode(msg).map(|m| m.stream_id),
-            Some(tid::DS_META) => wire::DataSourceMeta::decode(msg).map(|m| m.stream_id),
-            _ => return 0,
+        let stream_id = if is_tracelink(msg) {
+            if !self.forward_tracelink {
+                return 0;
+            }
+            TraceLinkSet::decode(msg).map(|m| m.stream_id)
+        } else {
+            if !self.forward_metadata {
+                return 0;
+            }
+            match wire_template(msg) {
+                Some(tid::DS_ANNOUNCE) => {
+                    wire::DataSourceAnnounce::decode(msg).map(|m| m.stream_id)
+                }
+                Some(tid::DS_META) => wire::DataSourceMeta::decode(msg).map(|m| m.stream_id),
+                _ => return 0,
+            }
         };
         let Ok(stream_id) = stream_id else {
             return 0;
@@ -107,11 +126,31 @@ impl BridgeCore {
         }
     }
 
-    /// Receiver: a message of the bridge metadata channel. `DataSourceAnnounce` and
-    /// `DataSourceMeta` of a mapped source stream are republished on the local metadata
+    /// Receiver: a message of the bridge metadata channel. `DataSourceAnnounce`,
+    /// `DataSourceMeta` and `TraceLinkSet` of a mapped source stream are republished on the local metadata
     /// stream with `stream_id` rewritten to the mapping's `metadata_stream_id` (default
     /// `dest_stream_id`) and `meta_version` kept (§7.1). Returns 1 if republished.
     pub fn on_metadata(&mut self, msg: &[u8], local: &mut dyn MessageSink) -> usize {
+        if is_tracelink(msg) {
+            if !self.forward_tracelink {
+                return 0;
+            }
+            let Ok(mut m) = TraceLinkSet::decode(msg) else {
+                self.counters.malformed += 1;
+                return 0;
+            };
+            let Some(i) = self.mapping_of(m.stream_id) else {
+                return 0;
+            };
+            m.stream_id = self.metadata_ids[i];
+            return match send(local, &m) {
+                Ok(()) => {
+                    self.counters.metadata_republished += 1;
+                    1
+                }
+                Err(_) => 0,
+            };
+        }
         if !self.forward_metadata {
             return 0;
         }

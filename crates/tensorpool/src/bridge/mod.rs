@@ -180,7 +180,7 @@ impl Bridge {
         let (mut metadata_src, mut metadata_dst) = (None, None);
         let (mut control_src, mut control_dst) = (Vec::new(), Vec::new());
         let forward_control = cfg.forward_progress || cfg.forward_qos;
-        let forward_metadata = cfg.forward_metadata && cfg.metadata_enabled();
+        let forward_metadata = cfg.metadata_enabled();
         let local_metadata = (
             crate::streams::DEFAULT_CHANNEL,
             aeron_stream_id(cfg.source_metadata_stream_id)?,

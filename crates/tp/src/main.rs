@@ -12,7 +12,7 @@ use clap::Parser;
 #[command(name = "tp", version, about)]
 struct Cli {
     /// Log level or filter for every command (`warn`, `info`, `debug`,
-    /// `tensorpool=debug`...) [default: RUST_LOG, else `info` for `tp driver` and `tp supervisor`, `off` for
+    /// `tensorpool=debug`...) [default: RUST_LOG, else `info` for `tp driver`, `tp supervisor` and `tp bridge`, `off` for
     /// `tp top`, `warn` otherwise]
     #[arg(long, global = true, value_name = "LEVEL")]
     log: Option<String>,

@@ -265,6 +265,12 @@ impl TensorSpec {
         Self::from_header(header)
     }
 
+    /// The tensor a received `TensorHeader` describes (a bridge or rate limiter re-claiming
+    /// a frame it read elsewhere), validated against the local limits as any spec is.
+    pub fn from_tensor_header(header: TensorHeader) -> Result<Self, SpecError> {
+        Self::from_header(header)
+    }
+
     fn from_header(header: TensorHeader) -> Result<Self, SpecError> {
         let layout = tensor::validate_tensor(&header, 0).map_err(SpecError::Header)?;
         let len_bytes =
@@ -445,6 +451,13 @@ impl<'a> Frame<'a> {
     /// [`Frame::bytes`] before this call is the committed frame.
     pub fn recheck(&self) -> Result<(), DropReason> {
         self.view.recheck()
+    }
+
+    /// The frame's 256-byte slot header block (SlotHeader + embedded TensorHeader), encoded
+    /// from the private copy checked under the seqlock (what a bridge sends ahead of the
+    /// payload). `false` if it could not be encoded (never for a header that was read).
+    pub fn slot_header_bytes(&self, out: &mut [u8; tensorpool_shm::HEADER_SLOT_BYTES]) -> bool {
+        tensorpool_shm::slot::encode_slot(self.view.header(), out).is_ok()
     }
 
     /// Copies the payload into `out` and rechecks; returns the bytes copied.

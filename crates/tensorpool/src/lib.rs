@@ -2,6 +2,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`bridge`] | the Aeron UDP bridge role: frames chunked between hosts, re-materialized |
 //! | [`driver`] | the SHM driver (Driver Model v1.0): leases, epochs, files, announces |
 //! | [`client`] | the driver client producers and consumers attach through |
 //! | [`control`] | control-plane pieces: schema gating, bounded error texts, sinks |
@@ -21,6 +22,7 @@
 #[macro_use]
 pub mod counters;
 
+pub mod bridge;
 pub mod client;
 pub mod config;
 pub mod consumer;
@@ -43,4 +45,5 @@ pub const COUNTER_KINDS: &[&[&counters::Kind]] = &[
     consumer::counters::COUNTER_KINDS,
     driver::counters::COUNTER_KINDS,
     supervisor::counters::COUNTER_KINDS,
+    bridge::counters::COUNTER_KINDS,
 ];

@@ -345,6 +345,32 @@ fn producer_core_commit_sends_one_descriptor_the_slot_proves() {
     assert_eq!((c.committed, c.aborted, c.descriptors_sent), (6, 1, 6));
 }
 
+/// A re-materializing role (bridge receiver, rate limiter) keeps its source's frame identity:
+/// the next claim takes a given sequence (forward only) and the descriptor carries the trace
+/// id set on the claim (Bridge Spec §6, §7).
+#[test]
+fn br_6_7_next_seq_jumps_forward_only_and_the_descriptor_carries_the_trace_id() {
+    let (_tmp, base) = temp_base();
+    let mut core =
+        ProducerCore::standalone(config(&base), Box::new(RecordingLinks::default())).unwrap();
+    let mut sinks = RecordingSinks::default();
+    assert!(core.set_next_seq(41));
+    let mut claim = core.claim(&spec(), sinks.sinks()).unwrap();
+    assert_eq!(claim.seq(), 41);
+    claim.set_trace_id(Some(0xABCD));
+    claim.commit();
+    let d = FrameDescriptor::decode(sinks.descriptor.messages().next().unwrap()).unwrap();
+    assert_eq!((d.seq, d.trace_id), (41, Some(0xABCD)));
+    sinks.clear();
+    assert!(!core.set_next_seq(7), "never backwards");
+    assert!(!core.set_next_seq(1 << 63), "63-bit sequence space");
+    let claim = core.claim(&spec(), sinks.sinks()).unwrap();
+    assert_eq!(claim.seq(), 42);
+    claim.commit();
+    let d = FrameDescriptor::decode(sinks.descriptor.messages().next().unwrap()).unwrap();
+    assert_eq!(d.trace_id, None, "no trace id unless set");
+}
+
 #[test]
 fn producer_core_back_pressure_is_counted_and_a_stall_counted_once() {
     let (_tmp, base) = temp_base();

@@ -12,7 +12,7 @@ use clap::Parser;
 #[command(name = "tp", version, about)]
 struct Cli {
     /// Log level or filter for every command (`warn`, `info`, `debug`,
-    /// `tensorpool=debug`...) [default: RUST_LOG, else `info` for `tp driver` and `tp supervisor`, `off` for
+    /// `tensorpool=debug`...) [default: RUST_LOG, else `info` for `tp driver`, `tp supervisor` and `tp bridge`, `off` for
     /// `tp top`, `warn` otherwise]
     #[arg(long, global = true, value_name = "LEVEL")]
     log: Option<String>,
@@ -27,7 +27,9 @@ fn init_logging(log: Option<&str>, command: &cmd::Command) -> Result<(), String>
         Some(level) => EnvFilter::try_new(level).map_err(|e| format!("--log {level}: {e}"))?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| {
             EnvFilter::new(match command {
-                cmd::Command::Driver(_) | cmd::Command::Supervisor(_) => "info",
+                cmd::Command::Driver(_) | cmd::Command::Supervisor(_) | cmd::Command::Bridge(_) => {
+                    "info"
+                }
                 cmd::Command::Top(_) => "off",
                 _ => "warn",
             })

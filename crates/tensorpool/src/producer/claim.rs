@@ -88,6 +88,7 @@ pub struct Claim<'p> {
     meta_version: u32,
     progress_stride: u64,
     progress: ProgressTrack,
+    trace_id: Option<u64>,
 }
 
 impl ProducerCore {
@@ -160,6 +161,7 @@ impl ProducerCore {
                 last_ns: now,
                 ..ProgressTrack::default()
             },
+            trace_id: None,
         };
         claim.send_progress(0, FrameProgressState::Started);
         Ok(claim)
@@ -217,6 +219,12 @@ impl Claim<'_> {
         if let Some(w) = self.writer.as_mut() {
             w.set_timestamp_ns(ts);
         }
+    }
+
+    /// Sets the TraceLink id the frame's `FrameDescriptor` carries (`None` or 0: none). A
+    /// bridge receiver copies its chunks' `traceId` (Bridge Spec §7).
+    pub fn set_trace_id(&mut self, trace_id: Option<u64>) {
+        self.trace_id = trace_id.filter(|&t| t != 0);
     }
 
     /// The payload slot in shared memory, exactly [`Claim::len`] bytes. Write every byte
@@ -287,6 +295,7 @@ impl Claim<'_> {
             seq,
             publish_ts,
             meta_version: self.meta_version,
+            trace_id: self.trace_id,
         };
         self.publish_descriptor(&d, self.timestamp_ns);
         self.send_progress(len, FrameProgressState::Complete);

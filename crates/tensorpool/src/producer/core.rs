@@ -195,6 +195,18 @@ impl ProducerCore {
         self.out.next_seq
     }
 
+    /// Makes `seq` the sequence of the next claim when it is not below [`Self::next_seq`]
+    /// (gaps are allowed, going back is not) and within the 63-bit sequence space. A role
+    /// that re-materializes frames read elsewhere (a bridge receiver, a rate limiter) keeps
+    /// its source's frame identity this way. Returns whether it was set.
+    pub fn set_next_seq(&mut self, seq: u64) -> bool {
+        if seq < self.out.next_seq || seq >= 1 << 63 {
+            return false;
+        }
+        self.out.next_seq = seq;
+        true
+    }
+
     /// Counters.
     pub fn counters(&self) -> ProducerCounters {
         self.out.counters.snapshot()

@@ -417,6 +417,12 @@ impl Producer {
         self.core.next_seq()
     }
 
+    /// Makes `seq` the sequence of the next claim (never backwards); see
+    /// [`ProducerCore::set_next_seq`]. Returns whether it was set.
+    pub fn set_next_seq(&mut self, seq: u64) -> bool {
+        self.core.set_next_seq(seq)
+    }
+
     /// Counters.
     pub fn counters(&self) -> ProducerCounters {
         self.core.counters()

@@ -44,6 +44,8 @@ pub(crate) struct Descriptor {
     /// `timestamp_ns`: the publish time, when configured (else null, Wire Spec §10.2.1).
     pub publish_ts: Option<u64>,
     pub meta_version: u32,
+    /// TraceLink id (`None`: 0 on the wire).
+    pub trace_id: Option<u64>,
 }
 
 pub(crate) fn send_descriptor(p: &mut dyn MessageSink, d: &Descriptor) -> Result<(), SendError> {
@@ -55,7 +57,7 @@ pub(crate) fn send_descriptor(p: &mut dyn MessageSink, d: &Descriptor) -> Result
             seq: d.seq,
             timestamp_ns: d.publish_ts,
             meta_version: Some(d.meta_version),
-            trace_id: None,
+            trace_id: d.trace_id,
         },
     )
 }

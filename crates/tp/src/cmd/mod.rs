@@ -2,6 +2,7 @@
 
 mod aeron_probe;
 mod bench;
+mod bridge;
 mod config;
 mod consume;
 mod decode;
@@ -49,6 +50,10 @@ pub enum Command {
     /// answers hellos with `ConsumerConfig` (policies, per-consumer streams). SIGINT or
     /// SIGTERM stops it and prints its counters.
     Supervisor(supervisor::Args),
+    /// The Aeron UDP bridge (Bridge Spec v1.1): sends mapped source streams to another host
+    /// in chunks and re-materializes them there into driver-attached destination streams.
+    /// SIGINT or SIGTERM stops it and prints its counters.
+    Bridge(bridge::Args),
     /// Configuration files: `tp config validate FILE` prints the resolved values and their
     /// sources (default, file, env).
     Config(config::Args),
@@ -93,6 +98,7 @@ pub fn run(command: Command) -> Result<(), CmdError> {
         Command::BenchRole(args) => bench::roles::run(&args),
         Command::Driver(args) => driver::run(args),
         Command::Supervisor(args) => supervisor::run(&args),
+        Command::Bridge(args) => bridge::run(&args),
         Command::Config(args) => config::run(&args),
         Command::Produce(args) => produce::run(&args),
         Command::Consume(args) => consume::run(&args),

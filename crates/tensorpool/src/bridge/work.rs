@@ -1,0 +1,139 @@
+//! The bridge agent's duty cycle, as an outline: sender (source announces forwarded, source
+//! frames chunked into the payload publication), receiver (forwarded announces, chunks into
+//! the core, complete frames claimed and committed in the destination producers), the
+//! assembly timeout, and the consumers' and producers' own duty cycles.
+
+use tensorpool_agent::{AgentError, AgentResult};
+
+use super::Bridge;
+use super::chunk::SourceFrame;
+use super::core::Assembled;
+use crate::frame::Frame;
+
+impl Bridge {
+    pub(super) fn duty_cycle(&mut self, now_ns: u64) -> AgentResult {
+        let Self {
+            core,
+            sources,
+            dests,
+            announce_sub,
+            payload_pub,
+            control_pub,
+            payload_sub,
+            control_sub,
+            metadata_src,
+            metadata_dst,
+            control_src,
+            control_dst,
+            header,
+            ..
+        } = self;
+        let mut work = 0;
+        let mut seq_kept = 0u64;
+        let seq_kept = &mut seq_kept;
+        // sender: source announces -> bridge control channel (§7.2)
+        if let (Some(sub), Some(control)) = (announce_sub.as_mut(), control_pub.as_mut()) {
+            sub.poll(
+                |buf, _| work += core.on_source_announce(buf, control),
+                super::FRAGMENT_LIMIT,
+            )
+            .map_err(AgentError::failed)?;
+        }
+        // sender: source progress / QoS -> bridge control channel (§9)
+        if let Some(control) = control_pub.as_mut() {
+            for sub in control_src.iter_mut() {
+                sub.poll(
+                    |buf, _| work += core.on_source_control(buf, control),
+                    super::FRAGMENT_LIMIT,
+                )
+                .map_err(AgentError::failed)?;
+            }
+        }
+        // sender: source metadata -> bridge metadata channel (§7.1)
+        if let Some((sub, out)) = metadata_src.as_mut() {
+            sub.poll(
+                |buf, _| work += core.on_source_metadata(buf, out),
+                super::FRAGMENT_LIMIT,
+            )
+            .map_err(AgentError::failed)?;
+        }
+        // sender: committed source frames -> chunks (never a FrameDescriptor over UDP, §7)
+        if let Some(payload) = payload_pub.as_mut() {
+            for s in sources.iter_mut() {
+                let polled = s.consumer.poll_at(
+                    now_ns,
+                    &mut |frame: &Frame<'_>| {
+                        if !frame.slot_header_bytes(header) {
+                            return;
+                        }
+                        let f = SourceFrame {
+                            stream_id: frame.stream_id(),
+                            epoch: frame.epoch(),
+                            seq: frame.seq(),
+                            trace_id: frame.trace_id().unwrap_or(0),
+                            header,
+                            payload: frame.bytes(),
+                        };
+                        core.send_frame(&f, &mut || frame.recheck().is_ok(), payload);
+                    },
+                    super::FRAME_LIMIT,
+                );
+                work += polled.map_err(AgentError::failed)?;
+            }
+        }
+        // receiver: forwarded announces, then chunks -> destination producers (§6)
+        if let Some(sub) = control_sub.as_mut() {
+            sub.poll(
+                |buf, _| {
+                    work += core.on_control(buf, now_ns);
+                    work += core.on_forwarded_control(buf, control_dst);
+                },
+                super::FRAGMENT_LIMIT,
+            )
+            .map_err(AgentError::failed)?;
+        }
+        if let Some((sub, local)) = metadata_dst.as_mut() {
+            sub.poll(
+                |buf, _| work += core.on_metadata(buf, local),
+                super::FRAGMENT_LIMIT,
+            )
+            .map_err(AgentError::failed)?;
+        }
+        if let Some(sub) = payload_sub.as_mut() {
+            sub.poll(
+                |buf, _| {
+                    work += core.on_chunk(buf, now_ns, &mut |f: &Assembled<'_>| {
+                        let Some(Some(d)) = dests.get_mut(f.mapping) else {
+                            return false;
+                        };
+                        // §6: the logical sequence is preserved; a source that went back
+                        // (a new source epoch) keeps the destination's own sequence
+                        if !d.producer.set_next_seq(f.seq) {
+                            *seq_kept += 1;
+                        }
+                        let mut claim = match d.producer.claim_len(f.spec, f.payload.len()) {
+                            Ok(c) => c,
+                            Err(e) => {
+                                tracing::debug!(error = %e, seq = f.seq, "destination claim refused");
+                                return false;
+                            }
+                        };
+                        claim.payload_mut().copy_from_slice(f.payload);
+                        claim.set_timestamp_ns(f.header.timestamp_ns);
+                        claim.set_trace_id(f.trace_id);
+                        claim.commit();
+                        true
+                    });
+                },
+                super::FRAGMENT_LIMIT,
+            )
+            .map_err(AgentError::failed)?;
+        }
+        core.count_seq_not_preserved(*seq_kept);
+        work += core.poll_timers(now_ns);
+        for d in dests.iter_mut().flatten() {
+            work += d.producer.do_work(now_ns);
+        }
+        Ok(work)
+    }
+}

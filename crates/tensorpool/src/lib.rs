@@ -13,6 +13,7 @@
 //! | [`frame`] | dtypes, tensor specs and the frame view contract |
 //! | [`meta`] | data-source metadata types the producer and consumer share |
 //! | [`supervisor`] | the supervisor role: liveness, QoS aggregation, `ConsumerConfig` policies |
+//! | [`ratelimiter`] | the rate limiter / decimator: rate-limited or every-Nth copies of streams |
 //! | [`streams`] | default channels and stream ids |
 //! | [`prelude`] | `use tensorpool::prelude::*;` |
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod frame;
 pub mod meta;
 pub mod prelude;
 pub mod producer;
+pub mod ratelimiter;
 pub mod streams;
 pub mod supervisor;
 
@@ -43,4 +45,5 @@ pub const COUNTER_KINDS: &[&[&counters::Kind]] = &[
     consumer::counters::COUNTER_KINDS,
     driver::counters::COUNTER_KINDS,
     supervisor::counters::COUNTER_KINDS,
+    ratelimiter::counters::COUNTER_KINDS,
 ];

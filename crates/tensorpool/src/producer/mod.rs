@@ -46,7 +46,7 @@ mod state;
 mod work;
 
 pub use crate::meta::MetaAttribute;
-pub use claim::{Claim, ClaimError};
+pub use claim::{Claim, ClaimError, FrameStamp};
 pub use config::{
     META_BLOB_CHUNK_MAX, PoolConfig, ProducerBuilder, ProducerConfig, ProgressPolicy, RegionMode,
 };
@@ -368,6 +368,17 @@ impl Producer {
     /// Claims the next slot with an explicit payload length (at least the tensor's extent).
     pub fn claim_len(&mut self, spec: &TensorSpec, len: usize) -> Result<Claim<'_>, ClaimError> {
         self.core.claim_len(spec, len, self.pubs.sinks())
+    }
+
+    /// Claims a slot for a frame copied from another stream (a rate limiter's or a bridge's
+    /// destination): sequence, timestamp and `meta_version` from `stamp`.
+    pub fn claim_stamped(
+        &mut self,
+        spec: &TensorSpec,
+        len: usize,
+        stamp: FrameStamp,
+    ) -> Result<Claim<'_>, ClaimError> {
+        self.core.claim_stamped(spec, len, stamp, self.pubs.sinks())
     }
 
     /// Copies `payload` into the next slot and commits it: claim + copy + commit.

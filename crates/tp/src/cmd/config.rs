@@ -1,4 +1,5 @@
-//! `tp config validate [--role R] FILE`: loads a driver (or producer, consumer, supervisor) configuration
+//! `tp config validate [--role R] FILE`: loads a driver (or producer, consumer, supervisor,
+//! rate limiter) configuration
 //! exactly as `tp driver` (`tp produce`, `tp consume`) would, environment overrides
 //! included, and prints every resolved key, its value and where it came from (default,
 //! file, env VAR).
@@ -22,7 +23,8 @@ enum ConfigCommand {
     /// Validate a configuration and print the resolved values with their sources.
     Validate {
         /// Whose configuration: the driver's, a producer's ([producer]), a consumer's
-        /// ([consumer]) or the supervisor's ([supervisor]).
+        /// ([consumer]), the supervisor's ([supervisor]) or the rate limiter's
+        /// ([rate_limiter] + [[mappings]]).
         #[arg(long, value_enum, default_value_t = Role::Driver)]
         role: Role,
         /// The TOML file.
@@ -47,6 +49,8 @@ enum Role {
     /// `tp supervisor` (`[supervisor]`; its per-consumer ranges checked against the driver's
     /// configuration: `--driver-config`, else FILE when it is one).
     Supervisor,
+    /// `tp ratelimit` (`[rate_limiter]` and `[[mappings]]`, RateLimiter §8).
+    Ratelimit,
 }
 
 /// Runs `tp config ...`.
@@ -110,6 +114,26 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
             }
             print!("{}", render_provenance(&cfg.provenance));
             println!("# supervisor, {} rule(s): valid", cfg.rules.len());
+            Ok(())
+        }
+        ConfigCommand::Validate {
+            role: Role::Ratelimit,
+            file,
+            ..
+        } => {
+            let cfg = super::ratelimit::load(file)?;
+            for key in &cfg.unknown_keys {
+                eprintln!("warning: unknown key {key} (ignored)");
+            }
+            for w in &cfg.warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{}", render_provenance(&cfg.provenance));
+            println!(
+                "# rate limiter {}, {} mapping(s): valid",
+                cfg.instance_id,
+                cfg.mappings.len()
+            );
             Ok(())
         }
     }

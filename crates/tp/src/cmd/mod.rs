@@ -14,6 +14,7 @@ mod inspect;
 mod listen;
 mod media_driver;
 mod produce;
+mod ratelimit;
 mod stat;
 mod supervisor;
 mod synth;
@@ -47,6 +48,10 @@ pub enum Command {
     /// answers hellos with `ConsumerConfig` (policies, per-consumer streams). SIGINT or
     /// SIGTERM stops it and prints its counters.
     Supervisor(supervisor::Args),
+    /// The rate limiter / decimator (RateLimiter v1.0): republishes each mapping's source
+    /// stream on its destination stream at most max_rate_hz, or every Nth sequence, through
+    /// its own driver-attached pools. SIGINT or SIGTERM stops it and prints its counters.
+    Ratelimit(ratelimit::Args),
     /// Configuration files: `tp config validate FILE` prints the resolved values and their
     /// sources (default, file, env).
     Config(config::Args),
@@ -88,6 +93,7 @@ pub fn run(command: Command) -> Result<(), CmdError> {
         Command::BenchRole(args) => bench::roles::run(&args),
         Command::Driver(args) => driver::run(args),
         Command::Supervisor(args) => supervisor::run(&args),
+        Command::Ratelimit(args) => ratelimit::run(&args),
         Command::Config(args) => config::run(&args),
         Command::Produce(args) => produce::run(&args),
         Command::Consume(args) => consume::run(&args),

@@ -49,7 +49,7 @@ use crate::prelude::{
     Consumer, ConsumerBuildError, ConsumerConfig, Context, FrameStamp, Producer,
     ProducerBuildError, ProducerConfig, RegionMode, TensorSpec,
 };
-use crate::streams::{Endpoint, Streams};
+use crate::streams::{DriverEndpoints, Endpoint, Streams};
 
 pub use self::core::{Lost, RateLimiterCore};
 pub use config::{Mapping, RateLimiterConfig};
@@ -146,9 +146,22 @@ fn streams_of(cfg: &RateLimiterConfig, descriptor: &Endpoint) -> Streams {
 
 impl RateLimiter {
     /// Builds one source consumer and one destination producer per mapping (each producer
-    /// attaches through the driver and waits for its lease), then registers the counters.
+    /// attaches through the driver at [`RateLimiterConfig::driver_endpoints`] and waits for
+    /// its lease), then registers the counters.
     pub fn new(cfg: RateLimiterConfig, ctx: Context) -> Result<Self, BuildError> {
         let driver = cfg.driver_endpoints();
+        Self::with_driver(cfg, driver, ctx)
+    }
+
+    /// [`RateLimiter::new`] with the driver's endpoints and timers given (read from the
+    /// driver's own file: `tp ratelimit --driver-config`). The destination producers refresh
+    /// their activity at least once per driver announce period, so the driver never takes a
+    /// live destination for a stale one.
+    pub fn with_driver(
+        cfg: RateLimiterConfig,
+        driver: DriverEndpoints,
+        ctx: Context,
+    ) -> Result<Self, BuildError> {
         let mut lanes = Vec::with_capacity(cfg.mappings.len());
         for m in &cfg.mappings {
             let mut ccfg = ConsumerConfig::new(m.source_stream_id);
@@ -169,6 +182,7 @@ impl RateLimiter {
             pcfg.mode = RegionMode::Driver(driver.clone());
             pcfg.shm_base_dir = cfg.shm_base_dir.clone();
             pcfg.publish_timestamp = true;
+            pcfg.announce_period = pcfg.announce_period.min(driver.announce_period);
             let dest = ctx
                 .producer(m.dest_stream_id)
                 .config(pcfg.clone())

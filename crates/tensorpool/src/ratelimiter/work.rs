@@ -52,6 +52,10 @@ pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
             super::FRAME_LIMIT,
         );
         work += polled.map_err(AgentError::failed)?;
+        // the destination producer's own duty: lease keepalive, announces, hellos, QoS
+        if let Some(d) = dest.as_mut() {
+            work += d.do_work(now_ns);
+        }
         if let Some(seq) = core.release(i, now_ns) {
             work += 1;
             let d = ensure_dest(dest, ctx, dest_cfg, rebuild_at_ns, core, i, now_ns);

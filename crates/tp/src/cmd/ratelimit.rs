@@ -22,8 +22,9 @@ pub struct Args {
     /// environment variables `RATE_LIMITER_*` override the `[rate_limiter]` keys).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
-    /// The SHM driver's own configuration file: its control and announce endpoints and
-    /// timers replace the `rate_limiter.driver_*` keys.
+    /// The SHM driver's own configuration file: its control and announce endpoints and its
+    /// timers (keepalive, announce period) replace the `rate_limiter.driver_*` keys and the
+    /// Driver Model defaults.
     #[arg(long, value_name = "FILE")]
     driver_config: Option<PathBuf>,
     /// Aeron directory of the media driver [default: AERON_DIR, else rate_limiter.aeron_dir].
@@ -41,19 +42,20 @@ pub(crate) fn load(config: &Path) -> Result<RateLimiterConfig, CmdError> {
 
 /// Runs the rate limiter until SIGINT / SIGTERM.
 pub fn run(args: &Args) -> Result<(), CmdError> {
-    let mut cfg = load(&args.config)?;
+    let cfg = load(&args.config)?;
     for key in &cfg.unknown_keys {
         tracing::warn!(key, "unknown [rate_limiter] key ignored");
     }
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
-    if let Some(path) = &args.driver_config {
-        let d = tensorpool::driver::DriverConfig::load(Some(path), &ProcessEnv)?;
-        let ep = tensorpool::streams::DriverEndpoints::of_driver(&d);
-        cfg.driver_control = ep.control;
-        cfg.driver_announce = ep.announce;
-    }
+    let driver = match &args.driver_config {
+        Some(path) => {
+            let d = tensorpool::driver::DriverConfig::load(Some(path), &ProcessEnv)?;
+            tensorpool::streams::DriverEndpoints::of_driver(&d)
+        }
+        None => cfg.driver_endpoints(),
+    };
     let dir = args
         .aeron_dir
         .clone()
@@ -61,7 +63,7 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
         .ok_or("no Aeron directory: give --aeron-dir, set AERON_DIR, or rate_limiter.aeron_dir")?;
     let stop = stop_flag()?;
     let ctx = Context::connect(&dir)?;
-    let mut rl = RateLimiter::new(cfg, ctx)?;
+    let mut rl = RateLimiter::with_driver(cfg, driver, ctx)?;
     for (i, m) in rl.mappings().enumerate() {
         println!(
             "mapping {i}: {} -> {} ({}) dest_epoch={}",

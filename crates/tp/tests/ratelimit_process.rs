@@ -21,6 +21,8 @@ const SOURCE: u32 = 10_000;
 const EVERY_10: u32 = 11_000;
 const RATE: u32 = 11_001;
 const RATE_HZ: u64 = 50;
+/// A destination whose pool is too small for the source's frames (RateLimiter §5: drop).
+const SMALL: u32 = 11_002;
 
 struct Proc {
     child: Option<Child>,
@@ -157,6 +159,14 @@ epoch_gc_enabled = false
 header_nslots = 64
 payload_pools = [{{ pool_id = 1, stride_bytes = 1024 }}]
 
+[profiles.small]
+header_nslots = 64
+payload_pools = [{{ pool_id = 1, stride_bytes = 128 }}]
+
+[streams.small]
+stream_id = {SMALL}
+profile = "small"
+
 [streams.src]
 stream_id = {SOURCE}
 profile = "cam"
@@ -200,6 +210,10 @@ decimation = 10
 source_stream_id = {SOURCE}
 dest_stream_id = {RATE}
 max_rate_hz = {RATE_HZ}
+
+[[mappings]]
+source_stream_id = {SOURCE}
+dest_stream_id = {SMALL}
 "#,
         aeron = aeron.display(),
         shm = shm.display()
@@ -325,6 +339,8 @@ impl System {
 struct Seen {
     seq: u64,
     epoch: u64,
+    timestamp_ns: u64,
+    meta_version: u32,
     publish_ns: u64,
     payload_ok: bool,
 }
@@ -365,6 +381,8 @@ fn collect(
                         s.push(Seen {
                             seq: f.seq(),
                             epoch: f.epoch(),
+                            timestamp_ns: f.timestamp_ns(),
+                            meta_version: f.meta_version(),
                             publish_ns: f.publish_timestamp_ns().unwrap_or(0),
                             payload_ok: payload_ok(f),
                         })
@@ -397,6 +415,7 @@ fn every_10th_and_max_rate_destinations_carry_the_right_frames_with_the_source_b
     let ctx = Context::connect(&sys.aeron).unwrap();
     let mut every10 = sys.consumer(&ctx, EVERY_10);
     let mut rate = sys.consumer(&ctx, RATE);
+    let mut source = sys.consumer(&ctx, SOURCE);
     let aeron_s = sys.aeron.to_str().unwrap().to_owned();
     let mut verify = Proc::spawn(
         "tp consume --verify",
@@ -417,9 +436,9 @@ fn every_10th_and_max_rate_destinations_carry_the_right_frames_with_the_source_b
     let total = 2000u64;
     let last = total - 1;
     let _producer = sys.produce(total);
-    let mut seen = [Vec::new(), Vec::new()];
+    let mut seen = [Vec::new(), Vec::new(), Vec::new()];
     collect(
-        &mut [&mut every10, &mut rate],
+        &mut [&mut every10, &mut rate, &mut source],
         &mut seen,
         "the last multiple of 10 on the every-10th stream",
         |s| s[0].iter().any(|f| f.seq == last / 10 * 10),
@@ -550,4 +569,62 @@ fn rl_7_a_restarted_source_is_followed_on_a_new_destination_epoch() {
     let lines = rl.stop();
     assert!(counter(&lines, 0, "epoch_changes") >= 1);
     assert!(counter(&lines, 0, "dest_rebuilds") >= 1);
+}
+
+#[test]
+fn rl_3_the_rate_limiter_does_not_start_when_its_destination_has_a_producer() {
+    let sys = System::start();
+    let _other = {
+        let mut p = Proc::spawn(
+            "tp produce on the destination",
+            &[
+                "produce",
+                "--config",
+                sys.cfg(),
+                "--stream-id",
+                &EVERY_10.to_string(),
+                "--count",
+                "1000000",
+                "--rate",
+                "100",
+                "--size",
+                "256",
+            ],
+        );
+        // its lease is granted once it reports its epoch (stderr is not piped): wait until
+        // the driver lists it
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let out = Command::new(TP)
+                .args(["driver", "streams", "--json", "--config", sys.cfg()])
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            if v["streams"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|s| s["stream_id"] == EVERY_10 && !s["producer_client_id"].is_null())
+            }) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no producer on {EVERY_10}: {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p.seen.clear();
+        p
+    };
+    let out = Command::new(TP)
+        .args([
+            "ratelimit",
+            "--config",
+            sys.cfg(),
+            "--driver-config",
+            sys.cfg(),
+        ])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started beside another producer");
+    assert!(err.contains("destination stream 11000"), "{err}");
+    println!("tp ratelimit refused to start: {}", err.trim());
 }

@@ -452,6 +452,23 @@ fn every_10th_and_max_rate_destinations_carry_the_right_frames_with_the_source_b
         seen[0].iter().all(|f| f.payload_ok),
         "bytes equal the source's"
     );
+    // RL §5: timestamp_ns and meta_version preserved (frames seen on both streams)
+    let mut compared = 0;
+    for d in seen[0].iter().chain(&seen[1]) {
+        if let Some(s) = seen[2].iter().find(|s| s.seq == d.seq) {
+            assert_eq!(
+                (d.timestamp_ns, d.meta_version),
+                (s.timestamp_ns, s.meta_version),
+                "seq {}",
+                d.seq
+            );
+            compared += 1;
+        }
+    }
+    assert!(
+        compared > 0,
+        "no frame seen on both the source and a destination"
+    );
     // max_rate_hz: never two frames closer than the interval, sequences increase
     let interval = 1_000_000_000u64.div_ceil(RATE_HZ);
     assert!(seen[1].len() >= 2, "rate stream: {:?}", seen[1]);
@@ -492,6 +509,9 @@ fn every_10th_and_max_rate_destinations_carry_the_right_frames_with_the_source_b
         counter(&lines, 1, "filtered") > 0,
         "the rate limit dropped frames"
     );
+    // RL §5: a payload no destination pool holds is dropped, counted, never forwarded
+    assert!(counter(&lines, 2, "no_pool") > 0);
+    assert_eq!(counter(&lines, 2, "forwarded"), 0);
 }
 
 /// Polls `tp driver streams --json` until stream `id` has no producer (bounded).

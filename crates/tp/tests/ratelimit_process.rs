@@ -199,7 +199,6 @@ control_stream_id = 1000
 qos_channel = "{ch}"
 metadata_channel = "{ch}"
 shm_base_dir = "{shm}"
-forward_metadata = false
 
 [[mappings]]
 source_stream_id = {SOURCE}
@@ -647,4 +646,70 @@ fn rl_3_the_rate_limiter_does_not_start_when_its_destination_has_a_producer() {
     assert!(!out.status.success(), "started beside another producer");
     assert!(err.contains("destination stream 11000"), "{err}");
     println!("tp ratelimit refused to start: {}", err.trim());
+}
+
+#[test]
+fn rl_6_metadata_is_forwarded_with_its_version_and_the_destination_stream_id() {
+    use tensorpool::meta::MetaAttribute;
+    let sys = System::start();
+    let _rl = sys.ratelimit();
+    let ctx = Context::connect(&sys.aeron).unwrap();
+    let mut every10 = sys.consumer(&ctx, EVERY_10);
+    let shm = sys._shm.path().to_path_buf();
+    let mut producer = ctx
+        .producer(SOURCE)
+        .configure(|c| {
+            c.mode = RegionMode::Driver(DriverEndpoints {
+                keepalive_interval: Duration::from_millis(100),
+                announce_period: Duration::from_millis(100),
+                ..DriverEndpoints::default()
+            });
+            c.shm_base_dir = shm;
+            c.announce_period = Duration::from_millis(100);
+            c.data_source_period = Duration::from_millis(100);
+            c.meta_period = Duration::from_millis(100);
+            c.name = "cam-front".into();
+        })
+        .build()
+        .unwrap();
+    let attrs = vec![
+        MetaAttribute::text("exposure_us", "800"),
+        MetaAttribute::text("lens", "f/2.0"),
+    ];
+    producer.set_meta(&attrs).unwrap();
+    let version = producer.set_meta(&attrs).unwrap();
+    assert_eq!(
+        version, 2,
+        "two versions: the forwarded one is not 1 by chance"
+    );
+    let spec = TensorSpec::new(Dtype::Uint8, &[64]).unwrap();
+    let payload = [7u8; 64];
+    let deadline = Instant::now() + DEADLINE;
+    let mut frame_versions = Vec::new();
+    loop {
+        let got = every10.meta().map(|(v, a)| (v, a.to_vec()));
+        if got.is_some() && !frame_versions.is_empty() {
+            assert_eq!(
+                got,
+                Some((version, attrs.clone())),
+                "attributes and version"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no forwarded metadata within {DEADLINE:?}: meta {got:?}, frames {frame_versions:?}"
+        );
+        let _ = producer.offer(&spec, &payload);
+        producer.do_work(tensorpool::monotonic_ns());
+        every10
+            .poll(|f| frame_versions.push(f.meta_version()), 64)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        frame_versions.iter().all(|v| *v == version),
+        "{frame_versions:?}"
+    );
+    assert_eq!(every10.source_name(), Some("cam-front"));
 }

@@ -406,6 +406,25 @@ impl Producer {
         self.core.set_meta(attrs, tensorpool_agent::monotonic_ns())
     }
 
+    /// Forwards another stream's metadata (a rate limiter or bridge republishing a stream,
+    /// RateLimiter §6): `attrs` with `meta_version` preserved, `DataSourceMeta.streamId` =
+    /// `meta_stream_id`, and the data source `name` when given; sent at the next cycle.
+    pub fn forward_meta(
+        &mut self,
+        meta_stream_id: u32,
+        attrs: &[MetaAttribute],
+        meta_version: u32,
+        name: Option<&str>,
+    ) -> Result<u32, tensorpool_codec::EncodeError> {
+        self.core.forward_meta(
+            meta_stream_id,
+            attrs,
+            meta_version,
+            name,
+            tensorpool_agent::monotonic_ns(),
+        )
+    }
+
     /// Queues a large metadata blob (calibration table, mask, ...) for the current
     /// `meta_version`: sent over the next cycles as announce, chunks and complete, with a
     /// CRC32C checksum.

@@ -43,7 +43,8 @@ pub struct RateLimiterConfig {
     /// `source_descriptor_channel` / `source_descriptor_stream_id` (ours; default: the
     /// destination's): where the source producers publish their descriptors.
     pub source_descriptor: Endpoint,
-    /// `forward_metadata` (default true). Not implemented yet: a warning says so.
+    /// `forward_metadata` (default true): `DataSourceMeta` attributes and the source name,
+    /// `meta_version` preserved (RL §6).
     pub forward_metadata: bool,
     /// `forward_progress` (default false). Not implemented yet.
     pub forward_progress: bool,
@@ -330,11 +331,6 @@ impl RateLimiterConfig {
             self.warnings.push(format!(
                 "{flag} = true: forwarding is not implemented yet; nothing is forwarded"
             ));
-        }
-        if self.forward_metadata {
-            self.warnings.push(
-                "rate_limiter.forward_metadata = true: metadata forwarding is not implemented yet; destination consumers see no DataSourceAnnounce/Meta".into(),
-            );
         }
         if self.mappings.is_empty() {
             return Err(ConfigError::Missing {

@@ -165,6 +165,11 @@ impl RateLimiterCore {
         }
     }
 
+    /// The source's metadata of `lane` was forwarded to the destination (RL §6).
+    pub fn on_meta_forwarded(&mut self, lane: usize) {
+        self.cells[lane].meta_forwarded += 1;
+    }
+
     /// The destination of `lane` was rebuilt on a new epoch.
     pub fn on_dest_rebuilt(&mut self, lane: usize) {
         self.cells[lane].dest_rebuilds += 1;

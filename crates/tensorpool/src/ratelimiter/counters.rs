@@ -106,5 +106,7 @@ counters! {
         held,
         /// Destination producers rebuilt after a source epoch change.
         dest_rebuilds,
+        /// Source metadata versions forwarded to the destination (RateLimiter §6).
+        meta_forwarded,
     }
 }

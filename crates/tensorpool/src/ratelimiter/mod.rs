@@ -105,6 +105,10 @@ struct LaneIo {
     dest_cfg: ProducerConfig,
     rebuild_at_ns: u64,
     hold: HoldBuf,
+    /// Forward the source's metadata (RL §6).
+    forward_metadata: bool,
+    /// The source `meta_version` last forwarded to the current destination producer.
+    meta_forwarded: Option<u32>,
 }
 
 impl std::fmt::Debug for LaneIo {
@@ -168,7 +172,7 @@ impl RateLimiter {
             ccfg.streams = streams_of(&cfg, &cfg.source_descriptor);
             ccfg.allowed_base_dirs = vec![cfg.shm_base_dir.clone()];
             ccfg.driver = Some(driver.clone());
-            ccfg.metadata = false;
+            ccfg.metadata = cfg.forward_metadata;
             let source = ctx
                 .consumer(m.source_stream_id)
                 .config(ccfg)
@@ -205,6 +209,8 @@ impl RateLimiter {
                 dest_cfg: pcfg,
                 rebuild_at_ns: 0,
                 hold: HoldBuf::default(),
+                forward_metadata: cfg.forward_metadata,
+                meta_forwarded: None,
             });
         }
         let policies: Vec<Policy> = cfg.mappings.iter().map(|m| m.policy).collect();

@@ -21,7 +21,9 @@ pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
             dest_cfg,
             rebuild_at_ns,
             hold,
-            ..
+            mapping,
+            forward_metadata,
+            meta_forwarded,
         } = lane;
         let polled = source.poll_at(
             now_ns,
@@ -32,6 +34,7 @@ pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
                     // epoch so its own sequences never go back within one epoch.
                     *dest = None;
                     *rebuild_at_ns = 0;
+                    *meta_forwarded = None;
                 }
                 match v.action {
                     Action::Forward => {
@@ -52,6 +55,25 @@ pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
             super::FRAME_LIMIT,
         );
         work += polled.map_err(AgentError::failed)?;
+        // RL §6: the source's metadata, meta_version preserved, stream id rewritten
+        if *forward_metadata
+            && let (Some(d), Some((version, attrs))) = (dest.as_mut(), source.meta())
+            && *meta_forwarded != Some(version)
+        {
+            match d.forward_meta(
+                mapping.metadata_stream_id,
+                attrs,
+                version,
+                source.source_name(),
+            ) {
+                Ok(_) => core.on_meta_forwarded(i),
+                Err(e) => {
+                    tracing::warn!(dest = mapping.dest_stream_id, error = %e, "metadata not forwarded")
+                }
+            }
+            *meta_forwarded = Some(version);
+            work += 1;
+        }
         // the destination producer's own duty: lease keepalive, announces, hellos, QoS
         if let Some(d) = dest.as_mut() {
             work += d.do_work(now_ns);

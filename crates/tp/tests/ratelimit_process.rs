@@ -143,6 +143,7 @@ fn config(aeron: &Path, shm: &Path) -> String {
     format!(
         r#"[driver]
 instance_id = "rl-test"
+attach_timeout_ms = 2000
 aeron_dir = "{aeron}"
 
 [shm]
@@ -191,6 +192,7 @@ allowed_base_dirs = ["{shm}"]
 
 [rate_limiter]
 instance_id = "rl-test"
+attach_timeout_ms = 2000
 aeron_dir = "{aeron}"
 descriptor_channel = "{ch}"
 descriptor_stream_id = 1100
@@ -572,12 +574,6 @@ fn rl_7_a_restarted_source_is_followed_on_a_new_destination_epoch() {
         assert!(part.iter().all(|f| f.seq % 10 == 0 && f.payload_ok));
         assert!(part.windows(2).all(|w| w[1].seq > w[0].seq), "{part:?}");
     }
-    assert!(
-        new[0].seq < old.last().unwrap().seq,
-        "the new epoch restarts the sequences: {:?} after {:?}",
-        new[0],
-        old.last()
-    );
     println!(
         "epoch {first_epoch}: {} frames up to seq {}; epoch {second_epoch}: {} frames from seq {}",
         old.len(),

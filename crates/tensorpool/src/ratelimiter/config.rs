@@ -84,6 +84,9 @@ pub struct RateLimiterConfig {
     pub driver_announce: Endpoint,
     /// `aeron_dir` (Julia example key; empty = not set): the media driver's directory.
     pub aeron_dir: Option<PathBuf>,
+    /// `attach_timeout_ms` (ours; default 10000): how long building a destination producer
+    /// waits for its lease before the rate limiter gives up (startup) or retries (rebuild).
+    pub attach_timeout_ms: u32,
     /// `[[mappings]]` (required, at least one), in file order.
     pub mappings: Vec<Mapping>,
     /// Where each value came from.
@@ -254,6 +257,11 @@ impl RateLimiterConfig {
                 driver_announce_stream_id,
             )?,
             aeron_dir: (!aeron_dir.is_empty()).then(|| PathBuf::from(aeron_dir)),
+            attach_timeout_ms: l.value_or(
+                "rate_limiter.attach_timeout_ms",
+                streams::DEFAULT_ATTACH_TIMEOUT.as_millis() as u32,
+                U32,
+            )?,
             mappings: mappings(l, max_rate_hz)?,
             provenance: Provenance::default(),
             unknown_keys: Vec::new(),
@@ -281,11 +289,23 @@ impl RateLimiterConfig {
         DriverEndpoints {
             control: self.driver_control.clone(),
             announce: self.driver_announce.clone(),
+            attach_timeout: self.attach_timeout(),
             ..DriverEndpoints::default()
         }
     }
 
+    /// `attach_timeout_ms` as a duration.
+    pub fn attach_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::from(self.attach_timeout_ms))
+    }
+
     fn validate(&mut self) -> Result<(), ConfigError> {
+        if self.attach_timeout_ms == 0 {
+            return Err(fail(
+                "rate_limiter.attach_timeout_ms",
+                "must be at least 1".into(),
+            ));
+        }
         if self.instance_id.is_empty() {
             return Err(fail("rate_limiter.instance_id", "must not be empty".into()));
         }

@@ -52,7 +52,10 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
     let driver = match &args.driver_config {
         Some(path) => {
             let d = tensorpool::driver::DriverConfig::load(Some(path), &ProcessEnv)?;
-            tensorpool::streams::DriverEndpoints::of_driver(&d)
+            tensorpool::streams::DriverEndpoints {
+                attach_timeout: cfg.attach_timeout(),
+                ..tensorpool::streams::DriverEndpoints::of_driver(&d)
+            }
         }
         None => cfg.driver_endpoints(),
     };

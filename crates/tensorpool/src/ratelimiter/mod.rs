@@ -1,7 +1,8 @@
 //! The rate limiter (RateLimiter v1.0; the seed's decimator): reads source streams as an
 //! ordinary consumer, selects frames by a per-mapping policy (at most `max_rate_hz`, or every
 //! Nth sequence), copies the selected frames into its own pools as the driver-attached
-//! producer of each destination stream, and publishes their descriptors. Any consumer, ours or
+//! producer of each destination stream, publishes their descriptors and forwards the source's
+//! metadata (`meta_version` preserved). Any consumer, ours or
 //! another implementation's, subscribes to a destination stream as to any stream.
 //!
 //! | file | concern |
@@ -14,7 +15,7 @@
 //!
 //! There is no `handlers.rs` or `proxy.rs`: the rate limiter has no message of its own. It
 //! reads and writes frames only through the public API an application uses
-//! ([`crate::prelude`]: [`Consumer`], [`Producer`], [`Frame`], [`FrameStamp`]); every message
+//! ([`crate::prelude`]: [`Consumer`], [`Producer`], [`crate::prelude::Frame`], [`FrameStamp`]); every message
 //! goes through those.
 //!
 //! ```no_run

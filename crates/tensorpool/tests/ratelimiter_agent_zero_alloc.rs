@@ -123,9 +123,9 @@ max_rate_hz = 200
     let payload = vec![5u8; 1024];
     let mut got = [0u64; 2];
     let cycle = |producer: &mut Producer,
-                     rl: &mut RateLimiter,
-                     dests: &mut [Consumer],
-                     got: &mut [u64; 2]| {
+                 rl: &mut RateLimiter,
+                 dests: &mut [Consumer],
+                 got: &mut [u64; 2]| {
         let _ = producer.offer(&spec, &payload);
         producer.do_work(tensorpool::monotonic_ns());
         rl.do_work(tensorpool::monotonic_ns()).unwrap();

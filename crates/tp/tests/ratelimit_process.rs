@@ -709,3 +709,43 @@ fn rl_6_metadata_is_forwarded_with_its_version_and_the_destination_stream_id() {
     );
     assert_eq!(every10.source_name(), Some("cam-front"));
 }
+
+#[test]
+fn config_validate_role_ratelimit_accepts_the_julia_example_and_names_bad_keys() {
+    let shared = std::env::var_os("TENSORPOOL_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    let example = shared.join("configs/AeronTensorPool.jl/rate_limiter_example.toml");
+    if example.is_file() {
+        let out = Command::new(TP)
+            .args(["config", "validate", "--role", "ratelimit"])
+            .arg(&example)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains("mappings[0] = \"10000 -> 11000: at most 30 Hz\""),
+            "{text}"
+        );
+        assert!(text.contains("rate_limiter.max_rate_hz = 0"), "{text}");
+    } else {
+        println!("skipped the example: {} not found", example.display());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[rate_limiter]\ninstance_id = \"x\"\ndescriptor_channel = \"aeron:ipc\"\ndescriptor_stream_id = 1100\n\
+         [[mappings]]\nsource_stream_id = 10000\ndest_stream_id = 10000\n",
+    )
+    .unwrap();
+    let out = Command::new(TP)
+        .args(["config", "validate", "--role", "ratelimit"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mappings[0].dest_stream_id"), "{err}");
+}

@@ -14,7 +14,7 @@
 //!
 //! One type id per counter kind: `tensorpool_counter_type_id(n)` (`0x5450_0000 | n`), with
 //! `n` = 100 + k for the producer, 200 + k for the consumer, 300 + k for the driver (400 + k
-//! is kept for the bridge), 500 + k for the supervisor. Every role declares its kinds in its
+//! is kept for the bridge), 500 + k for the supervisor, 600 + k for the rate limiter. Every role declares its kinds in its
 //! own `counters.rs`; the crate root lists the tables ([`crate::COUNTER_KINDS`]) and this
 //! registry takes them as data ([`find_kind`]), importing no role. `docs/tools.md` has the
 //! table (the supervisor's: `docs/roles.md`).
@@ -28,7 +28,7 @@
 //! |---|---|
 //! | 0..4 | `stream_id` (u32; 0 for driver-wide counters) |
 //! | 4..8 | `client_id` (u32: the producer id, the consumer id; 0 for the driver) |
-//! | 8..10 | `role` (u16: 1 producer, 2 consumer, 3 driver, 4 bridge, 5 supervisor) |
+//! | 8..10 | `role` (u16: 1 producer, 2 consumer, 3 driver, 4 bridge, 5 supervisor, 6 rate limiter) |
 //! | 10..12 | `detail` (u16: the drop cause, response code or revoke reason of a per-cause counter; 0 otherwise) |
 //! | 12..16 | `pid` (u32: the process that owns the counter) |
 //!
@@ -55,6 +55,8 @@ pub enum Role {
     Bridge = 4,
     /// The supervisor.
     Supervisor = 5,
+    /// The rate limiter (RateLimiter v1.0; the decimator).
+    RateLimiter = 6,
 }
 
 impl Role {
@@ -66,6 +68,7 @@ impl Role {
             Role::Driver => "driver",
             Role::Bridge => "bridge",
             Role::Supervisor => "supervisor",
+            Role::RateLimiter => "ratelimiter",
         }
     }
 
@@ -76,6 +79,7 @@ impl Role {
             3 => Role::Driver,
             4 => Role::Bridge,
             5 => Role::Supervisor,
+            6 => Role::RateLimiter,
             _ => return None,
         })
     }

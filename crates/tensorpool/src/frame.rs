@@ -447,6 +447,13 @@ impl<'a> Frame<'a> {
         self.info.trace_id
     }
 
+    /// The frame's tensor as a [`TensorSpec`] a producer can claim with: the embedded
+    /// TensorHeader exactly as the slot holds it (dtype, order, dims, strides, progress
+    /// unit), so a re-publisher writes the same tensor (RateLimiter §5).
+    pub fn tensor_spec(&self) -> Result<TensorSpec, SpecError> {
+        TensorSpec::from_header(self.view.tensor().clone())
+    }
+
     /// `Ok` if the slot still holds this committed frame: everything read from
     /// [`Frame::bytes`] before this call is the committed frame.
     pub fn recheck(&self) -> Result<(), DropReason> {

@@ -14,6 +14,7 @@
 //! | [`frame`] | dtypes, tensor specs and the frame view contract |
 //! | [`meta`] | data-source metadata types the producer and consumer share |
 //! | [`supervisor`] | the supervisor role: liveness, QoS aggregation, `ConsumerConfig` policies |
+//! | [`ratelimiter`] | the rate limiter / decimator: rate-limited or every-Nth copies of streams |
 //! | [`streams`] | default channels and stream ids |
 //! | [`prelude`] | `use tensorpool::prelude::*;` |
 #![forbid(unsafe_code)]
@@ -33,6 +34,7 @@ pub mod frame;
 pub mod meta;
 pub mod prelude;
 pub mod producer;
+pub mod ratelimiter;
 pub mod streams;
 pub mod supervisor;
 
@@ -46,4 +48,5 @@ pub const COUNTER_KINDS: &[&[&counters::Kind]] = &[
     driver::counters::COUNTER_KINDS,
     supervisor::counters::COUNTER_KINDS,
     bridge::counters::COUNTER_KINDS,
+    ratelimiter::counters::COUNTER_KINDS,
 ];

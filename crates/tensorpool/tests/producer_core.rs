@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use tensorpool::frame::{Dtype, TensorSpec};
-use tensorpool::producer::{ProducerCore, RecordingLinks, RecordingSinks};
+use tensorpool::producer::{ClaimError, FrameStamp, ProducerCore, RecordingLinks, RecordingSinks};
 use tensorpool_aeron::PublishError;
 use tensorpool_codec::wire::{
     ConsumerConfig, ConsumerHello, FrameDescriptor, Mode, QosConsumer, QosProducer, ShmPoolAnnounce,
@@ -346,24 +346,44 @@ fn producer_core_commit_sends_one_descriptor_the_slot_proves() {
 }
 
 /// A re-materializing role (bridge receiver, rate limiter) keeps its source's frame identity:
-/// the next claim takes a given sequence (forward only) and the descriptor carries the trace
-/// id set on the claim (Bridge Spec §6, §7).
+/// a stamped claim takes a given sequence (forward only), timestamp and meta_version, and the
+/// descriptor carries the trace id set on the claim (Bridge Spec §6, §7).
 #[test]
-fn br_6_7_next_seq_jumps_forward_only_and_the_descriptor_carries_the_trace_id() {
+fn br_6_7_stamped_seq_jumps_forward_only_and_the_descriptor_carries_the_trace_id() {
     let (_tmp, base) = temp_base();
     let mut core =
         ProducerCore::standalone(config(&base), Box::new(RecordingLinks::default())).unwrap();
     let mut sinks = RecordingSinks::default();
-    assert!(core.set_next_seq(41));
-    let mut claim = core.claim(&spec(), sinks.sinks()).unwrap();
+    let stamp = |seq| FrameStamp {
+        seq,
+        timestamp_ns: 1234,
+        meta_version: 9,
+    };
+    let len = spec().len_bytes();
+    let mut claim = core
+        .claim_stamped(&spec(), len, stamp(41), sinks.sinks())
+        .unwrap();
     assert_eq!(claim.seq(), 41);
     claim.set_trace_id(Some(0xABCD));
     claim.commit();
     let d = FrameDescriptor::decode(sinks.descriptor.messages().next().unwrap()).unwrap();
     assert_eq!((d.seq, d.trace_id), (41, Some(0xABCD)));
+    assert_eq!(d.meta_version, Some(9));
     sinks.clear();
-    assert!(!core.set_next_seq(7), "never backwards");
-    assert!(!core.set_next_seq(1 << 63), "63-bit sequence space");
+    assert!(
+        matches!(
+            core.claim_stamped(&spec(), len, stamp(7), sinks.sinks()),
+            Err(ClaimError::SeqBehind { seq: 7, next: 42 })
+        ),
+        "never backwards"
+    );
+    assert!(
+        matches!(
+            core.claim_stamped(&spec(), len, stamp(1 << 63), sinks.sinks()),
+            Err(ClaimError::SeqExhausted)
+        ),
+        "63-bit sequence space"
+    );
     let claim = core.claim(&spec(), sinks.sinks()).unwrap();
     assert_eq!(claim.seq(), 42);
     claim.commit();

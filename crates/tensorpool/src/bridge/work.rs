@@ -9,6 +9,7 @@ use super::Bridge;
 use super::chunk::SourceFrame;
 use super::core::Assembled;
 use crate::frame::Frame;
+use crate::prelude::FrameStamp;
 
 impl Bridge {
     pub(super) fn duty_cycle(&mut self, now_ns: u64) -> AgentResult {
@@ -106,12 +107,20 @@ impl Bridge {
                         let Some(Some(d)) = dests.get_mut(f.mapping) else {
                             return false;
                         };
-                        // §6: the logical sequence is preserved; a source that went back
-                        // (a new source epoch) keeps the destination's own sequence
-                        if !d.producer.set_next_seq(f.seq) {
+                        // §6: the logical sequence, capture time and meta_version are
+                        // preserved; a source that went back (a new source epoch) keeps
+                        // the destination's own sequence
+                        let next = d.producer.next_seq();
+                        if f.seq < next {
                             *seq_kept += 1;
                         }
-                        let mut claim = match d.producer.claim_len(f.spec, f.payload.len()) {
+                        let stamp = FrameStamp {
+                            seq: f.seq.max(next),
+                            timestamp_ns: f.header.timestamp_ns,
+                            meta_version: f.header.meta_version,
+                        };
+                        let len = f.payload.len();
+                        let mut claim = match d.producer.claim_stamped(f.spec, len, stamp) {
                             Ok(c) => c,
                             Err(e) => {
                                 tracing::debug!(error = %e, seq = f.seq, "destination claim refused");
@@ -119,7 +128,6 @@ impl Bridge {
                             }
                         };
                         claim.payload_mut().copy_from_slice(f.payload);
-                        claim.set_timestamp_ns(f.header.timestamp_ns);
                         claim.set_trace_id(f.trace_id);
                         claim.commit();
                         true

@@ -40,6 +40,15 @@ pub enum ClaimError {
     /// The 63-bit sequence space is exhausted (start a new epoch).
     #[error("sequence space exhausted")]
     SeqExhausted,
+    /// [`FrameStamp::seq`] is below the producer's next sequence: sequences only grow
+    /// within an epoch.
+    #[error("sequence {seq} is behind the next sequence {next}")]
+    SeqBehind {
+        /// The sequence asked for.
+        seq: u64,
+        /// The producer's next sequence.
+        next: u64,
+    },
     /// The shared-memory write path refused the slot for another reason (pools that do
     /// not belong to the ring, a header the codec cannot encode).
     #[error("slot write refused: {0}")]
@@ -58,6 +67,19 @@ impl ClaimError {
             other => Self::Slot(other),
         }
     }
+}
+
+/// What a re-publishing producer (a rate limiter, a bridge receiver) keeps from the frame it
+/// copies: its sequence (gaps allowed, never backwards), its capture timestamp and its
+/// `meta_version` (RateLimiter §4, §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameStamp {
+    /// Logical sequence of the frame (at least [`super::Producer::next_seq`]).
+    pub seq: u64,
+    /// `SlotHeader.timestamp_ns` to write.
+    pub timestamp_ns: u64,
+    /// `SlotHeader.meta_version` / `FrameDescriptor.metaVersion` to write.
+    pub meta_version: u32,
 }
 
 /// Progress reporting state of one claim.
@@ -109,6 +131,28 @@ impl ProducerCore {
         len: usize,
         sinks: Sinks<'p>,
     ) -> Result<Claim<'p>, ClaimError> {
+        self.claim_with(spec, len, None, sinks)
+    }
+
+    /// Claims a slot for a frame copied from another stream: its sequence, timestamp and
+    /// `meta_version` come from `stamp` (the sequence may skip ahead, never go back).
+    pub fn claim_stamped<'p>(
+        &'p mut self,
+        spec: &TensorSpec,
+        len: usize,
+        stamp: FrameStamp,
+        sinks: Sinks<'p>,
+    ) -> Result<Claim<'p>, ClaimError> {
+        self.claim_with(spec, len, Some(stamp), sinks)
+    }
+
+    fn claim_with<'p>(
+        &'p mut self,
+        spec: &TensorSpec,
+        len: usize,
+        stamp: Option<FrameStamp>,
+        sinks: Sinks<'p>,
+    ) -> Result<Claim<'p>, ClaimError> {
         let Self {
             regions,
             out,
@@ -119,12 +163,21 @@ impl ProducerCore {
         let Some(r) = regions.as_mut() else {
             return Err(ClaimError::NoRegions);
         };
-        let seq = out.next_seq;
         let now = tensorpool_agent::monotonic_ns();
+        let (seq, timestamp_ns, meta_version) = match stamp {
+            None => (out.next_seq, now, meta.version),
+            Some(s) if s.seq < out.next_seq => {
+                return Err(ClaimError::SeqBehind {
+                    seq: s.seq,
+                    next: out.next_seq,
+                });
+            }
+            Some(s) => (s.seq, s.timestamp_ns, s.meta_version),
+        };
         let frame = FrameMeta {
             tensor: spec.header().clone(),
-            timestamp_ns: now,
-            meta_version: meta.version,
+            timestamp_ns,
+            meta_version,
         };
         let largest_stride = || r.pools.geometry().iter().map(|g| g.stride_bytes).max();
         let Ok(len32) = u32::try_from(len) else {
@@ -153,7 +206,7 @@ impl ProducerCore {
             stream_id: cfg.stream_id,
             epoch,
             publish_timestamp: cfg.publish_timestamp,
-            timestamp_ns: now,
+            timestamp_ns,
             meta_version: frame.meta_version,
             progress_stride: u64::from(frame.tensor.progress_stride_bytes),
             progress: ProgressTrack {

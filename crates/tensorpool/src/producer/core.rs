@@ -174,6 +174,29 @@ impl ProducerCore {
         Ok(v)
     }
 
+    /// Forwards another stream's metadata (RateLimiter §6): the attributes with the source's
+    /// `meta_version` preserved (stamped on later frames claimed without a
+    /// [`super::FrameStamp`]), `DataSourceMeta.streamId` = `meta_stream_id`, and the
+    /// `DataSourceAnnounce` name and summary replaced; both are sent at the next cycle.
+    pub fn forward_meta(
+        &mut self,
+        meta_stream_id: u32,
+        attrs: &[MetaAttribute],
+        meta_version: u32,
+        name: Option<&str>,
+        now_ns: u64,
+    ) -> Result<u32, tensorpool_codec::EncodeError> {
+        let v = self
+            .meta
+            .set_version(meta_stream_id, attrs, meta_version, now_ns)?;
+        if let Some(name) = name {
+            name.clone_into(&mut self.cfg.name);
+        }
+        self.timers.meta.arm_at(0);
+        self.timers.data_source.arm_at(0);
+        Ok(v)
+    }
+
     /// Queues a large metadata blob for the current `meta_version` (sent over the next
     /// cycles as announce, chunks and complete, with a CRC32C checksum).
     pub fn publish_meta_blob(&mut self, blob_type: u32, data: Vec<u8>) {
@@ -193,18 +216,6 @@ impl ProducerCore {
     /// Sequence the next claim gets.
     pub fn next_seq(&self) -> u64 {
         self.out.next_seq
-    }
-
-    /// Makes `seq` the sequence of the next claim when it is not below [`Self::next_seq`]
-    /// (gaps are allowed, going back is not) and within the 63-bit sequence space. A role
-    /// that re-materializes frames read elsewhere (a bridge receiver, a rate limiter) keeps
-    /// its source's frame identity this way. Returns whether it was set.
-    pub fn set_next_seq(&mut self, seq: u64) -> bool {
-        if seq < self.out.next_seq || seq >= 1 << 63 {
-            return false;
-        }
-        self.out.next_seq = seq;
-        true
     }
 
     /// Counters.

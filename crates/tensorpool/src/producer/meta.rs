@@ -39,7 +39,18 @@ impl Meta {
         attrs: &[MetaAttribute],
         now_ns: u64,
     ) -> Result<u32, EncodeError> {
-        let version = self.version.wrapping_add(1);
+        self.set_version(stream_id, attrs, self.version.wrapping_add(1), now_ns)
+    }
+
+    /// Replaces the attributes with an explicit `version` (a re-publisher preserving the
+    /// source's `meta_version`) and encodes `DataSourceMeta` once.
+    pub fn set_version(
+        &mut self,
+        stream_id: u32,
+        attrs: &[MetaAttribute],
+        version: u32,
+        now_ns: u64,
+    ) -> Result<u32, EncodeError> {
         let entries: Vec<Attribute<'_>> = attrs
             .iter()
             .map(|a| Attribute {

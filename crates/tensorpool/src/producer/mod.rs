@@ -46,7 +46,7 @@ mod state;
 mod work;
 
 pub use crate::meta::MetaAttribute;
-pub use claim::{Claim, ClaimError};
+pub use claim::{Claim, ClaimError, FrameStamp};
 pub use config::{
     META_BLOB_CHUNK_MAX, PoolConfig, ProducerBuilder, ProducerConfig, ProgressPolicy, RegionMode,
 };
@@ -370,6 +370,17 @@ impl Producer {
         self.core.claim_len(spec, len, self.pubs.sinks())
     }
 
+    /// Claims a slot for a frame copied from another stream (a rate limiter's or a bridge's
+    /// destination): sequence, timestamp and `meta_version` from `stamp`.
+    pub fn claim_stamped(
+        &mut self,
+        spec: &TensorSpec,
+        len: usize,
+        stamp: FrameStamp,
+    ) -> Result<Claim<'_>, ClaimError> {
+        self.core.claim_stamped(spec, len, stamp, self.pubs.sinks())
+    }
+
     /// Copies `payload` into the next slot and commits it: claim + copy + commit.
     pub fn offer(&mut self, spec: &TensorSpec, payload: &[u8]) -> Result<u64, ClaimError> {
         self.core.offer(spec, payload, self.pubs.sinks())
@@ -395,6 +406,25 @@ impl Producer {
         self.core.set_meta(attrs, tensorpool_agent::monotonic_ns())
     }
 
+    /// Forwards another stream's metadata (a rate limiter or bridge republishing a stream,
+    /// RateLimiter §6): `attrs` with `meta_version` preserved, `DataSourceMeta.streamId` =
+    /// `meta_stream_id`, and the data source `name` when given; sent at the next cycle.
+    pub fn forward_meta(
+        &mut self,
+        meta_stream_id: u32,
+        attrs: &[MetaAttribute],
+        meta_version: u32,
+        name: Option<&str>,
+    ) -> Result<u32, tensorpool_codec::EncodeError> {
+        self.core.forward_meta(
+            meta_stream_id,
+            attrs,
+            meta_version,
+            name,
+            tensorpool_agent::monotonic_ns(),
+        )
+    }
+
     /// Queues a large metadata blob (calibration table, mask, ...) for the current
     /// `meta_version`: sent over the next cycles as announce, chunks and complete, with a
     /// CRC32C checksum.
@@ -415,12 +445,6 @@ impl Producer {
     /// Sequence the next claim gets.
     pub fn next_seq(&self) -> u64 {
         self.core.next_seq()
-    }
-
-    /// Makes `seq` the sequence of the next claim (never backwards); see
-    /// [`ProducerCore::set_next_seq`]. Returns whether it was set.
-    pub fn set_next_seq(&mut self, seq: u64) -> bool {
-        self.core.set_next_seq(seq)
     }
 
     /// Counters.

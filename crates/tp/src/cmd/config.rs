@@ -1,4 +1,5 @@
-//! `tp config validate [--role R] FILE`: loads a driver (or producer, consumer, supervisor, bridge) configuration
+//! `tp config validate [--role R] FILE`: loads a driver (or producer, consumer, supervisor,
+//! bridge, rate limiter) configuration
 //! exactly as `tp driver` (`tp produce`, `tp consume`) would, environment overrides
 //! included, and prints every resolved key, its value and where it came from (default,
 //! file, env VAR).
@@ -22,8 +23,8 @@ enum ConfigCommand {
     /// Validate a configuration and print the resolved values with their sources.
     Validate {
         /// Whose configuration: the driver's, a producer's ([producer]), a consumer's
-        /// ([consumer]), the supervisor's ([supervisor]) or a bridge's ([bridge] and
-        /// [[mappings]]).
+        /// ([consumer]), the supervisor's ([supervisor]), a bridge's ([bridge] and
+        /// [[mappings]]) or the rate limiter's ([rate_limiter] + [[mappings]]).
         #[arg(long, value_enum, default_value_t = Role::Driver)]
         role: Role,
         /// The TOML file.
@@ -50,6 +51,8 @@ enum Role {
     Supervisor,
     /// `tp bridge` (`[bridge]` and `[[mappings]]`, Bridge Spec §10).
     Bridge,
+    /// `tp ratelimit` (`[rate_limiter]` and `[[mappings]]`, RateLimiter §8).
+    Ratelimit,
 }
 
 /// Runs `tp config ...`.
@@ -133,6 +136,26 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
                 cfg.instance_id,
                 cfg.mappings.len(),
                 cfg.effective_chunk_bytes()
+            );
+            Ok(())
+        }
+        ConfigCommand::Validate {
+            role: Role::Ratelimit,
+            file,
+            ..
+        } => {
+            let cfg = super::ratelimit::load(file)?;
+            for key in &cfg.unknown_keys {
+                eprintln!("warning: unknown key {key} (ignored)");
+            }
+            for w in &cfg.warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{}", render_provenance(&cfg.provenance));
+            println!(
+                "# rate limiter {}, {} mapping(s): valid",
+                cfg.instance_id,
+                cfg.mappings.len()
             );
             Ok(())
         }

@@ -15,6 +15,7 @@ mod inspect;
 mod listen;
 mod media_driver;
 mod produce;
+mod ratelimit;
 mod send;
 mod stat;
 mod supervisor;
@@ -54,6 +55,10 @@ pub enum Command {
     /// in chunks and re-materializes them there into driver-attached destination streams.
     /// SIGINT or SIGTERM stops it and prints its counters.
     Bridge(bridge::Args),
+    /// The rate limiter / decimator (RateLimiter v1.0): republishes each mapping's source
+    /// stream on its destination stream at most max_rate_hz, or every Nth sequence, through
+    /// its own driver-attached pools. SIGINT or SIGTERM stops it and prints its counters.
+    Ratelimit(ratelimit::Args),
     /// Configuration files: `tp config validate FILE` prints the resolved values and their
     /// sources (default, file, env).
     Config(config::Args),
@@ -99,6 +104,7 @@ pub fn run(command: Command) -> Result<(), CmdError> {
         Command::Driver(args) => driver::run(args),
         Command::Supervisor(args) => supervisor::run(&args),
         Command::Bridge(args) => bridge::run(&args),
+        Command::Ratelimit(args) => ratelimit::run(&args),
         Command::Config(args) => config::run(&args),
         Command::Produce(args) => produce::run(&args),
         Command::Consume(args) => consume::run(&args),

@@ -1,0 +1,199 @@
+//! [`RateLimiterCore`]: which source frames go to the destination, and when. No shared
+//! memory, no Aeron: a frame arrives as (mapping, sequence, source epoch) with the time, and
+//! the answer is a [`Verdict`]; the agent reports back what happened to the frames it was
+//! told to forward. Tests and the `ratelimit_core` fuzz target drive it with a clock.
+//!
+//! The rules (docs/roles.md, "Rate limiter"):
+//! - `MaxRate`: a frame arriving while the rate slot is open is forwarded at once; one
+//!   arriving earlier is held (the newest held frame replaces the previous one) and
+//!   [`RateLimiterCore::release`] hands it out when the slot opens. The slot opens
+//!   `interval` after the last *successful* forward, measured on the rate limiter's clock,
+//!   so two forwarded frames are never closer than the interval and a burst above the rate
+//!   cannot happen. The first frame after start or a source epoch change is eligible at
+//!   once (RateLimiter §4).
+//! - `EveryNth`: forwarded iff `seq % n == 0`; a gap removes the multiples it covers and
+//!   never shifts the phase.
+//! - Sequences forwarded within one source epoch strictly increase; an older or repeated
+//!   sequence is dropped as stale.
+//! - A source epoch change (RateLimiter §7) drops the held frame, resets the rate timer and
+//!   the sequence floor, and is reported (`Verdict::remap`) so the agent moves the
+//!   destination to a new epoch before forwarding.
+
+use super::counters::{Counters, RateLimiterCells};
+use super::state::{Action, Held, Lane, Policy, Verdict};
+
+/// Why a frame the core selected did not reach the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lost {
+    /// The source slot was overwritten while copied (the recheck failed).
+    Torn,
+    /// No destination pool holds the payload (RateLimiter §5).
+    NoPool,
+    /// The destination slot could not be claimed at once (RateLimiter §5: drop, never block).
+    ClaimFailed,
+}
+
+/// The policies of every mapping, and their counters.
+#[derive(Debug)]
+pub struct RateLimiterCore {
+    lanes: Vec<Lane>,
+    cells: Vec<RateLimiterCells>,
+}
+
+impl RateLimiterCore {
+    /// One lane per mapping, in order.
+    pub fn new(policies: &[Policy]) -> Self {
+        Self {
+            lanes: policies.iter().map(|&p| Lane::new(p)).collect(),
+            cells: policies
+                .iter()
+                .map(|_| RateLimiterCells::default())
+                .collect(),
+        }
+    }
+
+    /// Number of mappings.
+    pub fn len(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// Whether there is no mapping.
+    pub fn is_empty(&self) -> bool {
+        self.lanes.is_empty()
+    }
+
+    /// One mapping's state (panics on an index out of range: a programming error).
+    pub fn lane(&self, lane: usize) -> &Lane {
+        &self.lanes[lane]
+    }
+
+    /// One mapping's counters.
+    pub fn counters(&self, lane: usize) -> Counters {
+        self.cells[lane].snapshot()
+    }
+
+    /// A source frame of mapping `lane` read intact at `now_ns`: what to do with it.
+    pub fn on_frame(&mut self, lane: usize, seq: u64, epoch: u64, now_ns: u64) -> Verdict {
+        let (l, c) = (&mut self.lanes[lane], &mut self.cells[lane]);
+        c.received += 1;
+        let remap = l.epoch.is_some_and(|e| e != epoch);
+        if remap {
+            c.epoch_changes += 1;
+            if l.held.take().is_some() {
+                c.epoch_drops += 1;
+            }
+            l.last_forward_ns = None;
+            l.last_seq = None;
+        }
+        l.epoch = Some(epoch);
+        let floor = l.held.map(|h| h.seq).max(l.last_seq);
+        if floor.is_some_and(|f| seq <= f) {
+            c.stale += 1;
+            return Verdict {
+                action: Action::Drop,
+                remap,
+            };
+        }
+        let action = match l.policy {
+            Policy::Unlimited => Action::Forward,
+            Policy::EveryNth { n } => {
+                if seq.is_multiple_of(n.max(1)) {
+                    Action::Forward
+                } else {
+                    c.filtered += 1;
+                    Action::Drop
+                }
+            }
+            Policy::MaxRate { .. } => {
+                let replaced = if l.slot_open(now_ns) {
+                    l.held.take().is_some()
+                } else {
+                    l.held.replace(Held { seq }).is_some()
+                };
+                if replaced {
+                    c.filtered += 1;
+                }
+                if l.held.is_some() {
+                    c.held += 1;
+                    Action::Hold
+                } else {
+                    Action::Forward
+                }
+            }
+        };
+        Verdict { action, remap }
+    }
+
+    /// The held frame of `lane` whose slot is open at `now_ns`, taken (the agent forwards it
+    /// from its copy and reports with [`RateLimiterCore::on_forwarded`] or
+    /// [`RateLimiterCore::on_lost`]).
+    pub fn release(&mut self, lane: usize, now_ns: u64) -> Option<u64> {
+        let l = &mut self.lanes[lane];
+        if l.held.is_some() && l.slot_open(now_ns) {
+            l.held.take().map(|h| h.seq)
+        } else {
+            None
+        }
+    }
+
+    /// Whether `lane` holds a frame (waiting for its slot).
+    pub fn holding(&self, lane: usize) -> Option<u64> {
+        self.lanes[lane].held.map(|h| h.seq)
+    }
+
+    /// Frame `seq` of `lane` was committed and announced on the destination; `at_ns` is a
+    /// clock reading taken after the commit (the next slot opens an interval later).
+    pub fn on_forwarded(&mut self, lane: usize, seq: u64, at_ns: u64) {
+        let l = &mut self.lanes[lane];
+        l.last_forward_ns = Some(at_ns);
+        l.last_seq = Some(seq);
+        self.cells[lane].forwarded += 1;
+    }
+
+    /// A selected frame did not reach the destination (counted; the slot stays open). A
+    /// frame that was being held is given up.
+    pub fn on_lost(&mut self, lane: usize, seq: u64, why: Lost) {
+        let l = &mut self.lanes[lane];
+        if l.held.is_some_and(|h| h.seq == seq) {
+            l.held = None;
+        }
+        let c = &mut self.cells[lane];
+        match why {
+            Lost::Torn => c.torn += 1,
+            Lost::NoPool => c.no_pool += 1,
+            Lost::ClaimFailed => c.claim_failed += 1,
+        }
+    }
+
+    /// The source's metadata of `lane` was forwarded to the destination (RL §6).
+    pub fn on_meta_forwarded(&mut self, lane: usize) {
+        self.cells[lane].meta_forwarded += 1;
+    }
+
+    /// The destination of `lane` was rebuilt on a new epoch.
+    pub fn on_dest_rebuilt(&mut self, lane: usize) {
+        self.cells[lane].dest_rebuilds += 1;
+    }
+
+    /// Registers the Aeron counters of `lane` (key: `dest_stream_id`, role 6).
+    pub fn attach_aeron_counters(
+        &mut self,
+        lane: usize,
+        dest_stream_id: u32,
+        aeron: &tensorpool_aeron::AeronClient,
+        timeout: std::time::Duration,
+    ) -> Result<(), tensorpool_aeron::AddError> {
+        let mut reg = crate::counters::Registrar::new(
+            aeron,
+            crate::counters::Role::RateLimiter,
+            dest_stream_id,
+            0,
+            format!("dest={dest_stream_id}"),
+            timeout,
+        );
+        RateLimiterCells::register(&mut reg)?;
+        let counters = reg.finish()?;
+        self.cells[lane].attach(&mut counters.into_iter());
+        Ok(())
+    }
+}

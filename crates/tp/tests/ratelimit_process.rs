@@ -1,0 +1,751 @@
+//! `tp ratelimit` as a real process between `tp media-driver`, `tp driver`, `tp produce` and
+//! consumers: an every-10th destination carries exactly the multiples of 10 with the source's
+//! bytes (seq in the payload, CRC32C; `tp consume --verify`), a max_rate_hz destination never
+//! has two frames closer than the interval (descriptor publish timestamps), and a source
+//! killed and restarted on a new epoch is followed by the destination on a new epoch of its
+//! own. Private Aeron and SHM directories; every wait has a deadline; children are stopped by
+//! Drop guards.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tensorpool::prelude::*;
+use tensorpool::streams::DriverEndpoints;
+
+const TP: &str = env!("CARGO_BIN_EXE_tp");
+const DEADLINE: Duration = Duration::from_secs(30);
+const SOURCE: u32 = 10_000;
+const EVERY_10: u32 = 11_000;
+const RATE: u32 = 11_001;
+const RATE_HZ: u64 = 50;
+/// A destination whose pool is too small for the source's frames (RateLimiter §5: drop).
+const SMALL: u32 = 11_002;
+
+struct Proc {
+    child: Option<Child>,
+    name: String,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Proc {
+    fn spawn(name: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(TP)
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RL_TEST_LOG").unwrap_or("warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child: Some(child),
+            name: name.to_owned(),
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    fn expect(&mut self, what: &str, f: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if f(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "{}: no {what} within {DEADLINE:?}; saw {:?}",
+                    self.name, self.seen
+                ),
+            }
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status();
+        }
+    }
+
+    fn sigkill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then every stdout line until the process exits (bounded).
+    fn stop(&mut self) -> Vec<String> {
+        self.signal("-TERM");
+        let deadline = Instant::now() + DEADLINE;
+        let mut out = std::mem::take(&mut self.seen);
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            out.push(line);
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+        out
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline && c.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+struct DirGuard(PathBuf);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One file for the deployment: driver, producer, consumer and rate limiter tables; every
+/// channel is the default `aeron:ipc?term-length=4m` so IPC streams are shared byte-exactly.
+fn config(aeron: &Path, shm: &Path) -> String {
+    let ch = "aeron:ipc?term-length=4m";
+    format!(
+        r#"[driver]
+instance_id = "rl-test"
+attach_timeout_ms = 2000
+aeron_dir = "{aeron}"
+
+[shm]
+base_dir = "{shm}"
+
+[policies]
+announce_period_ms = 100
+lease_keepalive_interval_ms = 100
+lease_expiry_grace_intervals = 10
+prefault_shm = false
+epoch_gc_enabled = false
+
+[profiles.cam]
+header_nslots = 64
+payload_pools = [{{ pool_id = 1, stride_bytes = 1024 }}]
+
+[profiles.small]
+header_nslots = 64
+payload_pools = [{{ pool_id = 1, stride_bytes = 128 }}]
+
+[streams.small]
+stream_id = {SMALL}
+profile = "small"
+
+[streams.src]
+stream_id = {SOURCE}
+profile = "cam"
+
+[streams.every10]
+stream_id = {EVERY_10}
+profile = "cam"
+
+[streams.rate]
+stream_id = {RATE}
+profile = "cam"
+
+[producer]
+stream_id = {SOURCE}
+use_driver = true
+shm_base_dir = "{shm}"
+announce_period_ms = 100
+
+[consumer]
+use_driver = true
+allowed_base_dirs = ["{shm}"]
+
+[rate_limiter]
+instance_id = "rl-test"
+attach_timeout_ms = 2000
+aeron_dir = "{aeron}"
+descriptor_channel = "{ch}"
+descriptor_stream_id = 1100
+control_channel = "{ch}"
+control_stream_id = 1000
+qos_channel = "{ch}"
+metadata_channel = "{ch}"
+shm_base_dir = "{shm}"
+
+[[mappings]]
+source_stream_id = {SOURCE}
+dest_stream_id = {EVERY_10}
+decimation = 10
+
+[[mappings]]
+source_stream_id = {SOURCE}
+dest_stream_id = {RATE}
+max_rate_hz = {RATE_HZ}
+
+[[mappings]]
+source_stream_id = {SOURCE}
+dest_stream_id = {SMALL}
+"#,
+        aeron = aeron.display(),
+        shm = shm.display()
+    )
+}
+
+struct System {
+    _shm: tempfile::TempDir,
+    _cfg_dir: tempfile::TempDir,
+    cfg: PathBuf,
+    aeron: PathBuf,
+    _media: Proc,
+    _driver: Proc,
+    _aeron_guard: DirGuard,
+}
+
+impl System {
+    fn start() -> Self {
+        let aeron = tensorpool_aeron::unique_dir();
+        let aeron_guard = DirGuard(aeron.clone());
+        let shm = tempfile::Builder::new()
+            .prefix("tp-rl-")
+            .tempdir_in("/dev/shm")
+            .unwrap();
+        let cfg_dir = tempfile::tempdir().unwrap();
+        let cfg = cfg_dir.path().join("deployment.toml");
+        std::fs::write(&cfg, config(&aeron, shm.path())).unwrap();
+        let aeron_s = aeron.to_str().unwrap();
+        let mut media = Proc::spawn(
+            "tp media-driver",
+            &[
+                "media-driver",
+                "--threading-mode",
+                "shared",
+                "--delete-dir-on-shutdown",
+                "--dir",
+                aeron_s,
+            ],
+        );
+        media.expect("media driver running", |l| l.contains("running"));
+        let mut driver = Proc::spawn(
+            "tp driver",
+            &[
+                "driver",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--idle",
+                "sleep:1ms",
+            ],
+        );
+        driver.expect("driver ready", |l| l.contains("ready"));
+        Self {
+            _shm: shm,
+            _cfg_dir: cfg_dir,
+            cfg,
+            aeron,
+            _media: media,
+            _driver: driver,
+            _aeron_guard: aeron_guard,
+        }
+    }
+
+    fn cfg(&self) -> &str {
+        self.cfg.to_str().unwrap()
+    }
+
+    fn ratelimit(&self) -> Proc {
+        let mut p = Proc::spawn(
+            "tp ratelimit",
+            &[
+                "ratelimit",
+                "--config",
+                self.cfg(),
+                "--driver-config",
+                self.cfg(),
+                "--idle",
+                "sleep:200us",
+            ],
+        );
+        p.expect("rate limiter ready", |l| l.contains("tp ratelimit: ready"));
+        p
+    }
+
+    fn produce(&self, count: u64) -> Proc {
+        let count = count.to_string();
+        Proc::spawn(
+            "tp produce",
+            &[
+                "produce",
+                "--config",
+                self.cfg(),
+                "--count",
+                &count,
+                "--rate",
+                "1000",
+                "--size",
+                "256",
+                "--linger",
+                "1",
+            ],
+        )
+    }
+
+    /// A consumer of ours on `stream` (driver mode), in this process.
+    fn consumer(&self, ctx: &Context, stream: u32) -> Consumer {
+        let shm = self._shm.path().to_path_buf();
+        ctx.consumer(stream)
+            .configure(|c| {
+                c.driver = Some(DriverEndpoints {
+                    keepalive_interval: Duration::from_millis(100),
+                    announce_period: Duration::from_millis(100),
+                    ..DriverEndpoints::default()
+                });
+                c.allowed_base_dirs = vec![shm];
+            })
+            .build()
+            .unwrap()
+    }
+}
+
+/// One frame as a destination consumer saw it.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    seq: u64,
+    epoch: u64,
+    timestamp_ns: u64,
+    meta_version: u32,
+    publish_ns: u64,
+    payload_ok: bool,
+}
+
+/// The payload of `tp produce`: seq (8 bytes LE) + CRC32C of the rest (4 bytes LE) + data.
+fn payload_ok(frame: &Frame<'_>) -> bool {
+    let b = frame.bytes();
+    let ok = b.len() >= 12
+        && u64::from_le_bytes(b[..8].try_into().unwrap()) == frame.seq()
+        && crc32c::crc32c(&b[12..]) == u32::from_le_bytes(b[8..12].try_into().unwrap());
+    frame.recheck().is_ok() && ok
+}
+
+/// Polls `consumers` until `done` says so (bounded).
+fn collect(
+    consumers: &mut [&mut Consumer],
+    seen: &mut [Vec<Seen>],
+    what: &str,
+    done: impl Fn(&[Vec<Seen>]) -> bool,
+) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done(seen) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; saw {:?}",
+            seen.iter()
+                .map(|s| s
+                    .iter()
+                    .map(|f| (f.seq, f.epoch % 100_000))
+                    .collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        );
+        let mut work = 0;
+        for (c, s) in consumers.iter_mut().zip(seen.iter_mut()) {
+            work += c
+                .poll(
+                    |f| {
+                        s.push(Seen {
+                            seq: f.seq(),
+                            epoch: f.epoch(),
+                            timestamp_ns: f.timestamp_ns(),
+                            meta_version: f.meta_version(),
+                            publish_ns: f.publish_timestamp_ns().unwrap_or(0),
+                            payload_ok: payload_ok(f),
+                        })
+                    },
+                    64,
+                )
+                .unwrap();
+        }
+        if work == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+fn counter(lines: &[String], mapping: usize, name: &str) -> u64 {
+    let prefix = format!("mapping {mapping} (");
+    let needle = format!(": {name} = ");
+    lines
+        .iter()
+        .find(|l| l.starts_with(&prefix) && l.contains(&needle))
+        .and_then(|l| l.rsplit(" = ").next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no counter {name} of mapping {mapping} in {lines:?}"))
+}
+
+#[test]
+fn every_10th_and_max_rate_destinations_carry_the_right_frames_with_the_source_bytes() {
+    let sys = System::start();
+    let mut rl = sys.ratelimit();
+    let ctx = Context::connect(&sys.aeron).unwrap();
+    let mut every10 = sys.consumer(&ctx, EVERY_10);
+    let mut rate = sys.consumer(&ctx, RATE);
+    let mut source = sys.consumer(&ctx, SOURCE);
+    let aeron_s = sys.aeron.to_str().unwrap().to_owned();
+    let mut verify = Proc::spawn(
+        "tp consume --verify",
+        &[
+            "consume",
+            "--config",
+            sys.cfg(),
+            "--aeron-dir",
+            &aeron_s,
+            "--stream-id",
+            "11000",
+            "--verify",
+            "--json",
+            "--count",
+            "20",
+        ],
+    );
+    let total = 2000u64;
+    let last = total - 1;
+    let _producer = sys.produce(total);
+    let mut seen = [Vec::new(), Vec::new(), Vec::new()];
+    collect(
+        &mut [&mut every10, &mut rate, &mut source],
+        &mut seen,
+        "the last multiple of 10 on the every-10th stream",
+        |s| s[0].iter().any(|f| f.seq == last / 10 * 10),
+    );
+    // every-10th: exactly the multiples of 10 from the first one seen to the last
+    let seqs: Vec<u64> = seen[0].iter().map(|f| f.seq).collect();
+    let first = seqs[0];
+    let want: Vec<u64> = (first..=last).filter(|s| s % 10 == 0).collect();
+    assert_eq!(seqs, want, "every-10th carries exactly seq % 10 == 0");
+    assert!(
+        seen[0].iter().all(|f| f.payload_ok),
+        "bytes equal the source's"
+    );
+    // RL §5: timestamp_ns and meta_version preserved (frames seen on both streams)
+    let mut compared = 0;
+    for d in seen[0].iter().chain(&seen[1]) {
+        if let Some(s) = seen[2].iter().find(|s| s.seq == d.seq) {
+            assert_eq!(
+                (d.timestamp_ns, d.meta_version),
+                (s.timestamp_ns, s.meta_version),
+                "seq {}",
+                d.seq
+            );
+            compared += 1;
+        }
+    }
+    assert!(
+        compared > 0,
+        "no frame seen on both the source and a destination"
+    );
+    // max_rate_hz: never two frames closer than the interval, sequences increase
+    let interval = 1_000_000_000u64.div_ceil(RATE_HZ);
+    assert!(seen[1].len() >= 2, "rate stream: {:?}", seen[1]);
+    for w in seen[1].windows(2) {
+        assert!(w[1].seq > w[0].seq, "{w:?}");
+        assert!(
+            w[1].publish_ns - w[0].publish_ns >= interval,
+            "two frames closer than {interval} ns: {w:?}"
+        );
+    }
+    assert!(seen[1].iter().all(|f| f.payload_ok && f.publish_ns > 0));
+    let min_gap = seen[1]
+        .windows(2)
+        .map(|w| w[1].publish_ns - w[0].publish_ns)
+        .min()
+        .unwrap();
+    println!(
+        "every-10th: {} frames ({}..={}); {RATE_HZ} Hz: {} frames, closest two {} us apart (interval {} us)",
+        seqs.len(),
+        first,
+        seqs.last().unwrap(),
+        seen[1].len(),
+        min_gap / 1000,
+        interval / 1000
+    );
+    // at most one frame per interval over the source's span, plus the first
+    let span = seen[1].last().unwrap().publish_ns - seen[1][0].publish_ns;
+    assert!(seen[1].len() as u64 <= 1 + span / interval);
+    // tp consume --verify on the derived stream: every checksum holds
+    let line = verify.expect("the JSON summary", |l| l.starts_with('{'));
+    let j: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(j["corrupt"], 0, "{j}");
+    assert!(j["accepted"].as_u64().unwrap() >= 20, "{j}");
+    let lines = rl.stop();
+    assert!(counter(&lines, 0, "forwarded") >= want.len() as u64);
+    assert_eq!(counter(&lines, 0, "torn"), 0);
+    assert!(
+        counter(&lines, 1, "filtered") > 0,
+        "the rate limit dropped frames"
+    );
+    // RL §5: a payload no destination pool holds is dropped, counted, never forwarded
+    assert!(counter(&lines, 2, "no_pool") > 0);
+    assert_eq!(counter(&lines, 2, "forwarded"), 0);
+}
+
+/// Polls `tp driver streams --json` until stream `id` has no producer (bounded).
+fn wait_no_producer(sys: &System, id: u32) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let out = Command::new(TP)
+            .args(["driver", "streams", "--json", "--config", sys.cfg()])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let has_producer = v["streams"].as_array().is_none_or(|a| {
+            a.iter()
+                .any(|s| s["stream_id"] == id && !s["producer_client_id"].is_null())
+        });
+        if !has_producer {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stream {id} still has a producer: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn rl_7_a_restarted_source_is_followed_on_a_new_destination_epoch() {
+    let sys = System::start();
+    let mut rl = sys.ratelimit();
+    let ctx = Context::connect(&sys.aeron).unwrap();
+    let mut every10 = sys.consumer(&ctx, EVERY_10);
+    let mut seen = [Vec::new()];
+    let mut producer = sys.produce(1_000_000);
+    collect(
+        &mut [&mut every10],
+        &mut seen,
+        "frames of the first source epoch",
+        |s| s[0].iter().any(|f| f.seq >= 100),
+    );
+    let first_epoch = seen[0][0].epoch;
+    producer.sigkill();
+    wait_no_producer(&sys, SOURCE);
+    let _producer = sys.produce(1_000_000);
+    collect(
+        &mut [&mut every10],
+        &mut seen,
+        "frames of a new destination epoch",
+        |s| s[0].iter().any(|f| f.epoch != first_epoch && f.seq >= 100),
+    );
+    let (old, new): (Vec<Seen>, Vec<Seen>) = seen[0].iter().partition(|f| f.epoch == first_epoch);
+    let second_epoch = new[0].epoch;
+    assert!(
+        second_epoch > first_epoch,
+        "{first_epoch} -> {second_epoch}"
+    );
+    assert!(new.iter().all(|f| f.epoch == second_epoch), "{new:?}");
+    for part in [&old, &new] {
+        assert!(part.iter().all(|f| f.seq % 10 == 0 && f.payload_ok));
+        assert!(part.windows(2).all(|w| w[1].seq > w[0].seq), "{part:?}");
+    }
+    println!(
+        "epoch {first_epoch}: {} frames up to seq {}; epoch {second_epoch}: {} frames from seq {}",
+        old.len(),
+        old.last().unwrap().seq,
+        new.len(),
+        new[0].seq
+    );
+    let lines = rl.stop();
+    assert!(counter(&lines, 0, "epoch_changes") >= 1);
+    assert!(counter(&lines, 0, "dest_rebuilds") >= 1);
+}
+
+#[test]
+fn rl_3_the_rate_limiter_does_not_start_when_its_destination_has_a_producer() {
+    let sys = System::start();
+    let _other = {
+        let mut p = Proc::spawn(
+            "tp produce on the destination",
+            &[
+                "produce",
+                "--config",
+                sys.cfg(),
+                "--stream-id",
+                &EVERY_10.to_string(),
+                "--count",
+                "1000000",
+                "--rate",
+                "100",
+                "--size",
+                "256",
+            ],
+        );
+        // its lease is granted once it reports its epoch (stderr is not piped): wait until
+        // the driver lists it
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let out = Command::new(TP)
+                .args(["driver", "streams", "--json", "--config", sys.cfg()])
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            if v["streams"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|s| s["stream_id"] == EVERY_10 && !s["producer_client_id"].is_null())
+            }) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no producer on {EVERY_10}: {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p.seen.clear();
+        p
+    };
+    let out = Command::new(TP)
+        .args([
+            "ratelimit",
+            "--config",
+            sys.cfg(),
+            "--driver-config",
+            sys.cfg(),
+        ])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started beside another producer");
+    assert!(err.contains("destination stream 11000"), "{err}");
+    println!("tp ratelimit refused to start: {}", err.trim());
+}
+
+#[test]
+fn rl_6_metadata_is_forwarded_with_its_version_and_the_destination_stream_id() {
+    use tensorpool::meta::MetaAttribute;
+    let sys = System::start();
+    let _rl = sys.ratelimit();
+    let ctx = Context::connect(&sys.aeron).unwrap();
+    let mut every10 = sys.consumer(&ctx, EVERY_10);
+    let shm = sys._shm.path().to_path_buf();
+    let mut producer = ctx
+        .producer(SOURCE)
+        .configure(|c| {
+            c.mode = RegionMode::Driver(DriverEndpoints {
+                keepalive_interval: Duration::from_millis(100),
+                announce_period: Duration::from_millis(100),
+                ..DriverEndpoints::default()
+            });
+            c.shm_base_dir = shm;
+            c.announce_period = Duration::from_millis(100);
+            c.data_source_period = Duration::from_millis(100);
+            c.meta_period = Duration::from_millis(100);
+            c.name = "cam-front".into();
+        })
+        .build()
+        .unwrap();
+    let attrs = vec![
+        MetaAttribute::text("exposure_us", "800"),
+        MetaAttribute::text("lens", "f/2.0"),
+    ];
+    producer.set_meta(&attrs).unwrap();
+    let version = producer.set_meta(&attrs).unwrap();
+    assert_eq!(
+        version, 2,
+        "two versions: the forwarded one is not 1 by chance"
+    );
+    let spec = TensorSpec::new(Dtype::Uint8, &[64]).unwrap();
+    let payload = [7u8; 64];
+    let deadline = Instant::now() + DEADLINE;
+    let mut frame_versions = Vec::new();
+    loop {
+        let got = every10.meta().map(|(v, a)| (v, a.to_vec()));
+        if got.is_some() && !frame_versions.is_empty() {
+            assert_eq!(
+                got,
+                Some((version, attrs.clone())),
+                "attributes and version"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no forwarded metadata within {DEADLINE:?}: meta {got:?}, frames {frame_versions:?}"
+        );
+        let _ = producer.offer(&spec, &payload);
+        producer.do_work(tensorpool::monotonic_ns());
+        every10
+            .poll(|f| frame_versions.push(f.meta_version()), 64)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        frame_versions.iter().all(|v| *v == version),
+        "{frame_versions:?}"
+    );
+    assert_eq!(every10.source_name(), Some("cam-front"));
+}
+
+#[test]
+fn config_validate_role_ratelimit_accepts_the_julia_example_and_names_bad_keys() {
+    let shared = std::env::var_os("TENSORPOOL_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    let example = shared.join("configs/AeronTensorPool.jl/rate_limiter_example.toml");
+    if example.is_file() {
+        let out = Command::new(TP)
+            .args(["config", "validate", "--role", "ratelimit"])
+            .arg(&example)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains("mappings[0] = \"10000 -> 11000: at most 30 Hz\""),
+            "{text}"
+        );
+        assert!(text.contains("rate_limiter.max_rate_hz = 0"), "{text}");
+    } else {
+        println!("skipped the example: {} not found", example.display());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[rate_limiter]\ninstance_id = \"x\"\ndescriptor_channel = \"aeron:ipc\"\ndescriptor_stream_id = 1100\n\
+         [[mappings]]\nsource_stream_id = 10000\ndest_stream_id = 10000\n",
+    )
+    .unwrap();
+    let out = Command::new(TP)
+        .args(["config", "validate", "--role", "ratelimit"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mappings[0].dest_stream_id"), "{err}");
+}

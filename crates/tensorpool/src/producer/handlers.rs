@@ -7,7 +7,7 @@ use tensorpool_codec::wire::{ConsumerConfig, ConsumerHello, QosConsumer};
 use super::core::{LinkOpener, ProducerCore, Sinks};
 use super::proxy::{self, ConfigAnswer};
 use super::regions;
-use super::state::{ConsumerEntry, Granted};
+use super::state::{ConsumerEntry, Granted, Registry};
 use crate::client::ClientEvent;
 use crate::control::{MessageSink, SendError};
 use crate::control::{tid, wire_template};
@@ -45,39 +45,26 @@ impl ProducerCore {
         }
         self.supervisor_seen_ns = Some(now_ns);
         self.out.counters.supervisor_configs += 1;
-        let registry = &mut self.out.registry;
-        if registry.find_mut(config.consumer_id).is_none()
-            && registry.entries.len() < registry.capacity
-        {
-            registry
-                .entries
-                .push(ConsumerEntry::new(config.consumer_id, now_ns));
-        }
         let links = &mut *self.links;
-        let Some(e) = registry.find_mut(config.consumer_id) else {
+        let Some(e) = find_or_insert(&mut self.out.registry, config.consumer_id, now_ns) else {
             return;
         };
         e.last_seen_ns = now_ns;
         e.mode = config.mode;
         // The supervisor's assignment is never answered by the producer.
         e.answer_due = false;
-        let mut declined = 0;
-        for (slot, channel, id) in [
-            (
-                &mut e.descriptor,
-                config.descriptor_channel.as_bytes(),
-                config.descriptor_stream_id,
-            ),
-            (
-                &mut e.control,
-                config.control_channel.as_bytes(),
-                config.control_stream_id,
-            ),
-        ] {
-            if grant(slot, channel, id, true, links) == Grant::Declined {
-                declined += 1;
-            }
-        }
+        let declined = grant_both(
+            e,
+            [
+                (
+                    config.descriptor_channel.as_bytes(),
+                    config.descriptor_stream_id,
+                ),
+                (config.control_channel.as_bytes(), config.control_stream_id),
+            ],
+            true,
+            links,
+        );
         self.out.counters.per_consumer_declined += declined;
         self.out.registry.replan(&self.cfg);
     }
@@ -120,17 +107,9 @@ impl ProducerCore {
             self.on_supervised_hello(hello, now_ns);
             return;
         }
-        let registry = &mut self.out.registry;
-        if registry.find_mut(hello.consumer_id).is_none()
-            && registry.entries.len() < registry.capacity
-        {
-            registry
-                .entries
-                .push(ConsumerEntry::new(hello.consumer_id, now_ns));
-        }
         let links = &mut *self.links;
         let allow = self.cfg.per_consumer_streams;
-        let Some(e) = registry.find_mut(hello.consumer_id) else {
+        let Some(e) = find_or_insert(&mut self.out.registry, hello.consumer_id, now_ns) else {
             // Registry full: answer without per-consumer streams.
             if !hello.descriptor_channel.is_empty() || !hello.control_channel.is_empty() {
                 self.out.counters.per_consumer_declined += 1;
@@ -153,23 +132,18 @@ impl ProducerCore {
             hello.progress_bytes_delta,
             hello.progress_major_delta_units,
         ];
-        let mut declined = 0;
-        for (slot, channel, id) in [
-            (
-                &mut e.descriptor,
-                hello.descriptor_channel.as_bytes(),
-                hello.descriptor_stream_id,
-            ),
-            (
-                &mut e.control,
-                hello.control_channel.as_bytes(),
-                hello.control_stream_id,
-            ),
-        ] {
-            if grant(slot, channel, id, allow, links) == Grant::Declined {
-                declined += 1;
-            }
-        }
+        let declined = grant_both(
+            e,
+            [
+                (
+                    hello.descriptor_channel.as_bytes(),
+                    hello.descriptor_stream_id,
+                ),
+                (hello.control_channel.as_bytes(), hello.control_stream_id),
+            ],
+            allow,
+            links,
+        );
         e.answer_due = true;
         let consumer_id = e.consumer_id;
         self.out.counters.per_consumer_declined += declined;
@@ -283,6 +257,34 @@ enum Grant {
     Kept,
     Started,
     Declined,
+}
+
+/// The registry entry of `consumer_id`, added (last seen `now_ns`) when there is room;
+/// `None` when the registry is full.
+fn find_or_insert(
+    registry: &mut Registry,
+    consumer_id: u32,
+    now_ns: u64,
+) -> Option<&mut ConsumerEntry> {
+    if registry.find_mut(consumer_id).is_none() && registry.entries.len() < registry.capacity {
+        registry
+            .entries
+            .push(ConsumerEntry::new(consumer_id, now_ns));
+    }
+    registry.find_mut(consumer_id)
+}
+
+/// Applies a consumer's two per-consumer stream requests (descriptor, then control) to its
+/// entry; returns how many were declined.
+fn grant_both(
+    e: &mut ConsumerEntry,
+    [descriptor, control]: [(&[u8], u32); 2],
+    allow: bool,
+    links: &mut dyn LinkOpener,
+) -> u64 {
+    let d = grant(&mut e.descriptor, descriptor.0, descriptor.1, allow, links);
+    let c = grant(&mut e.control, control.0, control.1, allow, links);
+    u64::from(d == Grant::Declined) + u64::from(c == Grant::Declined)
 }
 
 /// Applies one per-consumer stream request: keep the existing stream (registered or in

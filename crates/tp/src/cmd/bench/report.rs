@@ -17,6 +17,8 @@ pub enum Target {
     RatioAtLeast(f64),
     /// `ratio <= x`.
     RatioAtMost(f64),
+    /// `value < x` (in the figure's unit; for figures whose goal is absolute).
+    ValueBelow(f64),
 }
 
 impl Target {
@@ -24,13 +26,15 @@ impl Target {
         match self {
             Target::RatioAtLeast(x) => format!("ratio >= {x}"),
             Target::RatioAtMost(x) => format!("ratio <= {x}"),
+            Target::ValueBelow(x) => format!("value < {x}"),
         }
     }
 
-    fn met(self, ratio: f64) -> bool {
+    fn met(self, value: f64, ratio: Option<f64>) -> Option<bool> {
         match self {
-            Target::RatioAtLeast(x) => ratio >= x,
-            Target::RatioAtMost(x) => ratio <= x,
+            Target::RatioAtLeast(x) => ratio.map(|r| r >= x),
+            Target::RatioAtMost(x) => ratio.map(|r| r <= x),
+            Target::ValueBelow(x) => Some(value < x),
         }
     }
 }
@@ -90,10 +94,10 @@ impl Figure {
         self
     }
 
-    /// Adds a target on the ratio.
+    /// Adds a target (on the ratio, or on the value for [`Target::ValueBelow`]).
     pub fn target(mut self, t: Target) -> Self {
         self.target = Some(t.text());
-        self.met = self.ratio.map(|r| t.met(r));
+        self.met = t.met(self.value, self.ratio);
         self
     }
 

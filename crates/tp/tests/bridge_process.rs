@@ -974,3 +974,250 @@ fn br_5_3_a_lossy_reordering_duplicating_link_never_delivers_a_wrong_byte_reliab
 fn br_5_3a_lossy_reordering_duplicating_unreliable_link_times_out_incomplete_frames() {
     faulty_link(false);
 }
+
+/// Namespaces on one Ethernet segment: a Linux bridge device in a switch namespace and a
+/// veth pair from each host namespace to it; a multicast route in each host. Removed on
+/// drop (deleting a namespace deletes the veth ends inside it, and so the pairs).
+struct Lan {
+    subnet: String,
+    switch: String,
+    hosts: Vec<String>,
+    links: Vec<String>,
+}
+
+impl Lan {
+    fn create(n: usize, subnet: &str) -> Option<Self> {
+        let ok = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        let pid = std::process::id();
+        let switch = format!("tpsw{pid}");
+        if !ok(&["netns", "add", &switch]) {
+            return None;
+        }
+        let mut lan = Self {
+            subnet: subnet.to_owned(),
+            switch,
+            hosts: Vec::new(),
+            links: Vec::new(),
+        };
+        let sw = lan.switch.clone();
+        let br: [&[&str]; 2] = [
+            &[
+                "-n",
+                &sw,
+                "link",
+                "add",
+                "br0",
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "0",
+            ],
+            &["-n", &sw, "link", "set", "br0", "up"],
+        ];
+        for s in br {
+            assert!(ok(s), "ip {s:?} failed");
+        }
+        for i in 0..n {
+            let ns = format!("tplan{i}x{pid}");
+            let (h, s) = (format!("tph{i}{pid}"), format!("tps{i}{pid}"));
+            assert!(ok(&["netns", "add", &ns]), "ip netns add {ns}");
+            lan.hosts.push(ns.clone());
+            lan.links.push(h.clone());
+            let addr = format!("{}/24", lan.ip(i));
+            let steps: [&[&str]; 10] = [
+                &["link", "add", &h, "type", "veth", "peer", "name", &s],
+                &["link", "set", &h, "netns", &ns],
+                &["link", "set", &s, "netns", &sw],
+                &["-n", &sw, "link", "set", &s, "master", "br0"],
+                &["-n", &sw, "link", "set", &s, "up"],
+                &["-n", &ns, "addr", "add", &addr, "dev", &h],
+                &["-n", &ns, "link", "set", &h, "up"],
+                &["-n", &ns, "link", "set", "lo", "up"],
+                &["-n", &ns, "route", "add", "224.0.0.0/4", "dev", &h],
+                &["-n", &ns, "link", "set", &h, "multicast", "on"],
+            ];
+            for st in steps {
+                assert!(ok(st), "ip {st:?} failed");
+            }
+        }
+        Some(lan)
+    }
+
+    fn ip(&self, i: usize) -> String {
+        format!("{}.{}", self.subnet, i + 1)
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for l in &self.links {
+            let _ = Command::new("ip").args(["link", "del", l]).output();
+        }
+        for ns in self.hosts.iter().chain([&self.switch]) {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// Hosts on a [`Lan`] (dropped before it).
+struct LanHosts {
+    hosts: Vec<Host>,
+    lan: Lan,
+}
+
+fn lan_hosts(names: &[&str], subnet: &str) -> Option<LanHosts> {
+    if !root_with_ip() {
+        return None;
+    }
+    let Some(lan) = Lan::create(names.len(), subnet) else {
+        println!("skipped: ip netns add failed (no CAP_SYS_ADMIN?)");
+        return None;
+    };
+    let hosts = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Host::start(n, Some(&lan.hosts[i])))
+        .collect();
+    Some(LanHosts { hosts, lan })
+}
+
+/// A copy of a peer example bridge file with its three channels moved to UDP endpoints on
+/// `ip` (ports `port`..`port + 2`) and its profile renamed to the test drivers' `cam`; every
+/// other key is the example's.
+fn adapted_example(name: &str, out: &Path, ip: &str, port: u16) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/configs/AeronTensorPool.jl")
+        .join(name);
+    let text = std::fs::read_to_string(&src).unwrap_or_else(|e| panic!("{src:?}: {e}"));
+    let mut replaced = 0;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let key = l.split('=').next().unwrap_or("").trim();
+            let new = match key {
+                "payload_channel" => {
+                    format!("payload_channel = \"aeron:udp?endpoint={ip}:{port}\"")
+                }
+                "control_channel" => {
+                    format!("control_channel = \"aeron:udp?endpoint={ip}:{}\"", port + 1)
+                }
+                "metadata_channel" => {
+                    format!(
+                        "metadata_channel = \"aeron:udp?endpoint={ip}:{}\"",
+                        port + 2
+                    )
+                }
+                "profile" => "profile = \"cam\"".to_owned(),
+                _ => return l.to_owned(),
+            };
+            replaced += 1;
+            new
+        })
+        .collect();
+    assert_eq!(replaced, 4, "{src:?} changed shape");
+    let path = out.join(name);
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    path
+}
+
+/// A chain A -> B -> C modelled on the Julia examples `bridge_chain_a_example.toml`
+/// (10000 -> 20000) and `bridge_chain_b_example.toml` (20000 -> 30000), their channels moved
+/// from IPC to UDP between three namespaces: B's destination stream is the source of the
+/// second bridge, and a consumer on C verifies every frame produced on A.
+#[test]
+fn br_frames_cross_a_chain_of_two_bridges_over_three_namespaces() {
+    let Some(l) = lan_hosts(&["A", "B", "C"], "10.213.8") else {
+        return;
+    };
+    let [a, b, c] = [&l.hosts[0], &l.hosts[1], &l.hosts[2]];
+    let cfg_a = adapted_example("bridge_chain_a_example.toml", &a.dir, &l.lan.ip(1), 40_300);
+    let cfg_b = adapted_example("bridge_chain_b_example.toml", &b.dir, &l.lan.ip(2), 40_400);
+    let mut rb = start_bridge(b, "B/bridge-a-receiver", &cfg_a, "receiver");
+    let mut rc = start_bridge(c, "C/bridge-b-receiver", &cfg_b, "receiver");
+    let mut sb = start_bridge(b, "B/bridge-b-sender", &cfg_b, "sender");
+    let mut sa = start_bridge(a, "A/bridge-a-sender", &cfg_a, "sender");
+    let mut consumer = consume(c, "C/consume", CHAIN, 200);
+    let mut p = produce(a, "A/produce");
+    let j = verified(&mut consumer, 200, &[]);
+    drop(p.stop());
+    let counters: Vec<Vec<String>> = [&mut sa, &mut rb, &mut sb, &mut rc]
+        .into_iter()
+        .map(|b| b.stop())
+        .collect();
+    println!("consumer on C: {j}");
+    assert!(
+        counter(&counters[1], "frames_received") >= 200,
+        "{counters:?}"
+    );
+    assert!(counter(&counters[2], "frames_sent") >= 200, "{counters:?}");
+    assert!(
+        counter(&counters[3], "frames_received") >= 200,
+        "{counters:?}"
+    );
+}
+
+/// Multicast (Bridge Spec §3): one sender on A publishes the chunks and the
+/// forwarded announces to a multicast group on a Linux bridge segment; receivers on B and
+/// C, independent of each other, re-materialize them into their own destination streams
+/// and a consumer on each verifies every frame.
+#[test]
+fn br_multicast_reaches_two_independent_receivers() {
+    let Some(l) = lan_hosts(&["A", "B", "C"], "10.213.9") else {
+        return;
+    };
+    let [a, b, c] = [&l.hosts[0], &l.hosts[1], &l.hosts[2]];
+    let group =
+        |port: u16| format!("aeron:udp?endpoint=239.255.13.1:{port}|interface=10.213.9.0/24");
+    let cfg = a.dir.join("bridge-multicast.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[bridge]
+instance_id = "bridge-multicast"
+payload_channel = "{}"
+payload_stream_id = 3000
+control_channel = "{}"
+control_stream_id = 3001
+metadata_channel = "{}"
+metadata_stream_id = 3002
+integrity_crc32c = true
+
+[[mappings]]
+source_stream_id = {SOURCE}
+dest_stream_id = {DEST}
+profile = "cam"
+"#,
+            group(40_500),
+            group(40_501),
+            group(40_502)
+        ),
+    )
+    .unwrap();
+    let mut rb = start_bridge(b, "B/bridge", &cfg, "receiver");
+    let mut rc = start_bridge(c, "C/bridge", &cfg, "receiver");
+    let mut sa = start_bridge(a, "A/bridge", &cfg, "sender");
+    let mut cb = consume(b, "B/consume", DEST, 200);
+    let mut cc = consume(c, "C/consume", DEST, 200);
+    let mut p = produce(a, "A/produce");
+    let jb = verified(&mut cb, 200, &[]);
+    let jc = verified(&mut cc, 200, &[]);
+    drop(p.stop());
+    let counters: Vec<Vec<String>> = [&mut sa, &mut rb, &mut rc]
+        .into_iter()
+        .map(|b| b.stop())
+        .collect();
+    println!("consumer on B: {jb}\nconsumer on C: {jc}");
+    assert!(
+        counter(&counters[1], "frames_received") >= 200,
+        "{counters:?}"
+    );
+    assert!(
+        counter(&counters[2], "frames_received") >= 200,
+        "{counters:?}"
+    );
+}

@@ -876,6 +876,30 @@ fn br_8_a_receiver_restart_resumes_frames_on_the_destination() {
     assert!(counter(&sc, "frames_sent") >= 400, "{sc:?}");
 }
 
+/// The sending host's `tp bridge` is SIGKILLed and restarted: the source epoch is
+/// unchanged, the new sender's publication is a new image on the receiver, and frames
+/// resume on the destination with their source seq; every accepted frame verifies.
+#[test]
+fn br_8_a_sender_restart_resumes_frames_on_the_destination() {
+    let Some(h) = two_hosts() else { return };
+    let cfg = bridge_config(&h.a.dir, B_IP, 40_100, true);
+    let mut r = start_bridge(&h.b, "B/bridge", &cfg, "receiver");
+    let mut s1 = start_bridge(&h.a, "A/bridge-1", &cfg, "sender");
+    let mut consumer = consume(&h.b, "B/consume", DEST, 400);
+    let mut p = produce(&h.a, "A/produce");
+    consumer.wait_accepted(100);
+    s1.kill9();
+    let mut s2 = start_bridge(&h.a, "A/bridge-2", &cfg, "sender");
+    let j = verified(&mut consumer, 400, &[]);
+    drop(p.stop());
+    let sc = s2.stop();
+    let rc = r.stop();
+    println!("consumer: {j}");
+    assert!(counter(&sc, "frames_sent") >= 1, "{sc:?}");
+    assert!(counter(&rc, "frames_received") >= 400, "{rc:?}");
+    assert_eq!(counter(&rc, "seq_behind_drops"), 0, "{rc:?}");
+}
+
 /// nftables drops 5 % of host A's datagrams and the fault proxy (in A, on the payload
 /// channel) delays every datagram 5 ms, reorders 5 % and duplicates 1 %. Every frame the
 /// remote consumer accepts verifies; a frame missing a chunk is dropped alone (the frames

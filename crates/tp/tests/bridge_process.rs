@@ -40,6 +40,10 @@ struct Proc {
 
 impl Proc {
     fn spawn(name: &str, ns: Option<&str>, args: &[&str]) -> Self {
+        Self::spawn_env(name, ns, args, &[])
+    }
+
+    fn spawn_env(name: &str, ns: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = match ns {
             Some(ns) => {
                 let mut c = Command::new("ip");
@@ -50,6 +54,7 @@ impl Proc {
         };
         let mut child = cmd
             .args(args)
+            .envs(env.iter().copied())
             .env(
                 "RUST_LOG",
                 std::env::var("BRIDGE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -281,7 +286,9 @@ profile = "cam"
             media: None,
         };
         let aeron_s = host.aeron.to_str().unwrap().to_owned();
-        let mut media = Proc::spawn(
+        // a SIGKILLed client's subscriptions hold their images back (flow control) until
+        // the media driver declares the client dead: 2 s here instead of Aeron's 10 s
+        let mut media = Proc::spawn_env(
             &format!("{name}/media-driver"),
             ns,
             &[
@@ -291,6 +298,7 @@ profile = "cam"
                 "--delete-dir-on-start",
                 "--delete-dir-on-shutdown",
             ],
+            &[("AERON_CLIENT_LIVENESS_TIMEOUT", "2000000000")],
         );
         media.expect("media driver running", |l| l.contains(&aeron_s));
         host.media = Some(media);

@@ -103,6 +103,14 @@ impl Bridge {
             if !core.take_dest_remap(i) && !retry_due {
                 continue;
             }
+            // a destination epoch nothing was written into yet (the attach at start, or the
+            // previous re-attach) already is a fresh local epoch for the new source epoch
+            if dest
+                .as_ref()
+                .is_some_and(|d| d.producer.next_seq() == 0 && d.producer.is_active())
+            {
+                continue;
+            }
             let id = core.mappings()[i].dest_stream_id;
             work += 1;
             match super::reattach_destination(ctx, local, id, dest.take()) {

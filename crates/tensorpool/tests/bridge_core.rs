@@ -150,6 +150,27 @@ fn epochs_other_than_the_announced_one_are_dropped_and_a_new_epoch_drops_in_flig
     assert_eq!(receive(&mut rx, &new, MS).len(), 1);
 }
 
+/// §8: a source epoch change asks the agent (once) to move the destination to a new local
+/// epoch before a frame of the new epoch is handed on; the first announce, a repeated one
+/// and an older one do not.
+#[test]
+fn br_8_a_source_epoch_change_requests_a_new_destination_epoch_once() {
+    let mut rx = core("");
+    rx.on_control(&announce(1), MS);
+    assert!(
+        !rx.take_dest_remap(0),
+        "the first epoch: the attach was fresh"
+    );
+    rx.on_control(&announce(1), MS);
+    assert!(!rx.take_dest_remap(0), "same epoch");
+    rx.on_control(&announce(2), MS);
+    assert!(rx.take_dest_remap(0), "a new source epoch");
+    assert!(!rx.take_dest_remap(0), "taken once");
+    rx.on_control(&announce(1), MS);
+    assert!(!rx.take_dest_remap(0), "an older epoch is ignored");
+    assert_eq!(rx.counters().source_epoch_changes, 1);
+}
+
 #[test]
 fn control_channel_gates_on_schema_id() {
     let mut rx = core("");

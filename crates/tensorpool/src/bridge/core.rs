@@ -98,6 +98,7 @@ impl BridgeCore {
                     announce: None,
                     highest_epoch: 0,
                     assembler: Assembler::new(1, 0, timeout_ns),
+                    dest_remap_pending: false,
                 })
                 .collect(),
             counters: BridgeCells::default(),
@@ -195,11 +196,28 @@ impl BridgeCore {
         out
     }
 
-    /// Counts frames re-materialized under the destination's own sequence (the source's
-    /// was below it).
-    pub fn count_seq_not_preserved(&mut self, n: u64) {
+    /// Counts frames the destination refused because their source `seq` was below the
+    /// destination's next sequence (they are never written under another sequence: §6
+    /// step 9 keeps the logical sequence). Also counted in `dest_drops`.
+    pub fn count_seq_behind(&mut self, n: u64) {
         if n > 0 {
-            self.counters.seq_not_preserved += n;
+            self.counters.seq_behind_drops += n;
+        }
+    }
+
+    /// Receiver: whether mapping `i`'s source moved to a new epoch since the last call; the
+    /// agent then moves the destination to a new local epoch (re-attaches its producer)
+    /// before it writes a frame of the new source epoch (Bridge Spec §8).
+    pub fn take_dest_remap(&mut self, i: usize) -> bool {
+        std::mem::take(&mut self.mappings[i].dest_remap_pending)
+    }
+
+    /// Receiver: counts a destination moved to a new local epoch.
+    pub fn count_dest_remap(&mut self, ok: bool) {
+        if ok {
+            self.counters.dest_remaps += 1;
+        } else {
+            self.counters.dest_remap_failures += 1;
         }
     }
 

@@ -121,9 +121,16 @@ counters! {
         epoch_drops,
         /// Chunks dropped: received before any forwarded announce.
         no_announce_drops,
-        /// Frames written under the destination's own sequence: the source's was below the
-        /// destination's next (a source that started a new epoch).
-        seq_not_preserved,
+        /// Frames dropped: their source `seq` was below the destination's next sequence
+        /// (never written under another sequence, §6 step 9).
+        seq_behind_drops,
+        /// Source epoch changes seen in forwarded announces (receiver, §8).
+        source_epoch_changes,
+        /// Destinations moved to a new local epoch (re-attached) after a source epoch
+        /// change (receiver, §8).
+        dest_remaps,
+        /// Destination re-attaches that failed (retried; frames dropped meanwhile).
+        dest_remap_failures,
         /// `DataSourceAnnounce` / `DataSourceMeta` forwarded (sender).
         metadata_forwarded,
         /// Forwarded metadata republished locally, stream id rewritten (receiver).

@@ -289,8 +289,12 @@ impl BridgeCore {
             return 0;
         }
         if a.epoch > m.highest_epoch && m.announce.is_some() {
-            // remap boundary: every frame of the older epoch is dropped
+            // remap boundary: every frame of the older epoch is dropped, and the destination
+            // moves to a new local epoch before a frame of the new source epoch is written
+            // (§8), so that its sequence can restart with the source's (§6 step 9)
             self.counters.epoch_drops += m.assembler.drop_before(a.epoch);
+            m.dest_remap_pending = true;
+            self.counters.source_epoch_changes += 1;
         }
         m.highest_epoch = a.epoch;
         let announce = SourceAnnounce::new(

@@ -126,6 +126,15 @@ struct DestIo {
     producer: Producer,
 }
 
+/// How long a destination re-attach (a new local epoch after a source epoch change) may
+/// keep being refused (the driver has not yet processed the detach) before it is retried
+/// later.
+const REATTACH_WINDOW: Duration = Duration::from_secs(5);
+/// Pause between two refused re-attach attempts.
+const REATTACH_PAUSE: Duration = Duration::from_millis(10);
+/// Delay before a failed re-attach is tried again (frames are dropped meanwhile).
+const REATTACH_RETRY_NS: u64 = 1_000_000_000;
+
 /// The bridge agent: [`BridgeCore`] on its Aeron streams, a [`Consumer`] per source stream
 /// and a driver-attached [`Producer`] per destination stream.
 pub struct Bridge {
@@ -148,6 +157,11 @@ pub struct Bridge {
     /// Receiver: per mapping, its local destination control stream (if forwarding).
     control_dst: Vec<Option<Publication>>,
     header: [u8; tensorpool_shm::HEADER_SLOT_BYTES],
+    /// Receiver: what a destination re-attach needs (a new local epoch, §8).
+    ctx: Context,
+    local: LocalDriver,
+    /// Receiver, per mapping: when a failed destination re-attach is tried again.
+    reattach_at: Vec<Option<u64>>,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -313,6 +327,9 @@ impl Bridge {
             control_src,
             control_dst,
             header: [0; tensorpool_shm::HEADER_SLOT_BYTES],
+            reattach_at: vec![None; cfg.mappings.len()],
+            ctx: ctx.clone(),
+            local: local.clone(),
         })
     }
 
@@ -339,6 +356,37 @@ impl Bridge {
     pub fn close(&mut self) {
         for d in self.dests.iter_mut().flatten() {
             d.producer.close();
+        }
+    }
+}
+
+/// Moves destination `dest` to a new local epoch: detaches its producer and attaches a new
+/// one (the driver bumps the stream's epoch when a producer attaches, Driver Model §6; the
+/// new producer's sequence restarts at 0). An attach refused because the driver has not yet
+/// processed the detach is retried for [`REATTACH_WINDOW`]. Blocks the duty cycle for that
+/// round trip only: it happens at a source epoch change, never in the steady state.
+fn reattach_destination(
+    ctx: &Context,
+    local: &LocalDriver,
+    dest: u32,
+    old: Option<DestIo>,
+) -> Result<Producer, String> {
+    if let Some(mut d) = old {
+        d.producer.close();
+    }
+    let deadline = std::time::Instant::now() + REATTACH_WINDOW;
+    loop {
+        match ctx
+            .producer(dest)
+            .driver(local.endpoints.clone(), local.shm_base_dir.clone())
+            .build()
+        {
+            Ok(p) => return Ok(p),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e.to_string()),
+            Err(e) => {
+                tracing::debug!(dest, error = %e, "destination re-attach refused, retrying");
+                std::thread::sleep(REATTACH_PAUSE);
+            }
         }
     }
 }

@@ -64,4 +64,8 @@ pub struct MappingState {
     pub highest_epoch: u64,
     /// In-flight frames (receiver); capacity 0 until the destination's pools are known.
     pub assembler: Assembler,
+    /// Receiver: the source moved to a new epoch; the destination must move to a new local
+    /// epoch before the next frame is written (Bridge Spec §8). Taken by the agent
+    /// ([`super::BridgeCore::take_dest_remap`]).
+    pub dest_remap_pending: bool,
 }

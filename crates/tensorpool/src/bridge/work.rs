@@ -27,11 +27,14 @@ impl Bridge {
             control_src,
             control_dst,
             header,
+            ctx,
+            local,
+            reattach_at,
             ..
         } = self;
         let mut work = 0;
-        let mut seq_kept = 0u64;
-        let seq_kept = &mut seq_kept;
+        let mut seq_behind = 0u64;
+        let seq_behind = &mut seq_behind;
         // sender: source announces -> bridge control channel (§7.2)
         if let (Some(sub), Some(control)) = (announce_sub.as_mut(), control_pub.as_mut()) {
             sub.poll(
@@ -93,6 +96,41 @@ impl Bridge {
             )
             .map_err(AgentError::failed)?;
         }
+        // receiver: a source epoch change moves the destination to a new local epoch
+        // before any frame of the new source epoch is written (§8)
+        for (i, dest) in dests.iter_mut().enumerate() {
+            let retry_due = reattach_at[i].is_some_and(|t| now_ns >= t);
+            if !core.take_dest_remap(i) && !retry_due {
+                continue;
+            }
+            // a destination epoch nothing was written into yet (the attach at start, or the
+            // previous re-attach) already is a fresh local epoch for the new source epoch
+            if dest
+                .as_ref()
+                .is_some_and(|d| d.producer.next_seq() == 0 && d.producer.is_active())
+            {
+                continue;
+            }
+            let id = core.mappings()[i].dest_stream_id;
+            work += 1;
+            match super::reattach_destination(ctx, local, id, dest.take()) {
+                Ok(producer) => {
+                    tracing::info!(
+                        dest = id,
+                        epoch = producer.epoch().unwrap_or(0),
+                        "bridge destination moved to a new epoch (source epoch changed)"
+                    );
+                    *dest = Some(super::DestIo { producer });
+                    reattach_at[i] = None;
+                    core.count_dest_remap(true);
+                }
+                Err(e) => {
+                    tracing::warn!(dest = id, error = %e, "bridge destination re-attach failed; frames dropped until it succeeds");
+                    reattach_at[i] = Some(now_ns + super::REATTACH_RETRY_NS);
+                    core.count_dest_remap(false);
+                }
+            }
+        }
         if let Some((sub, local)) = metadata_dst.as_mut() {
             sub.poll(
                 |buf, _| work += core.on_metadata(buf, local),
@@ -108,14 +146,15 @@ impl Bridge {
                             return false;
                         };
                         // §6: the logical sequence, capture time and meta_version are
-                        // preserved; a source that went back (a new source epoch) keeps
-                        // the destination's own sequence
-                        let next = d.producer.next_seq();
-                        if f.seq < next {
-                            *seq_kept += 1;
+                        // preserved; a frame whose seq is behind the destination's is
+                        // dropped, never written under another sequence (a new source
+                        // epoch moved the destination to a new epoch first, seq from 0)
+                        if f.seq < d.producer.next_seq() {
+                            *seq_behind += 1;
+                            return false;
                         }
                         let stamp = FrameStamp {
-                            seq: f.seq.max(next),
+                            seq: f.seq,
                             timestamp_ns: f.header.timestamp_ns,
                             meta_version: f.header.meta_version,
                         };
@@ -137,7 +176,7 @@ impl Bridge {
             )
             .map_err(AgentError::failed)?;
         }
-        core.count_seq_not_preserved(*seq_kept);
+        core.count_seq_behind(*seq_behind);
         work += core.poll_timers(now_ns);
         for d in dests.iter_mut().flatten() {
             work += d.producer.do_work(now_ns);

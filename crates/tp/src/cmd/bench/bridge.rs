@@ -542,7 +542,7 @@ pub fn run(rig: &mut Rig) -> Result<Output, CmdError> {
         rig.record(json!({"measurement": "bridge", "skipped": why}));
         return Ok(Output::default());
     }
-    let (warmup, duration) = if rig.quick() { (0.3, 0.7) } else { (1.0, 5.0) };
+    let (warmup, duration) = if rig.quick() { (0.2, 0.5) } else { (1.0, 5.0) };
     let net = match Net::create() {
         Ok(n) => n,
         Err(e) => {

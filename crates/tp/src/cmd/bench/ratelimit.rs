@@ -98,7 +98,7 @@ fn us(v: &Value, q: &str) -> f64 {
 
 /// `tp bench ratelimit`.
 pub fn run(rig: &mut Rig) -> Result<Output, CmdError> {
-    let (warmup, duration) = if rig.quick() { (0.3, 0.7) } else { (1.0, 5.0) };
+    let (warmup, duration) = if rig.quick() { (0.2, 0.5) } else { (1.0, 5.0) };
     let (src, dst) = (rig.stream_id(), rig.stream_id());
     let dir = rig.scratch("ratelimit");
     let shm_dir = dir.join("shm");

@@ -42,7 +42,7 @@ const LINK_MTU: u32 = 9000;
 /// Every UDP channel of the run (bridge payload and raw Aeron): Aeron MTU, socket buffers and
 /// receiver window (within the hosts' `net.core.rmem_max` / `wmem_max` of 4 MiB, which the
 /// benchmark reads and reports but never changes); term length Aeron's default (16 MiB).
-const CHANNEL_PARAMS: &str = "mtu=8192|so-sndbuf=2m|so-rcvbuf=2m|rcv-wnd=2m";
+const CHANNEL_PARAMS: &str = "mtu=8192|so-sndbuf=4m|so-rcvbuf=4m|rcv-wnd=4m";
 /// The idle strategy of every measured process (bridge halves, producer, consumer, raw
 /// publisher and subscriber): ten or so processes share 2 cores, so nobody busy-spins; parks
 /// at most 100 us.
@@ -311,6 +311,8 @@ struct Side {
     /// % of one core, whole processes, over the window: (sender side, receiver side).
     cpu: (f64, f64),
     window_s: f64,
+    /// The bridge's counters (sender's and receiver's, by name; empty for raw Aeron).
+    counters: serde_json::Map<String, Value>,
 }
 
 impl Side {
@@ -320,6 +322,27 @@ impl Side {
 
     fn us(&self, q: &str) -> f64 {
         self.reader["latency_ns"][q].as_f64().unwrap_or(f64::NAN) / 1000.0
+    }
+
+    fn counter(&self, name: &str) -> f64 {
+        self.counters
+            .get(name)
+            .and_then(Value::as_f64)
+            .unwrap_or(f64::NAN)
+    }
+}
+
+/// Stops a `tp bridge` (SIGTERM) and reads the counters it prints as it stops
+/// (`name = value` lines), as `side.name`.
+fn stop_bridge(p: &mut Proc, side: &str, into: &mut serde_json::Map<String, Value>) {
+    p.stop();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while let Ok(line) = p.next_line(deadline) {
+        if let Some((k, v)) = line.split_once(" = ")
+            && let Ok(n) = v.trim().parse::<u64>()
+        {
+            into.insert(format!("{side}.{}", k.trim()), n.into());
+        }
     }
 }
 
@@ -348,11 +371,36 @@ fn cpu_over_window(pids: &[u32], warmup: f64, duration: f64) -> Result<Vec<f64>,
 struct Bench<'a> {
     a: &'a Host,
     b: &'a Host,
+    /// The bridge file both halves read.
+    cfg: String,
     warmup: f64,
     duration: f64,
 }
 
 impl Bench<'_> {
+    /// One half of the bridge in `host`, ready.
+    fn bridge(&self, rig: &mut Rig, host: &Host, side: &str) -> Result<Proc, CmdError> {
+        let mut p = host.spawn(
+            rig,
+            &format!("bridge-{side}"),
+            &args(&[
+                "bridge",
+                "--config",
+                &self.cfg,
+                "--side",
+                side,
+                "--driver-config",
+                &host.config(),
+                "--aeron-dir",
+                &host.aeron(),
+                "--idle",
+                IDLE,
+            ]),
+        )?;
+        p.expect_line(STARTUP, |l| l.contains("tp bridge: ready"))?;
+        Ok(p)
+    }
+
     /// Raw Aeron UDP from A to B: `size`-byte messages at `rate` (0: flat out).
     fn raw(&self, rig: &mut Rig, size: usize, rate: f64, port: u16) -> Result<Side, CmdError> {
         let stream = rig.stream_id().to_string();
@@ -409,6 +457,7 @@ impl Bench<'_> {
             writer,
             cpu: (cpu[0], cpu[1]),
             window_s: self.duration,
+            counters: serde_json::Map::new(),
         })
     }
 
@@ -416,13 +465,17 @@ impl Bench<'_> {
     fn bridged(
         &self,
         rig: &mut Rig,
-        bridges: (u32, u32),
         (src, dst): (u32, u32),
         size: usize,
         rate: f64,
     ) -> Result<Side, CmdError> {
         let (b_cfg, b_shm, a_cfg, a_shm) =
             (self.b.config(), self.b.shm(), self.a.config(), self.a.shm());
+        // a fresh bridge pair per measurement, so that its counters are this measurement's;
+        // the receiver first: it binds the UDP endpoints
+        let mut receiver = self.bridge(rig, self.b, "receiver")?;
+        let mut sender = self.bridge(rig, self.a, "sender")?;
+        let bridges = (sender.pid().unwrap_or(0), receiver.pid().unwrap_or(0));
         let mut consumer = self.b.role(
             rig,
             "B-consumer",
@@ -470,16 +523,20 @@ impl Bench<'_> {
         std::thread::sleep(Duration::from_millis(300));
         consumer.close_stdin();
         let reader = consumer.expect_event("result", STARTUP)?;
+        let mut counters = serde_json::Map::new();
+        stop_bridge(&mut sender, "sender", &mut counters);
+        stop_bridge(&mut receiver, "receiver", &mut counters);
         producer.close_stdin();
         producer.wait(STARTUP)?;
         consumer.wait(STARTUP)?;
-        rig.record(json!({"measurement": "bridge: tp bridge", "frame_bytes": size, "rate": rate, "producer_report": writer, "consumer_report": reader, "cpu_percent": cpu}));
+        rig.record(json!({"measurement": "bridge: tp bridge", "frame_bytes": size, "rate": rate, "producer_report": writer, "consumer_report": reader, "cpu_percent": cpu, "bridge_counters": counters}));
         let window_s = writer["window_ns"].as_f64().unwrap_or(0.0) / 1e9;
         Ok(Side {
             reader,
             writer,
             cpu: (cpu[0], cpu[1]),
             window_s,
+            counters,
         })
     }
 }
@@ -562,44 +619,22 @@ fn run_on(rig: &mut Rig, net: &Net, warmup: f64, duration: f64) -> Result<Output
     let port = base_port();
     let cfg = a.dir.join("bridge.toml");
     std::fs::write(&cfg, bridge_toml(port))?;
-    let cfg = cfg.to_string_lossy().into_owned();
-    let bridge = |host: &Host, rig: &mut Rig, side: &str| -> Result<Proc, CmdError> {
-        let mut p = host.spawn(
-            rig,
-            &format!("bridge-{side}"),
-            &args(&[
-                "bridge",
-                "--config",
-                &cfg,
-                "--side",
-                side,
-                "--driver-config",
-                &host.config(),
-                "--aeron-dir",
-                &host.aeron(),
-                "--idle",
-                IDLE,
-            ]),
-        )?;
-        p.expect_line(STARTUP, |l| l.contains("tp bridge: ready"))?;
-        Ok(p)
-    };
-    // the receiver first: it binds the UDP endpoints
-    let receiver = bridge(&b, rig, "receiver")?;
-    let sender = bridge(&a, rig, "sender")?;
-    let pids = (sender.pid().unwrap_or(0), receiver.pid().unwrap_or(0));
     let bench = Bench {
         a: &a,
         b: &b,
+        cfg: cfg.to_string_lossy().into_owned(),
         warmup,
         duration,
     };
     let mut out = Output::default();
 
-    // 640 KiB: raw Aeron flat out, then the bridge offered what raw Aeron delivered
+    // 640 KiB: raw Aeron flat out, then the bridge offered what raw Aeron delivered, then
+    // 90 % of it
     let raw = bench.raw(rig, BIG, 0.0, port + 2)?;
     let offered = raw.fps().max(10.0).round();
-    let ours = bench.bridged(rig, pids, (BIG_SRC, BIG_DST), BIG, offered)?;
+    let ours = bench.bridged(rig, (BIG_SRC, BIG_DST), BIG, offered)?;
+    let offered90 = (0.9 * offered).round();
+    let ours90 = bench.bridged(rig, (BIG_SRC, BIG_DST), BIG, offered90)?;
     let c = run_conditions(
         net,
         "640 KiB: raw Aeron's publisher flat out (offer, fragmented by Aeron; retried after back pressure), the bridge's producer offered the frame rate raw Aeron delivered",
@@ -652,10 +687,79 @@ fn run_on(rig: &mut Rig, net: &Net, warmup: f64, duration: f64) -> Result<Output
         .vs(raw.cpu.1, "raw Aeron subscriber process")
         .with(&c),
     ]);
+    // where the frames not delivered went (the bridge's own counters, whole measurement)
+    for (name, what) in [
+        ("sender.frames_sent", "frames the sender sent whole"),
+        (
+            "sender.send_drops",
+            "frames the sender dropped: the payload publication refused a chunk (back pressure)",
+        ),
+        (
+            "sender.send_abandoned",
+            "frames the sender abandoned: overwritten in the source ring while being sent",
+        ),
+        (
+            "receiver.assembly_timeouts",
+            "frames the receiver dropped incomplete after the assembly timeout",
+        ),
+        (
+            "receiver.frame_drops",
+            "frames the receiver dropped (incomplete and evicted, conflict, ...)",
+        ),
+        (
+            "receiver.frames_received",
+            "frames the receiver committed on B",
+        ),
+    ] {
+        out.figures.push(
+            Figure::new(
+                "bridge",
+                format!("640 KiB: {what} ({name}, warm-up included)"),
+                ours.counter(name),
+                "frames",
+            )
+            .with(&c),
+        );
+    }
+    let c90 = run_conditions(
+        net,
+        "640 KiB: the bridge's producer offered 90 % of the frame rate raw Aeron delivered",
+        BIG,
+        &format!("bridge producer {offered90} frames/s"),
+        duration,
+    );
+    let committed90 = ours90.writer["committed"]["measure"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let accepted90 = ours90.reader["accepted"]["measure"].as_f64().unwrap_or(0.0);
+    out.figures.extend([
+        Figure::new(
+            "bridge",
+            "640 KiB, 90 % of raw Aeron's rate offered: GB/s delivered A -> B",
+            gbps(&ours90),
+            "GB/s",
+        )
+        .vs(gbps(&raw), "raw Aeron UDP, same link, flat out")
+        .with(&c90),
+        Figure::new(
+            "bridge",
+            "640 KiB, 90 % offered: committed frames not delivered",
+            100.0 * (committed90 - accepted90).max(0.0) / committed90.max(1.0),
+            "%",
+        )
+        .with(&c90),
+        Figure::new(
+            "bridge",
+            "640 KiB, 90 % offered: frames the sender dropped on back pressure (send_drops)",
+            ours90.counter("sender.send_drops"),
+            "frames",
+        )
+        .with(&c90),
+    ]);
 
     // 4 KiB at 10 kHz: one-way latency
     let raw = bench.raw(rig, SMALL, LATENCY_RATE, port + 3)?;
-    let ours = bench.bridged(rig, pids, (SMALL_SRC, SMALL_DST), SMALL, LATENCY_RATE)?;
+    let ours = bench.bridged(rig, (SMALL_SRC, SMALL_DST), SMALL, LATENCY_RATE)?;
     let c = run_conditions(
         net,
         "4 KiB at a fixed 10 kHz, one message / frame each; one-way latency from the commit stamp (CLOCK_MONOTONIC, same machine) to every byte read on B",
@@ -691,8 +795,6 @@ fn run_on(rig: &mut Rig, net: &Net, warmup: f64, duration: f64) -> Result<Output
         )
         .with(&c),
     );
-    drop(sender);
-    drop(receiver);
     drop(b);
     drop(a);
     Ok(out)

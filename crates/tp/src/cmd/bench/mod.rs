@@ -10,16 +10,20 @@
 //! | `attach` | driver attach round trips; producer kill -9 -> consumers on the new epoch | 1 ms; lease + 3 announce periods |
 //! | `sizes` | 1 KiB .. 16 MiB frames, flat out | memcpy + read per size |
 //! | `supervisor` | `tp supervisor` CPU, 256 consumers' hellos + QoS at 1 Hz | the same supervisor idle |
+//! | `bridge` | 640 KiB GB/s and 4 KiB latency across two network namespaces through `tp bridge` | raw Aeron UDP on the same link |
+//! | `ratelimit` | `tp ratelimit` CPU per forwarded 640 KiB frame, latency it adds | memcpy of the frame; the source's own consumer |
 //!
 //! Layout: `procs` (child processes), `roles` (the hidden `tp bench-role` processes),
 //! `workload` (fill / read, the memcpy baseline), `report` (figures, JSON, Markdown),
 //! `plot` (SVG), one module per benchmark.
 
 mod attach;
+mod bridge;
 mod fanout;
 mod latency;
 mod plot;
 mod procs;
+mod ratelimit;
 mod report;
 pub mod roles;
 mod session;
@@ -49,6 +53,10 @@ pub enum Name {
     Sizes,
     /// Supervisor CPU with 256 consumers' hellos and QoS at 1 Hz against it idle.
     Supervisor,
+    /// `tp bridge` across two network namespaces against raw Aeron UDP (root + `ip` only).
+    Bridge,
+    /// `tp ratelimit`: CPU per forwarded frame against memcpy, latency it adds.
+    Ratelimit,
     /// Every benchmark.
     All,
 }
@@ -62,6 +70,8 @@ impl Name {
             Name::Attach => "attach",
             Name::Sizes => "sizes",
             Name::Supervisor => "supervisor",
+            Name::Bridge => "bridge",
+            Name::Ratelimit => "ratelimit",
             Name::All => "all",
         }
     }
@@ -70,7 +80,8 @@ impl Name {
 /// Flags of `tp bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Benchmarks to run (throughput, latency, fanout, attach, sizes, supervisor, or all)
+    /// Benchmarks to run (throughput, latency, fanout, attach, sizes, supervisor, bridge,
+    /// ratelimit, or all)
     #[arg(value_enum, required = true)]
     names: Vec<Name>,
     /// Short runs that only prove the suite works (CI); the figures are not meaningful
@@ -125,6 +136,23 @@ impl Rig {
             spawned: 0,
             raw: Vec::new(),
         })
+    }
+
+    /// Spawns `program args...` (not this binary) as a child named `name`.
+    pub fn spawn_program(
+        &mut self,
+        name: &str,
+        program: &Path,
+        args: &[String],
+    ) -> Result<procs::Proc, CmdError> {
+        self.spawned += 1;
+        let label = format!("{:03}-{name}", self.spawned);
+        procs::Proc::spawn(program, &label, args, &self.logs)
+    }
+
+    /// This binary.
+    pub fn exe(&self) -> &Path {
+        &self.exe
     }
 
     /// Spawns `tp args...` as a child named `name` (numbered, for its log file).
@@ -208,6 +236,8 @@ fn run_one(name: Name, rig: &mut Rig) -> Result<Output, CmdError> {
         Name::Attach => attach::run(rig),
         Name::Sizes => throughput::run_sizes(rig),
         Name::Supervisor => supervisor::run(rig),
+        Name::Bridge => bridge::run(rig),
+        Name::Ratelimit => ratelimit::run(rig),
         Name::All => Ok(Output::default()),
     }
 }

@@ -64,7 +64,8 @@ impl Proc {
             })?;
         Ok(Self {
             name: name.to_owned(),
-            ends_on_eof: args.first().is_some_and(|a| a == "bench-role"),
+            // also `ip netns exec NS tp bench-role ...`
+            ends_on_eof: args.iter().take(5).any(|a| a == "bench-role"),
             stdin: child.stdin.take(),
             child: Some(child),
             lines: rx,
@@ -256,6 +257,25 @@ impl Drop for MediaDriver {
         self.proc.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// CPU time (ns) `pid` has used so far, every thread (the sum of each task's on-CPU time in
+/// `/proc/<pid>/task/*/schedstat`: nanoseconds, where `/proc/<pid>/stat` counts 10 ms ticks).
+pub fn process_cpu_ns(pid: u32) -> Result<u64, CmdError> {
+    let mut total = 0u64;
+    let dir = format!("/proc/{pid}/task");
+    for task in std::fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))? {
+        let path = task?.path().join("schedstat");
+        // a thread that ended meanwhile has no file any more: its time is lost, not an error
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            total += text
+                .split_whitespace()
+                .next()
+                .and_then(|w| w.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Ok(total)
 }
 
 /// Strings for `Command::args`.

@@ -1,6 +1,7 @@
 //! The raw Aeron baseline: a publisher that `try_claim`s each stamped message straight into
-//! the term buffer and a subscriber that reads every byte of it, on an IPC channel of the
-//! same media driver.
+//! the term buffer (or `offer`s it, fragmented, when it is longer than one fragment) and a
+//! subscriber that reads every byte of it, on an IPC channel of the same media driver or a
+//! UDP channel between two hosts (`bridge`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -53,15 +54,24 @@ pub fn run_pub(a: &PubArgs) -> Result<(), CmdError> {
     let orders = Orders::watch();
     let client = AeronClient::connect(&a.aeron_dir, TIMEOUT)?;
     let mut publication = client.add_exclusive_publication(&a.channel, a.stream_id, TIMEOUT)?;
-    if publication.max_claim_len() < a.size {
+    // a message longer than one fragment goes through `offer` (Aeron fragments it; the
+    // subscriber's assembler joins it): filled and stamped in a private buffer, then copied
+    // into the term buffer, like a bridge sender copying a frame out of shared memory
+    let fragmented = publication.max_claim_len() < a.size;
+    if a.size > publication.max_message_len() {
         return Err(format!(
-            "a {}-byte message does not fit one claim on {} (max {})",
+            "a {}-byte message is longer than {} allows (max {})",
             a.size,
             a.channel,
-            publication.max_claim_len()
+            publication.max_message_len()
         )
         .into());
     }
+    let mut staging = if fragmented {
+        vec![0u8; a.size]
+    } else {
+        Vec::new()
+    };
     let deadline = Instant::now() + TIMEOUT;
     while !publication.is_connected() {
         if Instant::now() >= deadline || orders.stop() {
@@ -82,6 +92,7 @@ pub fn run_pub(a: &PubArgs) -> Result<(), CmdError> {
     let mut pacer = Pacer::new(a.rate, start);
     let mut idle = a.idle.build();
     let (mut sent, mut back_pressured, mut seq) = ([0u64; 3], 0u64, 0u64);
+    let mut pending = false;
     while !orders.stop() {
         let now = tensorpool::monotonic_ns();
         let phase = schedule.phase(now);
@@ -90,6 +101,33 @@ pub fn run_pub(a: &PubArgs) -> Result<(), CmdError> {
         }
         if !pacer.due(now) {
             idle.idle_work(0);
+            continue;
+        }
+        if fragmented {
+            // filled once per message; a retry after back pressure only stamps it again
+            if !pending {
+                fill(&mut staging, &src);
+                pending = true;
+            }
+            Stamp {
+                seq,
+                phase,
+                commit_ns: tensorpool::monotonic_ns(),
+            }
+            .write(&mut staging);
+            match publication.offer(&staging) {
+                Ok(_) => {
+                    pacer.advance(now);
+                    sent[phase as usize] += 1;
+                    seq += 1;
+                    pending = false;
+                }
+                Err(e) if e.is_retryable() => {
+                    back_pressured += 1;
+                    idle.idle_work(0);
+                }
+                Err(e) => return Err(format!("publishing: {e}").into()),
+            }
             continue;
         }
         let result = publication.try_claim(a.size, |buf| {

@@ -235,3 +235,195 @@ proptest! {
         }
     }
 }
+
+mod forwarding {
+    //! RateLimiter §6.1: progress and QoS of a source stream republished for each mapping of
+    //! that source, `streamId` rewritten to the destination.
+
+    use tensorpool::control::RecordingSink;
+    use tensorpool::ratelimiter::{Policy, RateLimiterCore};
+    use tensorpool_codec::Message;
+    use tensorpool_codec::wire::{
+        FrameProgress, FrameProgressState, Mode, QosConsumer, QosProducer,
+    };
+
+    const SOURCE: u32 = 10_000;
+    const EVERY_10: u32 = 11_000;
+    const RATE: u32 = 11_001;
+    const OTHER_SOURCE: u32 = 10_500;
+    const OTHER_DEST: u32 = 11_500;
+
+    fn progress(stream_id: u32, epoch: u64, seq: u64) -> Vec<u8> {
+        FrameProgress {
+            stream_id,
+            epoch,
+            seq,
+            payload_bytes_filled: 4096,
+            state: FrameProgressState::Progress,
+        }
+        .encode_to_vec()
+        .unwrap()
+    }
+
+    fn qos_consumer(stream_id: u32) -> Vec<u8> {
+        QosConsumer {
+            stream_id,
+            consumer_id: 9,
+            epoch: 5,
+            last_seq_seen: 10,
+            drops_gap: 1,
+            drops_late: 2,
+            mode: Mode::Stream,
+        }
+        .encode_to_vec()
+        .unwrap()
+    }
+
+    fn qos_producer(stream_id: u32) -> Vec<u8> {
+        QosProducer {
+            stream_id,
+            producer_id: 7,
+            epoch: 5,
+            current_seq: 11,
+            watermark: Some(3),
+        }
+        .encode_to_vec()
+        .unwrap()
+    }
+
+    /// Two mappings of one source (every 10th, 30 Hz) and one of another source.
+    fn core(progress: bool, qos: bool) -> RateLimiterCore {
+        let mut core = RateLimiterCore::new(&[
+            Policy::EveryNth { n: 10 },
+            Policy::MaxRate { hz: 30 },
+            Policy::Unlimited,
+        ]);
+        core.set_route(0, SOURCE, EVERY_10);
+        core.set_route(1, SOURCE, RATE);
+        core.set_route(2, OTHER_SOURCE, OTHER_DEST);
+        core.set_forwarding(progress, qos);
+        core.set_dest_epoch(0, Some(101));
+        core.set_dest_epoch(1, Some(102));
+        core.set_dest_epoch(2, Some(103));
+        core
+    }
+
+    fn decoded_progress(sink: &RecordingSink) -> Vec<(u32, u64, u64, u64, FrameProgressState)> {
+        sink.messages()
+            .map(|m| {
+                let p = FrameProgress::decode(m).unwrap();
+                (p.stream_id, p.epoch, p.seq, p.payload_bytes_filled, p.state)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rl_6_1_progress_keeps_seq_and_takes_the_destination_stream_id_and_epoch() {
+        let mut core = core(true, false);
+        let mut out = RecordingSink::with_capacity(8, 256);
+        // the source epoch is not known before its first frame: not forwarded
+        assert_eq!(
+            core.on_source_progress(&progress(SOURCE, 5, 20), &mut out),
+            0
+        );
+        core.on_frame(0, 0, 5, 0);
+        core.on_frame(1, 0, 5, 0);
+        // seq 20: both mappings of the source; each message names its destination stream
+        // and epoch, and keeps seq, bytes and state
+        assert_eq!(
+            core.on_source_progress(&progress(SOURCE, 5, 20), &mut out),
+            2
+        );
+        assert_eq!(
+            decoded_progress(&out),
+            vec![
+                (EVERY_10, 101, 20, 4096, FrameProgressState::Progress),
+                (RATE, 102, 20, 4096, FrameProgressState::Progress),
+            ]
+        );
+        out.clear();
+        // seq 21 is never forwarded by the every-10th mapping: only the rate mapping
+        assert_eq!(
+            core.on_source_progress(&progress(SOURCE, 5, 21), &mut out),
+            1
+        );
+        assert_eq!(decoded_progress(&out)[0].0, RATE);
+        out.clear();
+        // another source epoch than the frames read, a stream of no mapping, a destination
+        // being rebuilt, QoS on the control stream: nothing
+        assert_eq!(
+            core.on_source_progress(&progress(SOURCE, 4, 30), &mut out),
+            0
+        );
+        assert_eq!(
+            core.on_source_progress(&progress(12_345, 5, 30), &mut out),
+            0
+        );
+        core.set_dest_epoch(1, None);
+        assert_eq!(
+            core.on_source_progress(&progress(SOURCE, 5, 30), &mut out),
+            1
+        );
+        assert_eq!(core.on_source_progress(&qos_producer(SOURCE), &mut out), 0);
+        // a destination's own progress (its stream is no source) is never forwarded again
+        assert_eq!(
+            core.on_source_progress(&progress(EVERY_10, 101, 40), &mut out),
+            0
+        );
+        assert_eq!(core.counters(0).progress_forwarded, 2);
+        assert_eq!(core.counters(1).progress_forwarded, 2);
+        assert!(core.counters(1).progress_dropped >= 2);
+        // garbage and truncated messages: nothing, no panic
+        let p = progress(SOURCE, 5, 50);
+        for cut in 0..p.len() {
+            assert_eq!(core.on_source_progress(&p[..cut], &mut out), 0);
+        }
+        // off: nothing
+        let mut off = self::core(false, true);
+        off.on_frame(0, 0, 5, 0);
+        assert_eq!(
+            off.on_source_progress(&progress(SOURCE, 5, 20), &mut out),
+            0
+        );
+    }
+
+    #[test]
+    fn rl_6_1_qos_takes_the_destination_stream_id_and_keeps_every_other_field() {
+        let mut core = core(false, true);
+        let mut out = RecordingSink::with_capacity(8, 256);
+        assert_eq!(core.on_source_qos(&qos_consumer(SOURCE), &mut out), 2);
+        assert_eq!(core.on_source_qos(&qos_producer(OTHER_SOURCE), &mut out), 1);
+        assert_eq!(core.on_source_qos(&qos_producer(EVERY_10), &mut out), 0);
+        assert_eq!(core.on_source_qos(&progress(SOURCE, 5, 20), &mut out), 0);
+        let msgs: Vec<&[u8]> = out.messages().collect();
+        for (m, dest) in msgs[..2].iter().zip([EVERY_10, RATE]) {
+            let q = QosConsumer::decode(m).unwrap();
+            assert_eq!(
+                (
+                    q.stream_id,
+                    q.consumer_id,
+                    q.epoch,
+                    q.last_seq_seen,
+                    q.drops_gap,
+                    q.drops_late,
+                    q.mode
+                ),
+                (dest, 9, 5, 10, 1, 2, Mode::Stream)
+            );
+        }
+        let q = QosProducer::decode(msgs[2]).unwrap();
+        assert_eq!(
+            (
+                q.stream_id,
+                q.producer_id,
+                q.epoch,
+                q.current_seq,
+                q.watermark
+            ),
+            (OTHER_DEST, 7, 5, 11, Some(3))
+        );
+        assert_eq!(core.counters(2).qos_forwarded, 1);
+        let mut off = self::core(true, false);
+        assert_eq!(off.on_source_qos(&qos_consumer(SOURCE), &mut out), 0);
+    }
+}

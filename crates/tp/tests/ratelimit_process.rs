@@ -138,7 +138,7 @@ impl Drop for DirGuard {
 
 /// One file for the deployment: driver, producer, consumer and rate limiter tables; every
 /// channel is the default `aeron:ipc?term-length=4m` so IPC streams are shared byte-exactly.
-fn config(aeron: &Path, shm: &Path) -> String {
+fn config(aeron: &Path, shm: &Path, extra: &str) -> String {
     let ch = "aeron:ipc?term-length=4m";
     format!(
         r#"[driver]
@@ -201,6 +201,7 @@ control_stream_id = 1000
 qos_channel = "{ch}"
 metadata_channel = "{ch}"
 shm_base_dir = "{shm}"
+{extra}
 
 [[mappings]]
 source_stream_id = {SOURCE}
@@ -233,6 +234,11 @@ struct System {
 
 impl System {
     fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// With `extra` lines in the `[rate_limiter]` table.
+    fn start_with(extra: &str) -> Self {
         let aeron = tensorpool_aeron::unique_dir();
         let aeron_guard = DirGuard(aeron.clone());
         let shm = tempfile::Builder::new()
@@ -241,7 +247,7 @@ impl System {
             .unwrap();
         let cfg_dir = tempfile::tempdir().unwrap();
         let cfg = cfg_dir.path().join("deployment.toml");
-        std::fs::write(&cfg, config(&aeron, shm.path())).unwrap();
+        std::fs::write(&cfg, config(&aeron, shm.path(), extra)).unwrap();
         let aeron_s = aeron.to_str().unwrap();
         let mut media = Proc::spawn(
             "tp media-driver",
@@ -748,4 +754,139 @@ fn config_validate_role_ratelimit_accepts_the_julia_example_and_names_bad_keys()
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("mappings[0].dest_stream_id"), "{err}");
+}
+
+#[test]
+fn rl_6_1_progress_and_qos_are_forwarded_with_the_destination_stream_id() {
+    use tensorpool_codec::Message;
+    use tensorpool_codec::wire::{FrameProgress, FrameProgressState, Mode, QosConsumer};
+    const CH: &str = "aeron:ipc?term-length=4m";
+    let sys = System::start_with(
+        "forward_progress = true\nsource_control_stream_id = 2001\ndest_control_stream_id = 2002\n\
+         forward_qos = true\nsource_qos_stream_id = 3001\ndest_qos_stream_id = 3002",
+    );
+    let rl = sys.ratelimit();
+    let ctx = Context::connect(&sys.aeron).unwrap();
+    let aeron = ctx.client();
+    let t = Duration::from_secs(10);
+    let mut progress_pub = aeron.add_publication(CH, 2001, t).unwrap();
+    let mut qos_pub = aeron.add_publication(CH, 3001, t).unwrap();
+    let mut progress_sub = aeron.add_subscription(CH, 2002, t).unwrap();
+    let mut qos_sub = aeron.add_subscription(CH, 3002, t).unwrap();
+    // frames flow, so the rate limiter knows the source epoch; our consumers learn the
+    // source and destination epochs
+    let _producer = sys.produce(1_000_000);
+    let mut source = sys.consumer(&ctx, SOURCE);
+    let mut every10 = sys.consumer(&ctx, EVERY_10);
+    let mut seen = [Vec::new(), Vec::new()];
+    collect(
+        &mut [&mut source, &mut every10],
+        &mut seen,
+        "frames on the source and the every-10th stream",
+        |s| !s[0].is_empty() && !s[1].is_empty(),
+    );
+    let (source_epoch, dest_epoch) = (seen[0][0].epoch, seen[1][0].epoch);
+    let sent_progress = FrameProgress {
+        stream_id: SOURCE,
+        epoch: source_epoch,
+        seq: 1_000_000_000,
+        payload_bytes_filled: 96,
+        state: FrameProgressState::Progress,
+    }
+    .encode_to_vec()
+    .unwrap();
+    let sent_qos = QosConsumer {
+        stream_id: SOURCE,
+        consumer_id: 77,
+        epoch: source_epoch,
+        last_seq_seen: 1234,
+        drops_gap: 5,
+        drops_late: 6,
+        mode: Mode::Stream,
+    }
+    .encode_to_vec()
+    .unwrap();
+    let (mut progress, mut qos) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + DEADLINE;
+    // each mapping of the source gets its copy: every-10th, 50 Hz and the small one
+    while progress.len() < 3 || qos.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "forwarded progress {progress:?}, QoS {qos:?}"
+        );
+        if progress.len() < 3 {
+            let _ = tensorpool::control::send_bytes(&mut progress_pub, &sent_progress);
+        }
+        if qos.len() < 3 {
+            let _ = tensorpool::control::send_bytes(&mut qos_pub, &sent_qos);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        progress_sub
+            .poll(
+                |b, _| {
+                    let p = FrameProgress::decode(b).unwrap();
+                    if !progress
+                        .iter()
+                        .any(|q: &FrameProgress| q.stream_id == p.stream_id)
+                    {
+                        progress.push(p);
+                    }
+                },
+                64,
+            )
+            .unwrap();
+        qos_sub
+            .poll(
+                |b, _| {
+                    let q = QosConsumer::decode(b).unwrap();
+                    if !qos.iter().any(|x: &QosConsumer| x.stream_id == q.stream_id) {
+                        qos.push(q);
+                    }
+                },
+                64,
+            )
+            .unwrap();
+        for c in [&mut source, &mut every10] {
+            c.poll(|_| {}, 64).unwrap();
+        }
+    }
+    let mut streams: Vec<u32> = progress.iter().map(|p| p.stream_id).collect();
+    streams.sort_unstable();
+    assert_eq!(streams, vec![EVERY_10, RATE, SMALL], "streamId rewritten");
+    for p in &progress {
+        assert_eq!(
+            (p.seq, p.payload_bytes_filled, p.state),
+            (1_000_000_000, 96, FrameProgressState::Progress),
+            "seq, bytes and state kept: {p:?}"
+        );
+        assert_ne!(p.epoch, source_epoch, "the destination's epoch: {p:?}");
+    }
+    let p10 = progress.iter().find(|p| p.stream_id == EVERY_10).unwrap();
+    assert_eq!(p10.epoch, dest_epoch, "the every-10th destination's epoch");
+    let mut streams: Vec<u32> = qos.iter().map(|q| q.stream_id).collect();
+    streams.sort_unstable();
+    assert_eq!(streams, vec![EVERY_10, RATE, SMALL], "streamId rewritten");
+    for q in &qos {
+        assert_eq!(
+            (
+                q.consumer_id,
+                q.epoch,
+                q.last_seq_seen,
+                q.drops_gap,
+                q.drops_late,
+                q.mode
+            ),
+            (77, source_epoch, 1234, 5, 6, Mode::Stream),
+            "every other field kept"
+        );
+    }
+    println!(
+        "progress forwarded to {:?} (destination epochs {:?}); QoS to {streams:?}",
+        progress.iter().map(|p| p.stream_id).collect::<Vec<_>>(),
+        progress.iter().map(|p| p.epoch).collect::<Vec<_>>()
+    );
+    let mut rl = rl;
+    let lines = rl.stop();
+    assert!(counter(&lines, 0, "progress_forwarded") >= 1);
+    assert!(counter(&lines, 0, "qos_forwarded") >= 1);
 }

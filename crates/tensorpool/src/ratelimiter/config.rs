@@ -46,9 +46,11 @@ pub struct RateLimiterConfig {
     /// `forward_metadata` (default true): `DataSourceMeta` attributes and the source name,
     /// `meta_version` preserved (RL §6).
     pub forward_metadata: bool,
-    /// `forward_progress` (default false). Not implemented yet.
+    /// `forward_progress` (default false): RL §6.1, source `FrameProgress` republished on
+    /// `control_channel` / `dest_control_stream_id`.
     pub forward_progress: bool,
-    /// `forward_qos` (default false). Not implemented yet.
+    /// `forward_qos` (default false): RL §6.1, source QoS republished on `qos_channel` /
+    /// `dest_qos_stream_id`.
     pub forward_qos: bool,
     /// `max_rate_hz` (default 0 = unlimited): fallback of every mapping.
     pub max_rate_hz: u32,
@@ -93,7 +95,7 @@ pub struct RateLimiterConfig {
     pub provenance: Provenance,
     /// Keys under `rate_limiter.` nobody knows.
     pub unknown_keys: Vec<String>,
-    /// Valid but questionable settings, and what is not implemented.
+    /// Valid but questionable settings.
     pub warnings: Vec<String>,
 }
 
@@ -348,9 +350,9 @@ impl RateLimiterConfig {
                     ),
                 ));
             }
-            self.warnings.push(format!(
-                "{flag} = true: forwarding is not implemented yet; nothing is forwarded"
-            ));
+            for (key, id) in ids {
+                endpoint(key, String::new(), id)?;
+            }
         }
         if self.mappings.is_empty() {
             return Err(ConfigError::Missing {

@@ -68,6 +68,21 @@ pub const STALE: Kind = Kind::total(
     "frames whose sequence is not after the last one forwarded (dropped)",
 );
 
+/// `tensorpool:610`: `FrameProgress` messages forwarded (RateLimiter §6.1).
+pub const PROGRESS_FORWARDED: Kind = Kind::total(
+    610,
+    Role::RateLimiter,
+    "progress forwarded",
+    "FrameProgress of the source republished on dest_control_stream_id (streamId and epoch the destination's)",
+);
+/// `tensorpool:611`: QoS messages forwarded (RateLimiter §6.1).
+pub const QOS_FORWARDED: Kind = Kind::total(
+    611,
+    Role::RateLimiter,
+    "qos forwarded",
+    "QosProducer / QosConsumer of the source republished on dest_qos_stream_id (streamId the destination's)",
+);
+
 /// Every rate limiter counter kind.
 pub const COUNTER_KINDS: &[&Kind] = &[
     &RECEIVED,
@@ -79,6 +94,8 @@ pub const COUNTER_KINDS: &[&Kind] = &[
     &EPOCH_CHANGES,
     &EPOCH_DROPS,
     &STALE,
+    &PROGRESS_FORWARDED,
+    &QOS_FORWARDED,
 ];
 
 counters! {
@@ -102,6 +119,16 @@ counters! {
         epoch_drops = EPOCH_DROPS,
         /// Frames not after the last forwarded sequence.
         stale = STALE,
+        /// Source `FrameProgress` messages republished for the destination (RL §6.1).
+        progress_forwarded = PROGRESS_FORWARDED,
+        /// Source QoS messages republished for the destination (RL §6.1).
+        qos_forwarded = QOS_FORWARDED,
+        /// Source `FrameProgress` messages not forwarded: source epoch not (yet) the one of
+        /// the frames read, no destination, a sequence the policy never forwards, or the
+        /// destination control publication refused it.
+        progress_dropped,
+        /// Source QoS messages the destination QoS publication refused.
+        qos_dropped,
         /// Frames held for the next rate slot (copied out of the source ring).
         held,
         /// Destination producers rebuilt after a source epoch change.

@@ -44,6 +44,7 @@ mod work;
 
 use std::time::Duration;
 
+use tensorpool_aeron::{Publication, Subscription};
 use tensorpool_agent::{Agent, AgentResult};
 
 use crate::prelude::{
@@ -85,6 +86,8 @@ pub enum BuildError {
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Source frames read per mapping per cycle.
 const FRAME_LIMIT: usize = 64;
+/// Forwarded control / QoS fragments read per cycle.
+const FRAGMENT_LIMIT: usize = 64;
 /// After a failed destination rebuild, the next attempt comes this much later.
 const REBUILD_BACKOFF_NS: u64 = 1_000_000_000;
 
@@ -128,6 +131,12 @@ pub struct RateLimiter {
     core: RateLimiterCore,
     lanes: Vec<LaneIo>,
     ctx: Context,
+    /// RL §6.1: the source control stream read and the destination control stream written
+    /// (`forward_progress`).
+    progress_io: Option<(Subscription, Publication)>,
+    /// RL §6.1: the source QoS stream read and the destination QoS stream written
+    /// (`forward_qos`).
+    qos_io: Option<(Subscription, Publication)>,
 }
 
 fn streams_of(cfg: &RateLimiterConfig, descriptor: &Endpoint) -> Streams {
@@ -216,10 +225,46 @@ impl RateLimiter {
         }
         let policies: Vec<Policy> = cfg.mappings.iter().map(|m| m.policy).collect();
         let mut core = RateLimiterCore::new(&policies);
+        core.set_forwarding(cfg.forward_progress, cfg.forward_qos);
         for (i, m) in cfg.mappings.iter().enumerate() {
+            core.set_route(i, m.source_stream_id, m.dest_stream_id);
+            core.set_dest_epoch(i, lanes[i].dest.as_ref().and_then(Producer::epoch));
             core.attach_aeron_counters(i, m.dest_stream_id, ctx.client(), REGISTER_TIMEOUT)?;
         }
-        Ok(Self { core, lanes, ctx })
+        // RL §6.1: one subscription and one publication shared by every mapping
+        // (disambiguation by streamId); the ids are nonzero and valid (checked at load)
+        let pair = |channel: &str, from: u32, to: u32| -> Result<_, BuildError> {
+            let aeron = ctx.client();
+            Ok((
+                aeron.add_subscription(channel, from as i32, REGISTER_TIMEOUT)?,
+                aeron.add_publication(channel, to as i32, REGISTER_TIMEOUT)?,
+            ))
+        };
+        let progress_io = if cfg.forward_progress {
+            Some(pair(
+                &cfg.control_channel,
+                cfg.source_control_stream_id,
+                cfg.dest_control_stream_id,
+            )?)
+        } else {
+            None
+        };
+        let qos_io = if cfg.forward_qos {
+            Some(pair(
+                &cfg.qos_channel,
+                cfg.source_qos_stream_id,
+                cfg.dest_qos_stream_id,
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            core,
+            lanes,
+            ctx,
+            progress_io,
+            qos_io,
+        })
     }
 
     /// The policies and counters (read-only).

@@ -12,8 +12,35 @@ use super::{HoldBuf, LaneIo, REBUILD_BACKOFF_NS, RateLimiter};
 use crate::prelude::{ClaimError, Context, Frame, FrameStamp, Producer};
 
 pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
-    let RateLimiter { core, lanes, ctx } = rl;
+    let RateLimiter {
+        core,
+        lanes,
+        ctx,
+        progress_io,
+        qos_io,
+    } = rl;
     let mut work = 0;
+    // RL §6.1: source progress / QoS -> destination control / QoS streams
+    if let Some((sub, out)) = progress_io.as_mut() {
+        work += sub
+            .poll(
+                |buf, _| {
+                    core.on_source_progress(buf, out);
+                },
+                super::FRAGMENT_LIMIT,
+            )
+            .map_err(AgentError::failed)?;
+    }
+    if let Some((sub, out)) = qos_io.as_mut() {
+        work += sub
+            .poll(
+                |buf, _| {
+                    core.on_source_qos(buf, out);
+                },
+                super::FRAGMENT_LIMIT,
+            )
+            .map_err(AgentError::failed)?;
+    }
     for (i, lane) in lanes.iter_mut().enumerate() {
         let LaneIo {
             source,
@@ -33,6 +60,7 @@ pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
                     // The source restarted its sequences: the destination moves to a new
                     // epoch so its own sequences never go back within one epoch.
                     *dest = None;
+                    core.set_dest_epoch(i, None);
                     *rebuild_at_ns = 0;
                     *meta_forwarded = None;
                 }
@@ -109,6 +137,7 @@ fn ensure_dest<'d>(
                     "destination moved to a new epoch after a source epoch change"
                 );
                 core.on_dest_rebuilt(lane);
+                core.set_dest_epoch(lane, p.epoch());
                 *dest = Some(p);
             }
             Err(e) => {

@@ -427,3 +427,27 @@ mod forwarding {
         assert_eq!(off.on_source_qos(&qos_consumer(SOURCE), &mut out), 0);
     }
 }
+
+#[test]
+fn rl_7_a_stale_source_drops_the_held_frame_and_the_next_frame_is_eligible_at_once() {
+    let mut core = RateLimiterCore::new(&[Policy::MaxRate { hz: 10 }]);
+    let mut dest = Dest::default();
+    frame(&mut core, &mut dest, 0, 0, 1, 0);
+    frame(&mut core, &mut dest, 0, 1, 1, MS);
+    assert_eq!(core.holding(0), Some(1));
+    core.on_source_stale(0);
+    assert_eq!(core.holding(0), None, "the in-flight frame is dropped");
+    assert_eq!(core.release(0, 500 * MS), None, "and never released");
+    let c = core.counters(0);
+    assert_eq!((c.source_stale, c.epoch_drops), (1, 1));
+    // the source comes back on a new epoch: counted as an epoch change, first frame at once
+    let v = core.on_frame(0, 0, 2, 2 * MS);
+    assert!(v.remap);
+    assert_eq!(v.action, Action::Forward);
+    // back on the same epoch (a mapping lost and found again): the rate timer was reset too
+    let mut core = RateLimiterCore::new(&[Policy::MaxRate { hz: 10 }]);
+    frame(&mut core, &mut dest, 0, 5, 1, 0);
+    core.on_source_stale(0);
+    let v = core.on_frame(0, 6, 1, MS);
+    assert_eq!((v.action, v.remap), (Action::Forward, false));
+}

@@ -1027,3 +1027,67 @@ fn rl_4_a_1_khz_source_at_max_rate_30_gives_at_least_29_frames_a_second() {
     let n = thirty_hz_for_ten_seconds();
     assert!(n >= 290, "{n} frames in 10 s: below 29/s");
 }
+
+/// Polls `tp driver streams --json` until stream `id` has a producer (bounded).
+fn wait_producer(sys: &System, id: u32) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let out = Command::new(TP)
+            .args(["driver", "streams", "--json", "--config", sys.cfg()])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if v["streams"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|s| s["stream_id"] == id && !s["producer_client_id"].is_null())
+        }) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stream {id} has no producer: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn rl_7_a_stale_source_is_seen_downstream_as_a_stopped_destination() {
+    let sys = System::start();
+    let mut rl = sys.ratelimit();
+    let ctx = Context::connect(&sys.aeron).unwrap();
+    let mut every10 = sys.consumer(&ctx, EVERY_10);
+    let mut seen = [Vec::new()];
+    let mut producer = sys.produce(1_000_000);
+    collect(
+        &mut [&mut every10],
+        &mut seen,
+        "frames on the every-10th stream",
+        |s| s[0].iter().any(|f| f.seq >= 100),
+    );
+    assert!(matches!(every10.state(), ConsumerState::Mapped { .. }));
+    wait_producer(&sys, EVERY_10);
+    // the source's producer dies and is not restarted
+    producer.sigkill();
+    wait_no_producer(&sys, SOURCE);
+    // downstream: the destinations lose their producer at the driver, and a consumer of
+    // the destination unmaps (the driver revokes it or its activity goes stale)
+    wait_no_producer(&sys, EVERY_10);
+    wait_no_producer(&sys, RATE);
+    let deadline = Instant::now() + DEADLINE;
+    while matches!(every10.state(), ConsumerState::Mapped { .. }) {
+        assert!(
+            Instant::now() < deadline,
+            "the destination consumer still mapped"
+        );
+        every10.poll(|_| {}, 64).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!(
+        "source killed: destination {EVERY_10} lost its producer, its consumer is {:?} ({:?})",
+        every10.state(),
+        every10.last_rejection().map(|r| r.reason.clone())
+    );
+    let lines = rl.stop();
+    assert!(counter(&lines, 0, "source_stale") >= 1);
+}

@@ -265,6 +265,20 @@ impl RateLimiterCore {
         Verdict { action, remap }
     }
 
+    /// The source of `lane` went stale (its producer stopped: the source consumer unmapped)
+    /// (RL §7): the held frame is dropped (counted `epoch_drops`), the rate timer and the
+    /// sequence floor reset; the source epoch is kept, so a source coming back on a new epoch
+    /// is still counted as an epoch change. The agent closes the destination meanwhile.
+    pub fn on_source_stale(&mut self, lane: usize) {
+        let (l, c) = (&mut self.lanes[lane], &mut self.cells[lane]);
+        c.source_stale += 1;
+        if l.held.take().is_some() {
+            c.epoch_drops += 1;
+        }
+        l.last_forward_ns = None;
+        l.last_seq = None;
+    }
+
     /// The held frame of `lane` whose slot is open at `now_ns`, taken (the agent forwards it
     /// from its copy and reports with [`RateLimiterCore::on_forwarded`] or
     /// [`RateLimiterCore::on_lost`]).

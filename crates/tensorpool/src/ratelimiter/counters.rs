@@ -129,6 +129,9 @@ counters! {
         progress_dropped,
         /// Source QoS messages the destination QoS publication refused.
         qos_dropped,
+        /// Times the source went stale (its consumer unmapped): the destination was closed
+        /// until the source comes back (RL §7).
+        source_stale,
         /// Frames held for the next rate slot (copied out of the source ring).
         held,
         /// Destination producers rebuilt after a source epoch change.

@@ -113,6 +113,8 @@ struct LaneIo {
     forward_metadata: bool,
     /// The source `meta_version` last forwarded to the current destination producer.
     meta_forwarded: Option<u32>,
+    /// Whether the source consumer was mapped at the end of the last cycle.
+    source_mapped: bool,
 }
 
 impl std::fmt::Debug for LaneIo {
@@ -221,6 +223,7 @@ impl RateLimiter {
                 hold: HoldBuf::default(),
                 forward_metadata: cfg.forward_metadata,
                 meta_forwarded: None,
+                source_mapped: false,
             });
         }
         let policies: Vec<Policy> = cfg.mappings.iter().map(|m| m.policy).collect();

@@ -9,7 +9,7 @@ use tensorpool_agent::{AgentError, AgentResult, monotonic_ns};
 use super::core::{Lost, RateLimiterCore};
 use super::state::Action;
 use super::{HoldBuf, LaneIo, REBUILD_BACKOFF_NS, RateLimiter};
-use crate::prelude::{ClaimError, Context, Frame, FrameStamp, Producer};
+use crate::prelude::{ClaimError, ConsumerState, Context, Frame, FrameStamp, Producer};
 
 pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
     let RateLimiter {
@@ -51,6 +51,7 @@ pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
             mapping,
             forward_metadata,
             meta_forwarded,
+            source_mapped,
         } = lane;
         let polled = source.poll_at(
             now_ns,
@@ -83,6 +84,28 @@ pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
             super::FRAME_LIMIT,
         );
         work += polled.map_err(AgentError::failed)?;
+        // RL §7: the source went stale (its producer stopped; the source consumer unmapped).
+        // The destination follows: its producer detaches, so the driver and every consumer
+        // of the destination see it stop, and no frame of the old source is published after.
+        // A source that comes back is followed on a new destination epoch (rebuilt at the
+        // next frame forwarded).
+        let mapped = matches!(source.state(), ConsumerState::Mapped { .. });
+        if *source_mapped && !mapped {
+            core.on_source_stale(i);
+            if let Some(mut d) = dest.take() {
+                d.close();
+                tracing::info!(
+                    source = mapping.source_stream_id,
+                    dest = mapping.dest_stream_id,
+                    "source stale: destination closed until the source comes back"
+                );
+            }
+            core.set_dest_epoch(i, None);
+            *meta_forwarded = None;
+            *rebuild_at_ns = 0;
+            work += 1;
+        }
+        *source_mapped = mapped;
         // RL §6: the source's metadata, meta_version preserved, stream id rewritten
         if *forward_metadata
             && let (Some(d), Some((version, attrs))) = (dest.as_mut(), source.meta())

@@ -23,6 +23,8 @@ const RATE: u32 = 11_001;
 const RATE_HZ: u64 = 50;
 /// Issue 17 item 5: a 1 kHz source limited to 30 Hz.
 const RATE_30: u32 = 11_003;
+/// RL §9: the every-10th stream after a `tp bridge` (loopback UDP, same host).
+const BRIDGED: u32 = 12_000;
 /// A destination whose pool is too small for the source's frames (RateLimiter §5: drop).
 const SMALL: u32 = 11_002;
 
@@ -184,6 +186,10 @@ profile = "cam"
 
 [streams.rate30]
 stream_id = {RATE_30}
+profile = "cam"
+
+[streams.bridged]
+stream_id = {BRIDGED}
 profile = "cam"
 
 [producer]
@@ -1090,4 +1096,130 @@ fn rl_7_a_stale_source_is_seen_downstream_as_a_stopped_destination() {
     );
     let lines = rl.stop();
     assert!(counter(&lines, 0, "source_stale") >= 1);
+}
+
+/// Polls `tp driver streams --json` until stream `id` has a consumer lease (bounded).
+fn wait_consumer(sys: &System, id: u32) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let out = Command::new(TP)
+            .args(["driver", "streams", "--json", "--config", sys.cfg()])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if v["streams"].as_array().is_some_and(|a| {
+            a.iter().any(|s| {
+                s["stream_id"] == id && s["consumer_count"].as_u64().is_some_and(|n| n >= 1)
+            })
+        }) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stream {id} has no consumer: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn rl_9_only_the_reduced_stream_crosses_a_bridge_after_the_rate_limiter() {
+    let sys = System::start();
+    let mut rl = sys.ratelimit();
+    // tp bridge, both halves in one process over loopback UDP: the every-10th stream (the
+    // rate limiter's destination) -> BRIDGED, re-materialized on this host
+    let port = 40_000 + (std::process::id() % 5_000) as u16 * 3;
+    let bridge_cfg = sys._cfg_dir.path().join("bridge.toml");
+    std::fs::write(
+        &bridge_cfg,
+        format!(
+            r#"[bridge]
+instance_id = "rl-bridge"
+payload_channel = "aeron:udp?endpoint=127.0.0.1:{port}"
+payload_stream_id = 3000
+control_channel = "aeron:udp?endpoint=127.0.0.1:{}"
+control_stream_id = 3001
+metadata_channel = "aeron:udp?endpoint=127.0.0.1:{}"
+metadata_stream_id = 3002
+mtu_bytes = 1408
+integrity_crc32c = true
+
+[[mappings]]
+source_stream_id = {EVERY_10}
+dest_stream_id = {BRIDGED}
+profile = "cam"
+"#,
+            port + 1,
+            port + 2
+        ),
+    )
+    .unwrap();
+    let aeron_s = sys.aeron.to_str().unwrap().to_owned();
+    let mut bridge = Proc::spawn(
+        "tp bridge",
+        &[
+            "bridge",
+            "--config",
+            bridge_cfg.to_str().unwrap(),
+            "--driver-config",
+            sys.cfg(),
+            "--aeron-dir",
+            &aeron_s,
+            "--side",
+            "both",
+            "--idle",
+            "sleep:100us",
+        ],
+    );
+    bridge.expect("bridge ready", |l| l.contains("tp bridge: ready"));
+    // the bridge's sender reads the every-10th stream before any frame exists, so every
+    // derived frame can cross; a consumer of ours on the bridged stream
+    wait_consumer(&sys, EVERY_10);
+    let ctx = Context::connect(&sys.aeron).unwrap();
+    let mut bridged = sys.consumer(&ctx, BRIDGED);
+    let total = 1000u64;
+    let last = (total - 1) / 10 * 10;
+    let _producer = sys.produce(total);
+    let mut seen = [Vec::new()];
+    collect(
+        &mut [&mut bridged],
+        &mut seen,
+        "the last multiple of 10 on the bridged stream",
+        |s| s[0].iter().any(|f| f.seq == last),
+    );
+    let frames = &seen[0];
+    assert!(
+        frames.iter().all(|f| f.seq % 10 == 0),
+        "only the reduced stream crosses: {:?}",
+        frames.iter().map(|f| f.seq).collect::<Vec<_>>()
+    );
+    assert!(frames.windows(2).all(|w| w[1].seq > w[0].seq));
+    assert!(
+        frames.iter().all(|f| f.payload_ok),
+        "bridged bytes equal the source's (seq + CRC32C)"
+    );
+    // stop the rate limiter first: all it forwarded has been read by the bridge (the last
+    // multiple crossed), then the bridge
+    let rl_lines = rl.stop();
+    let forwarded = counter(&rl_lines, 0, "forwarded");
+    let received = counter(&rl_lines, 0, "received");
+    let bridge_lines = bridge.stop();
+    let get = |name: &str| -> u64 {
+        bridge_lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("{name} = ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {bridge_lines:?}"))
+    };
+    let sent = get("frames_sent");
+    println!(
+        "source frames read by the rate limiter: {received}; derived (every 10th): {forwarded}; \
+         bridge frames_sent: {sent}; bridged frames seen: {}",
+        frames.len()
+    );
+    assert_eq!(
+        sent, forwarded,
+        "the bridge sends exactly the derived stream's frames"
+    );
+    assert!(received > forwarded, "the source is not what crosses");
 }

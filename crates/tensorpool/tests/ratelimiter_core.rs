@@ -451,3 +451,36 @@ fn rl_7_a_stale_source_drops_the_held_frame_and_the_next_frame_is_eligible_at_on
     let v = core.on_frame(0, 6, 1, MS);
     assert_eq!((v.action, v.remap), (Action::Forward, false));
 }
+
+#[test]
+fn rl_4_the_sole_consumers_rate_is_authoritative_and_the_configuration_is_the_fallback() {
+    let mut core = RateLimiterCore::new(&[Policy::MaxRate { hz: 50 }, Policy::EveryNth { n: 10 }]);
+    assert_eq!(core.counters(0).rate_hz, 50);
+    // the sole consumer asks for 10 Hz: the interval becomes 100 ms
+    assert!(core.set_consumer_rate(0, Some(10)));
+    assert_eq!(core.lane(0).policy, Policy::MaxRate { hz: 10 });
+    assert_eq!(core.counters(0).rate_hz, 10);
+    assert!(
+        !core.set_consumer_rate(0, Some(10)),
+        "no change, not counted"
+    );
+    let mut dest = Dest::default();
+    for seq in 0..1000u64 {
+        let now = seq * MS;
+        tick(&mut core, &mut dest, 0, 1, now);
+        frame(&mut core, &mut dest, 0, seq, 1, now);
+    }
+    assert!(dest.out.windows(2).all(|w| w[1].2 - w[0].2 >= 100 * MS));
+    assert_eq!(dest.out.len(), 10, "1 s at 10 Hz");
+    // 0 = unlimited: the held frame goes at once, then every frame
+    assert!(core.set_consumer_rate(0, Some(0)));
+    assert_eq!(core.lane(0).policy, Policy::Unlimited);
+    assert_eq!(core.counters(0).rate_hz, 0);
+    // no sole consumer (none, several, or not rate-limited): the configured rate
+    assert!(core.set_consumer_rate(0, None));
+    assert_eq!(core.lane(0).policy, Policy::MaxRate { hz: 50 });
+    // a decimation mapping keeps its policy
+    assert!(!core.set_consumer_rate(1, Some(5)));
+    assert_eq!(core.lane(1).policy, Policy::EveryNth { n: 10 });
+    assert_eq!(core.counters(0).consumer_rate_changes, 3);
+}

@@ -1223,3 +1223,92 @@ profile = "cam"
     );
     assert!(received > forwarded, "the source is not what crosses");
 }
+
+/// `tp stat --json`: the value of the rate limiter counter `type_name` keyed by `dest`.
+fn rl_counter(sys: &System, type_name: &str, dest: u32) -> Option<i64> {
+    let out = Command::new(TP)
+        .args([
+            "stat",
+            "--aeron-dir",
+            sys.aeron.to_str().unwrap(),
+            "--count",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.lines().next()?).ok()?;
+    v["counters"].as_array()?.iter().find_map(|c| {
+        (c["type"] == type_name && c["key"]["stream_id"] == dest).then(|| c["value"].as_i64())?
+    })
+}
+
+#[test]
+fn rl_4_per_consumer_the_sole_consumers_max_rate_hz_is_authoritative() {
+    let sys = System::start_with("per_consumer = true");
+    let mut rl = sys.ratelimit();
+    let ctx = Context::connect(&sys.aeron).unwrap();
+    // the only consumer of the 50 Hz destination asks for RATE_LIMITED at 10 Hz
+    let shm = sys._shm.path().to_path_buf();
+    let mut slow = ctx
+        .consumer(RATE)
+        .configure(|c| {
+            c.driver = Some(DriverEndpoints {
+                keepalive_interval: Duration::from_millis(100),
+                announce_period: Duration::from_millis(100),
+                ..DriverEndpoints::default()
+            });
+            c.allowed_base_dirs = vec![shm];
+            c.mode = Mode::RateLimited { max_rate_hz: 10 };
+        })
+        .build()
+        .unwrap();
+    let _producer = sys.produce(1_000_000);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        slow.poll(|_| {}, 64).unwrap();
+        if rl_counter(&sys, "ratelimiter.rate-hz", RATE) == Some(10) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rate in force never became the consumer's 10 Hz: {:?}",
+            rl_counter(&sys, "ratelimiter.rate-hz", RATE)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // from now on the destination gets at most one frame per 100 ms (an upper bound only)
+    let f0 = rl_counter(&sys, "ratelimiter.forwarded", RATE).unwrap();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(2) {
+        slow.poll(|_| {}, 64).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let f1 = rl_counter(&sys, "ratelimiter.forwarded", RATE).unwrap();
+    let elapsed_ms = t0.elapsed().as_millis() as i64;
+    println!(
+        "sole consumer at 10 Hz: {} frames forwarded in {elapsed_ms} ms (configured 50 Hz would give ~{})",
+        f1 - f0,
+        elapsed_ms / 20
+    );
+    assert!(
+        f1 - f0 <= 2 + elapsed_ms / 100,
+        "{} frames in {elapsed_ms} ms: above 10 Hz",
+        f1 - f0
+    );
+    // the every-10th mapping keeps its policy; its rate gauge stays 0
+    assert_eq!(rl_counter(&sys, "ratelimiter.rate-hz", EVERY_10), Some(0));
+    // the consumer leaves: the configured 50 Hz is the fallback again
+    drop(slow);
+    let deadline = Instant::now() + DEADLINE;
+    while rl_counter(&sys, "ratelimiter.rate-hz", RATE) != Some(RATE_HZ as i64) {
+        assert!(
+            Instant::now() < deadline,
+            "the configured rate never came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lines = rl.stop();
+    assert!(counter(&lines, 1, "consumer_rate_changes") >= 2);
+}

@@ -54,6 +54,11 @@ pub struct RateLimiterConfig {
     pub forward_qos: bool,
     /// `max_rate_hz` (default 0 = unlimited): fallback of every mapping.
     pub max_rate_hz: u32,
+    /// `per_consumer` (ours; default false): RL §4 per-consumer operation. When the
+    /// destination has exactly one consumer and its `ConsumerHello` asks for RATE_LIMITED,
+    /// its `max_rate_hz` (0 = unlimited) is the mapping's rate; otherwise the configured
+    /// rate applies (never an aggregate of several consumers). Decimation mappings ignore it.
+    pub per_consumer: bool,
     /// `control_channel` (default `aeron:ipc?term-length=1m`).
     pub control_channel: String,
     /// `control_stream_id` (referenced by RL §8, not defined there; default 1000).
@@ -221,6 +226,7 @@ impl RateLimiterConfig {
             forward_progress: l.value_or("rate_limiter.forward_progress", false, BOOL)?,
             forward_qos: l.value_or("rate_limiter.forward_qos", false, BOOL)?,
             max_rate_hz,
+            per_consumer: l.value_or("rate_limiter.per_consumer", false, BOOL)?,
             control_channel,
             control_stream_id,
             source_control_stream_id: l.value_or(

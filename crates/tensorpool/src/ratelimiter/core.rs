@@ -62,6 +62,8 @@ pub struct RateLimiterCore {
     lanes: Vec<Lane>,
     cells: Vec<RateLimiterCells>,
     routes: Vec<Route>,
+    /// The policies of the configuration (the fallback of per-consumer operation).
+    configured: Vec<Policy>,
     forward_progress: bool,
     forward_qos: bool,
 }
@@ -69,6 +71,14 @@ pub struct RateLimiterCore {
 impl RateLimiterCore {
     /// One lane per mapping, in order.
     pub fn new(policies: &[Policy]) -> Self {
+        let mut core = Self::unset(policies);
+        for (c, &p) in core.cells.iter_mut().zip(policies) {
+            c.rate_hz.set(rate_of(p));
+        }
+        core
+    }
+
+    fn unset(policies: &[Policy]) -> Self {
         Self {
             lanes: policies.iter().map(|&p| Lane::new(p)).collect(),
             cells: policies
@@ -76,9 +86,34 @@ impl RateLimiterCore {
                 .map(|_| RateLimiterCells::default())
                 .collect(),
             routes: vec![Route::default(); policies.len()],
+            configured: policies.to_vec(),
             forward_progress: false,
             forward_qos: false,
         }
+    }
+
+    /// RL §4 per-consumer operation: the rate the sole consumer of `lane`'s destination asks
+    /// for in its `ConsumerHello` (`Some(0)`: unlimited), or `None` (no consumer, several, or
+    /// one not in RATE_LIMITED mode: the configured policy applies; several consumers are
+    /// never aggregated). A decimation lane keeps its policy. The new rate counts from the
+    /// last forward (a held frame is released when the new slot opens). Returns whether the
+    /// policy in force changed.
+    pub fn set_consumer_rate(&mut self, lane: usize, hz: Option<u32>) -> bool {
+        let configured = self.configured[lane];
+        let policy = match (configured, hz) {
+            (Policy::EveryNth { .. }, _) | (_, None) => configured,
+            (_, Some(0)) => Policy::Unlimited,
+            (_, Some(hz)) => Policy::MaxRate { hz },
+        };
+        let l = &mut self.lanes[lane];
+        if l.policy == policy {
+            return false;
+        }
+        l.policy = policy;
+        let c = &mut self.cells[lane];
+        c.consumer_rate_changes += 1;
+        c.rate_hz.set(rate_of(policy));
+        true
     }
 
     /// The source and destination stream of `lane` (progress and QoS forwarding match
@@ -350,5 +385,13 @@ impl RateLimiterCore {
         let counters = reg.finish()?;
         self.cells[lane].attach(&mut counters.into_iter());
         Ok(())
+    }
+}
+
+/// The `rate_hz` gauge of a policy.
+fn rate_of(p: Policy) -> u64 {
+    match p {
+        Policy::MaxRate { hz } => u64::from(hz),
+        _ => 0,
     }
 }

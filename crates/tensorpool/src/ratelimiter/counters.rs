@@ -83,6 +83,14 @@ pub const QOS_FORWARDED: Kind = Kind::total(
     "QosProducer / QosConsumer of the source republished on dest_qos_stream_id (streamId the destination's)",
 );
 
+/// `tensorpool:612`: the rate in force.
+pub const RATE_HZ: Kind = Kind::gauge(
+    612,
+    Role::RateLimiter,
+    "rate hz",
+    "max_rate_hz in force (0: unlimited or decimation): the configured one, or the sole consumer's ConsumerHello.max_rate_hz with per_consumer (RL §4)",
+);
+
 /// Every rate limiter counter kind.
 pub const COUNTER_KINDS: &[&Kind] = &[
     &RECEIVED,
@@ -96,6 +104,7 @@ pub const COUNTER_KINDS: &[&Kind] = &[
     &STALE,
     &PROGRESS_FORWARDED,
     &QOS_FORWARDED,
+    &RATE_HZ,
 ];
 
 counters! {
@@ -123,6 +132,10 @@ counters! {
         progress_forwarded = PROGRESS_FORWARDED,
         /// Source QoS messages republished for the destination (RL §6.1).
         qos_forwarded = QOS_FORWARDED,
+        /// The `max_rate_hz` in force (0: unlimited or decimation).
+        rate_hz = RATE_HZ,
+        /// Times the rate in force changed because of the sole consumer's hello (RL §4).
+        consumer_rate_changes,
         /// Source `FrameProgress` messages not forwarded: source epoch not (yet) the one of
         /// the frames read, no destination, a sequence the policy never forwards, or the
         /// destination control publication refused it.

@@ -115,6 +115,8 @@ struct LaneIo {
     meta_forwarded: Option<u32>,
     /// Whether the source consumer was mapped at the end of the last cycle.
     source_mapped: bool,
+    /// RL §4 per-consumer operation (`rate_limiter.per_consumer`).
+    per_consumer: bool,
 }
 
 impl std::fmt::Debug for LaneIo {
@@ -224,6 +226,7 @@ impl RateLimiter {
                 forward_metadata: cfg.forward_metadata,
                 meta_forwarded: None,
                 source_mapped: false,
+                per_consumer: cfg.per_consumer,
             });
         }
         let policies: Vec<Policy> = cfg.mappings.iter().map(|m| m.policy).collect();

@@ -10,6 +10,7 @@ use super::core::{Lost, RateLimiterCore};
 use super::state::Action;
 use super::{HoldBuf, LaneIo, REBUILD_BACKOFF_NS, RateLimiter};
 use crate::prelude::{ClaimError, ConsumerState, Context, Frame, FrameStamp, Producer};
+use tensorpool_codec::wire::Mode;
 
 pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
     let RateLimiter {
@@ -52,6 +53,7 @@ pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
             forward_metadata,
             meta_forwarded,
             source_mapped,
+            per_consumer,
         } = lane;
         let polled = source.poll_at(
             now_ns,
@@ -128,6 +130,22 @@ pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
         // the destination producer's own duty: lease keepalive, announces, hellos, QoS
         if let Some(d) = dest.as_mut() {
             work += d.do_work(now_ns);
+            // RL §4: the sole consumer's hello sets the rate; several are never aggregated
+            if *per_consumer {
+                let mut asked = d.consumer_requests();
+                let hz = match (asked.next(), asked.next()) {
+                    (Some((_, Mode::RateLimited, hz)), None) => Some(hz),
+                    _ => None,
+                };
+                if core.set_consumer_rate(i, hz) {
+                    tracing::info!(
+                        dest = mapping.dest_stream_id,
+                        consumer_hz = ?hz,
+                        policy = %core.lane(i).policy.describe(),
+                        "rate in force changed (per-consumer operation)"
+                    );
+                }
+            }
         }
         if let Some(seq) = core.release(i, now_ns) {
             work += 1;

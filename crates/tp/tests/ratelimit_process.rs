@@ -421,6 +421,24 @@ fn collect(
     }
 }
 
+/// One poll of `c` into `out`.
+fn poll_once(c: &mut Consumer, out: &mut Vec<Seen>) {
+    c.poll(
+        |f| {
+            out.push(Seen {
+                seq: f.seq(),
+                epoch: f.epoch(),
+                timestamp_ns: f.timestamp_ns(),
+                meta_version: f.meta_version(),
+                publish_ns: f.publish_timestamp_ns().unwrap_or(0),
+                payload_ok: payload_ok(f),
+            })
+        },
+        64,
+    )
+    .unwrap();
+}
+
 fn counter(lines: &[String], mapping: usize, name: &str) -> u64 {
     let prefix = format!("mapping {mapping} (");
     let needle = format!(": {name} = ");
@@ -1172,21 +1190,47 @@ profile = "cam"
         ],
     );
     bridge.expect("bridge ready", |l| l.contains("tp bridge: ready"));
-    // the bridge's sender reads the every-10th stream before any frame exists, so every
-    // derived frame can cross; a consumer of ours on the bridged stream
+    // the bridge's sender reads the every-10th stream, and the bridged stream exists (its
+    // announce crossed the UDP control channel) before any frame exists, so every derived
+    // frame can cross
     wait_consumer(&sys, EVERY_10);
     let ctx = Context::connect(&sys.aeron).unwrap();
     let mut bridged = sys.consumer(&ctx, BRIDGED);
-    let total = 1000u64;
-    let last = (total - 1) / 10 * 10;
-    let _producer = sys.produce(total);
+    let deadline = Instant::now() + DEADLINE;
+    while !matches!(bridged.state(), ConsumerState::Mapped { .. }) {
+        assert!(Instant::now() < deadline, "the bridged stream never mapped");
+        bridged.poll(|_| {}, 64).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut producer = sys.produce(1000);
     let mut seen = [Vec::new()];
-    collect(
-        &mut [&mut bridged],
-        &mut seen,
-        "the last multiple of 10 on the bridged stream",
-        |s| s[0].iter().any(|f| f.seq == last),
-    );
+    // done: the source has finished, and the bridge has sent as many frames as the rate
+    // limiter forwarded, twice in a row
+    let mut agreed = None;
+    loop {
+        poll_once(&mut bridged, &mut seen[0]);
+        let exited = producer
+            .child
+            .as_mut()
+            .is_none_or(|c| c.try_wait().ok().flatten().is_some());
+        let forwarded = rl_counter(&sys, "ratelimiter.forwarded", EVERY_10);
+        let sent = rl_counter(&sys, "bridge.frames-sent", 0);
+        let now = (forwarded, sent);
+        if exited && forwarded.is_some() && forwarded == sent && agreed == Some(now) {
+            break;
+        }
+        agreed = (forwarded == sent).then_some(now);
+        assert!(
+            Instant::now() < deadline + DEADLINE,
+            "rate limiter forwarded {forwarded:?}, bridge sent {sent:?}, source exited: {exited}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(500) && !seen[0].iter().any(|f| f.seq == 990) {
+        poll_once(&mut bridged, &mut seen[0]);
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let frames = &seen[0];
     assert!(
         frames.iter().all(|f| f.seq % 10 == 0),
@@ -1212,6 +1256,7 @@ profile = "cam"
             .unwrap_or_else(|| panic!("no {name} in {bridge_lines:?}"))
     };
     let sent = get("frames_sent");
+    assert!(!frames.is_empty(), "no bridged frame");
     println!(
         "source frames read by the rate limiter: {received}; derived (every 10th): {forwarded}; \
          bridge frames_sent: {sent}; bridged frames seen: {}",

@@ -15,8 +15,13 @@
 //!
 //! There is no `handlers.rs` or `proxy.rs`: the rate limiter has no message of its own. It
 //! reads and writes frames only through the public API an application uses
-//! ([`crate::prelude`]: [`Consumer`], [`Producer`], [`crate::prelude::Frame`], [`FrameStamp`]); every message
-//! goes through those.
+//! ([`crate::prelude`]: [`Consumer`], [`Producer`], [`crate::prelude::Frame`], [`FrameStamp`]); every frame,
+//! announce and metadata message goes through those. The only messages it touches itself are
+//! the source's `FrameProgress` and QoS when forwarding is on (RL §6.1): decoded, rewritten
+//! and re-encoded by [`RateLimiterCore::on_source_progress`] / [`RateLimiterCore::on_source_qos`]
+//! between one subscription and one publication per kind. A source that goes stale closes
+//! its destination (RL §7); `per_consumer` takes the rate from the destination's sole
+//! consumer (RL §4, [`RateLimiterCore::set_consumer_rate`]).
 //!
 //! ```no_run
 //! use std::time::Duration;

@@ -484,3 +484,58 @@ fn rl_4_the_sole_consumers_rate_is_authoritative_and_the_configuration_is_the_fa
     assert_eq!(core.lane(1).policy, Policy::EveryNth { n: 10 });
     assert_eq!(core.counters(0).consumer_rate_changes, 3);
 }
+
+proptest! {
+    /// Bad input from the wire (RL §6.1 forwarding): arbitrary bytes and valid progress / QoS
+    /// messages with bytes flipped never panic, and whatever is republished decodes with a
+    /// destination stream id.
+    #[test]
+    fn forwarding_survives_arbitrary_and_corrupted_messages(
+        raw in proptest::collection::vec(any::<u8>(), 0..96),
+        flip_at in any::<usize>(),
+        flip in any::<u8>(),
+        stream in prop_oneof![Just(10_000u32), Just(10_500u32), any::<u32>()],
+        epoch in 0u64..3,
+        seq in any::<u64>(),
+    ) {
+        use tensorpool::control::RecordingSink;
+        use tensorpool_codec::Message;
+        use tensorpool_codec::wire::{FrameProgress, FrameProgressState, Mode, QosConsumer, QosProducer};
+        let mut core = RateLimiterCore::new(&[Policy::EveryNth { n: 3 }, Policy::MaxRate { hz: 30 }]);
+        core.set_route(0, 10_000, 11_000);
+        core.set_route(1, 10_500, 11_500);
+        core.set_forwarding(true, true);
+        core.set_dest_epoch(0, Some(7));
+        core.set_dest_epoch(1, Some(8));
+        core.on_frame(0, 0, 1, 0);
+        core.on_frame(1, 0, 1, 0);
+        let valid = [
+            FrameProgress { stream_id: stream, epoch, seq, payload_bytes_filled: seq / 2, state: FrameProgressState::Complete }
+                .encode_to_vec().unwrap(),
+            QosConsumer { stream_id: stream, consumer_id: 1, epoch, last_seq_seen: seq, drops_gap: 0, drops_late: 0, mode: Mode::Stream }
+                .encode_to_vec().unwrap(),
+            QosProducer { stream_id: stream, producer_id: 2, epoch, current_seq: seq, watermark: None }
+                .encode_to_vec().unwrap(),
+        ];
+        let mut out = RecordingSink::with_capacity(8, 256);
+        let mut inputs = vec![raw];
+        for mut m in valid {
+            let i = flip_at % m.len();
+            inputs.push(m.clone());
+            m[i] ^= flip;
+            inputs.push(m);
+        }
+        for m in &inputs {
+            core.on_source_progress(m, &mut out);
+            core.on_source_qos(m, &mut out);
+            for sent in out.messages() {
+                let id = FrameProgress::decode(sent).map(|p| p.stream_id)
+                    .or_else(|_| QosConsumer::decode(sent).map(|q| q.stream_id))
+                    .or_else(|_| QosProducer::decode(sent).map(|q| q.stream_id))
+                    .unwrap();
+                prop_assert!(id == 11_000 || id == 11_500, "republished for {}", id);
+            }
+            out.clear();
+        }
+    }
+}

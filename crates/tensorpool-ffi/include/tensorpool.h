@@ -303,6 +303,12 @@ typedef struct tp_idle tp_idle;
 typedef struct tp_producer tp_producer;
 
 /**
+ * A rate limiter on the Aeron connection of a context. Opaque; run it with
+ * [`tp_ratelimiter_do_work`] and free it with [`tp_ratelimiter_close`].
+ */
+typedef struct tp_ratelimiter tp_ratelimiter;
+
+/**
  * A supervisor on the Aeron connection of a context. Opaque; run it with
  * [`tp_supervisor_do_work`] and free it with [`tp_supervisor_close`].
  */
@@ -721,6 +727,76 @@ typedef struct tp_producer_counters {
 } tp_producer_counters;
 
 /**
+ * One mapping's counters (docs/roles.md "Rate limiter", `tensorpool:601`..`612`).
+ */
+typedef struct tp_ratelimiter_counters {
+    /**
+     * Source stream of the mapping.
+     */
+    uint32_t source_stream_id;
+    /**
+     * Destination stream of the mapping.
+     */
+    uint32_t dest_stream_id;
+    /**
+     * Source frames handed to the policy.
+     */
+    uint64_t received;
+    /**
+     * Frames republished on the destination.
+     */
+    uint64_t forwarded;
+    /**
+     * Frames the policy did not select.
+     */
+    uint64_t filtered;
+    /**
+     * Source frames overwritten while copied (never forwarded).
+     */
+    uint64_t torn;
+    /**
+     * Frames no destination pool holds.
+     */
+    uint64_t no_pool;
+    /**
+     * Destination claims refused.
+     */
+    uint64_t claim_failed;
+    /**
+     * Source epoch changes.
+     */
+    uint64_t epoch_changes;
+    /**
+     * Held frames dropped at a remap boundary or when the source went stale.
+     */
+    uint64_t epoch_drops;
+    /**
+     * Frames not after the last forwarded sequence.
+     */
+    uint64_t stale;
+    /**
+     * Source `FrameProgress` messages forwarded (RL §6.1).
+     */
+    uint64_t progress_forwarded;
+    /**
+     * Source QoS messages forwarded (RL §6.1).
+     */
+    uint64_t qos_forwarded;
+    /**
+     * The `max_rate_hz` in force (0: unlimited or decimation).
+     */
+    uint64_t rate_hz;
+    /**
+     * Times the source went stale.
+     */
+    uint64_t source_stale;
+    /**
+     * Destination producers rebuilt on a new epoch.
+     */
+    uint64_t dest_rebuilds;
+} tp_ratelimiter_counters;
+
+/**
  * The supervisor's main counters (docs/roles.md, `tensorpool:501`..`512`).
  */
 typedef struct tp_supervisor_counters {
@@ -1088,6 +1164,48 @@ enum tp_status tp_producer_close(struct tp_producer *producer);
  * Closes and frees the producer. NULL is a no-op.
  */
 enum tp_status tp_producer_free(struct tp_producer *producer);
+
+/**
+ * Creates a rate limiter on the Aeron connection of `ctx`: one source consumer and one
+ * driver-attached destination producer per mapping (each waits for its lease). Its
+ * configuration (`[rate_limiter]` and `[[mappings]]`, `RATE_LIMITER_*` environment variables
+ * override the `[rate_limiter]` keys) comes from `config_toml` (TOML text) or else
+ * `config_path` (a file); one of them is required. `driver` (may be NULL: the configuration's
+ * `driver_*` keys) gives the SHM driver's endpoints and timers. Returns `TP_ERR_CONFIG` for a
+ * bad configuration, `TP_ERR_AERON` when a source, a destination or a stream cannot be set
+ * up (no driver, destination already has a producer, ...).
+ */
+enum tp_status tp_ratelimiter_create(struct tp_context *ctx,
+                                     const char *config_toml,
+                                     const char *config_path,
+                                     const struct tp_driver_endpoints *driver,
+                                     struct tp_ratelimiter **out);
+
+/**
+ * One duty cycle: source frames through the policies, copies into the destinations, held
+ * frames released, destination duties, forwarding. `work` (may be NULL) receives the amount
+ * of work done (0: idle).
+ */
+enum tp_status tp_ratelimiter_do_work(struct tp_ratelimiter *rl, uint32_t *work);
+
+/**
+ * The number of mappings into `out`.
+ */
+enum tp_status tp_ratelimiter_mapping_count(struct tp_ratelimiter *rl, size_t *out);
+
+/**
+ * A snapshot of mapping `index`'s counters into `out` (`TP_ERR_INVALID_ARGUMENT` for an
+ * index past the mappings).
+ */
+enum tp_status tp_ratelimiter_get_counters(struct tp_ratelimiter *rl,
+                                           size_t index,
+                                           struct tp_ratelimiter_counters *out);
+
+/**
+ * Closes the rate limiter (detaches its destinations, closes its sources, streams and
+ * counters). NULL is a no-op.
+ */
+enum tp_status tp_ratelimiter_close(struct tp_ratelimiter *rl);
 
 /**
  * Builds a tensor spec: `ndims` (1..=8) sizes in `shape`; `strides` NULL for a contiguous

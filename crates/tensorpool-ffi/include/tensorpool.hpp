@@ -756,6 +756,50 @@ private:
     detail::Handle<tp_supervisor, tp_supervisor_close> h_;
 };
 
+/// The rate limiter (issue 17, docs/roles.md "Rate limiter") on a context's Aeron
+/// connection: one source consumer and one driver-attached destination producer per mapping.
+/// Call `do_work()` from one thread; closed (destinations detached) when destroyed.
+class RateLimiter {
+public:
+    using Counters = tp_ratelimiter_counters;
+    /// From TOML text with `[rate_limiter]` and `[[mappings]]`, attaching through `driver`.
+    static RateLimiter create(const Context& ctx, const std::string& config_toml, const DriverEndpoints& driver) {
+        const tp_driver_endpoints e = driver.to_c();
+        tp_ratelimiter* h = nullptr;
+        detail::check(tp_ratelimiter_create(ctx.get(), config_toml.c_str(), nullptr, &e, &h));
+        return RateLimiter(h);
+    }
+    /// From a configuration file; the driver endpoints are the file's `driver_*` keys.
+    static RateLimiter create_file(const Context& ctx, const std::string& path) {
+        tp_ratelimiter* h = nullptr;
+        detail::check(tp_ratelimiter_create(ctx.get(), nullptr, path.c_str(), nullptr, &h));
+        return RateLimiter(h);
+    }
+    /// One duty cycle; the work done (0: idle).
+    std::uint32_t do_work() {
+        std::uint32_t work = 0;
+        detail::check(tp_ratelimiter_do_work(get(), &work));
+        return work;
+    }
+    /// Number of mappings.
+    std::size_t mappings() const {
+        std::size_t n = 0;
+        detail::check(tp_ratelimiter_mapping_count(get(), &n));
+        return n;
+    }
+    /// A snapshot of mapping `index`'s counters.
+    Counters counters(std::size_t index) const {
+        Counters c{};
+        detail::check(tp_ratelimiter_get_counters(get(), index, &c));
+        return c;
+    }
+    tp_ratelimiter* get() const noexcept { return h_.get(); }
+
+private:
+    explicit RateLimiter(tp_ratelimiter* h) : h_(h) {}
+    detail::Handle<tp_ratelimiter, tp_ratelimiter_close> h_;
+};
+
 /// A region file summary.
 using RegionInfo = tp_region_info;
 

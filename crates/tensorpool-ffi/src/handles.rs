@@ -26,6 +26,7 @@ pub(crate) enum Kind {
     Driver,
     Idle,
     Supervisor,
+    RateLimiter,
 }
 
 /// Hashes a handle address with one multiplication (Fibonacci hashing): the keys are heap

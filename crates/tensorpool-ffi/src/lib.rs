@@ -13,6 +13,7 @@
 //! | [`inspect`] | `tp_region_inspect` |
 //! | [`idle`] | `tp_idle_*` |
 //! | [`supervisor`] | `tp_supervisor_*` (the supervisor in-process), `tp_supervisor_counters` |
+//! | [`ratelimiter`] | `tp_ratelimiter_*` (the rate limiter in-process), `tp_ratelimiter_counters` |
 //!
 //! # Rules every function follows
 //!
@@ -39,6 +40,7 @@ mod handles;
 pub mod idle;
 pub mod inspect;
 pub mod producer;
+pub mod ratelimiter;
 pub mod spec;
 pub mod supervisor;
 
@@ -49,5 +51,6 @@ pub use error::{tp_last_error, tp_status, tp_status_name};
 pub use idle::*;
 pub use inspect::*;
 pub use producer::*;
+pub use ratelimiter::*;
 pub use spec::*;
 pub use supervisor::*;

@@ -21,6 +21,7 @@ fn null_and_foreign_handles_are_error_codes_at_every_entry_point() {
     let mut u = 0u64;
     let mut b = false;
     let mut sc = tp_supervisor_counters::default();
+    let mut rc = tp_ratelimiter_counters::default();
     let mut dummy = 0u8;
     // A pointer that is no live handle: the address of a local.
     let fake = (&mut dummy as *mut u8).cast::<c_void>();
@@ -74,6 +75,18 @@ fn null_and_foreign_handles_are_error_codes_at_every_entry_point() {
                 "supervisor_get_counters",
                 tp_supervisor_get_counters(h.cast(), &mut sc),
             ),
+            (
+                "ratelimiter_do_work",
+                tp_ratelimiter_do_work(h.cast(), null_mut()),
+            ),
+            (
+                "ratelimiter_mapping_count",
+                tp_ratelimiter_mapping_count(h.cast(), &mut n),
+            ),
+            (
+                "ratelimiter_get_counters",
+                tp_ratelimiter_get_counters(h.cast(), 0, &mut rc),
+            ),
             ("frame_recheck", tp_frame_recheck(h.cast())),
         ];
         for (name, got) in calls {
@@ -93,6 +106,8 @@ fn null_and_foreign_handles_are_error_codes_at_every_entry_point() {
     assert!(last().contains("not a live Consumer handle"), "{}", last());
     assert_eq!(tp_supervisor_close(null_mut()), TP_OK);
     assert_eq!(tp_supervisor_close(fake.cast()), TP_ERR_INVALID_HANDLE);
+    assert_eq!(tp_ratelimiter_close(null_mut()), TP_OK);
+    assert_eq!(tp_ratelimiter_close(fake.cast()), TP_ERR_INVALID_HANDLE);
 }
 
 #[test]

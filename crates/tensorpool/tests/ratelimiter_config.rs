@@ -82,6 +82,7 @@ fn rl_8_defaults() {
     assert!(c.forward_metadata);
     assert!(!c.forward_progress);
     assert!(!c.forward_qos);
+    assert!(!c.per_consumer, "per-consumer operation is off by default");
     assert_eq!(c.max_rate_hz, 0);
     assert_eq!(c.control_channel, "aeron:ipc?term-length=1m");
     assert_eq!(c.qos_channel, "aeron:ipc?term-length=1m");

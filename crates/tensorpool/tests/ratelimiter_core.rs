@@ -235,3 +235,307 @@ proptest! {
         }
     }
 }
+
+mod forwarding {
+    //! RateLimiter §6.1: progress and QoS of a source stream republished for each mapping of
+    //! that source, `streamId` rewritten to the destination.
+
+    use tensorpool::control::RecordingSink;
+    use tensorpool::ratelimiter::{Policy, RateLimiterCore};
+    use tensorpool_codec::Message;
+    use tensorpool_codec::wire::{
+        FrameProgress, FrameProgressState, Mode, QosConsumer, QosProducer,
+    };
+
+    const SOURCE: u32 = 10_000;
+    const EVERY_10: u32 = 11_000;
+    const RATE: u32 = 11_001;
+    const OTHER_SOURCE: u32 = 10_500;
+    const OTHER_DEST: u32 = 11_500;
+
+    fn progress(stream_id: u32, epoch: u64, seq: u64) -> Vec<u8> {
+        FrameProgress {
+            stream_id,
+            epoch,
+            seq,
+            payload_bytes_filled: 4096,
+            state: FrameProgressState::Progress,
+        }
+        .encode_to_vec()
+        .unwrap()
+    }
+
+    fn qos_consumer(stream_id: u32) -> Vec<u8> {
+        QosConsumer {
+            stream_id,
+            consumer_id: 9,
+            epoch: 5,
+            last_seq_seen: 10,
+            drops_gap: 1,
+            drops_late: 2,
+            mode: Mode::Stream,
+        }
+        .encode_to_vec()
+        .unwrap()
+    }
+
+    fn qos_producer(stream_id: u32) -> Vec<u8> {
+        QosProducer {
+            stream_id,
+            producer_id: 7,
+            epoch: 5,
+            current_seq: 11,
+            watermark: Some(3),
+        }
+        .encode_to_vec()
+        .unwrap()
+    }
+
+    /// Two mappings of one source (every 10th, 30 Hz) and one of another source.
+    fn core(progress: bool, qos: bool) -> RateLimiterCore {
+        let mut core = RateLimiterCore::new(&[
+            Policy::EveryNth { n: 10 },
+            Policy::MaxRate { hz: 30 },
+            Policy::Unlimited,
+        ]);
+        core.set_route(0, SOURCE, EVERY_10);
+        core.set_route(1, SOURCE, RATE);
+        core.set_route(2, OTHER_SOURCE, OTHER_DEST);
+        core.set_forwarding(progress, qos);
+        core.set_dest_epoch(0, Some(101));
+        core.set_dest_epoch(1, Some(102));
+        core.set_dest_epoch(2, Some(103));
+        core
+    }
+
+    fn decoded_progress(sink: &RecordingSink) -> Vec<(u32, u64, u64, u64, FrameProgressState)> {
+        sink.messages()
+            .map(|m| {
+                let p = FrameProgress::decode(m).unwrap();
+                (p.stream_id, p.epoch, p.seq, p.payload_bytes_filled, p.state)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rl_6_1_progress_keeps_seq_and_takes_the_destination_stream_id_and_epoch() {
+        let mut core = core(true, false);
+        let mut out = RecordingSink::with_capacity(8, 256);
+        // the source epoch is not known before its first frame: not forwarded
+        assert_eq!(
+            core.on_source_progress(&progress(SOURCE, 5, 20), &mut out),
+            0
+        );
+        core.on_frame(0, 0, 5, 0);
+        core.on_frame(1, 0, 5, 0);
+        // seq 20: both mappings of the source; each message names its destination stream
+        // and epoch, and keeps seq, bytes and state
+        assert_eq!(
+            core.on_source_progress(&progress(SOURCE, 5, 20), &mut out),
+            2
+        );
+        assert_eq!(
+            decoded_progress(&out),
+            vec![
+                (EVERY_10, 101, 20, 4096, FrameProgressState::Progress),
+                (RATE, 102, 20, 4096, FrameProgressState::Progress),
+            ]
+        );
+        out.clear();
+        // seq 21 is never forwarded by the every-10th mapping: only the rate mapping
+        assert_eq!(
+            core.on_source_progress(&progress(SOURCE, 5, 21), &mut out),
+            1
+        );
+        assert_eq!(decoded_progress(&out)[0].0, RATE);
+        out.clear();
+        // another source epoch than the frames read, a stream of no mapping, a destination
+        // being rebuilt, QoS on the control stream: nothing
+        assert_eq!(
+            core.on_source_progress(&progress(SOURCE, 4, 30), &mut out),
+            0
+        );
+        assert_eq!(
+            core.on_source_progress(&progress(12_345, 5, 30), &mut out),
+            0
+        );
+        core.set_dest_epoch(1, None);
+        assert_eq!(
+            core.on_source_progress(&progress(SOURCE, 5, 30), &mut out),
+            1
+        );
+        assert_eq!(core.on_source_progress(&qos_producer(SOURCE), &mut out), 0);
+        // a destination's own progress (its stream is no source) is never forwarded again
+        assert_eq!(
+            core.on_source_progress(&progress(EVERY_10, 101, 40), &mut out),
+            0
+        );
+        assert_eq!(core.counters(0).progress_forwarded, 2);
+        assert_eq!(core.counters(1).progress_forwarded, 2);
+        assert!(core.counters(1).progress_dropped >= 2);
+        // garbage and truncated messages: nothing, no panic
+        let p = progress(SOURCE, 5, 50);
+        for cut in 0..p.len() {
+            assert_eq!(core.on_source_progress(&p[..cut], &mut out), 0);
+        }
+        // off: nothing
+        let mut off = self::core(false, true);
+        off.on_frame(0, 0, 5, 0);
+        assert_eq!(
+            off.on_source_progress(&progress(SOURCE, 5, 20), &mut out),
+            0
+        );
+    }
+
+    #[test]
+    fn rl_6_1_qos_takes_the_destination_stream_id_and_keeps_every_other_field() {
+        let mut core = core(false, true);
+        let mut out = RecordingSink::with_capacity(8, 256);
+        assert_eq!(core.on_source_qos(&qos_consumer(SOURCE), &mut out), 2);
+        assert_eq!(core.on_source_qos(&qos_producer(OTHER_SOURCE), &mut out), 1);
+        assert_eq!(core.on_source_qos(&qos_producer(EVERY_10), &mut out), 0);
+        assert_eq!(core.on_source_qos(&progress(SOURCE, 5, 20), &mut out), 0);
+        let msgs: Vec<&[u8]> = out.messages().collect();
+        for (m, dest) in msgs[..2].iter().zip([EVERY_10, RATE]) {
+            let q = QosConsumer::decode(m).unwrap();
+            assert_eq!(
+                (
+                    q.stream_id,
+                    q.consumer_id,
+                    q.epoch,
+                    q.last_seq_seen,
+                    q.drops_gap,
+                    q.drops_late,
+                    q.mode
+                ),
+                (dest, 9, 5, 10, 1, 2, Mode::Stream)
+            );
+        }
+        let q = QosProducer::decode(msgs[2]).unwrap();
+        assert_eq!(
+            (
+                q.stream_id,
+                q.producer_id,
+                q.epoch,
+                q.current_seq,
+                q.watermark
+            ),
+            (OTHER_DEST, 7, 5, 11, Some(3))
+        );
+        assert_eq!(core.counters(2).qos_forwarded, 1);
+        let mut off = self::core(true, false);
+        assert_eq!(off.on_source_qos(&qos_consumer(SOURCE), &mut out), 0);
+    }
+}
+
+#[test]
+fn rl_7_a_stale_source_drops_the_held_frame_and_the_next_frame_is_eligible_at_once() {
+    let mut core = RateLimiterCore::new(&[Policy::MaxRate { hz: 10 }]);
+    let mut dest = Dest::default();
+    frame(&mut core, &mut dest, 0, 0, 1, 0);
+    frame(&mut core, &mut dest, 0, 1, 1, MS);
+    assert_eq!(core.holding(0), Some(1));
+    core.on_source_stale(0);
+    assert_eq!(core.holding(0), None, "the in-flight frame is dropped");
+    assert_eq!(core.release(0, 500 * MS), None, "and never released");
+    let c = core.counters(0);
+    assert_eq!((c.source_stale, c.epoch_drops), (1, 1));
+    // the source comes back on a new epoch: counted as an epoch change, first frame at once
+    let v = core.on_frame(0, 0, 2, 2 * MS);
+    assert!(v.remap);
+    assert_eq!(v.action, Action::Forward);
+    // back on the same epoch (a mapping lost and found again): the rate timer was reset too
+    let mut core = RateLimiterCore::new(&[Policy::MaxRate { hz: 10 }]);
+    frame(&mut core, &mut dest, 0, 5, 1, 0);
+    core.on_source_stale(0);
+    let v = core.on_frame(0, 6, 1, MS);
+    assert_eq!((v.action, v.remap), (Action::Forward, false));
+}
+
+#[test]
+fn rl_4_the_sole_consumers_rate_is_authoritative_and_the_configuration_is_the_fallback() {
+    let mut core = RateLimiterCore::new(&[Policy::MaxRate { hz: 50 }, Policy::EveryNth { n: 10 }]);
+    assert_eq!(core.counters(0).rate_hz, 50);
+    // the sole consumer asks for 10 Hz: the interval becomes 100 ms
+    assert!(core.set_consumer_rate(0, Some(10)));
+    assert_eq!(core.lane(0).policy, Policy::MaxRate { hz: 10 });
+    assert_eq!(core.counters(0).rate_hz, 10);
+    assert!(
+        !core.set_consumer_rate(0, Some(10)),
+        "no change, not counted"
+    );
+    let mut dest = Dest::default();
+    for seq in 0..1000u64 {
+        let now = seq * MS;
+        tick(&mut core, &mut dest, 0, 1, now);
+        frame(&mut core, &mut dest, 0, seq, 1, now);
+    }
+    assert!(dest.out.windows(2).all(|w| w[1].2 - w[0].2 >= 100 * MS));
+    assert_eq!(dest.out.len(), 10, "1 s at 10 Hz");
+    // 0 = unlimited: the held frame goes at once, then every frame
+    assert!(core.set_consumer_rate(0, Some(0)));
+    assert_eq!(core.lane(0).policy, Policy::Unlimited);
+    assert_eq!(core.counters(0).rate_hz, 0);
+    // no sole consumer (none, several, or not rate-limited): the configured rate
+    assert!(core.set_consumer_rate(0, None));
+    assert_eq!(core.lane(0).policy, Policy::MaxRate { hz: 50 });
+    // a decimation mapping keeps its policy
+    assert!(!core.set_consumer_rate(1, Some(5)));
+    assert_eq!(core.lane(1).policy, Policy::EveryNth { n: 10 });
+    assert_eq!(core.counters(0).consumer_rate_changes, 3);
+}
+
+proptest! {
+    /// Bad input from the wire (RL §6.1 forwarding): arbitrary bytes and valid progress / QoS
+    /// messages with bytes flipped never panic, and whatever is republished decodes with a
+    /// destination stream id.
+    #[test]
+    fn forwarding_survives_arbitrary_and_corrupted_messages(
+        raw in proptest::collection::vec(any::<u8>(), 0..96),
+        flip_at in any::<usize>(),
+        flip in any::<u8>(),
+        stream in prop_oneof![Just(10_000u32), Just(10_500u32), any::<u32>()],
+        epoch in 0u64..3,
+        seq in any::<u64>(),
+    ) {
+        use tensorpool::control::RecordingSink;
+        use tensorpool_codec::Message;
+        use tensorpool_codec::wire::{FrameProgress, FrameProgressState, Mode, QosConsumer, QosProducer};
+        let mut core = RateLimiterCore::new(&[Policy::EveryNth { n: 3 }, Policy::MaxRate { hz: 30 }]);
+        core.set_route(0, 10_000, 11_000);
+        core.set_route(1, 10_500, 11_500);
+        core.set_forwarding(true, true);
+        core.set_dest_epoch(0, Some(7));
+        core.set_dest_epoch(1, Some(8));
+        core.on_frame(0, 0, 1, 0);
+        core.on_frame(1, 0, 1, 0);
+        let valid = [
+            FrameProgress { stream_id: stream, epoch, seq, payload_bytes_filled: seq / 2, state: FrameProgressState::Complete }
+                .encode_to_vec().unwrap(),
+            QosConsumer { stream_id: stream, consumer_id: 1, epoch, last_seq_seen: seq, drops_gap: 0, drops_late: 0, mode: Mode::Stream }
+                .encode_to_vec().unwrap(),
+            QosProducer { stream_id: stream, producer_id: 2, epoch, current_seq: seq, watermark: None }
+                .encode_to_vec().unwrap(),
+        ];
+        let mut out = RecordingSink::with_capacity(8, 256);
+        let mut inputs = vec![raw];
+        for mut m in valid {
+            let i = flip_at % m.len();
+            inputs.push(m.clone());
+            m[i] ^= flip;
+            inputs.push(m);
+        }
+        for m in &inputs {
+            core.on_source_progress(m, &mut out);
+            core.on_source_qos(m, &mut out);
+            for sent in out.messages() {
+                let id = FrameProgress::decode(sent).map(|p| p.stream_id)
+                    .or_else(|_| QosConsumer::decode(sent).map(|q| q.stream_id))
+                    .or_else(|_| QosProducer::decode(sent).map(|q| q.stream_id))
+                    .unwrap();
+                prop_assert!(id == 11_000 || id == 11_500, "republished for {}", id);
+            }
+            out.clear();
+        }
+    }
+}

@@ -243,6 +243,18 @@ impl ProducerCore {
         self.out.registry.entries.len()
     }
 
+    /// What each tracked consumer's last `ConsumerHello` asked for: (consumer id, mode,
+    /// `max_rate_hz`).
+    pub fn consumer_requests(
+        &self,
+    ) -> impl Iterator<Item = (u32, tensorpool_codec::wire::Mode, u32)> + '_ {
+        self.out
+            .registry
+            .entries
+            .iter()
+            .map(|e| (e.consumer_id, e.mode, e.max_rate_hz))
+    }
+
     /// Consumers currently holding a registered per-consumer descriptor stream.
     pub fn per_consumer_descriptor_streams(&self) -> usize {
         self.out

@@ -457,6 +457,14 @@ impl Producer {
         self.core.consumer_count()
     }
 
+    /// What each tracked consumer's last `ConsumerHello` asked for: (consumer id, mode,
+    /// `max_rate_hz`).
+    pub fn consumer_requests(
+        &self,
+    ) -> impl Iterator<Item = (u32, tensorpool_codec::wire::Mode, u32)> + '_ {
+        self.core.consumer_requests()
+    }
+
     /// Consumers currently holding a registered per-consumer descriptor stream.
     pub fn per_consumer_descriptor_streams(&self) -> usize {
         self.core.per_consumer_descriptor_streams()

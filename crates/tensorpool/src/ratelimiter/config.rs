@@ -46,12 +46,19 @@ pub struct RateLimiterConfig {
     /// `forward_metadata` (default true): `DataSourceMeta` attributes and the source name,
     /// `meta_version` preserved (RL §6).
     pub forward_metadata: bool,
-    /// `forward_progress` (default false). Not implemented yet.
+    /// `forward_progress` (default false): RL §6.1, source `FrameProgress` republished on
+    /// `control_channel` / `dest_control_stream_id`.
     pub forward_progress: bool,
-    /// `forward_qos` (default false). Not implemented yet.
+    /// `forward_qos` (default false): RL §6.1, source QoS republished on `qos_channel` /
+    /// `dest_qos_stream_id`.
     pub forward_qos: bool,
     /// `max_rate_hz` (default 0 = unlimited): fallback of every mapping.
     pub max_rate_hz: u32,
+    /// `per_consumer` (ours; default false): RL §4 per-consumer operation. When the
+    /// destination has exactly one consumer and its `ConsumerHello` asks for RATE_LIMITED,
+    /// its `max_rate_hz` (0 = unlimited) is the mapping's rate; otherwise the configured
+    /// rate applies (never an aggregate of several consumers). Decimation mappings ignore it.
+    pub per_consumer: bool,
     /// `control_channel` (default `aeron:ipc?term-length=1m`).
     pub control_channel: String,
     /// `control_stream_id` (referenced by RL §8, not defined there; default 1000).
@@ -93,7 +100,7 @@ pub struct RateLimiterConfig {
     pub provenance: Provenance,
     /// Keys under `rate_limiter.` nobody knows.
     pub unknown_keys: Vec<String>,
-    /// Valid but questionable settings, and what is not implemented.
+    /// Valid but questionable settings.
     pub warnings: Vec<String>,
 }
 
@@ -219,6 +226,7 @@ impl RateLimiterConfig {
             forward_progress: l.value_or("rate_limiter.forward_progress", false, BOOL)?,
             forward_qos: l.value_or("rate_limiter.forward_qos", false, BOOL)?,
             max_rate_hz,
+            per_consumer: l.value_or("rate_limiter.per_consumer", false, BOOL)?,
             control_channel,
             control_stream_id,
             source_control_stream_id: l.value_or(
@@ -348,9 +356,9 @@ impl RateLimiterConfig {
                     ),
                 ));
             }
-            self.warnings.push(format!(
-                "{flag} = true: forwarding is not implemented yet; nothing is forwarded"
-            ));
+            for (key, id) in ids {
+                endpoint(key, String::new(), id)?;
+            }
         }
         if self.mappings.is_empty() {
             return Err(ConfigError::Missing {

@@ -68,6 +68,29 @@ pub const STALE: Kind = Kind::total(
     "frames whose sequence is not after the last one forwarded (dropped)",
 );
 
+/// `tensorpool:610`: `FrameProgress` messages forwarded (RateLimiter §6.1).
+pub const PROGRESS_FORWARDED: Kind = Kind::total(
+    610,
+    Role::RateLimiter,
+    "progress forwarded",
+    "FrameProgress of the source republished on dest_control_stream_id (streamId and epoch the destination's)",
+);
+/// `tensorpool:611`: QoS messages forwarded (RateLimiter §6.1).
+pub const QOS_FORWARDED: Kind = Kind::total(
+    611,
+    Role::RateLimiter,
+    "qos forwarded",
+    "QosProducer / QosConsumer of the source republished on dest_qos_stream_id (streamId the destination's)",
+);
+
+/// `tensorpool:612`: the rate in force.
+pub const RATE_HZ: Kind = Kind::gauge(
+    612,
+    Role::RateLimiter,
+    "rate hz",
+    "max_rate_hz in force (0: unlimited or decimation): the configured one, or the sole consumer's ConsumerHello.max_rate_hz with per_consumer (RL §4)",
+);
+
 /// Every rate limiter counter kind.
 pub const COUNTER_KINDS: &[&Kind] = &[
     &RECEIVED,
@@ -79,6 +102,9 @@ pub const COUNTER_KINDS: &[&Kind] = &[
     &EPOCH_CHANGES,
     &EPOCH_DROPS,
     &STALE,
+    &PROGRESS_FORWARDED,
+    &QOS_FORWARDED,
+    &RATE_HZ,
 ];
 
 counters! {
@@ -102,6 +128,23 @@ counters! {
         epoch_drops = EPOCH_DROPS,
         /// Frames not after the last forwarded sequence.
         stale = STALE,
+        /// Source `FrameProgress` messages republished for the destination (RL §6.1).
+        progress_forwarded = PROGRESS_FORWARDED,
+        /// Source QoS messages republished for the destination (RL §6.1).
+        qos_forwarded = QOS_FORWARDED,
+        /// The `max_rate_hz` in force (0: unlimited or decimation).
+        rate_hz = RATE_HZ,
+        /// Times the rate in force changed because of the sole consumer's hello (RL §4).
+        consumer_rate_changes,
+        /// Source `FrameProgress` messages not forwarded: source epoch not (yet) the one of
+        /// the frames read, no destination, a sequence the policy never forwards, or the
+        /// destination control publication refused it.
+        progress_dropped,
+        /// Source QoS messages the destination QoS publication refused.
+        qos_dropped,
+        /// Times the source went stale (its consumer unmapped): the destination was closed
+        /// until the source comes back (RL §7).
+        source_stale,
         /// Frames held for the next rate slot (copied out of the source ring).
         held,
         /// Destination producers rebuilt after a source epoch change.

@@ -15,8 +15,13 @@
 //!
 //! There is no `handlers.rs` or `proxy.rs`: the rate limiter has no message of its own. It
 //! reads and writes frames only through the public API an application uses
-//! ([`crate::prelude`]: [`Consumer`], [`Producer`], [`crate::prelude::Frame`], [`FrameStamp`]); every message
-//! goes through those.
+//! ([`crate::prelude`]: [`Consumer`], [`Producer`], [`crate::prelude::Frame`], [`FrameStamp`]); every frame,
+//! announce and metadata message goes through those. The only messages it touches itself are
+//! the source's `FrameProgress` and QoS when forwarding is on (RL §6.1): decoded, rewritten
+//! and re-encoded by [`RateLimiterCore::on_source_progress`] / [`RateLimiterCore::on_source_qos`]
+//! between one subscription and one publication per kind. A source that goes stale closes
+//! its destination (RL §7); `per_consumer` takes the rate from the destination's sole
+//! consumer (RL §4, [`RateLimiterCore::set_consumer_rate`]).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -44,6 +49,7 @@ mod work;
 
 use std::time::Duration;
 
+use tensorpool_aeron::{Publication, Subscription};
 use tensorpool_agent::{Agent, AgentResult};
 
 use crate::prelude::{
@@ -85,6 +91,8 @@ pub enum BuildError {
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Source frames read per mapping per cycle.
 const FRAME_LIMIT: usize = 64;
+/// Forwarded control / QoS fragments read per cycle.
+const FRAGMENT_LIMIT: usize = 64;
 /// After a failed destination rebuild, the next attempt comes this much later.
 const REBUILD_BACKOFF_NS: u64 = 1_000_000_000;
 
@@ -110,6 +118,10 @@ struct LaneIo {
     forward_metadata: bool,
     /// The source `meta_version` last forwarded to the current destination producer.
     meta_forwarded: Option<u32>,
+    /// Whether the source consumer was mapped at the end of the last cycle.
+    source_mapped: bool,
+    /// RL §4 per-consumer operation (`rate_limiter.per_consumer`).
+    per_consumer: bool,
 }
 
 impl std::fmt::Debug for LaneIo {
@@ -128,6 +140,12 @@ pub struct RateLimiter {
     core: RateLimiterCore,
     lanes: Vec<LaneIo>,
     ctx: Context,
+    /// RL §6.1: the source control stream read and the destination control stream written
+    /// (`forward_progress`).
+    progress_io: Option<(Subscription, Publication)>,
+    /// RL §6.1: the source QoS stream read and the destination QoS stream written
+    /// (`forward_qos`).
+    qos_io: Option<(Subscription, Publication)>,
 }
 
 fn streams_of(cfg: &RateLimiterConfig, descriptor: &Endpoint) -> Streams {
@@ -212,14 +230,52 @@ impl RateLimiter {
                 hold: HoldBuf::default(),
                 forward_metadata: cfg.forward_metadata,
                 meta_forwarded: None,
+                source_mapped: false,
+                per_consumer: cfg.per_consumer,
             });
         }
         let policies: Vec<Policy> = cfg.mappings.iter().map(|m| m.policy).collect();
         let mut core = RateLimiterCore::new(&policies);
+        core.set_forwarding(cfg.forward_progress, cfg.forward_qos);
         for (i, m) in cfg.mappings.iter().enumerate() {
+            core.set_route(i, m.source_stream_id, m.dest_stream_id);
+            core.set_dest_epoch(i, lanes[i].dest.as_ref().and_then(Producer::epoch));
             core.attach_aeron_counters(i, m.dest_stream_id, ctx.client(), REGISTER_TIMEOUT)?;
         }
-        Ok(Self { core, lanes, ctx })
+        // RL §6.1: one subscription and one publication shared by every mapping
+        // (disambiguation by streamId); the ids are nonzero and valid (checked at load)
+        let pair = |channel: &str, from: u32, to: u32| -> Result<_, BuildError> {
+            let aeron = ctx.client();
+            Ok((
+                aeron.add_subscription(channel, from as i32, REGISTER_TIMEOUT)?,
+                aeron.add_publication(channel, to as i32, REGISTER_TIMEOUT)?,
+            ))
+        };
+        let progress_io = if cfg.forward_progress {
+            Some(pair(
+                &cfg.control_channel,
+                cfg.source_control_stream_id,
+                cfg.dest_control_stream_id,
+            )?)
+        } else {
+            None
+        };
+        let qos_io = if cfg.forward_qos {
+            Some(pair(
+                &cfg.qos_channel,
+                cfg.source_qos_stream_id,
+                cfg.dest_qos_stream_id,
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            core,
+            lanes,
+            ctx,
+            progress_io,
+            qos_io,
+        })
     }
 
     /// The policies and counters (read-only).

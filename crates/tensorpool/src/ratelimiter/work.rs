@@ -9,11 +9,39 @@ use tensorpool_agent::{AgentError, AgentResult, monotonic_ns};
 use super::core::{Lost, RateLimiterCore};
 use super::state::Action;
 use super::{HoldBuf, LaneIo, REBUILD_BACKOFF_NS, RateLimiter};
-use crate::prelude::{ClaimError, Context, Frame, FrameStamp, Producer};
+use crate::prelude::{ClaimError, ConsumerState, Context, Frame, FrameStamp, Producer};
+use tensorpool_codec::wire::Mode;
 
 pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
-    let RateLimiter { core, lanes, ctx } = rl;
+    let RateLimiter {
+        core,
+        lanes,
+        ctx,
+        progress_io,
+        qos_io,
+    } = rl;
     let mut work = 0;
+    // RL §6.1: source progress / QoS -> destination control / QoS streams
+    if let Some((sub, out)) = progress_io.as_mut() {
+        work += sub
+            .poll(
+                |buf, _| {
+                    core.on_source_progress(buf, out);
+                },
+                super::FRAGMENT_LIMIT,
+            )
+            .map_err(AgentError::failed)?;
+    }
+    if let Some((sub, out)) = qos_io.as_mut() {
+        work += sub
+            .poll(
+                |buf, _| {
+                    core.on_source_qos(buf, out);
+                },
+                super::FRAGMENT_LIMIT,
+            )
+            .map_err(AgentError::failed)?;
+    }
     for (i, lane) in lanes.iter_mut().enumerate() {
         let LaneIo {
             source,
@@ -24,6 +52,8 @@ pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
             mapping,
             forward_metadata,
             meta_forwarded,
+            source_mapped,
+            per_consumer,
         } = lane;
         let polled = source.poll_at(
             now_ns,
@@ -33,6 +63,7 @@ pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
                     // The source restarted its sequences: the destination moves to a new
                     // epoch so its own sequences never go back within one epoch.
                     *dest = None;
+                    core.set_dest_epoch(i, None);
                     *rebuild_at_ns = 0;
                     *meta_forwarded = None;
                 }
@@ -55,6 +86,28 @@ pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
             super::FRAME_LIMIT,
         );
         work += polled.map_err(AgentError::failed)?;
+        // RL §7: the source went stale (its producer stopped; the source consumer unmapped).
+        // The destination follows: its producer detaches, so the driver and every consumer
+        // of the destination see it stop, and no frame of the old source is published after.
+        // A source that comes back is followed on a new destination epoch (rebuilt at the
+        // next frame forwarded).
+        let mapped = matches!(source.state(), ConsumerState::Mapped { .. });
+        if *source_mapped && !mapped {
+            core.on_source_stale(i);
+            if let Some(mut d) = dest.take() {
+                d.close();
+                tracing::info!(
+                    source = mapping.source_stream_id,
+                    dest = mapping.dest_stream_id,
+                    "source stale: destination closed until the source comes back"
+                );
+            }
+            core.set_dest_epoch(i, None);
+            *meta_forwarded = None;
+            *rebuild_at_ns = 0;
+            work += 1;
+        }
+        *source_mapped = mapped;
         // RL §6: the source's metadata, meta_version preserved, stream id rewritten
         if *forward_metadata
             && let (Some(d), Some((version, attrs))) = (dest.as_mut(), source.meta())
@@ -77,6 +130,22 @@ pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
         // the destination producer's own duty: lease keepalive, announces, hellos, QoS
         if let Some(d) = dest.as_mut() {
             work += d.do_work(now_ns);
+            // RL §4: the sole consumer's hello sets the rate; several are never aggregated
+            if *per_consumer {
+                let mut asked = d.consumer_requests();
+                let hz = match (asked.next(), asked.next()) {
+                    (Some((_, Mode::RateLimited, hz)), None) => Some(hz),
+                    _ => None,
+                };
+                if core.set_consumer_rate(i, hz) {
+                    tracing::info!(
+                        dest = mapping.dest_stream_id,
+                        consumer_hz = ?hz,
+                        policy = %core.lane(i).policy.describe(),
+                        "rate in force changed (per-consumer operation)"
+                    );
+                }
+            }
         }
         if let Some(seq) = core.release(i, now_ns) {
             work += 1;
@@ -109,6 +178,7 @@ fn ensure_dest<'d>(
                     "destination moved to a new epoch after a source epoch change"
                 );
                 core.on_dest_rebuilt(lane);
+                core.set_dest_epoch(lane, p.epoch());
                 *dest = Some(p);
             }
             Err(e) => {

@@ -1357,3 +1357,22 @@ fn rl_4_per_consumer_the_sole_consumers_max_rate_hz_is_authoritative() {
     let lines = rl.stop();
     assert!(counter(&lines, 1, "consumer_rate_changes") >= 2);
 }
+
+/// `tp decimator` is the rate limiter under the seed's name (../shared/SPECS.md): the same
+/// command, flags and config validation.
+#[test]
+fn tp_decimator_is_the_rate_limiter_command() {
+    let out = std::process::Command::new(TP)
+        .args(["decimator", "--config", "/nonexistent/rate_limiter.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/rate_limiter.toml"), "{err}");
+    let help = std::process::Command::new(TP)
+        .args(["decimator", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--config"));
+}

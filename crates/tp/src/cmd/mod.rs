@@ -58,6 +58,8 @@ pub enum Command {
     /// The rate limiter / decimator (RateLimiter v1.0): republishes each mapping's source
     /// stream on its destination stream at most max_rate_hz, or every Nth sequence, through
     /// its own driver-attached pools. SIGINT or SIGTERM stops it and prints its counters.
+    /// `tp decimator` is the same command (the seed's decimator is its every-Nth policy).
+    #[command(visible_alias = "decimator")]
     Ratelimit(ratelimit::Args),
     /// Configuration files: `tp config validate FILE` prints the resolved values and their
     /// sources (default, file, env).

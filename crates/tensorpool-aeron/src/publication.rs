@@ -45,6 +45,7 @@ pub struct Publication {
     registration_id: i64,
     max_claim_len: usize,
     max_message_len: usize,
+    term_buffer_length: usize,
     /// Reusable buffer for `publish` of messages longer than the claim limit; grows only when a
     /// longer message comes.
     scratch: Vec<u8>,
@@ -125,6 +126,7 @@ impl Publication {
             registration_id: constants.registration_id,
             max_claim_len: constants.max_payload_length,
             max_message_len: constants.max_message_length,
+            term_buffer_length: constants.term_buffer_length,
             scratch: Vec::new(),
             _client: client,
         }
@@ -309,6 +311,61 @@ impl Publication {
             }
         };
         position_or_error(result)
+    }
+
+    /// The position the publication may reach before back pressure (its publisher limit,
+    /// moved by the driver as subscribers and flow control progress), or
+    /// [`PublishError::Closed`].
+    pub fn position_limit(&self) -> Result<i64, PublishError> {
+        if self.closed {
+            return Err(PublishError::Closed);
+        }
+        // SAFETY: the publication is live (not closed by us).
+        let result = unsafe {
+            match self.kind {
+                Kind::Concurrent(p) => c::aeron_publication_position_limit(p),
+                Kind::Exclusive(p) => c::aeron_exclusive_publication_position_limit(p),
+            }
+        };
+        position_or_error(result)
+    }
+
+    /// Bytes the publication can take now before it reports back pressure: its
+    /// [`position_limit`](Self::position_limit) less its [`position`](Self::position), 0 when
+    /// past it (or closed).
+    pub fn available_window(&self) -> usize {
+        match (self.position(), self.position_limit()) {
+            (Ok(pos), Ok(limit)) => usize::try_from(limit.saturating_sub(pos)).unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// The term buffer length of the publication's log.
+    pub fn term_buffer_length(&self) -> usize {
+        self.term_buffer_length
+    }
+
+    /// The most bytes the publication's window can ever hold: Aeron's producer window is at
+    /// most half a term (less when the driver sets a smaller publication window).
+    pub fn max_window(&self) -> usize {
+        self.term_buffer_length / 2
+    }
+
+    /// Bytes a `len`-byte message takes in the log: each fragment (of at most
+    /// [`max_claim_len`](Self::max_claim_len) bytes) with its 32-byte data header, aligned to
+    /// 32 bytes.
+    pub fn framed_len(&self, len: usize) -> usize {
+        const HEADER: usize = 32; // AERON_DATA_HEADER_LENGTH
+        const ALIGN: usize = 32;
+        let frame = |n: usize| (n + HEADER).div_ceil(ALIGN) * ALIGN;
+        let mpl = self.max_claim_len.max(1);
+        let (full, rest) = (len / mpl, len % mpl);
+        let last = if rest > 0 || full == 0 {
+            frame(rest)
+        } else {
+            0
+        };
+        full * frame(mpl) + last
     }
 
     /// The channel, as the driver registered it.

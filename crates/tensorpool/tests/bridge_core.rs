@@ -2,7 +2,8 @@
 //! chunks reassemble in order, out of order and with duplicates; every chunk field the spec
 //! lists is checked (a bad one is dropped and counted, never a panic); a lost chunk loses
 //! that frame only and its assembly times out; CRC32C mismatches are dropped; a frame
-//! overwritten while being sent is abandoned; back pressure drops the frame; forwarded
+//! overwritten while being sent is abandoned; back pressure drops the frame; a frame the
+//! publication's window cannot take whole is not started; forwarded
 //! announces gate chunks and epochs; headers are validated before a frame is handed on.
 
 mod bridge_common;
@@ -10,7 +11,7 @@ mod bridge_common;
 use bridge_common::*;
 use proptest::prelude::*;
 use tensorpool::bridge::{BridgeCore, SendOutcome, SourceFrame};
-use tensorpool::control::{PublishError, RecordingSink};
+use tensorpool::control::{PublishError, RecordingSink, SendWindow};
 use tensorpool_codec::bridge::BridgeFrameChunk;
 use tensorpool_codec::{Bytes, Message};
 
@@ -441,6 +442,113 @@ fn back_pressure_drops_the_frame_and_counts_it() {
         SendOutcome::TooLarge
     );
     assert_eq!(tx.counters().send_too_large, 1);
+}
+
+#[test]
+fn a_frame_the_window_cannot_take_whole_is_not_started_and_counted() {
+    let mut tx = core("chunk_bytes = 500");
+    let data = payload(1, 1200);
+    let h = header(1, 1200, 1);
+    let frame = SourceFrame {
+        stream_id: SOURCE,
+        epoch: 1,
+        seq: 1,
+        trace_id: 0,
+        header: &h,
+        payload: &data,
+    };
+    // the encoded chunks of this frame, to size the windows below
+    let mut probe = RecordingSink::with_capacity(16, 1 << 16);
+    core("chunk_bytes = 500").send_frame(&frame, &mut || true, &mut probe);
+    let n = probe.len();
+    assert!(n > 1);
+    let whole: usize = probe.messages().map(<[u8]>::len).sum();
+    let first = probe.messages().next().unwrap().len();
+
+    // room for the first chunk only: nothing leaves, the recheck is never asked
+    let mut sink = RecordingSink::with_capacity(16, 1 << 16);
+    sink.window = Some(SendWindow {
+        available: first,
+        capacity: 1 << 20,
+    });
+    let mut rechecks = 0;
+    let out = tx.send_frame(
+        &frame,
+        &mut || {
+            rechecks += 1;
+            true
+        },
+        &mut sink,
+    );
+    assert_eq!(
+        out,
+        SendOutcome::WindowFull {
+            needed: whole,
+            available: first
+        }
+    );
+    assert!(sink.is_empty(), "no chunk of a frame that does not fit");
+    assert_eq!(rechecks, 0);
+    let c = tx.counters();
+    assert_eq!(
+        (c.send_window_skips, c.send_drops, c.chunks_sent),
+        (1, 0, 0)
+    );
+
+    // one byte short still skips; exactly the frame's bytes sends every chunk
+    sink.window = Some(SendWindow {
+        available: whole - 1,
+        capacity: 1 << 20,
+    });
+    assert!(matches!(
+        tx.send_frame(&frame, &mut || true, &mut sink),
+        SendOutcome::WindowFull { .. }
+    ));
+    assert!(sink.is_empty());
+    sink.window = Some(SendWindow {
+        available: whole,
+        capacity: 1 << 20,
+    });
+    assert_eq!(
+        tx.send_frame(&frame, &mut || true, &mut sink),
+        SendOutcome::Sent { chunks: n as u32 }
+    );
+    let c = tx.counters();
+    assert_eq!(sink.len(), n);
+    assert_eq!(
+        (c.send_window_skips, c.frames_sent, c.chunks_sent),
+        (2, 1, n as u64)
+    );
+    let mut rx = ready("chunk_bytes = 500");
+    let msgs: Vec<Vec<u8>> = sink.messages().map(<[u8]>::to_vec).collect();
+    assert_eq!(
+        receive(&mut rx, &msgs, MS).len(),
+        1,
+        "the frame arrives whole"
+    );
+
+    // a frame larger than the window can ever be is tried as before (never starved)
+    sink.clear();
+    sink.window = Some(SendWindow {
+        available: 0,
+        capacity: whole - 1,
+    });
+    assert_eq!(
+        tx.send_frame(&frame, &mut || true, &mut sink),
+        SendOutcome::Sent { chunks: n as u32 }
+    );
+    // not connected: refused and counted as a send drop, as before, not as a window skip
+    sink.window = Some(SendWindow {
+        available: 0,
+        capacity: 1 << 20,
+    });
+    sink.fail_with = Some(PublishError::NotConnected);
+    assert!(matches!(
+        tx.send_frame(&frame, &mut || true, &mut sink),
+        SendOutcome::Refused { chunks: 0, .. }
+    ));
+    let c = tx.counters();
+    assert_eq!((c.send_window_skips, c.send_drops), (2, 1));
 }
 
 #[test]

@@ -5,9 +5,15 @@
 //! chunk when integrity is on, else 0. Each chunk is encoded straight into the publication's
 //! claim, and the source slot is rechecked after every chunk is copied and before it is
 //! committed: a frame overwritten while being sent is abandoned and no torn byte leaves.
+//!
+//! Before chunk 0 the sender asks the publication for its window ([`MessageSink::send_window`]):
+//! a frame whose chunks (with their transport framing) do not fit what it takes now is not
+//! started ([`SendOutcome::WindowFull`]), rather than cut off half way by back pressure. The
+//! bridge is lossy by design: the frame is skipped, the next committed one tried; the source
+//! is never waited for. A frame larger than the window can ever be is tried as before.
 
 use tensorpool_codec::bridge::BridgeFrameChunk;
-use tensorpool_codec::{Bytes, EncodeError};
+use tensorpool_codec::{Bytes, EncodeError, Message};
 use tensorpool_shm::HEADER_SLOT_BYTES;
 
 use crate::control::{MessageSink, SendError, send};
@@ -52,6 +58,14 @@ pub enum SendOutcome {
         chunks: u32,
         /// Whether it was back pressure (or an admin action).
         back_pressured: bool,
+    },
+    /// The publication's window could not take the whole frame now: not started, no chunk
+    /// published.
+    WindowFull {
+        /// Bytes the frame's chunks take in the window.
+        needed: usize,
+        /// Bytes the window took.
+        available: usize,
     },
     /// The frame needs more than 65535 chunks or is above `max_payload_bytes`.
     TooLarge,
@@ -111,27 +125,20 @@ pub fn send_frame(
     let Some(p) = plan(len, chunk_bytes) else {
         return SendOutcome::TooLarge;
     };
+    if let Some(w) = sink.send_window() {
+        let needed = window_needed(frame, p, len, sink);
+        if needed > w.available && needed <= w.capacity && sink.is_connected() {
+            return SendOutcome::WindowFull {
+                needed,
+                available: w.available,
+            };
+        }
+    }
     let mut offset = 0u32;
     for index in 0..p.count {
-        let size = if index == 0 { p.first } else { p.rest };
-        let chunk_len = size.min(len - offset);
-        let payload = &frame.payload[offset as usize..(offset + chunk_len) as usize];
+        let (mut msg, chunk_len) = chunk_msg(frame, p, len, index, offset);
         let header: &[u8] = if index == 0 { frame.header } else { &[] };
-        let mut msg = BridgeFrameChunk {
-            stream_id: frame.stream_id,
-            epoch: frame.epoch,
-            seq: frame.seq,
-            trace_id: (frame.trace_id != 0).then_some(frame.trace_id),
-            chunk_index: index,
-            chunk_count: p.count,
-            chunk_offset: offset,
-            chunk_length: chunk_len,
-            payload_length: len,
-            payload_crc32c: 0,
-            header_included: index == 0,
-            header_bytes: Bytes::from(header),
-            payload_bytes: Bytes::from(payload),
-        };
+        let payload = &frame.payload[offset as usize..(offset + chunk_len) as usize];
         let mut torn = false;
         let result = {
             let mut guarded = Guarded {
@@ -158,6 +165,48 @@ pub fn send_frame(
         offset += chunk_len;
     }
     SendOutcome::Sent { chunks: p.count }
+}
+
+/// Chunk `index` (payload from `offset`) of `frame`, CRC 0, and its payload length.
+fn chunk_msg<'f>(
+    frame: &SourceFrame<'f>,
+    p: Plan,
+    len: u32,
+    index: u32,
+    offset: u32,
+) -> (BridgeFrameChunk<'f>, u32) {
+    let size = if index == 0 { p.first } else { p.rest };
+    let chunk_len = size.min(len - offset);
+    let payload = &frame.payload[offset as usize..(offset + chunk_len) as usize];
+    let header: &'f [u8] = if index == 0 { frame.header } else { &[] };
+    let msg = BridgeFrameChunk {
+        stream_id: frame.stream_id,
+        epoch: frame.epoch,
+        seq: frame.seq,
+        trace_id: (frame.trace_id != 0).then_some(frame.trace_id),
+        chunk_index: index,
+        chunk_count: p.count,
+        chunk_offset: offset,
+        chunk_length: chunk_len,
+        payload_length: len,
+        payload_crc32c: 0,
+        header_included: index == 0,
+        header_bytes: Bytes::from(header),
+        payload_bytes: Bytes::from(payload),
+    };
+    (msg, chunk_len)
+}
+
+/// Bytes every chunk of `frame` takes in `sink`'s window (encoded, then framed).
+fn window_needed(frame: &SourceFrame<'_>, p: Plan, len: u32, sink: &dyn MessageSink) -> usize {
+    let mut offset = 0u32;
+    let mut needed = 0usize;
+    for index in 0..p.count {
+        let (msg, chunk_len) = chunk_msg(frame, p, len, index, offset);
+        needed = needed.saturating_add(sink.framed_len(msg.encoded_len()));
+        offset += chunk_len;
+    }
+    needed
 }
 
 fn back_pressured(e: &SendError) -> bool {

@@ -162,7 +162,9 @@ impl BridgeCore {
     }
 
     /// Sender: sends a committed source frame in chunks into `payload` (Bridge Spec §5.2);
-    /// `recheck` is the source slot's seqlock recheck. Counts the outcome; never waits.
+    /// `recheck` is the source slot's seqlock recheck. A frame the publication's window
+    /// cannot take whole now is not started (`send_window_skips`). Counts the outcome;
+    /// never waits.
     pub fn send_frame(
         &mut self,
         frame: &SourceFrame<'_>,
@@ -191,6 +193,7 @@ impl BridgeCore {
                 c.send_drops += 1;
                 c.chunks_sent += u64::from(chunks);
             }
+            SendOutcome::WindowFull { .. } => c.send_window_skips += 1,
             SendOutcome::TooLarge => c.send_too_large += 1,
         }
         out

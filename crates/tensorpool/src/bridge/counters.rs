@@ -69,6 +69,14 @@ pub const ANNOUNCES_FORWARDED: Kind = Kind::total(
     "announces forwarded",
     "source ShmPoolAnnounce forwarded on the bridge control channel",
 );
+/// `tensorpool:411`: frames not started: the payload publication's window could not take
+/// them whole.
+pub const SEND_WINDOW_SKIPS: Kind = Kind::total(
+    411,
+    Role::Bridge,
+    "send window skips",
+    "frames the sender did not start: the payload publication could not take them whole",
+);
 
 /// Every bridge counter kind.
 pub const COUNTER_KINDS: &[&Kind] = &[
@@ -82,6 +90,7 @@ pub const COUNTER_KINDS: &[&Kind] = &[
     &ASSEMBLY_TIMEOUTS,
     &CRC_ERRORS,
     &ANNOUNCES_FORWARDED,
+    &SEND_WINDOW_SKIPS,
 ];
 
 counters! {
@@ -91,7 +100,8 @@ counters! {
         frames_sent = FRAMES_SENT,
         /// Chunks published.
         chunks_sent = CHUNKS_SENT,
-        /// Frames dropped by the sender (publication refused a chunk).
+        /// Frames dropped by the sender (publication refused a chunk after the window
+        /// check: not connected, or back pressure the window did not foresee).
         send_drops = SEND_DROPS,
         /// Frames abandoned: overwritten while being sent.
         send_abandoned = SEND_ABANDONED,
@@ -107,6 +117,9 @@ counters! {
         crc_errors = CRC_ERRORS,
         /// Source announces forwarded.
         announces_forwarded = ANNOUNCES_FORWARDED,
+        /// Frames not started: the payload publication's window could not take them whole
+        /// (skipped, never waited for; none of their chunks sent).
+        send_window_skips = SEND_WINDOW_SKIPS,
         /// Frames too large to send (more than 65535 chunks or above max_payload_bytes).
         send_too_large,
         /// Forwarded announces received (receiver).

@@ -12,7 +12,9 @@ mod text;
 
 pub use gate::{Gate, gate, tid, wire_template};
 pub use random::random_u64;
-pub use sink::{MessageSink, RecordingSink, SEND_ATTEMPTS, SendError, send, send_bytes};
+pub use sink::{
+    MessageSink, RecordingSink, SEND_ATTEMPTS, SendError, SendWindow, send, send_bytes,
+};
 /// Why the transport refused a message ([`SendError::Publish`]).
 pub use tensorpool_aeron::PublishError;
 pub use text::{ErrorText, truncate_utf8};

@@ -56,6 +56,17 @@ impl SendError {
     }
 }
 
+/// What a transport can take before it refuses for back pressure (see
+/// [`MessageSink::send_window`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendWindow {
+    /// Bytes (framing included, see [`MessageSink::framed_len`]) it takes now.
+    pub available: usize,
+    /// The most it can ever take at once: a batch larger than this can never be known to
+    /// fit, so a caller just tries it.
+    pub capacity: usize,
+}
+
 /// Something messages are published to.
 pub trait MessageSink {
     /// Publishes one `len`-byte message that `fill` encodes.
@@ -67,6 +78,18 @@ pub trait MessageSink {
 
     /// Whether a subscriber is connected (false for a sink that cannot tell).
     fn is_connected(&self) -> bool;
+
+    /// What the sink can take now without back pressure; `None` (the default) when it
+    /// cannot tell, and callers then just try.
+    fn send_window(&self) -> Option<SendWindow> {
+        None
+    }
+
+    /// Bytes a `len`-byte message takes in the [`send_window`](Self::send_window) (with
+    /// the transport's headers and alignment); `len` by default.
+    fn framed_len(&self, len: usize) -> usize {
+        len
+    }
 }
 
 impl MessageSink for Publication {
@@ -84,6 +107,18 @@ impl MessageSink for Publication {
 
     fn is_connected(&self) -> bool {
         Publication::is_connected(self)
+    }
+
+    /// Its publisher limit less its position; at most half a term.
+    fn send_window(&self) -> Option<SendWindow> {
+        Some(SendWindow {
+            available: self.available_window(),
+            capacity: self.max_window(),
+        })
+    }
+
+    fn framed_len(&self, len: usize) -> usize {
+        Publication::framed_len(self, len)
     }
 }
 
@@ -128,6 +163,9 @@ pub struct RecordingSink {
     len: usize,
     /// When set, every publish fails with this error.
     pub fail_with: Option<PublishError>,
+    /// What [`MessageSink::send_window`] reports (`None`: cannot tell); publishing does
+    /// not change it.
+    pub window: Option<SendWindow>,
 }
 
 impl RecordingSink {
@@ -137,6 +175,7 @@ impl RecordingSink {
             messages: (0..messages).map(|_| Vec::with_capacity(bytes)).collect(),
             len: 0,
             fail_with: None,
+            window: None,
         }
     }
 
@@ -183,6 +222,10 @@ impl MessageSink for RecordingSink {
 
     fn is_connected(&self) -> bool {
         self.fail_with.is_none()
+    }
+
+    fn send_window(&self) -> Option<SendWindow> {
+        self.window
     }
 }
 

@@ -695,6 +695,10 @@ fn run_on(rig: &mut Rig, net: &Net, warmup: f64, duration: f64) -> Result<Output
             "frames the sender dropped: the payload publication refused a chunk (back pressure)",
         ),
         (
+            "sender.send_window_skips",
+            "frames the sender did not start: the payload publication could not take them whole",
+        ),
+        (
             "sender.send_abandoned",
             "frames the sender abandoned: overwritten in the source ring while being sent",
         ),
@@ -752,6 +756,13 @@ fn run_on(rig: &mut Rig, net: &Net, warmup: f64, duration: f64) -> Result<Output
             "bridge",
             "640 KiB, 90 % offered: frames the sender dropped on back pressure (send_drops)",
             ours90.counter("sender.send_drops"),
+            "frames",
+        )
+        .with(&c90),
+        Figure::new(
+            "bridge",
+            "640 KiB, 90 % offered: frames the sender did not start, window full (send_window_skips)",
+            ours90.counter("sender.send_window_skips"),
             "frames",
         )
         .with(&c90),

@@ -465,6 +465,18 @@ fn a_frame_the_window_cannot_take_whole_is_not_started_and_counted() {
     let whole: usize = probe.messages().map(<[u8]>::len).sum();
     let first = probe.messages().next().unwrap().len();
 
+    // a roomy window first (the sender learns the window can hold the frame)
+    let mut roomy = RecordingSink::with_capacity(16, 1 << 16);
+    roomy.window = Some(SendWindow {
+        available: 1 << 20,
+        capacity: 1 << 20,
+    });
+    assert_eq!(
+        tx.send_frame(&frame, &mut || true, &mut roomy),
+        SendOutcome::Sent { chunks: n as u32 }
+    );
+    let sent_before = tx.counters().chunks_sent;
+
     // room for the first chunk only: nothing leaves, the recheck is never asked
     let mut sink = RecordingSink::with_capacity(16, 1 << 16);
     sink.window = Some(SendWindow {
@@ -492,7 +504,7 @@ fn a_frame_the_window_cannot_take_whole_is_not_started_and_counted() {
     let c = tx.counters();
     assert_eq!(
         (c.send_window_skips, c.send_drops, c.chunks_sent),
-        (1, 0, 0)
+        (1, 0, sent_before)
     );
 
     // one byte short still skips; exactly the frame's bytes sends every chunk
@@ -517,7 +529,7 @@ fn a_frame_the_window_cannot_take_whole_is_not_started_and_counted() {
     assert_eq!(sink.len(), n);
     assert_eq!(
         (c.send_window_skips, c.frames_sent, c.chunks_sent),
-        (2, 1, n as u64)
+        (2, 2, sent_before + n as u64)
     );
     let mut rx = ready("chunk_bytes = 500");
     let msgs: Vec<Vec<u8>> = sink.messages().map(<[u8]>::to_vec).collect();
@@ -905,4 +917,35 @@ fn trace_link_sets_are_forwarded_only_with_forward_tracelink() {
     assert_eq!((t.stream_id, t.seq, t.trace_id), (DEST, 9, 99));
     let parents: Vec<u64> = t.parents.iter().map(|p| p.trace_id).collect();
     assert_eq!(parents, vec![11, 12]);
+}
+
+/// Flow control can hold the window below the publication's capacity for good (an Aeron
+/// receiver window smaller than a frame): a frame larger than every window seen is tried,
+/// never skipped for ever.
+#[test]
+fn a_frame_larger_than_every_window_seen_is_tried_not_skipped_for_ever() {
+    let mut tx = core("chunk_bytes = 500");
+    let data = payload(1, 1200);
+    let h = header(1, 1200, 1);
+    let frame = SourceFrame {
+        stream_id: SOURCE,
+        epoch: 1,
+        seq: 1,
+        trace_id: 0,
+        header: &h,
+        payload: &data,
+    };
+    let mut sink = RecordingSink::with_capacity(64, 1 << 16);
+    sink.window = Some(SendWindow {
+        available: 600,
+        capacity: 1 << 20,
+    });
+    for _ in 0..3 {
+        assert!(matches!(
+            tx.send_frame(&frame, &mut || true, &mut sink),
+            SendOutcome::Sent { .. }
+        ));
+    }
+    assert_eq!(tx.counters().send_window_skips, 0);
+    assert_eq!(tx.counters().frames_sent, 3);
 }

@@ -10,7 +10,8 @@
 //! a frame whose chunks (with their transport framing) do not fit what it takes now is not
 //! started ([`SendOutcome::WindowFull`]), rather than cut off half way by back pressure. The
 //! bridge is lossy by design: the frame is skipped, the next committed one tried; the source
-//! is never waited for. A frame larger than the window can ever be is tried as before.
+//! is never waited for. A frame larger than the window can ever be (its capacity, or the
+//! largest window seen: an Aeron receiver window smaller than a frame) is tried as before.
 
 use tensorpool_codec::bridge::BridgeFrameChunk;
 use tensorpool_codec::{Bytes, EncodeError, Message};
@@ -107,7 +108,10 @@ pub fn chunk_crc(header: Option<&[u8]>, payload: &[u8]) -> u32 {
 
 /// Sends `frame` in chunks of at most `chunk_bytes` into `sink`; `recheck` proves the bytes
 /// copied so far are the committed frame (the seqlock recheck) and is called after each
-/// chunk is encoded, before it is committed. Never waits.
+/// chunk is encoded, before it is committed. `window_seen` is the largest window the sink
+/// reported so far (updated here): flow control (an Aeron receiver window) can keep the
+/// real window below the sink's own capacity, and a frame larger than any window seen is
+/// tried rather than skipped for ever. Never waits.
 pub fn send_frame(
     frame: &SourceFrame<'_>,
     chunk_bytes: u32,
@@ -115,6 +119,7 @@ pub fn send_frame(
     crc: bool,
     recheck: &mut dyn FnMut() -> bool,
     sink: &mut dyn MessageSink,
+    window_seen: &mut usize,
 ) -> SendOutcome {
     let Ok(len) = u32::try_from(frame.payload.len()) else {
         return SendOutcome::TooLarge;
@@ -126,8 +131,10 @@ pub fn send_frame(
         return SendOutcome::TooLarge;
     };
     if let Some(w) = sink.send_window() {
+        *window_seen = (*window_seen).max(w.available);
+        let can_fit = w.capacity.min(*window_seen);
         let needed = window_needed(frame, p, len, sink);
-        if needed > w.available && needed <= w.capacity && sink.is_connected() {
+        if needed > w.available && needed <= can_fit && sink.is_connected() {
             return SendOutcome::WindowFull {
                 needed,
                 available: w.available,

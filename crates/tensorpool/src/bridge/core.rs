@@ -58,6 +58,9 @@ pub struct BridgeCore {
     pub(super) chunk_bytes: u32,
     pub(super) max_payload_bytes: u32,
     pub(super) crc: bool,
+    /// Sender: the largest window the payload publication reported (see
+    /// [`chunk::send_frame`]).
+    pub(super) window_seen: usize,
     pub(super) timeout_ns: u64,
     /// Metadata forwarding on (`forward_metadata` and a metadata channel).
     pub(super) forward_metadata: bool,
@@ -83,6 +86,7 @@ impl BridgeCore {
             chunk_bytes: cfg.effective_chunk_bytes(),
             max_payload_bytes: cfg.max_payload_bytes,
             crc: cfg.integrity_crc32c,
+            window_seen: 0,
             timeout_ns,
             forward_metadata: cfg.forward_metadata && cfg.metadata_enabled(),
             forward_tracelink: cfg.forward_tracelink && cfg.metadata_enabled(),
@@ -178,6 +182,7 @@ impl BridgeCore {
             self.crc,
             recheck,
             payload,
+            &mut self.window_seen,
         );
         let c = &mut self.counters;
         match out {

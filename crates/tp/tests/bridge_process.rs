@@ -1125,7 +1125,8 @@ fn adapted_example(name: &str, out: &Path, ip: &str, port: u16) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/configs/AeronTensorPool.jl")
         .join(name);
-    let text = std::fs::read_to_string(&src).unwrap_or_else(|e| panic!("{src:?}: {e}"));
+    // A fresh clone (CI) has no ../shared: the same chain written out here instead.
+    let text = std::fs::read_to_string(&src).unwrap_or_else(|_| chain_config(name));
     let mut replaced = 0;
     let lines: Vec<String> = text
         .lines()
@@ -1155,6 +1156,41 @@ fn adapted_example(name: &str, out: &Path, ip: &str, port: u16) -> PathBuf {
     let path = out.join(name);
     std::fs::write(&path, lines.join("\n")).unwrap();
     path
+}
+
+/// The chain example `name` with the keys and ids of the Julia examples (used when
+/// `../shared/configs` is not beside the repository).
+fn chain_config(name: &str) -> String {
+    let (hop, base, src, dst) = match name {
+        "bridge_chain_a_example.toml" => ("a", 3000, 10_000, 20_000),
+        "bridge_chain_b_example.toml" => ("b", 4000, 20_000, 30_000),
+        other => panic!("no built-in chain config {other}"),
+    };
+    format!(
+        "[bridge]\n\
+         instance_id = \"bridge-chain-{hop}\"\n\
+         payload_channel = \"aeron:ipc\"\n\
+         payload_stream_id = {base}\n\
+         control_channel = \"aeron:ipc\"\n\
+         control_stream_id = {}\n\
+         metadata_channel = \"aeron:ipc\"\n\
+         metadata_stream_id = {}\n\
+         source_metadata_stream_id = 1300\n\
+         mtu_bytes = 1408\n\
+         chunk_bytes = 1000\n\
+         max_chunk_bytes = 1200\n\
+         integrity_crc32c = false\n\
+         assembly_timeout_ms = 250\n\
+         forward_metadata = true\n\
+         \n\
+         [[mappings]]\n\
+         source_stream_id = {src}\n\
+         dest_stream_id = {dst}\n\
+         profile = \"bridge_chain\"\n\
+         metadata_stream_id = {dst}\n",
+        base + 1,
+        base + 2,
+    )
 }
 
 /// A chain A -> B -> C modelled on the Julia examples `bridge_chain_a_example.toml`

@@ -156,15 +156,7 @@ impl ProducerCore {
     /// supervisor answers.
     fn on_supervised_hello(&mut self, hello: &ConsumerHello<'_>, now_ns: u64) {
         self.out.counters.hellos_left_to_supervisor += 1;
-        let registry = &mut self.out.registry;
-        if registry.find_mut(hello.consumer_id).is_none()
-            && registry.entries.len() < registry.capacity
-        {
-            registry
-                .entries
-                .push(ConsumerEntry::new(hello.consumer_id, now_ns));
-        }
-        if let Some(e) = registry.find_mut(hello.consumer_id) {
+        if let Some(e) = find_or_insert(&mut self.out.registry, hello.consumer_id, now_ns) {
             e.last_seen_ns = now_ns;
             e.supports_progress = hello.supports_progress;
             e.max_rate_hz = hello.max_rate_hz;

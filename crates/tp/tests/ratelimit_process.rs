@@ -556,30 +556,6 @@ fn every_10th_and_max_rate_destinations_carry_the_right_frames_with_the_source_b
     assert_eq!(counter(&lines, 2, "forwarded"), 0);
 }
 
-/// Polls `tp driver streams --json` until stream `id` has no producer (bounded).
-fn wait_no_producer(sys: &System, id: u32) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let out = Command::new(TP)
-            .args(["driver", "streams", "--json", "--config", sys.cfg()])
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let has_producer = v["streams"].as_array().is_none_or(|a| {
-            a.iter()
-                .any(|s| s["stream_id"] == id && !s["producer_client_id"].is_null())
-        });
-        if !has_producer {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stream {id} still has a producer: {v}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn rl_7_a_restarted_source_is_followed_on_a_new_destination_epoch() {
     let sys = System::start();
@@ -1052,8 +1028,14 @@ fn rl_4_a_1_khz_source_at_max_rate_30_gives_at_least_29_frames_a_second() {
     assert!(n >= 290, "{n} frames in 10 s: below 29/s");
 }
 
-/// Polls `tp driver streams --json` until stream `id` has a producer (bounded).
-fn wait_producer(sys: &System, id: u32) {
+/// Polls `tp driver streams --json` until `done` holds for stream `id`'s entry (`None`:
+/// the driver lists no such stream), bounded by `DEADLINE`; `what` names the wait.
+fn wait_stream(
+    sys: &System,
+    id: u32,
+    what: &str,
+    done: impl Fn(Option<&serde_json::Value>) -> bool,
+) {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let out = Command::new(TP)
@@ -1061,18 +1043,36 @@ fn wait_producer(sys: &System, id: u32) {
             .output()
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if v["streams"].as_array().is_some_and(|a| {
-            a.iter()
-                .any(|s| s["stream_id"] == id && !s["producer_client_id"].is_null())
-        }) {
+        let entry = v["streams"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["stream_id"] == id));
+        if done(entry) {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "stream {id} has no producer: {v}"
-        );
+        assert!(Instant::now() < deadline, "stream {id}: {what}: {v}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Waits until stream `id` has a producer lease at the driver.
+fn wait_producer(sys: &System, id: u32) {
+    wait_stream(sys, id, "no producer", |s| {
+        s.is_some_and(|s| !s["producer_client_id"].is_null())
+    });
+}
+
+/// Waits until stream `id` has no producer lease at the driver.
+fn wait_no_producer(sys: &System, id: u32) {
+    wait_stream(sys, id, "still has a producer", |s| {
+        s.is_none_or(|s| s["producer_client_id"].is_null())
+    });
+}
+
+/// Waits until stream `id` has a consumer lease at the driver.
+fn wait_consumer(sys: &System, id: u32) {
+    wait_stream(sys, id, "no consumer", |s| {
+        s.is_some_and(|s| s["consumer_count"].as_u64().is_some_and(|n| n >= 1))
+    });
 }
 
 #[test]
@@ -1114,30 +1114,6 @@ fn rl_7_a_stale_source_is_seen_downstream_as_a_stopped_destination() {
     );
     let lines = rl.stop();
     assert!(counter(&lines, 0, "source_stale") >= 1);
-}
-
-/// Polls `tp driver streams --json` until stream `id` has a consumer lease (bounded).
-fn wait_consumer(sys: &System, id: u32) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let out = Command::new(TP)
-            .args(["driver", "streams", "--json", "--config", sys.cfg()])
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if v["streams"].as_array().is_some_and(|a| {
-            a.iter().any(|s| {
-                s["stream_id"] == id && s["consumer_count"].as_u64().is_some_and(|n| n >= 1)
-            })
-        }) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stream {id} has no consumer: {v}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -251,6 +251,51 @@ fn dm_2_2_2_3_frames_flow_through_the_driver_and_survive_a_producer_restart() {
     world.finish_aeron();
 }
 
+/// A producer lost while the consumer is not polling (a busy rate limiter or bridge) can be
+/// followed by the driver's next epoch within the consumer's next poll: the revocation and
+/// the new epoch's announce arrive together, so the consumer may go from mapped to mapped
+/// without ever being seen unmapped. `outages()` counts the loss all the same; a remap to a
+/// newer epoch is not an outage.
+#[test]
+fn dm_4_9_a_producer_lost_between_two_polls_is_counted_as_an_outage() {
+    let world = World::new();
+    let (driver, cfg) = start_driver(&world);
+    let endpoints = DriverEndpoints::of_driver(&cfg);
+    let mut producer = world
+        .ctx
+        .producer(STREAM)
+        .driver(endpoints.clone(), world.base())
+        .build()
+        .unwrap();
+    let e1 = producer.epoch().unwrap();
+    let mut consumer = world.consumer().driver(endpoints.clone()).build().unwrap();
+    pump_until("consumer mapped", &mut producer, &mut consumer, |p, c| {
+        c.state() == ConsumerState::Mapped { epoch: e1 } && p.consumer_count() > 0
+    });
+    flow(&mut producer, &mut consumer, 3);
+    assert_eq!(consumer.outages(), 0);
+    drop(producer);
+    // several announce periods pass unpolled: the revocation and the next epoch queue up
+    std::thread::sleep(Duration::from_millis(600));
+    poll_until("the outage counted", &mut consumer, |c| c.outages() == 1);
+    // a new producer's epoch is a remap, not another outage
+    let mut producer = world
+        .ctx
+        .producer(STREAM)
+        .driver(endpoints, world.base())
+        .build()
+        .unwrap();
+    let e2 = producer.epoch().unwrap();
+    pump_until("consumer remapped", &mut producer, &mut consumer, |_, c| {
+        c.state() == ConsumerState::Mapped { epoch: e2 }
+    });
+    flow(&mut producer, &mut consumer, 3);
+    assert_eq!(consumer.outages(), 1, "a remap is not an outage");
+    drop((producer, consumer));
+    driver.close().unwrap();
+    world.finish_aeron();
+}
+
 #[test]
 fn dm_4_9_4_12_2_an_expired_producer_lease_pauses_the_producer_until_it_reattaches() {
     let world = World::new();

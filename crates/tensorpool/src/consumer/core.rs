@@ -331,6 +331,18 @@ impl ConsumerCore {
         self.seqs.last
     }
 
+    /// Times a mapping was dropped without a newer epoch replacing it (activity stale,
+    /// superblock changed, region dead, producer or lease revoked, driver gone): a count
+    /// that moves even when the mapping comes back before the caller looks at
+    /// [`Self::state`] again.
+    pub fn outages(&self) -> u64 {
+        let c = &self.counters;
+        c.unmaps_stale.get()
+            + c.unmaps_superblock.get()
+            + c.unmaps_dead.get()
+            + c.unmaps_revoked.get()
+    }
+
     /// The last rejection.
     pub fn last_rejection(&self) -> Option<&Rejection> {
         self.last_rejection.as_ref()

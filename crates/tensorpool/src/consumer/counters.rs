@@ -335,6 +335,9 @@ counters! {
         unmaps_superblock,
         /// Unmaps because a region file was truncated under the mapping (SIGBUS repaired).
         unmaps_dead,
+        /// Unmaps because the driver revoked the stream's producer or our own lease, shut
+        /// down, was lost, or broke the protocol (driver mode).
+        unmaps_revoked,
         /// `FrameProgress` delivered to the handler.
         progress,
         /// `FrameProgress` dropped (unmapped, epoch, slot, beyond values_len, regression).

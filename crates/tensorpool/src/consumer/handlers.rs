@@ -128,6 +128,9 @@ impl ConsumerCore {
             | ClientEvent::DriverShutdown { .. }
             | ClientEvent::DriverLost
             | ClientEvent::ProtocolError(_) => {
+                if self.mapped.is_some() {
+                    self.counters.unmaps_revoked += 1;
+                }
                 self.unmap();
                 return;
             }

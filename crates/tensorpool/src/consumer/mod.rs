@@ -354,6 +354,12 @@ impl Consumer {
         self.core.last_rejection.as_ref()
     }
 
+    /// Times the mapping was lost (producer stopped or revoked, lease lost, driver gone,
+    /// region dead) rather than replaced by a newer epoch; see [`ConsumerCore::outages`].
+    pub fn outages(&self) -> u64 {
+        self.core.outages()
+    }
+
     /// Counters.
     pub fn counters(&self) -> ConsumerCounters {
         self.core.counters()

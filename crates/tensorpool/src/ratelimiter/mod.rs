@@ -120,6 +120,8 @@ struct LaneIo {
     meta_forwarded: Option<u32>,
     /// Whether the source consumer was mapped at the end of the last cycle.
     source_mapped: bool,
+    /// The source consumer's [`Consumer::outages`] at the end of the last cycle.
+    source_outages: u64,
     /// RL §4 per-consumer operation (`rate_limiter.per_consumer`).
     per_consumer: bool,
 }
@@ -231,6 +233,7 @@ impl RateLimiter {
                 forward_metadata: cfg.forward_metadata,
                 meta_forwarded: None,
                 source_mapped: false,
+                source_outages: 0,
                 per_consumer: cfg.per_consumer,
             });
         }

@@ -53,6 +53,7 @@ pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
             forward_metadata,
             meta_forwarded,
             source_mapped,
+            source_outages,
             per_consumer,
         } = lane;
         let polled = source.poll_at(
@@ -90,9 +91,11 @@ pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
         // The destination follows: its producer detaches, so the driver and every consumer
         // of the destination see it stop, and no frame of the old source is published after.
         // A source that comes back is followed on a new destination epoch (rebuilt at the
-        // next frame forwarded).
+        // next frame forwarded). The outage count catches a loss that was already followed
+        // by a mapping of the driver's next (producerless) epoch within this one poll.
         let mapped = matches!(source.state(), ConsumerState::Mapped { .. });
-        if *source_mapped && !mapped {
+        let outages = source.outages();
+        if (*source_mapped && !mapped) || outages != *source_outages {
             core.on_source_stale(i);
             if let Some(mut d) = dest.take() {
                 d.close();
@@ -108,6 +111,7 @@ pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
             work += 1;
         }
         *source_mapped = mapped;
+        *source_outages = outages;
         // RL §6: the source's metadata, meta_version preserved, stream id rewritten
         if *forward_metadata
             && let (Some(d), Some((version, attrs))) = (dest.as_mut(), source.meta())

@@ -11,6 +11,12 @@
 //! from `ftruncate`, and touched when prefaulting), `fsync`ed, then renamed into place without
 //! replacing anything (`renameat2(RENAME_NOREPLACE)`), so a consumer can never map a
 //! half-initialized region. Modes are applied with `fchmod`, whatever the umask.
+//!
+//! Every file's blocks are **reserved** (`posix_fallocate`) right after sizing, prefault or
+//! not: a full file system (a tmpfs `/dev/shm` is RAM) fails the creation with `ENOSPC`, and
+//! the epoch comes back as [`LayoutError::NoSpace`] (the bytes needed and free, the mount)
+//! with nothing of it left on disk, instead of a `SIGBUS` in whichever process first touches
+//! an unbacked page.
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
@@ -95,6 +101,23 @@ pub enum LayoutError {
     /// Building the URI failed (path not representable).
     #[error(transparent)]
     Uri(#[from] UriError),
+    /// The file system has no room for the epoch: nothing of it is left behind.
+    #[error(
+        "no room for epoch {epoch} of stream {stream_id}: it needs {needed} bytes, the file system at {mount} has {available} bytes free: {missing} bytes missing (free space there, lower the pool sizes or header_nslots, or lower policies.epoch_gc_keep)",
+        missing = needed.saturating_sub(*available)
+    )]
+    NoSpace {
+        /// The stream.
+        stream_id: u32,
+        /// The epoch that could not be created.
+        epoch: u64,
+        /// Bytes the whole epoch needs (every region file).
+        needed: u64,
+        /// Bytes free on the file system after the partial epoch was removed.
+        available: u64,
+        /// The file system (mount point and type; the base directory when unknown).
+        mount: String,
+    },
     /// An OS call failed.
     #[error("{op} `{path}`: {source}")]
     Io {
@@ -376,10 +399,47 @@ impl ShmLayout {
                 pool_uris,
             })
         })();
-        if result.is_err() {
+        if let Err(e) = &result {
             let _ = std::fs::remove_dir_all(&dir);
+            if is_no_space(e) {
+                return Err(self.no_space(spec));
+            }
         }
         result
+    }
+
+    /// The [`LayoutError::NoSpace`] of `spec`, measured after its partial files are gone.
+    fn no_space(&self, spec: &EpochSpec) -> LayoutError {
+        let ring = ExpectedRegion::header_ring(
+            spec.layout_version,
+            spec.epoch,
+            spec.stream_id,
+            spec.header_nslots,
+        );
+        let needed = spec
+            .pools
+            .iter()
+            .map(|p| {
+                ExpectedRegion::payload_pool(
+                    spec.layout_version,
+                    spec.epoch,
+                    spec.stream_id,
+                    p.pool_id,
+                    p.nslots,
+                    p.stride_bytes,
+                )
+                .region_len()
+                .unwrap_or(u64::MAX)
+            })
+            .fold(ring.region_len().unwrap_or(u64::MAX), u64::saturating_add);
+        LayoutError::NoSpace {
+            stream_id: spec.stream_id,
+            epoch: spec.epoch,
+            needed,
+            available: crate::paths::available_bytes(&self.base_dir).unwrap_or(0),
+            mount: crate::paths::mount_of(&self.base_dir)
+                .map_or_else(|| self.base_dir.display().to_string(), |m| m.to_string()),
+        }
     }
 
     /// Removes an epoch directory and its files (symlink-safe: a symlink named like the epoch
@@ -511,6 +571,7 @@ pub fn create_region_file(
             len
         };
         file.set_len(len).map_err(io_err("size", &tmp))?;
+        reserve(&file, len).map_err(io_err("reserve space for", &tmp))?;
         let mut sb_bytes = [0u8; SUPERBLOCK_SIZE];
         superblock::encode(
             &superblock::for_region(expected, opts.pid, opts.now_ns),
@@ -548,6 +609,28 @@ pub fn create_region_file(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Reserves the file's blocks (`posix_fallocate`): a full file system is an `ENOSPC` error
+/// here, not a `SIGBUS` when a page is first touched through a mapping. File systems that
+/// cannot reserve (`EOPNOTSUPP`, `EINVAL`) are left sparse, as before.
+fn reserve(file: &File, len: u64) -> io::Result<()> {
+    let Ok(len) = libc::off_t::try_from(len) else {
+        return Err(io::Error::from_raw_os_error(libc::EFBIG));
+    };
+    if len == 0 {
+        return Ok(());
+    }
+    // SAFETY: valid descriptor for the duration of the call; plain integer arguments.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+    match rc {
+        0 | libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+fn is_no_space(e: &LayoutError) -> bool {
+    matches!(e, LayoutError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC))
 }
 
 fn rename_noreplace(from: &Path, to: &Path) -> Result<(), LayoutError> {

@@ -733,3 +733,60 @@ mod tests {
         ));
     }
 }
+
+/// A mount: where a file system is mounted and its type (from `/proc/self/mounts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The mount point.
+    pub point: PathBuf,
+    /// The file system type (`tmpfs`, `hugetlbfs`, `ext4`, ...).
+    pub fs_type: String,
+}
+
+impl std::fmt::Display for Mount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.point.display(), self.fs_type)
+    }
+}
+
+/// The mount that holds `path`: the longest mount point of the mount table that contains its
+/// canonical form (the last such line wins, as the kernel stacks mounts). `None` when the
+/// table is unreadable.
+pub fn mount_of(path: &Path) -> Option<Mount> {
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    let mut best: Option<Mount> = None;
+    for line in mounts.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(_dev), Some(point), Some(fs_type)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let point = PathBuf::from(point.replace("\\040", " "));
+        if canonical.starts_with(&point)
+            && best
+                .as_ref()
+                .is_none_or(|b| point.as_os_str().len() >= b.point.as_os_str().len())
+        {
+            best = Some(Mount {
+                point,
+                fs_type: fs_type.to_owned(),
+            });
+        }
+    }
+    best
+}
+
+/// Bytes an unprivileged writer may still allocate on the file system holding `path`
+/// (`statvfs`: available blocks x fragment size); `None` when it cannot be asked.
+pub fn available_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `statvfs` is plain old data; all-zero is a valid value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a valid out pointer for the call.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    #[allow(clippy::unnecessary_cast)]
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}

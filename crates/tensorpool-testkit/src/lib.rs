@@ -166,3 +166,63 @@ unsafe impl GlobalAlloc for CountingAllocator {
         unsafe { System.dealloc(ptr, layout) }
     }
 }
+
+/// A small tmpfs mounted for one test (a full file system on demand: `ENOSPC` tests). Needs
+/// root (CI runs as root); [`SmallTmpfs::mount`] returns why not otherwise, and the test skips
+/// with that reason. Unmounted (lazily) and removed on drop.
+#[derive(Debug)]
+pub struct SmallTmpfs {
+    dir: std::path::PathBuf,
+}
+
+impl SmallTmpfs {
+    /// Mounts a tmpfs of `bytes` (rounded up to pages by the kernel) on a fresh directory.
+    pub fn mount(bytes: u64) -> Result<Self, String> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tp-tmpfs-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={bytes},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(&dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Ok(Self { dir }),
+            Ok(o) => {
+                let _ = std::fs::remove_dir(&dir);
+                Err(format!(
+                    "cannot mount a tmpfs (not root?): {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ))
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir(&dir);
+                Err(format!("cannot run mount: {e}"))
+            }
+        }
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}

@@ -257,6 +257,53 @@ fn gc_on_startup_collects_epochs_of_an_earlier_process() {
     assert_eq!(h2.epoch_dirs(STREAM), vec![h2.core.last_epoch(STREAM)]);
 }
 
+/// A provisioner killed while creating an epoch (the C camera example's 8 GiB
+/// `.1.pool.tmp-*` file): GC removes its temporary files once its pid is gone, also from a
+/// kept epoch, and an epoch directory that never got its header ring neither counts among
+/// the kept ones nor stays; a living provisioner's temporary file is left alone.
+#[test]
+fn gc_removes_the_temporary_files_and_partial_epochs_of_dead_provisioners() {
+    let dir = shm_tempdir();
+    let mut h = Harness::in_dir(dir, "epoch_gc_min_age_ns = 0", "", T0);
+    let r = h.attach_ok(10, STREAM, Role::Producer);
+    h.detach(&r, 10, Role::Producer);
+    let kept = h.core.last_epoch(STREAM);
+    let Harness { dir, core, .. } = h;
+    let layout = core.config().layout().unwrap();
+    drop(core);
+    // pid 4194305 is above every pid_max: never alive
+    let dead_in_kept = layout
+        .epoch_dir(STREAM, kept)
+        .join(".1.pool.tmp-4194305-1-0");
+    std::fs::write(&dead_in_kept, [0u8; 4096]).unwrap();
+    let partial = layout.epoch_dir(STREAM, kept + 1);
+    std::fs::create_dir(&partial).unwrap();
+    std::fs::write(partial.join(".header.ring.tmp-4194305-1-1"), [0u8; 64]).unwrap();
+    let living = layout.epoch_dir(STREAM, kept + 2);
+    std::fs::create_dir(&living).unwrap();
+    let ours = living.join(format!(".1.pool.tmp-{}-1-2", std::process::id()));
+    std::fs::write(&ours, [0u8; 64]).unwrap();
+    let mut h2 = Harness::in_dir(
+        dir,
+        "epoch_gc_min_age_ns = 0\nepoch_gc_on_startup = true\nepoch_gc_keep = 2",
+        "",
+        T0 * 2,
+    );
+    h2.advance(10);
+    let live = h2.core.last_epoch(STREAM);
+    assert!(
+        !dead_in_kept.exists(),
+        "a dead provisioner's temporary file"
+    );
+    assert!(!partial.exists(), "a partial epoch of a dead provisioner");
+    assert!(ours.exists(), "a living provisioner's temporary file stays");
+    assert_eq!(
+        h2.epoch_dirs(STREAM),
+        vec![kept, kept + 2, live],
+        "keep = 2 counts complete epochs only"
+    );
+}
+
 #[test]
 fn shutdown_with_a_wrong_token_changes_nothing() {
     let mut h = Harness::new();

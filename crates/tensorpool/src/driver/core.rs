@@ -11,7 +11,7 @@ use tensorpool_shm::{AllowedBaseDirs, LAYOUT_VERSION};
 use super::DriverError;
 use super::config::DriverConfig;
 use super::counters::DriverCells;
-use super::files::{FileSettings, highest_epoch_on_disk, is_on_hugetlbfs, next_epoch, provision};
+use super::files::{FileSettings, highest_epoch_on_disk, is_on_hugetlbfs, next_epoch};
 use super::leases::{Lease, LeaseTable, NodeIds};
 use super::state::{Lifecycle, StreamInfo};
 use super::streams::{Stream, StreamTable};
@@ -70,6 +70,8 @@ impl DriverCore {
             hugepages,
             pid: u64::from(std::process::id()),
             layout_version: LAYOUT_VERSION,
+            mount: tensorpool_shm::paths::mount_of(&base)
+                .map_or_else(|| base.display().to_string(), |m| m.to_string()),
         };
         let cooldown = u64::from(cfg.policies.node_id_reuse_cooldown_ms) * 1_000_000;
         let period = cfg.policies.announce_period_ns();
@@ -107,12 +109,11 @@ impl DriverCore {
             if !p.payload_pools.is_empty() {
                 let epoch = next_epoch(previous, now_ns)
                     .ok_or(DriverError::EpochExhausted(sc.stream_id))?;
-                let live =
-                    provision(&self.files, sc.stream_id, p, epoch, now_ns).map_err(|source| {
-                        DriverError::Provision {
-                            stream_id: sc.stream_id,
-                            source,
-                        }
+                let live = self
+                    .provision_or_make_room(sc.stream_id, profile, epoch, now_ns)
+                    .map_err(|source| DriverError::Provision {
+                        stream_id: sc.stream_id,
+                        source,
                     })?;
                 stream.install(live, now_ns);
                 self.counters.epoch_bumps += 1;

@@ -139,6 +139,9 @@ counters! {
         shutdown_requests_rejected,
         /// Epoch directories removed by GC.
         epochs_collected = GC_DELETIONS,
+        /// Epochs that found no room on the file system (ENOSPC), before the GC pass and
+        /// retry.
+        provision_no_space,
         /// Control messages published before the control subscription joined their
         /// publication, dropped unread (Aeron would start the driver at the slowest existing
         /// subscriber's position: a dead client's attach request would be granted).

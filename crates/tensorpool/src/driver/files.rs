@@ -49,6 +49,8 @@ pub(crate) struct FileSettings {
     pub hugepages: bool,
     pub pid: u64,
     pub layout_version: u32,
+    /// The file system of the base directory, for error texts (`/dev/shm (tmpfs)`).
+    pub mount: String,
 }
 
 /// The files of a stream's live epoch, validated and mapped.
@@ -230,24 +232,7 @@ pub(crate) fn epochs_on_disk(stream_dir: &Path) -> Vec<u64> {
 /// Whether `dir` is on hugetlbfs, from the mount table (longest mount point that contains
 /// it). Unknown (no mount table) counts as not hugetlbfs.
 pub(crate) fn is_on_hugetlbfs(dir: &Path) -> bool {
-    let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
-        return false;
-    };
-    let mut best: Option<(usize, bool)> = None;
-    for line in mounts.lines() {
-        let mut f = line.split_whitespace();
-        let (Some(_dev), Some(mount_point), Some(fs_type)) = (f.next(), f.next(), f.next()) else {
-            continue;
-        };
-        let mount_point = mount_point.replace("\\040", " ");
-        if canonical.starts_with(&mount_point)
-            && best.is_none_or(|(len, _)| mount_point.len() >= len)
-        {
-            best = Some((mount_point.len(), fs_type == "hugetlbfs"));
-        }
-    }
-    best.is_some_and(|(_, huge)| huge)
+    tensorpool_shm::paths::mount_of(dir).is_some_and(|m| m.fs_type == "hugetlbfs")
 }
 
 #[cfg(test)]

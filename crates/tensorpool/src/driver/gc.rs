@@ -9,6 +9,12 @@
 //!   it, else since its directory was last modified (epochs of an earlier driver process);
 //! - its header ring superblock is not live: the writer pid is gone or its
 //!   `activity_timestamp_ns` is stale (3 x announce period).
+//!
+//! Left-overs of a provisioner that died (the driver, or a standalone producer, killed while
+//! creating an epoch): its temporary files (`.<name>.tmp-<pid>-...`, possibly gigabytes) are
+//! removed from every epoch directory once that pid is gone, and an epoch directory without a
+//! header ring (never completed) does not count among the kept ones: it is removed once older
+//! than the minimum age with no living provisioner's temporary file in it.
 
 use std::path::Path;
 
@@ -23,6 +29,8 @@ use super::streams::Retired;
 pub(crate) struct GcOutcome {
     /// Epoch directories removed.
     pub removed: u64,
+    /// Temporary files of dead provisioners removed.
+    pub removed_tmp: u64,
     /// When to look again (an epoch was too young or still live).
     pub retry_at: Option<u64>,
 }
@@ -58,10 +66,26 @@ pub(crate) fn collect(
     let mut out = GcOutcome::default();
     let mut epochs = epochs_on_disk(&layout.stream_dir(stream_id));
     epochs.sort_unstable_by(|a, b| b.cmp(a));
+    let mut tmp_live = Vec::new();
+    for &epoch in &epochs {
+        let (removed, live) = sweep_dead_tmp_files(&layout.epoch_dir(stream_id, epoch));
+        out.removed_tmp += removed;
+        if live {
+            tmp_live.push(epoch);
+        }
+    }
     let mut retry = |at: u64| out.retry_at = Some(out.retry_at.map_or(at, |r: u64| r.min(at)));
-    for (i, &epoch) in epochs.iter().enumerate() {
-        if i < policy.keep as usize {
-            continue;
+    let mut complete = 0usize;
+    for &epoch in &epochs {
+        let partial = !layout.header_ring_path(stream_id, epoch).exists();
+        if partial && tmp_live.contains(&epoch) {
+            continue; // being created right now
+        }
+        if !partial {
+            complete += 1;
+            if complete <= policy.keep as usize {
+                continue;
+            }
         }
         match pinned(epoch) {
             Pin::None => {}
@@ -97,6 +121,38 @@ pub(crate) fn collect(
         }
     }
     out
+}
+
+/// Removes the temporary files of dead provisioners in `dir` (`.<name>.tmp-<pid>-...`);
+/// returns how many, and whether a temporary file of a living process remains.
+fn sweep_dead_tmp_files(dir: &Path) -> (u64, bool) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return (0, false);
+    };
+    let (mut removed, mut live) = (0, false);
+    for e in rd.filter_map(Result::ok) {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(tmp_file_pid) else {
+            continue;
+        };
+        if pid_alive(pid) {
+            live = true;
+        } else if e.file_type().is_ok_and(|t| t.is_file()) && std::fs::remove_file(e.path()).is_ok()
+        {
+            removed += 1;
+            tracing::info!(path = %e.path().display(), pid, "temporary file of a dead provisioner removed");
+        }
+    }
+    (removed, live)
+}
+
+/// The pid in a region file's temporary name (`.<name>.tmp-<pid>-<ns>-<n>`, see the shm
+/// layout), `None` for any other name.
+pub(crate) fn tmp_file_pid(name: &str) -> Option<u64> {
+    let rest = name.strip_prefix('.')?;
+    let (_, tail) = rest.split_once(".tmp-")?;
+    let pid = tail.split('-').next()?;
+    pid.parse().ok()
 }
 
 fn mtime_age_ns(dir: &Path) -> u64 {
@@ -137,4 +193,18 @@ pub(crate) fn superblock_live_until(
 
 fn pid_alive(pid: u64) -> bool {
     pid != 0 && Path::new("/proc").join(pid.to_string()).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_region_file_names_give_their_pid() {
+        assert_eq!(tmp_file_pid(".1.pool.tmp-4242-123-0"), Some(4242));
+        assert_eq!(tmp_file_pid(".header.ring.tmp-7-1-2"), Some(7));
+        assert_eq!(tmp_file_pid("1.pool"), None);
+        assert_eq!(tmp_file_pid("header.ring"), None);
+        assert_eq!(tmp_file_pid(".1.pool.tmp-x-1-2"), None);
+    }
 }

@@ -10,10 +10,10 @@ use tensorpool_codec::driver::{
     ShmDetachRequest, ShmDriverShutdownRequest, ShmLeaseKeepalive,
 };
 use tensorpool_codec::{DecodeError, HEADER_LEN, Message, MessageHeader, admin};
-use tensorpool_shm::LAYOUT_VERSION;
+use tensorpool_shm::{LAYOUT_VERSION, LayoutError};
 
 use super::core::DriverCore;
-use super::files::next_epoch;
+use super::files::{LiveEpoch, ProvisionError, next_epoch, provision};
 use super::leases::Lease;
 use super::proxy::{
     Outputs, send_attach_error, send_attach_ok, send_detach_response, send_lease_revoked,
@@ -38,6 +38,12 @@ pub(crate) enum Why {
     NodeIdTaken(u32),
     ProducerExists(u32),
     Provision(u32),
+    /// No room on the file system for a new epoch of the stream, even after a GC pass.
+    NoSpace {
+        stream_id: u32,
+        needed: u64,
+        available: u64,
+    },
     Exhausted,
 }
 
@@ -76,6 +82,15 @@ impl fmt::Display for Why {
             Why::Provision(s) => write!(
                 f,
                 "creating the regions of stream {s} failed (see the driver log)"
+            ),
+            Why::NoSpace {
+                stream_id,
+                needed,
+                available,
+            } => write!(
+                f,
+                "no room for a new epoch of stream {stream_id}: it needs {needed} bytes, {available} are free: {} bytes missing on the file system of shm.base_dir",
+                needed.saturating_sub(available)
             ),
             Why::Exhausted => f.write_str("lease or node ids exhausted"),
         }
@@ -235,7 +250,10 @@ impl DriverCore {
         if let Err((code, why)) = self.attach(req, now_ns, out) {
             self.counters.count_reject(code);
             tracing::debug!(correlation_id = req.correlation_id, stream_id = req.stream_id, client_id = req.client_id, ?code, %why, "attach rejected");
-            let msg = self.text.set(format_args!("{why}"));
+            let msg = match why {
+                Why::NoSpace { .. } => self.text.set(format_args!("{why}, {}", self.files.mount)),
+                _ => self.text.set(format_args!("{why}")),
+            };
             send_attach_error(out, req.correlation_id, code, msg, &mut self.counters);
         }
         1
@@ -322,7 +340,7 @@ impl DriverCore {
         };
         if needs_files {
             self.bump_epoch(stream_id, now_ns)
-                .map_err(|()| (ResponseCode::InternalError, Why::Provision(stream_id)))?;
+                .map_err(|why| (ResponseCode::InternalError, why))?;
         }
         let lease_id = self
             .leases
@@ -435,17 +453,19 @@ impl DriverCore {
     }
 
     /// Creates the next epoch's files and makes them live (§6). Errors are logged; an
-    /// `mlock` failure is fatal (§17).
-    pub(crate) fn bump_epoch(&mut self, stream_id: u32, now_ns: u64) -> Result<(), ()> {
-        let Some(stream) = self.streams.get_mut(stream_id) else {
-            return Err(());
+    /// `mlock` failure is fatal (§17). No room on the file system runs epoch GC once and
+    /// retries ([`Self::provision_or_make_room`]).
+    pub(crate) fn bump_epoch(&mut self, stream_id: u32, now_ns: u64) -> Result<(), Why> {
+        let Some(stream) = self.streams.get(stream_id) else {
+            return Err(Why::NotProvisioned(stream_id));
         };
-        let profile = &self.cfg.profiles[stream.profile];
+        let profile = stream.profile;
         let result = next_epoch(stream.epoch, now_ns)
-            .ok_or(super::files::ProvisionError::EpochExhausted)
-            .and_then(|epoch| {
-                super::files::provision(&self.files, stream_id, profile, epoch, now_ns)
-            });
+            .ok_or(ProvisionError::EpochExhausted)
+            .and_then(|epoch| self.provision_or_make_room(stream_id, profile, epoch, now_ns));
+        let Some(stream) = self.streams.get_mut(stream_id) else {
+            return Err(Why::NotProvisioned(stream_id));
+        };
         match result {
             Ok(mut live) => {
                 live.last_written_activity = now_ns;
@@ -459,12 +479,56 @@ impl DriverCore {
                 stream.retire_live(now_ns);
                 stream.announce_now = false;
                 tracing::error!(stream_id, error = %e, "epoch provisioning failed");
-                if matches!(e, super::files::ProvisionError::Mlock(_)) {
-                    self.fatal = Some(e.to_string());
+                match e {
+                    ProvisionError::Mlock(_) => {
+                        self.fatal = Some(e.to_string());
+                        Err(Why::Provision(stream_id))
+                    }
+                    ProvisionError::Create(LayoutError::NoSpace {
+                        needed, available, ..
+                    }) => Err(Why::NoSpace {
+                        stream_id,
+                        needed,
+                        available,
+                    }),
+                    _ => Err(Why::Provision(stream_id)),
                 }
-                Err(())
             }
         }
+    }
+
+    /// Provisions `epoch` of `stream_id`; when the file system has no room (ENOSPC), runs
+    /// epoch GC once ([`Self::collect_garbage_for_room`]) and, if it removed anything, tries
+    /// once more. The failed attempt leaves nothing on disk (the shm layer removes the
+    /// partial epoch).
+    pub(crate) fn provision_or_make_room(
+        &mut self,
+        stream_id: u32,
+        profile: usize,
+        epoch: u64,
+        now_ns: u64,
+    ) -> Result<LiveEpoch, ProvisionError> {
+        let first = provision(
+            &self.files,
+            stream_id,
+            &self.cfg.profiles[profile],
+            epoch,
+            now_ns,
+        );
+        let Err(ProvisionError::Create(LayoutError::NoSpace { .. })) = &first else {
+            return first;
+        };
+        self.counters.provision_no_space += 1;
+        if self.collect_garbage_for_room(stream_id, now_ns) == 0 {
+            return first;
+        }
+        provision(
+            &self.files,
+            stream_id,
+            &self.cfg.profiles[profile],
+            epoch,
+            now_ns,
+        )
     }
 
     /// Removes a dynamic stream nobody holds any more, with its files.

@@ -133,6 +133,16 @@ impl StreamTable {
         self.streams.len()
     }
 
+    /// The `i`th stream (`i < len()`).
+    pub(crate) fn at(&self, i: usize) -> &Stream {
+        &self.streams[i]
+    }
+
+    /// The `i`th stream (`i < len()`), mutably.
+    pub(crate) fn at_mut(&mut self, i: usize) -> &mut Stream {
+        &mut self.streams[i]
+    }
+
     /// Whether `stream_id` is taken.
     pub(crate) fn contains(&self, stream_id: u32) -> bool {
         self.get(stream_id).is_some()

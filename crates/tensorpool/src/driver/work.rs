@@ -19,7 +19,7 @@ use tensorpool_codec::driver::LeaseRevokeReason;
 use tensorpool_shm::LAYOUT_VERSION;
 
 use super::core::DriverCore;
-use super::gc::{GcPolicy, Pin, collect};
+use super::gc::{GcOutcome, GcPolicy, Pin, collect};
 use super::proxy::{Outputs, send_driver_shutdown, send_pool_announce};
 use super::state::Lifecycle;
 
@@ -126,51 +126,96 @@ impl DriverCore {
     }
 
     fn collect_garbage(&mut self, now_ns: u64) -> usize {
-        let p = &self.cfg.policies;
-        if !p.epoch_gc_enabled {
+        if !self.cfg.policies.epoch_gc_enabled {
             return 0;
         }
-        let policy = GcPolicy {
-            keep: p.epoch_gc_keep,
-            min_age_ns: p.epoch_gc_min_age_ns,
-            stale_window_ns: FRESHNESS_PERIODS * p.announce_period_ns(),
-        };
+        let policy = self.gc_policy(self.cfg.policies.epoch_gc_keep);
         let mut work = 0;
-        let leases = &self.leases;
-        for s in self.streams.iter_mut() {
+        for i in 0..self.streams.len() {
+            let s = self.streams.at(i);
             if !s.gc_pending || now_ns < s.gc_next_ns {
                 continue;
             }
-            let live = s.live.as_ref().map(|l| l.epoch);
-            let stream_id = s.stream_id;
-            let pinned = |e: u64| {
-                if Some(e) == live {
-                    Pin::Live
-                } else if leases
-                    .iter()
-                    .any(|l| l.stream_id == stream_id && l.epoch == e)
-                {
-                    Pin::Lease
-                } else {
-                    Pin::None
-                }
-            };
-            let outcome = collect(
-                &self.files.layout,
-                s.stream_id,
-                policy,
-                &pinned,
-                &s.retired,
-                now_ns,
-            );
-            self.counters.epochs_collected += outcome.removed;
-            s.retired
-                .retain(|r| self.files.layout.epoch_dir(stream_id, r.epoch).exists());
+            let outcome = self.gc_stream(s.stream_id, policy, now_ns);
+            let s = self.streams.at_mut(i);
             s.gc_pending = outcome.retry_at.is_some();
             s.gc_next_ns = outcome.retry_at.unwrap_or(0);
             work += 1;
         }
         work
+    }
+
+    /// No room for a new epoch of `stream_id` (ENOSPC): one collection pass over every
+    /// stream now, whatever the timers, keeping one epoch fewer than `epoch_gc_keep` (the new
+    /// epoch will count as one of them) and still never the live epoch, an epoch under a
+    /// lease, one younger than the minimum age or one whose superblock is live. Returns the
+    /// epoch directories removed (none with `epoch_gc_enabled = false`: then nothing is ever
+    /// deleted).
+    pub(crate) fn collect_garbage_for_room(&mut self, stream_id: u32, now_ns: u64) -> u64 {
+        if !self.cfg.policies.epoch_gc_enabled {
+            return 0;
+        }
+        let policy = self.gc_policy(self.cfg.policies.epoch_gc_keep.saturating_sub(1));
+        let mut ids: Vec<u32> = (0..self.streams.len())
+            .map(|i| self.streams.at(i).stream_id)
+            .collect();
+        if !ids.contains(&stream_id) {
+            ids.push(stream_id);
+        }
+        let mut removed = 0;
+        for id in ids {
+            removed += self.gc_stream(id, policy, now_ns).removed;
+        }
+        tracing::info!(
+            stream_id,
+            removed,
+            "no room for a new epoch: epoch GC ran once"
+        );
+        removed
+    }
+
+    fn gc_policy(&self, keep: u32) -> GcPolicy {
+        let p = &self.cfg.policies;
+        GcPolicy {
+            keep,
+            min_age_ns: p.epoch_gc_min_age_ns,
+            stale_window_ns: FRESHNESS_PERIODS * p.announce_period_ns(),
+        }
+    }
+
+    /// One pass of `collect` over `stream_id` (in the table or not), counted.
+    fn gc_stream(&mut self, stream_id: u32, policy: GcPolicy, now_ns: u64) -> GcOutcome {
+        let leases = &self.leases;
+        let stream = self.streams.get(stream_id);
+        let live = stream.and_then(|s| s.live.as_ref().map(|l| l.epoch));
+        let pinned = |e: u64| {
+            if Some(e) == live {
+                Pin::Live
+            } else if leases
+                .iter()
+                .any(|l| l.stream_id == stream_id && l.epoch == e)
+            {
+                Pin::Lease
+            } else {
+                Pin::None
+            }
+        };
+        let retired = stream.map_or(&[][..], |s| &s.retired[..]);
+        let outcome = collect(
+            &self.files.layout,
+            stream_id,
+            policy,
+            &pinned,
+            retired,
+            now_ns,
+        );
+        self.counters.epochs_collected += outcome.removed;
+        let layout = &self.files.layout;
+        if let Some(s) = self.streams.get_mut(stream_id) {
+            s.retired
+                .retain(|r| layout.epoch_dir(stream_id, r.epoch).exists());
+        }
+        outcome
     }
 
     fn finish_drain(&mut self, now_ns: u64, out: &mut Outputs<'_>) -> usize {

@@ -442,6 +442,34 @@ impl ShmLayout {
         }
     }
 
+    /// Removes the epoch directories of `stream_id` whose writer is dead: the header ring's
+    /// superblock names a pid that no longer exists, or (an epoch never completed) there is
+    /// no header ring and every temporary file in the directory belongs to a dead pid. For a
+    /// standalone producer killed before it could remove its files: the next one reclaims
+    /// them at start. An epoch whose pid is alive (or was reused) stays. Returns the epochs
+    /// removed.
+    pub fn reclaim_dead_epochs(&self, stream_id: u32) -> Vec<u64> {
+        let Ok(rd) = std::fs::read_dir(self.stream_dir(stream_id)) else {
+            return Vec::new();
+        };
+        let epochs: Vec<u64> = rd
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        let mut removed = Vec::new();
+        for epoch in epochs {
+            let dead = match header_writer_pid(&self.header_ring_path(stream_id, epoch)) {
+                Some(pid) => !pid_alive(pid),
+                None => only_dead_tmp_files(&self.epoch_dir(stream_id, epoch)),
+            };
+            if dead && self.remove_epoch(stream_id, epoch).is_ok() {
+                removed.push(epoch);
+            }
+        }
+        removed
+    }
+
     /// Removes an epoch directory and its files (symlink-safe: a symlink named like the epoch
     /// directory is refused, not followed). Missing directories are not an error.
     pub fn remove_epoch(&self, stream_id: u32, epoch: u64) -> Result<(), LayoutError> {
@@ -633,6 +661,44 @@ fn is_no_space(e: &LayoutError) -> bool {
     matches!(e, LayoutError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC))
 }
 
+/// The pid in a region file's temporary name (`.<name>.tmp-<pid>-<ns>-<n>`, as
+/// [`create_region_file`] names it), `None` for any other name.
+pub fn tmp_file_pid(name: &str) -> Option<u64> {
+    let rest = name.strip_prefix('.')?;
+    let (_, tail) = rest.split_once(".tmp-")?;
+    tail.split('-').next()?.parse().ok()
+}
+
+/// Whether process `pid` exists (on this host's pid namespace); 0 never does.
+pub fn pid_alive(pid: u64) -> bool {
+    pid != 0 && Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// The writer pid of a header ring's superblock; `None` when the file is missing, not a
+/// regular file or not a superblock.
+fn header_writer_pid(path: &Path) -> Option<u64> {
+    use std::io::Read;
+    if !std::fs::symlink_metadata(path).ok()?.is_file() {
+        return None;
+    }
+    let mut bytes = [0u8; SUPERBLOCK_SIZE];
+    File::open(path).ok()?.read_exact(&mut bytes).ok()?;
+    crate::superblock::decode(&bytes).ok().map(|sb| sb.pid)
+}
+
+/// Whether every entry of `dir` is a temporary file of a dead pid (an empty directory too).
+fn only_dead_tmp_files(dir: &Path) -> bool {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    rd.filter_map(Result::ok).all(|e| {
+        e.file_name()
+            .to_str()
+            .and_then(tmp_file_pid)
+            .is_some_and(|pid| !pid_alive(pid))
+    })
+}
+
 fn rename_noreplace(from: &Path, to: &Path) -> Result<(), LayoutError> {
     let c_from = CString::new(from.as_os_str().as_bytes())
         .map_err(|e| io_err("rename", from)(io::Error::other(e)))?;
@@ -666,5 +732,21 @@ fn rename_noreplace(from: &Path, to: &Path) -> Result<(), LayoutError> {
             std::fs::remove_file(from).map_err(io_err("unlink", from))
         }
         _ => Err(io_err("rename", to)(err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_region_file_names_give_their_pid() {
+        assert_eq!(tmp_file_pid(".1.pool.tmp-4242-123-0"), Some(4242));
+        assert_eq!(tmp_file_pid(".header.ring.tmp-7-1-2"), Some(7));
+        assert_eq!(tmp_file_pid("1.pool"), None);
+        assert_eq!(tmp_file_pid("header.ring"), None);
+        assert_eq!(tmp_file_pid(".1.pool.tmp-x-1-2"), None);
+        assert!(pid_alive(u64::from(std::process::id())));
+        assert!(!pid_alive(0));
     }
 }

@@ -152,6 +152,121 @@ fn w_10_2_1_frames_flow_between_processes_with_verified_checksums() {
     assert!(!aeron.exists());
 }
 
+/// A standalone producer SIGKILLed leaves its epoch files (nothing can remove them at the
+/// kill); the next producer of that stream reclaims them at start (the writer pid in the
+/// superblock is gone), goes above their epoch, and leaves nothing when it ends.
+#[test]
+fn a_killed_standalone_producers_files_are_reclaimed_by_the_next_one() {
+    let driver = EmbeddedMediaDriver::start(
+        MediaDriverConfig::default()
+            .idle_strategy(DriverIdleStrategy::Sleeping(Duration::from_micros(200))),
+    )
+    .expect("media driver");
+    let aeron = driver.dir().to_path_buf();
+    let shm = tempfile::Builder::new()
+        .prefix("tp-proc-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let produce = |count: &str| {
+        let mut c = Command::new(TP);
+        c.args([
+            "produce",
+            "--standalone",
+            "--count",
+            count,
+            "--rate",
+            "1000",
+        ])
+        .args(["--size", "4096", "--stream-id", "10002", "--linger", "0"])
+        .arg("--aeron-dir")
+        .arg(&aeron)
+        .arg("--shm-base-dir")
+        .arg(shm.path());
+        c
+    };
+    let mut killed = Guard::spawn(&mut produce("1000000"));
+    let deadline = Instant::now() + DEADLINE;
+    while files_under(shm.path()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the first producer made no files"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let child = killed.0.as_mut().unwrap();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let left = files_under(shm.path());
+    assert!(!left.is_empty(), "the kill leaves the files");
+    let next = Guard::spawn(&mut produce("5")).wait();
+    assert!(
+        next.status.success(),
+        "{}",
+        String::from_utf8_lossy(&next.stderr)
+    );
+    assert!(
+        files_under(shm.path()).is_empty(),
+        "the dead producer's files were reclaimed: {:?} (were {left:?})",
+        files_under(shm.path())
+    );
+    drop(driver);
+}
+
+/// A process that dies with an embedded media driver cannot remove its Aeron directory; the
+/// next embedded media driver started on the host removes it (its pid is gone), and leaves
+/// the directories of living processes alone.
+#[test]
+fn the_aeron_directory_of_a_killed_embedded_driver_is_reclaimed_by_the_next_one() {
+    // `tp driver` without an Aeron directory embeds its media driver; its SHM files go to
+    // this test's own base dir
+    let shm = tempfile::Builder::new()
+        .prefix("tp-proc-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let cfg = shm.path().join("driver.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[shm]\nbase_dir = \"{}\"\n[policies]\nprefault_shm = false\n\
+             [profiles.p]\nheader_nslots = 8\npayload_pools = [{{ pool_id = 1, stride_bytes = 4096 }}]\n",
+            shm.path().join("base").display()
+        ),
+    )
+    .unwrap();
+    let mut demo = Guard::spawn(Command::new(TP).arg("driver").arg("--config").arg(&cfg));
+    let pid = demo.0.as_ref().unwrap().id();
+    let prefix = format!("tensorpool-aeron-{pid}-");
+    let find = || {
+        std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix))
+            })
+    };
+    let deadline = Instant::now() + DEADLINE;
+    let dir = loop {
+        if let Some(d) = find() {
+            break d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tp driver made no Aeron directory"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let child = demo.0.as_mut().unwrap();
+    child.kill().unwrap(); // SIGKILL: nothing runs at exit
+    child.wait().unwrap();
+    assert!(dir.exists(), "the kill leaves the directory");
+    let driver = EmbeddedMediaDriver::start(MediaDriverConfig::default()).expect("media driver");
+    assert!(!dir.exists(), "reclaimed: {}", dir.display());
+    assert!(driver.dir().exists(), "a living process's directory stays");
+}
+
 #[test]
 fn demo_runs_to_its_json_summary_and_cleans_up() {
     let out = Guard::spawn(Command::new(TP).args([

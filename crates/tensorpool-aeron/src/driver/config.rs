@@ -251,6 +251,47 @@ pub fn unique_dir() -> PathBuf {
     ))
 }
 
+/// Removes the unique directories ([`unique_dir`]) under `base` of processes that are gone: a
+/// process that died with an embedded media driver cannot remove its directory (a 48 MB
+/// `cnc.dat` and its logs). Only directories named `tensorpool-aeron-<pid>-...`, owned by the
+/// effective user, not symlinks, whose pid no longer exists are removed; a pid that exists
+/// (alive, or reused) keeps its directory. Returns the directories removed.
+pub fn reclaim_dead_unique_dirs(base: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(rd) = std::fs::read_dir(base) else {
+        return Vec::new();
+    };
+    // SAFETY: geteuid cannot fail and has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let mut removed = Vec::new();
+    for e in rd.filter_map(Result::ok) {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("tensorpool-aeron-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let path = e.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_dir() || meta.uid() != euid || pid == 0 {
+            continue;
+        }
+        if Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        if std::fs::remove_dir_all(&path).is_ok() {
+            tracing::info!(dir = %path.display(), pid, "removed the Aeron directory of a dead process");
+            removed.push(path);
+        }
+    }
+    removed
+}
+
 /// The Aeron directory a client or `aeronmd` uses when nothing else is configured: `AERON_DIR`
 /// if set, else Aeron's own default (`/dev/shm/aeron-<user>` on Linux), as the C library
 /// computes it.

@@ -43,10 +43,18 @@ unsafe impl Send for EmbeddedMediaDriver {}
 
 impl EmbeddedMediaDriver {
     /// Starts a media driver with `config`; returns once its agent threads run and its CnC
-    /// file exists, so clients can connect at once.
+    /// file exists, so clients can connect at once. Without a configured directory it takes a
+    /// fresh unique one, first removing those of dead processes
+    /// ([`reclaim_dead_unique_dirs`](super::reclaim_dead_unique_dirs)).
     pub fn start(config: MediaDriverConfig) -> Result<Self, DriverError> {
         config.validate()?;
-        let dir = config.dir.clone().unwrap_or_else(super::unique_dir);
+        let dir = match config.dir.clone() {
+            Some(dir) => dir,
+            None => {
+                super::reclaim_dead_unique_dirs(&super::default_base_dir());
+                super::unique_dir()
+            }
+        };
         let c_dir = dir_cstring(&dir)?;
         let context = DriverContext::from_env()?;
         context.apply(&config, &c_dir)?;

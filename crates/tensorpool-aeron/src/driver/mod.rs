@@ -7,7 +7,7 @@ mod standalone;
 
 pub use config::{
     DEFAULT_EMBEDDED_TERM_LENGTH, DriverIdleStrategy, MediaDriverConfig, ParseThreadingModeError,
-    ThreadingMode, aeron_default_dir, default_base_dir, unique_dir,
+    ThreadingMode, aeron_default_dir, default_base_dir, reclaim_dead_unique_dirs, unique_dir,
 };
 pub use embedded::EmbeddedMediaDriver;
 pub use standalone::{StandaloneDriverInfo, StandaloneOptions, run_standalone};

@@ -18,6 +18,7 @@
 
 use std::path::Path;
 
+use tensorpool_shm::layout::{pid_alive, tmp_file_pid};
 use tensorpool_shm::superblock::{decode, is_activity_stale};
 use tensorpool_shm::{SUPERBLOCK_SIZE, ShmLayout};
 
@@ -146,15 +147,6 @@ fn sweep_dead_tmp_files(dir: &Path) -> (u64, bool) {
     (removed, live)
 }
 
-/// The pid in a region file's temporary name (`.<name>.tmp-<pid>-<ns>-<n>`, see the shm
-/// layout), `None` for any other name.
-pub(crate) fn tmp_file_pid(name: &str) -> Option<u64> {
-    let rest = name.strip_prefix('.')?;
-    let (_, tail) = rest.split_once(".tmp-")?;
-    let pid = tail.split('-').next()?;
-    pid.parse().ok()
-}
-
 fn mtime_age_ns(dir: &Path) -> u64 {
     std::fs::symlink_metadata(dir)
         .and_then(|m| m.modified())
@@ -189,22 +181,4 @@ pub(crate) fn superblock_live_until(
             .max(now_ns.saturating_sub(window_ns))
             .saturating_add(window_ns + 1)
     })
-}
-
-fn pid_alive(pid: u64) -> bool {
-    pid != 0 && Path::new("/proc").join(pid.to_string()).exists()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temporary_region_file_names_give_their_pid() {
-        assert_eq!(tmp_file_pid(".1.pool.tmp-4242-123-0"), Some(4242));
-        assert_eq!(tmp_file_pid(".header.ring.tmp-7-1-2"), Some(7));
-        assert_eq!(tmp_file_pid("1.pool"), None);
-        assert_eq!(tmp_file_pid("header.ring"), None);
-        assert_eq!(tmp_file_pid(".1.pool.tmp-x-1-2"), None);
-    }
 }

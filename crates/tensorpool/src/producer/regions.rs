@@ -84,6 +84,15 @@ impl Standalone {
 
     /// Creates and maps a new epoch: `max(previous + 1, now_ns)` (PITFALLS #10).
     pub fn create(&mut self, cfg: &ProducerConfig) -> Result<Regions, BuildError> {
+        // epochs of an earlier producer of this stream killed before it removed them
+        for epoch in self.layout.reclaim_dead_epochs(self.stream_id) {
+            tracing::info!(
+                stream_id = self.stream_id,
+                epoch,
+                "removed the epoch of a dead producer"
+            );
+            self.last_epoch = self.last_epoch.max(epoch);
+        }
         let previous = self.last_epoch.max(self.highest_on_disk());
         let epoch = previous
             .saturating_add(1)

@@ -443,12 +443,19 @@ impl ShmLayout {
     }
 
     /// Removes the epoch directories of `stream_id` whose writer is dead: the header ring's
-    /// superblock names a pid that no longer exists, or (an epoch never completed) there is
-    /// no header ring and every temporary file in the directory belongs to a dead pid. For a
-    /// standalone producer killed before it could remove its files: the next one reclaims
-    /// them at start. An epoch whose pid is alive (or was reused) stays. Returns the epochs
-    /// removed.
-    pub fn reclaim_dead_epochs(&self, stream_id: u32) -> Vec<u64> {
+    /// superblock names a pid that no longer exists **and** its `activity_timestamp_ns`
+    /// (`CLOCK_MONOTONIC`, `now_ns`) is older than `stale_window_ns` (a writer in another pid
+    /// namespace is invisible in `/proc` but still refreshes it), or (an epoch never
+    /// completed) there is no header ring and every temporary file in the directory belongs
+    /// to a dead pid. For a standalone producer killed before it could remove its files: the
+    /// next one reclaims them at start. An epoch whose pid is alive (or was reused) stays.
+    /// Returns the epochs removed.
+    pub fn reclaim_dead_epochs(
+        &self,
+        stream_id: u32,
+        now_ns: u64,
+        stale_window_ns: u64,
+    ) -> Vec<u64> {
         let Ok(rd) = std::fs::read_dir(self.stream_dir(stream_id)) else {
             return Vec::new();
         };
@@ -459,8 +466,15 @@ impl ShmLayout {
             .collect();
         let mut removed = Vec::new();
         for epoch in epochs {
-            let dead = match header_writer_pid(&self.header_ring_path(stream_id, epoch)) {
-                Some(pid) => !pid_alive(pid),
+            let dead = match header_superblock(&self.header_ring_path(stream_id, epoch)) {
+                Some(sb) => {
+                    !pid_alive(sb.pid)
+                        && crate::superblock::is_activity_stale(
+                            sb.activity_timestamp_ns,
+                            now_ns,
+                            stale_window_ns,
+                        )
+                }
                 None => only_dead_tmp_files(&self.epoch_dir(stream_id, epoch)),
             };
             if dead && self.remove_epoch(stream_id, epoch).is_ok() {
@@ -674,16 +688,16 @@ pub fn pid_alive(pid: u64) -> bool {
     pid != 0 && Path::new("/proc").join(pid.to_string()).exists()
 }
 
-/// The writer pid of a header ring's superblock; `None` when the file is missing, not a
-/// regular file or not a superblock.
-fn header_writer_pid(path: &Path) -> Option<u64> {
+/// A header ring's superblock; `None` when the file is missing, not a regular file or not a
+/// superblock.
+fn header_superblock(path: &Path) -> Option<crate::superblock::Superblock> {
     use std::io::Read;
     if !std::fs::symlink_metadata(path).ok()?.is_file() {
         return None;
     }
     let mut bytes = [0u8; SUPERBLOCK_SIZE];
     File::open(path).ok()?.read_exact(&mut bytes).ok()?;
-    crate::superblock::decode(&bytes).ok().map(|sb| sb.pid)
+    crate::superblock::decode(&bytes).ok()
 }
 
 /// Whether every entry of `dir` is a temporary file of a dead pid (an empty directory too).

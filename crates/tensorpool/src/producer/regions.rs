@@ -85,7 +85,9 @@ impl Standalone {
     /// Creates and maps a new epoch: `max(previous + 1, now_ns)` (PITFALLS #10).
     pub fn create(&mut self, cfg: &ProducerConfig) -> Result<Regions, BuildError> {
         // epochs of an earlier producer of this stream killed before it removed them
-        for epoch in self.layout.reclaim_dead_epochs(self.stream_id) {
+        let window = 3 * u64::try_from(cfg.announce_period.as_nanos()).unwrap_or(u64::MAX);
+        let now = tensorpool_agent::monotonic_ns();
+        for epoch in self.layout.reclaim_dead_epochs(self.stream_id, now, window) {
             tracing::info!(
                 stream_id = self.stream_id,
                 epoch,

@@ -226,3 +226,79 @@ impl Drop for SmallTmpfs {
         let _ = std::fs::remove_dir(&self.dir);
     }
 }
+
+/// A hugetlbfs mounted for one test, with huge pages reserved for it
+/// (`/proc/sys/vm/nr_hugepages` raised by the pages asked for, restored on drop). Needs root
+/// and a kernel with hugetlbfs; [`HugeTlbfs::mount`] returns why not otherwise (the test
+/// skips with that reason).
+#[derive(Debug)]
+pub struct HugeTlbfs {
+    dir: std::path::PathBuf,
+    restore_pages: Option<u64>,
+}
+
+const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
+
+fn read_nr_hugepages() -> Result<u64, String> {
+    std::fs::read_to_string(NR_HUGEPAGES)
+        .map_err(|e| format!("{NR_HUGEPAGES}: {e}"))?
+        .trim()
+        .parse()
+        .map_err(|e| format!("{NR_HUGEPAGES}: {e}"))
+}
+
+impl HugeTlbfs {
+    /// Reserves `pages` more default-size huge pages and mounts a hugetlbfs on a fresh
+    /// directory.
+    pub fn mount(pages: u64) -> Result<Self, String> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let before = read_nr_hugepages()?;
+        std::fs::write(NR_HUGEPAGES, (before + pages).to_string())
+            .map_err(|e| format!("cannot reserve huge pages (not root?): {e}"))?;
+        let mut fs = Self {
+            dir: std::env::temp_dir().join(format!(
+                "tp-hugetlbfs-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            )),
+            restore_pages: Some(before),
+        };
+        let got = read_nr_hugepages()?;
+        if got < before + pages {
+            return Err(format!(
+                "the kernel reserved {} of {pages} huge pages (memory fragmented?)",
+                got.saturating_sub(before)
+            ));
+        }
+        std::fs::create_dir_all(&fs.dir).map_err(|e| format!("mkdir: {e}"))?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "hugetlbfs", "-o", "mode=0700", "none"])
+            .arg(&fs.dir)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            let _ = std::fs::remove_dir(&fs.dir);
+            fs.dir = std::path::PathBuf::new();
+            return Err(format!("cannot mount hugetlbfs: {why}"));
+        }
+        Ok(fs)
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
+impl Drop for HugeTlbfs {
+    fn drop(&mut self) {
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::process::Command::new("umount").arg(&self.dir).status();
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+        if let Some(before) = self.restore_pages {
+            let _ = std::fs::write(NR_HUGEPAGES, before.to_string());
+        }
+    }
+}

@@ -205,7 +205,11 @@ impl Harness {
 
     /// The default test TOML with `edit` applied to it.
     pub fn edited(edit: impl FnOnce(String) -> String) -> Self {
-        let dir = shm_tempdir();
+        Self::edited_in(shm_tempdir(), edit)
+    }
+
+    /// The default test TOML rooted in `dir`, with `edit` applied to it.
+    pub fn edited_in(dir: TempDir, edit: impl FnOnce(String) -> String) -> Self {
         let text = edit(toml(dir.path(), "", ""));
         Self::from_text(dir, &text, T0)
     }

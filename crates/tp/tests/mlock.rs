@@ -19,7 +19,7 @@ fn have(tool: &str) -> bool {
 
 #[test]
 fn dm_17_a_failing_mlock_is_fatal_for_tp_driver() {
-    // SAFETY-free check for root: only root can switch to another user
+    // only root can switch to another user
     let root = std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()

@@ -133,6 +133,11 @@ impl ConsumerCore {
             }
             _ => return,
         };
+        if self.fallback.as_ref().is_some_and(|f| f.ordered) {
+            // told not to use SHM (W §10.1.3): the lease is kept, nothing is mapped
+            self.unmap();
+            return;
+        }
         // Mapped and validated before the current mapping goes (the driver named a new
         // epoch, so the old one goes either way).
         let mapped = map_regions(&regions, &self.allowed, self.limits(now_ns));

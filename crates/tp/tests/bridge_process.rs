@@ -1303,14 +1303,22 @@ profile = "cam"
 /// only (the bridge's own source consumer keeps SHM); `tp bridge --side sender` sends the
 /// source stream to a loopback UDP channel; `tp produce` writes it; `tp consume` as consumer
 /// 4242 is the receiver of that channel: every frame it accepts came as chunks, was
-/// reassembled and has the right bytes, and it ends in FALLBACK.
-#[test]
-fn w_15_12_a_consumer_told_use_shm_false_receives_its_frames_through_the_bridge() {
-    let port = ports(3);
+/// reassembled and has the right bytes, and it ends in FALLBACK. `bridge_id`: the supervisor
+/// sends `bridge://<id>` and the consumer's `[consumer.bridges.<id>]` route resolves it;
+/// else the URI is the channel with its `stream-id` parameter. `salt` picks the ports: 1 and
+/// 3, which only the namespace tests use otherwise (inside their own namespaces).
+fn fallback_through_the_bridge(salt: u16, bridge_id: Option<&str>) {
+    let port = ports(salt);
     let channel = format!("aeron:udp?endpoint=127.0.0.1:{port}");
-    let uri = format!("{channel}|stream-id=3000");
+    let (uri, route) = match bridge_id {
+        Some(id) => (
+            format!("bridge://{id}"),
+            format!("[consumer.bridges.{id}]\nchannel = \"{channel}\"\nstream_id = 3000\n"),
+        ),
+        None => (format!("{channel}|stream-id=3000"), String::new()),
+    };
     let a = Host::start_with(
-        "fallback",
+        &format!("fallback{salt}"),
         None,
         &format!(
             r#"[supervisor]
@@ -1326,7 +1334,7 @@ payload_fallback_uri = "{uri}"
     let ccfg = a.dir.join("consumer.toml");
     std::fs::write(
         &ccfg,
-        "[consumer]\nconsumer_id = 4242\nhello_interval_ms = 100\n",
+        format!("[consumer]\nconsumer_id = 4242\nhello_interval_ms = 100\n{route}"),
     )
     .unwrap();
     let source_s = SOURCE.to_string();
@@ -1354,7 +1362,22 @@ payload_fallback_uri = "{uri}"
         j["fallback_frames"], j["accepted"],
         "every frame came through the bridge: {j}"
     );
-    assert_eq!(j["fallback_source"]["channel"], uri.as_str(), "{j}");
+    let expect_channel = if bridge_id.is_some() { channel } else { uri };
+    assert_eq!(
+        j["fallback_source"]["channel"],
+        expect_channel.as_str(),
+        "{j}"
+    );
     assert_eq!(j["fallback_source"]["stream_id"], 3000, "{j}");
     assert!(counter(&counters, "frames_sent") >= 200, "{counters:?}");
+}
+
+#[test]
+fn w_15_12_a_consumer_told_use_shm_false_receives_its_frames_through_the_bridge() {
+    fallback_through_the_bridge(1, None);
+}
+
+#[test]
+fn w_10_1_3_a_bridge_id_fallback_resolves_through_the_consumers_route() {
+    fallback_through_the_bridge(3, Some("cam1"));
 }

@@ -29,7 +29,7 @@
 //! | `state.rs` | the mapping state machine ([`ConsumerState`], [`Fallback`], [`Rejection`]), sequence tracking, remap backoffs |
 //! | `handlers.rs` | one `on_<message>` per decoded message; `on_frame_descriptor` is the frame path in one place: drop rules -> slot read -> handler -> recheck |
 //! | `proxy.rs` | `send_hello`, `send_qos`, through `control::send` |
-//! | `work.rs` | the duty cycle: subscriptions into the core, the core's timers into the publications, stream switches, waiting for base dirs |
+//! | `work.rs` | the duty cycle: subscriptions into the core, the core's timers into the publications, stream switches, the fallback subscription, waiting for base dirs |
 //! | `counters.rs` | the `counters!` tables (counters, drops per cause) |
 //! | `fallback.rs` | the payload fallback (W §10.1.3, §15.12): URI resolution, `BridgeFrameChunk`s in (`on_fallback_chunk`), frames out to the same handler |
 //! | `mapping.rs`, `meta.rs`, `progress.rs` | concerns: announce -> mapped regions; metadata and blobs; progress tracking |

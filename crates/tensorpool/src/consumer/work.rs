@@ -3,7 +3,9 @@
 //! descriptor stream (frames to the handler) and the metadata stream into the core's entry
 //! points, then the core's timers (hello, QoS, liveness) into the publications. Also what
 //! only the Aeron side can do: switching subscriptions to a per-consumer assignment in the
-//! background, and waiting for allowed base dirs that do not exist yet.
+//! background, subscribing the payload fallback's chunk stream while a fallback is served
+//! (its chunks go to [`ConsumerCore::on_fallback_chunk`]), and waiting for allowed base dirs
+//! that do not exist yet.
 
 use std::time::Duration;
 

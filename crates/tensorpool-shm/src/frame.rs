@@ -416,3 +416,36 @@ impl<M: Mode> HeaderRing<M> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::{Dtype, MajorOrder, contiguous};
+
+    #[test]
+    fn a_detached_frame_is_checked_like_a_slot_and_always_rechecks_ok() {
+        let t = contiguous(Dtype::Uint8, MajorOrder::Row, &[16]).unwrap();
+        let header = slot_for_frame(9, 1, 1, 16, &t);
+        let payload = [7u8; 16];
+        let v = FrameView::detached(header.clone(), &payload).unwrap();
+        assert_eq!((v.seq(), v.payload().len()), (9, 16));
+        assert_eq!(v.recheck(), Ok(()));
+        let mut out = [0u8; 16];
+        assert_eq!(v.copy_payload_to(&mut out), Some(Ok(16)));
+        // the payload must be exactly values_len_bytes
+        assert!(FrameView::detached(header.clone(), &payload[..15]).is_err());
+        // an uncommitted slot is no frame
+        let mut open = header.clone();
+        open.seq_commit &= !1;
+        assert_eq!(
+            FrameView::detached(open, &payload).unwrap_err(),
+            DropReason::NotCommitted
+        );
+        let mut offset = header;
+        offset.payload_offset = 8;
+        assert_eq!(
+            FrameView::detached(offset, &payload).unwrap_err(),
+            DropReason::PayloadOffsetNonZero
+        );
+    }
+}

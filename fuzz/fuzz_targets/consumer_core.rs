@@ -3,8 +3,9 @@
 //! also controls: frames committed by a real writer, the files truncated to any length (SIGBUS
 //! under the mappings), superblock bytes overwritten, announces naming the real files, other
 //! files or garbage, with any epoch and geometry; `ConsumerConfig` messages (SHM or fallback,
-//! per-consumer streams or not) and timer cycles whose hello / QoS go to recording sinks.
-//! Never a panic; never an accepted frame whose bytes are not the bytes committed for its
+//! per-consumer streams or not, an `aeron:` fallback with or without a stream id), raw bytes
+//! on the payload fallback stream, and timer cycles whose hello / QoS go to recording sinks.
+//! Never a panic; never a fallback frame unless a fallback is served; never an accepted frame whose bytes are not the bytes committed for its
 //! sequence; the core's `accepted` counter moves exactly with the frames the handler saw
 //! pass the recheck; every message the core sends decodes, for our stream and consumer.
 #![no_main]
@@ -253,8 +254,15 @@ fuzz_target!(|data: &[u8]| {
                 let Some(n) = input.u8() else { break };
                 let raw = input.take(usize::from(n)).to_vec();
                 let mut ignore = |_: &Frame<'_>| {};
-                match n % 3 {
+                match n % 4 {
                     0 => core.on_control(&raw, &mut ignore),
+                    3 => {
+                        // Raw bytes on the payload fallback stream (BridgeFrameChunks): a
+                        // frame only while a fallback is served.
+                        let served = core.fallback_source().is_some();
+                        let mut check = |_: &Frame<'_>| assert!(served, "frame without a fallback");
+                        core.on_fallback_chunk(&raw, now, &mut check);
+                    }
                     1 => {
                         // Raw descriptors may be accepted only for committed bytes too.
                         let mut check = |f: &Frame<'_>| proven += u64::from(verify(&committed, f));
@@ -319,7 +327,11 @@ fuzz_target!(|data: &[u8]| {
                     },
                     descriptor_stream_id: if b & 2 == 0 { 0 } else { 31_000 },
                     control_stream_id: u32::from(b >> 4),
-                    payload_fallback_uri: WireBytes::new(b"aeron:udp?endpoint=x:1"),
+                    payload_fallback_uri: WireBytes::new(if b & 0x80 == 0 {
+                        b"aeron:udp?endpoint=x:1"
+                    } else {
+                        b"aeron:udp?endpoint=x:1|stream-id=3000"
+                    }),
                     descriptor_channel: WireBytes::new(assigned),
                     control_channel: WireBytes::new(assigned),
                 };
@@ -358,10 +370,11 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
         }
+        let c = core.counters();
         assert_eq!(
-            core.counters().accepted,
+            c.accepted - c.fallback_frames,
             proven,
-            "accepted counts exactly the frames the seqlock proved"
+            "accepted counts exactly the frames the seqlock proved (and the fallback's)"
         );
     }
     drop(core);

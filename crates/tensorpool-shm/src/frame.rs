@@ -274,11 +274,15 @@ impl HeaderRing<ReadWrite> {
     }
 }
 
+/// The dead flag of a detached frame's (absent) regions: never set.
+static NEVER_DEAD: AtomicBool = AtomicBool::new(false);
+
 /// A frame that passed the seqlock and every header rule. See the module docs: the payload is
 /// trustworthy only after [`FrameView::recheck`] succeeds.
 #[derive(Debug)]
 pub struct FrameView<'a> {
-    word: &'a AtomicU64,
+    /// The slot's commit word; `None` for a [`FrameView::detached`] frame (a private copy).
+    word: Option<&'a AtomicU64>,
     /// Dead flags of the header ring and of the payload pool (see [`crate::sigbus`]).
     dead: [&'static AtomicBool; 2],
     seq_commit: u64,
@@ -288,6 +292,33 @@ pub struct FrameView<'a> {
 }
 
 impl<'a> FrameView<'a> {
+    /// A frame that is not in shared memory: a private copy (e.g. reassembled from
+    /// `BridgeFrameChunk`s, Bridge Spec §5) of a committed slot `header` and its `payload`.
+    /// The header is checked as a slot read from a ring is, apart from the pool (there is
+    /// none): committed `seq_commit`, `payload_offset == 0`, `values_len_bytes` equal to the
+    /// payload's length, then every TensorHeader rule. Nobody can overwrite a private copy,
+    /// so [`FrameView::recheck`] is always `Ok`.
+    pub fn detached(header: SlotHeader, payload: &'a [u8]) -> Result<Self, DropReason> {
+        if !seqlock::is_committed(header.seq_commit) {
+            return Err(DropReason::NotCommitted);
+        }
+        if header.payload_offset != 0 {
+            return Err(DropReason::PayloadOffsetNonZero);
+        }
+        if u64::from(header.values_len_bytes) != payload.len() as u64 {
+            return Err(DropReason::ValuesLenExceedsStride);
+        }
+        let layout = crate::tensor::validate_tensor(&header.tensor, header.values_len_bytes)?;
+        Ok(FrameView {
+            word: None,
+            dead: [&NEVER_DEAD, &NEVER_DEAD],
+            seq_commit: header.seq_commit,
+            header,
+            layout,
+            payload,
+        })
+    }
+
     /// Logical sequence.
     pub fn seq(&self) -> u64 {
         seqlock::sequence(self.seq_commit)
@@ -320,7 +351,9 @@ impl<'a> FrameView<'a> {
     /// (the bytes read were zero pages, see [`crate::sigbus`]). No system call: one reload
     /// and two flag loads.
     pub fn recheck(&self) -> Result<(), DropReason> {
-        seqlock::read_end(self.word, self.seq_commit)?;
+        if let Some(word) = self.word {
+            seqlock::read_end(word, self.seq_commit)?;
+        }
         if self.dead.iter().any(|d| d.load(Ordering::Acquire)) {
             return Err(DropReason::RegionDead);
         }
@@ -374,12 +407,45 @@ impl<M: Mode> HeaderRing<M> {
             .slot_bytes(index, header.values_len_bytes)
             .ok_or(DropReason::ValuesLenExceedsStride)?;
         Ok(FrameView {
-            word,
+            word: Some(word),
             dead: [ring_dead, pool.dead_flag()],
             seq_commit: first,
             header,
             layout: check.layout,
             payload,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::{Dtype, MajorOrder, contiguous};
+
+    #[test]
+    fn a_detached_frame_is_checked_like_a_slot_and_always_rechecks_ok() {
+        let t = contiguous(Dtype::Uint8, MajorOrder::Row, &[16]).unwrap();
+        let header = slot_for_frame(9, 1, 1, 16, &t);
+        let payload = [7u8; 16];
+        let v = FrameView::detached(header.clone(), &payload).unwrap();
+        assert_eq!((v.seq(), v.payload().len()), (9, 16));
+        assert_eq!(v.recheck(), Ok(()));
+        let mut out = [0u8; 16];
+        assert_eq!(v.copy_payload_to(&mut out), Some(Ok(16)));
+        // the payload must be exactly values_len_bytes
+        assert!(FrameView::detached(header.clone(), &payload[..15]).is_err());
+        // an uncommitted slot is no frame
+        let mut open = header.clone();
+        open.seq_commit &= !1;
+        assert_eq!(
+            FrameView::detached(open, &payload).unwrap_err(),
+            DropReason::NotCommitted
+        );
+        let mut offset = header;
+        offset.payload_offset = 8;
+        assert_eq!(
+            FrameView::detached(offset, &payload).unwrap_err(),
+            DropReason::PayloadOffsetNonZero
+        );
     }
 }

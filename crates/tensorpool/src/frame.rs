@@ -16,6 +16,12 @@
 //! * [`Frame::copy_to`] copies the payload and rechecks in one call.
 //!
 //! The view is valid only inside the handler (its lifetime ends when the handler returns).
+//!
+//! A consumer in FALLBACK served through a bridge (docs/roles.md, "Payload fallback") hands
+//! the same [`Frame`] to the same handler, but its bytes are the consumer's own assembly
+//! buffer, reassembled from `BridgeFrameChunk`s and checked (CRC32C, the header block): a
+//! private copy nobody overwrites, so [`Frame::recheck`] is always `Ok` there, and
+//! [`Frame::publish_timestamp_ns`] is `None` (no descriptor). The same code serves both.
 
 use std::fmt;
 use std::str::FromStr;

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`bridge`] | the Aeron UDP bridge role: frames chunked between hosts, re-materialized |
 //! | [`driver`] | the SHM driver (Driver Model v1.0): leases, epochs, files, announces |
+//! | [`chunks`] | `BridgeFrameChunk` transport: chunking, per-chunk checks, assembly (bridge, consumer fallback) |
 //! | [`client`] | the driver client producers and consumers attach through |
 //! | [`control`] | control-plane pieces: schema gating, bounded error texts, sinks |
 //! | [`config`] | TOML + environment configuration with provenance |
@@ -24,6 +25,7 @@
 pub mod counters;
 
 pub mod bridge;
+pub mod chunks;
 pub mod client;
 pub mod config;
 pub mod consumer;

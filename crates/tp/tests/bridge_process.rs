@@ -236,6 +236,12 @@ struct Host {
 
 impl Host {
     fn start(name: &str, ns: Option<&str>) -> Self {
+        Self::start_with(name, ns, "")
+    }
+
+    /// [`Host::start`] with `extra` lines appended to the driver's configuration (an
+    /// embedded `[supervisor]`, for instance).
+    fn start_with(name: &str, ns: Option<&str>, extra: &str) -> Self {
         let dir = PathBuf::from(format!("/dev/shm/tp-bridge-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -271,6 +277,7 @@ profile = "cam"
 [streams.chain]
 stream_id = {CHAIN}
 profile = "cam"
+{extra}
 "#,
                 aeron = aeron.display(),
                 base = dir.join("shm").display()
@@ -1288,4 +1295,89 @@ profile = "cam"
         counter(&counters[2], "frames_received") >= 200,
         "{counters:?}"
     );
+}
+
+/// W §10.1.3, §11, §15.12: a consumer told `use_shm = false` with a `payload_fallback_uri`
+/// naming the bridge sender's payload channel receives its frames through the bridge. One
+/// host: `tp driver` with an embedded supervisor whose rule turns SHM off for consumer 4242
+/// only (the bridge's own source consumer keeps SHM); `tp bridge --side sender` sends the
+/// source stream to a loopback UDP channel; `tp produce` writes it; `tp consume` as consumer
+/// 4242 is the receiver of that channel: every frame it accepts came as chunks, was
+/// reassembled and has the right bytes, and it ends in FALLBACK. `bridge_id`: the supervisor
+/// sends `bridge://<id>` and the consumer's `[consumer.bridges.<id>]` route resolves it;
+/// else the URI is the channel with its `stream-id` parameter. `salt` picks the ports: 1 and
+/// 3, which only the namespace tests use otherwise (inside their own namespaces).
+fn fallback_through_the_bridge(salt: u16, bridge_id: Option<&str>) {
+    let port = ports(salt);
+    let channel = format!("aeron:udp?endpoint=127.0.0.1:{port}");
+    let (uri, route) = match bridge_id {
+        Some(id) => (
+            format!("bridge://{id}"),
+            format!("[consumer.bridges.{id}]\nchannel = \"{channel}\"\nstream_id = 3000\n"),
+        ),
+        None => (format!("{channel}|stream-id=3000"), String::new()),
+    };
+    let a = Host::start_with(
+        &format!("fallback{salt}"),
+        None,
+        &format!(
+            r#"[supervisor]
+[[supervisor.rules]]
+consumer_id = 4242
+force_no_shm = true
+payload_fallback_uri = "{uri}"
+"#
+        ),
+    );
+    let cfg = bridge_config(&a.dir, "127.0.0.1", port, true);
+    let mut sender = start_bridge(&a, "bridge", &cfg, "sender");
+    let ccfg = a.dir.join("consumer.toml");
+    std::fs::write(
+        &ccfg,
+        format!("[consumer]\nconsumer_id = 4242\nhello_interval_ms = 100\n{route}"),
+    )
+    .unwrap();
+    let source_s = SOURCE.to_string();
+    let mut consumer = a.tp(
+        "consume",
+        &[
+            "consume",
+            "--stream-id",
+            &source_s,
+            "--config",
+            ccfg.to_str().unwrap(),
+            "--verify",
+            "--json",
+            "--count",
+            "200",
+        ],
+    );
+    let mut producer = produce(&a, "produce");
+    let j = verified(&mut consumer, 200, &[]);
+    let counters = sender.stop();
+    drop(producer.stop());
+    assert_eq!(j["state"], "fallback", "{j}");
+    assert!(j["fallback_frames"].as_u64().unwrap() >= 200, "{j}");
+    assert_eq!(
+        j["fallback_frames"], j["accepted"],
+        "every frame came through the bridge: {j}"
+    );
+    let expect_channel = if bridge_id.is_some() { channel } else { uri };
+    assert_eq!(
+        j["fallback_source"]["channel"],
+        expect_channel.as_str(),
+        "{j}"
+    );
+    assert_eq!(j["fallback_source"]["stream_id"], 3000, "{j}");
+    assert!(counter(&counters, "frames_sent") >= 200, "{counters:?}");
+}
+
+#[test]
+fn w_15_12_a_consumer_told_use_shm_false_receives_its_frames_through_the_bridge() {
+    fallback_through_the_bridge(1, None);
+}
+
+#[test]
+fn w_10_1_3_a_bridge_id_fallback_resolves_through_the_consumers_route() {
+    fallback_through_the_bridge(3, Some("cam1"));
 }

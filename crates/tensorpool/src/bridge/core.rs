@@ -8,11 +8,10 @@
 
 use tensorpool_shm::SlotHeader;
 
-use super::assembly::Assembler;
-use super::chunk::{self, SendOutcome, SourceFrame};
 use super::config::BridgeConfig;
 use super::counters::{BridgeCells, Counters};
 use super::state::{ASSEMBLY_SLOTS, MappingState};
+use crate::chunks::{self as chunk, Assembler, SendOutcome, SourceFrame};
 use crate::control::MessageSink;
 use crate::frame::TensorSpec;
 

@@ -2,16 +2,13 @@
 //! announce on the bridge control channel and the chunks on the payload channel
 //! (receiver).
 
-use tensorpool_codec::bridge::{self as br, BridgeFrameChunk};
 use tensorpool_codec::tracelink::{self, TraceLinkSet};
 use tensorpool_codec::{Message, wire};
-use tensorpool_shm::HEADER_SLOT_BYTES;
 
-use super::assembly::{Assembler, ChunkRef, Placed};
-use super::chunk::chunk_crc;
 use super::core::{Assembled, BridgeCore, FrameOut};
 use super::proxy;
 use super::state::{ASSEMBLY_SLOTS, SourceAnnounce};
+use crate::chunks::{Assembler, ChunkDrop, ChunkLimits, Placed, check_fields, decode_chunk};
 use crate::control::{Gate, MessageSink, gate, send, send_bytes, tid, wire_template};
 use crate::frame::TensorSpec;
 
@@ -36,34 +33,6 @@ impl<S: MessageSink> ControlOut for Vec<Option<S>> {
     fn sink(&mut self, i: usize) -> Option<&mut dyn MessageSink> {
         self.get_mut(i)?.as_mut().map(|s| s as &mut dyn MessageSink)
     }
-}
-
-/// Why a chunk was dropped (each is counted in `chunk_drops`; some also elsewhere).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChunkDrop {
-    /// Not a decodable `BridgeFrameChunk` of schema 902.
-    Malformed,
-    /// No mapping has this source stream.
-    UnknownStream,
-    /// No forwarded announce yet for the mapping.
-    NoAnnounce,
-    /// Not the epoch of the most recent forwarded announce.
-    Epoch,
-    /// `chunkCount` 0 or above 65535, or `chunkIndex >= chunkCount`.
-    Index,
-    /// `headerIncluded` not TRUE exactly on chunk 0, or `headerBytes` not 256 / 0 bytes.
-    Header,
-    /// `chunkOffset` not 0 on chunk 0, or offset + length past `payloadLength`.
-    Offset,
-    /// `payloadBytes` length differs from `chunkLength`, or an empty chunk of a non-empty
-    /// frame.
-    Length,
-    /// `chunkLength` above the chunk bound (`chunk_bytes`, MTU - 128, `max_chunk_bytes`).
-    ChunkTooLong,
-    /// `payloadLength` above `max_payload_bytes` or the largest local stride.
-    PayloadTooLong,
-    /// CRC32C missing or wrong (integrity on).
-    Crc,
 }
 
 impl BridgeCore {
@@ -337,12 +306,7 @@ impl BridgeCore {
         now_ns: u64,
         out: &mut dyn FrameOut,
     ) -> Result<usize, ChunkDrop> {
-        match gate(msg, br::SCHEMA_ID, br::SCHEMA_VERSION) {
-            Gate::Accept(h)
-                if h.template_id == <BridgeFrameChunk<'_> as Message<'_>>::TEMPLATE_ID => {}
-            _ => return Err(ChunkDrop::Malformed),
-        }
-        let c = BridgeFrameChunk::decode(msg).map_err(|_| ChunkDrop::Malformed)?;
+        let c = decode_chunk(msg)?;
         let i = self
             .mapping_of(c.stream_id)
             .ok_or(ChunkDrop::UnknownStream)?;
@@ -352,63 +316,24 @@ impl BridgeCore {
         if c.epoch != announce.epoch {
             return Err(ChunkDrop::Epoch);
         }
-        if c.chunk_count == 0
-            || c.chunk_count > br::CHUNK_INDEX_MAX
-            || c.chunk_index >= c.chunk_count
-        {
-            return Err(ChunkDrop::Index);
-        }
-        let first = c.chunk_index == 0;
-        if c.header_included != first {
-            return Err(ChunkDrop::Header);
-        }
-        let expect_header = if first { HEADER_SLOT_BYTES } else { 0 };
-        if c.header_bytes.len() != expect_header {
-            return Err(ChunkDrop::Header);
-        }
-        if first && c.chunk_offset != 0 {
-            return Err(ChunkDrop::Offset);
-        }
-        if c.payload_bytes.len() != c.chunk_length as usize {
-            return Err(ChunkDrop::Length);
-        }
-        if c.chunk_length > chunk_bytes {
-            return Err(ChunkDrop::ChunkTooLong);
-        }
-        if c.payload_length > max_payload || c.payload_length as usize > m.assembler.capacity() {
-            return Err(ChunkDrop::PayloadTooLong);
-        }
-        if u64::from(c.chunk_offset) + u64::from(c.chunk_length) > u64::from(c.payload_length) {
-            return Err(ChunkDrop::Offset);
-        }
-        if c.chunk_length == 0 && c.payload_length != 0 {
-            return Err(ChunkDrop::Length);
-        }
-        let trace_id = c.trace_id.unwrap_or(0);
-        let header = first.then(|| c.header_bytes.as_bytes());
-        if crc
-            && (c.payload_crc32c == 0
-                || c.payload_crc32c != chunk_crc(header, c.payload_bytes.as_bytes()))
-        {
-            if m.assembler.kill_frame(c.epoch, c.seq) {
-                self.counters.frame_drops += 1;
+        let limits = ChunkLimits {
+            chunk_bytes,
+            max_payload_bytes: max_payload
+                .min(u32::try_from(m.assembler.capacity()).unwrap_or(u32::MAX)),
+            require_crc: crc,
+            check_present_crc: false,
+        };
+        let chunk = match check_fields(&c, limits) {
+            Ok(chunk) => chunk,
+            Err(ChunkDrop::Crc) => {
+                if m.assembler.kill_frame(c.epoch, c.seq) {
+                    self.counters.frame_drops += 1;
+                }
+                return Err(ChunkDrop::Crc);
             }
-            return Err(ChunkDrop::Crc);
-        }
-        let placed = m.assembler.place(
-            &ChunkRef {
-                epoch: c.epoch,
-                seq: c.seq,
-                trace_id,
-                chunk_index: c.chunk_index,
-                chunk_count: c.chunk_count,
-                chunk_offset: c.chunk_offset,
-                payload_length: c.payload_length,
-                header,
-                payload: c.payload_bytes.as_bytes(),
-            },
-            now_ns,
-        );
+            Err(e) => return Err(e),
+        };
+        let placed = m.assembler.place(&chunk, now_ns);
         match placed {
             Placed::Stored => Ok(1),
             Placed::StoredEvicting => {

@@ -10,11 +10,10 @@
 //! | `state.rs` | per-mapping state: the forwarded announce, the assembler |
 //! | `handlers.rs` | one `on_<message>` per inbound message (announces, chunks) |
 //! | `proxy.rs` | one `send_<message>` per outbound message (the forwarded announce) |
-//! | `chunk.rs` | the sender's chunking, CRC32C and seqlock recheck |
-//! | `assembly.rs` | the receiver's preallocated assembly buffers |
+//!
+//! The chunk transport itself (the sender's chunking, the receiver's checks and preallocated
+//! assembly buffers) is shared with the consumer's payload fallback: [`crate::chunks`].
 //! | `counters.rs` | what it counts ([`Counters`]) |
-pub mod assembly;
-pub mod chunk;
 pub mod config;
 mod core;
 pub mod counters;
@@ -23,11 +22,10 @@ mod proxy;
 pub mod state;
 
 pub use self::core::{Assembled, BridgeCore, FrameOut};
-pub use assembly::{Assembler, ChunkRef, Placed};
-pub use chunk::{SendOutcome, SourceFrame};
+pub use crate::chunks::{Assembler, ChunkDrop, ChunkRef, Placed, SendOutcome, SourceFrame};
 pub use config::{BridgeConfig, Mapping};
 pub use counters::Counters;
-pub use handlers::{ChunkDrop, ControlOut};
+pub use handlers::ControlOut;
 pub use state::SourceAnnounce;
 
 mod work;

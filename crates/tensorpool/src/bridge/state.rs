@@ -1,7 +1,7 @@
 //! What the bridge core keeps per mapping: the receiver's view of the most recent forwarded
 //! source announce (epoch, pools) and its assembler.
 
-use super::assembly::Assembler;
+use crate::chunks::Assembler;
 
 /// Pools of a forwarded announce kept (more are ignored: frames naming them are dropped).
 pub const MAX_POOLS: usize = 16;

@@ -6,8 +6,8 @@
 use tensorpool_agent::{AgentError, AgentResult};
 
 use super::Bridge;
-use super::chunk::SourceFrame;
 use super::core::Assembled;
+use crate::chunks::SourceFrame;
 use crate::frame::Frame;
 use crate::prelude::FrameStamp;
 

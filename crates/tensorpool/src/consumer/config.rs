@@ -103,8 +103,26 @@ pub struct ConsumerConfig {
     /// Cap on the bytes one epoch's regions may map, header ring and pools together, checked
     /// against the announce before anything is opened (default 16 GiB; 0: no cap).
     pub max_mapped_bytes: u64,
-    /// Local fallback reported when mapping fails (default none).
+    /// Local fallback used when mapping fails (default none); see the `fallback_*` fields
+    /// for how a fallback is served.
     pub payload_fallback_uri: Option<String>,
+    /// Aeron stream id of an `aeron:` fallback URI that carries no `stream-id` parameter
+    /// (`consumer.fallback_stream_id`; default 0: none, such a URI is refused).
+    pub fallback_stream_id: i32,
+    /// `bridge://<id>` fallback URIs: each id with the Aeron channel and stream id its
+    /// chunks arrive on (`[consumer.bridges.<id>]` with `channel` and `stream_id`; default
+    /// none: every `bridge://` URI is refused).
+    pub fallback_bridges: Vec<BridgeRoute>,
+    /// Largest frame payload received through a fallback (default 1 MiB; the assembly
+    /// buffers, 4 of this size, are allocated on entering FALLBACK; larger frames are
+    /// dropped and counted).
+    pub fallback_max_payload_bytes: u32,
+    /// Fallback chunks must carry a matching CRC32C (default false: a non-zero CRC32C is
+    /// checked anyway; Bridge Spec §5.4).
+    pub fallback_integrity_crc32c: bool,
+    /// A frame still incomplete this long after its first chunk is dropped (default 250 ms,
+    /// Bridge Spec §5.3a).
+    pub fallback_assembly_timeout: Duration,
     /// Wait for the media driver to register a subscription or publication (default 5 s).
     pub aeron_timeout: Duration,
     /// Attach through an SHM driver as CONSUMER (Driver Model §2.3) instead of following
@@ -117,6 +135,17 @@ pub struct ConsumerConfig {
     /// [`Mode::Stream`] and a supervisor's `ConsumerConfig` forces RATE_LIMITED
     /// (`consumer.max_rate_hz` with `mode = "stream"`; `ConsumerConfig` carries no rate).
     pub forced_rate_hz: u32,
+}
+
+/// One `bridge://<id>` fallback route (`[consumer.bridges.<id>]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeRoute {
+    /// The `<id>` of `bridge://<id>`.
+    pub id: String,
+    /// The Aeron channel the bridge sender's chunks arrive on (its `payload_channel`).
+    pub channel: String,
+    /// Their stream id (the bridge's `payload_stream_id`).
+    pub stream_id: i32,
 }
 
 fn random_id() -> u32 {
@@ -233,6 +262,46 @@ impl ConsumerConfig {
             "a URI (empty: none)",
         )?;
         c.payload_fallback_uri = (!fallback.is_empty()).then_some(fallback);
+        c.fallback_stream_id = l.value_or(
+            "consumer.fallback_stream_id",
+            c.fallback_stream_id,
+            "a stream id (0: none)",
+        )?;
+        for id in l.table_names("consumer.bridges")? {
+            let key = |k: &str| format!("consumer.bridges.{id}.{k}");
+            let channel: String =
+                l.value(&key("channel"), "an Aeron channel")?
+                    .ok_or_else(|| crate::config::ConfigError::Inconsistent {
+                        key: key("channel"),
+                        reason: "a bridge route needs a channel".into(),
+                    })?;
+            let stream_id: i32 = l
+                .value(&key("stream_id"), "a positive stream id")?
+                .ok_or_else(|| crate::config::ConfigError::Inconsistent {
+                    key: key("stream_id"),
+                    reason: "a bridge route needs a stream_id".into(),
+                })?;
+            c.fallback_bridges.push(BridgeRoute {
+                id,
+                channel,
+                stream_id,
+            });
+        }
+        c.fallback_max_payload_bytes = l.value_or(
+            "consumer.fallback_max_payload_bytes",
+            c.fallback_max_payload_bytes,
+            "bytes",
+        )?;
+        c.fallback_integrity_crc32c = l.value_or(
+            "consumer.fallback_integrity_crc32c",
+            c.fallback_integrity_crc32c,
+            BOOL,
+        )?;
+        c.fallback_assembly_timeout = duration_ms(
+            l,
+            "consumer.fallback_assembly_timeout_ms",
+            c.fallback_assembly_timeout,
+        )?;
         c.aeron_timeout = duration_ms(l, "consumer.aeron_timeout_ms", c.aeron_timeout)?;
         c.aeron_counters = l.value_or("consumer.aeron_counters", c.aeron_counters, BOOL)?;
         c.streams = crate::streams::streams_from_loader(l, "consumer", c.streams)?;
@@ -269,6 +338,11 @@ impl ConsumerConfig {
             max_meta_blob_bytes: 16 << 20,
             max_mapped_bytes: DEFAULT_MAX_MAPPED_BYTES,
             payload_fallback_uri: None,
+            fallback_stream_id: 0,
+            fallback_bridges: Vec::new(),
+            fallback_max_payload_bytes: 1 << 20,
+            fallback_integrity_crc32c: false,
+            fallback_assembly_timeout: Duration::from_millis(250),
             aeron_timeout: DEFAULT_AERON_TIMEOUT,
             driver: None,
             aeron_counters: true,
@@ -310,6 +384,25 @@ impl ConsumerConfig {
         }
         if self.allowed_base_dirs.is_empty() {
             return bad("allowed_base_dirs", "at least one directory");
+        }
+        if self.fallback_stream_id < 0 {
+            return bad("fallback_stream_id", "0 (none) or a positive stream id");
+        }
+        if self
+            .fallback_bridges
+            .iter()
+            .any(|b| b.id.is_empty() || b.channel.is_empty() || b.stream_id <= 0)
+        {
+            return bad(
+                "fallback_bridges",
+                "routes with an id, a non-empty channel and a positive stream id",
+            );
+        }
+        if self.fallback_max_payload_bytes == 0 {
+            return bad("fallback_max_payload_bytes", "a non-zero size");
+        }
+        if self.fallback_assembly_timeout.is_zero() {
+            return bad("fallback_assembly_timeout", "a non-zero duration");
         }
         Ok(())
     }

@@ -47,6 +47,10 @@ pub struct ConsumerCore {
     pub(crate) allowed: AllowedBaseDirs,
     pub(crate) mapped: Option<Mapped>,
     pub(crate) fallback: Option<Fallback>,
+    /// The served fallback's receiver (`fallback.rs`).
+    pub(crate) fallback_rx: Option<super::fallback::FallbackRx>,
+    /// The fallback source changed: the agent (re)subscribes (or unsubscribes).
+    pub(crate) fallback_changed: bool,
     /// After a stale or changed mapping: only a newer epoch is mapped.
     pub(crate) dead_epoch: u64,
     /// Highest epoch announced (with its local receipt time).
@@ -96,6 +100,8 @@ impl ConsumerCore {
             allowed,
             mapped: None,
             fallback: None,
+            fallback_rx: None,
+            fallback_changed: false,
             dead_epoch: 0,
             highest: None,
             backoff: Backoffs::default(),
@@ -313,6 +319,7 @@ impl ConsumerCore {
         if self.liveness_timer.poll(now_ns) {
             self.check_liveness(now_ns);
         }
+        self.expire_fallback(now_ns);
         work
     }
 

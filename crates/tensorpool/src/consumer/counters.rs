@@ -352,6 +352,16 @@ counters! {
         hellos_sent,
         /// `QosConsumer` sent.
         qos_sent,
+        /// Frames accepted through the payload fallback (also in `accepted`).
+        fallback_frames,
+        /// `BridgeFrameChunk` messages read from the fallback payload stream.
+        fallback_chunks,
+        /// Fallback chunks dropped (malformed, a field rule, an older epoch, CRC32C).
+        fallback_chunk_drops,
+        /// Fallback chunks whose CRC32C was missing (integrity on) or wrong.
+        fallback_crc_errors,
+        /// Fallback frames dropped (conflicting chunks, timed out, evicted, bad header).
+        fallback_frame_drops,
         /// Meta blobs reassembled and verified.
         blobs_completed,
         /// Meta blobs discarded (gap, overlap, checksum, size).

@@ -10,7 +10,6 @@ use super::core::ConsumerCore;
 use super::counters::DropCause;
 use super::mapping::{Limits, Liveness, map_announce, map_regions};
 use super::progress::ProgressDrop;
-use super::state::Fallback;
 use crate::client::ClientEvent;
 use crate::frame::{DescriptorInfo, Frame};
 use crate::streams::StreamRequest;
@@ -91,7 +90,7 @@ impl ConsumerCore {
                 self.highest = Some((ann.epoch, now_ns));
                 self.backoff.clear(ann.epoch);
                 if self.fallback.as_ref().is_some_and(|f| !f.ordered) {
-                    self.fallback = None;
+                    self.clear_fallback();
                 }
             }
             Err(e) => {
@@ -101,9 +100,10 @@ impl ConsumerCore {
                 self.backoff
                     .fail(ann.epoch, announce_key(ann), until, now_ns);
                 if self.mapped.is_none()
-                    && let Some(uri) = self.cfg.payload_fallback_uri.as_deref()
+                    && self.fallback.as_ref().is_none_or(|f| !f.ordered)
+                    && let Some(uri) = self.cfg.payload_fallback_uri.clone()
                 {
-                    self.fallback = Some(Fallback::new(uri.as_bytes(), false));
+                    self.set_fallback(uri.as_bytes(), false);
                 }
             }
         }
@@ -136,6 +136,11 @@ impl ConsumerCore {
             }
             _ => return,
         };
+        if self.fallback.as_ref().is_some_and(|f| f.ordered) {
+            // told not to use SHM (W §10.1.3): the lease is kept, nothing is mapped
+            self.unmap();
+            return;
+        }
         // Mapped and validated before the current mapping goes (the driver named a new
         // epoch, so the old one goes either way).
         let mapped = map_regions(&regions, &self.allowed, self.limits(now_ns));
@@ -192,16 +197,10 @@ impl ConsumerCore {
         self.counters.configs += 1;
         self.effective_mode = cc.mode;
         if !cc.use_shm {
-            if self
-                .fallback
-                .as_ref()
-                .is_none_or(|f| f.uri.as_bytes() != cc.payload_fallback_uri.as_bytes())
-            {
-                self.fallback = Some(Fallback::new(cc.payload_fallback_uri.as_bytes(), true));
-            }
+            self.set_fallback(cc.payload_fallback_uri.as_bytes(), true);
             self.unmap();
         } else if self.fallback.as_ref().is_some_and(|f| f.ordered) {
-            self.fallback = None;
+            self.clear_fallback();
         }
         let shared = &self.cfg.streams;
         let d = assigned(
@@ -342,7 +341,7 @@ impl ConsumerCore {
         Ok(())
     }
 
-    fn rate_interval_ns(&self) -> Option<u64> {
+    pub(crate) fn rate_interval_ns(&self) -> Option<u64> {
         if self.effective_mode != tensorpool_codec::wire::Mode::RateLimited {
             return None;
         }

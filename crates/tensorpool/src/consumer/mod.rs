@@ -29,13 +29,15 @@
 //! | `state.rs` | the mapping state machine ([`ConsumerState`], [`Fallback`], [`Rejection`]), sequence tracking, remap backoffs |
 //! | `handlers.rs` | one `on_<message>` per decoded message; `on_frame_descriptor` is the frame path in one place: drop rules -> slot read -> handler -> recheck |
 //! | `proxy.rs` | `send_hello`, `send_qos`, through `control::send` |
-//! | `work.rs` | the duty cycle: subscriptions into the core, the core's timers into the publications, stream switches, waiting for base dirs |
+//! | `work.rs` | the duty cycle: subscriptions into the core, the core's timers into the publications, stream switches, the fallback subscription, waiting for base dirs |
 //! | `counters.rs` | the `counters!` tables (counters, drops per cause) |
+//! | `fallback.rs` | the payload fallback (W §10.1.3, §15.12): URI resolution, `BridgeFrameChunk`s in (`on_fallback_chunk`), frames out to the same handler |
 //! | `mapping.rs`, `meta.rs`, `progress.rs` | concerns: announce -> mapped regions; metadata and blobs; progress tracking |
 
 mod config;
 mod core;
 pub mod counters;
+mod fallback;
 mod handlers;
 mod mapping;
 mod meta;
@@ -44,9 +46,10 @@ mod proxy;
 mod state;
 mod work;
 
-pub use config::{ConsumerBuilder, ConsumerConfig, Mode, ProgressHints};
+pub use config::{BridgeRoute, ConsumerBuilder, ConsumerConfig, Mode, ProgressHints};
 pub use core::{ConsumerCore, Sinks};
 pub use counters::{ConsumerCounters, DropCause, Drops};
+pub use fallback::resolve_fallback;
 pub use meta::{BlobDiscard, MetaBlob};
 pub use progress::Progress;
 pub use state::{ConsumerState, Fallback, Rejection};
@@ -282,6 +285,8 @@ impl Consumer {
             progress: None,
             next_progress: None,
             metadata,
+            fallback: None,
+            next_fallback: None,
             control_pub,
             qos_pub,
             waiting_dirs,
@@ -341,6 +346,11 @@ impl Consumer {
     /// The fallback, when in FALLBACK.
     pub fn fallback(&self) -> Option<&Fallback> {
         self.core.fallback.as_ref()
+    }
+
+    /// The channel and stream id fallback frames are read from, while a fallback is served.
+    pub fn fallback_source(&self) -> Option<(&str, i32)> {
+        self.core.fallback_source()
     }
 
     /// The last mapping diagnostic.

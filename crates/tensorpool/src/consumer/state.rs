@@ -23,9 +23,13 @@ pub struct Fallback {
     /// `payload_fallback_uri` (empty when none was given).
     pub uri: String,
     /// Whether the scheme is one this library recognises (`aeron:` channels, `bridge://`);
-    /// undefined schemes are unsupported (Wire Spec §10.1.3). Payload delivery over a
-    /// fallback is not implemented here: frames stop while in FALLBACK.
+    /// undefined schemes are unsupported (Wire Spec §10.1.3).
     pub supported: bool,
+    /// The Aeron channel and stream id the frames come through (as `BridgeFrameChunk`s,
+    /// see `consumer/fallback.rs`); `None` when the URI cannot be served (an undefined
+    /// scheme, an `aeron:` channel without a stream id, an unknown `bridge://` id: the
+    /// reason is in [`super::Consumer::last_rejection`]), and then no frame arrives.
+    pub target: Option<(String, i32)>,
     /// Whether the producer (or supervisor) ordered it, as opposed to a local mapping failure.
     pub ordered: bool,
 }
@@ -38,6 +42,7 @@ impl Fallback {
             uri,
             supported,
             ordered,
+            target: None,
         }
     }
 }

@@ -3,7 +3,9 @@
 //! descriptor stream (frames to the handler) and the metadata stream into the core's entry
 //! points, then the core's timers (hello, QoS, liveness) into the publications. Also what
 //! only the Aeron side can do: switching subscriptions to a per-consumer assignment in the
-//! background, and waiting for allowed base dirs that do not exist yet.
+//! background, subscribing the payload fallback's chunk stream while a fallback is served
+//! (its chunks go to [`ConsumerCore::on_fallback_chunk`]), and waiting for allowed base dirs
+//! that do not exist yet.
 
 use std::time::Duration;
 
@@ -16,6 +18,8 @@ use crate::client::{AeronTransport, ClientEvent, DriverClient};
 use crate::control::{tid, wire_template};
 
 const CONTROL_LIMIT: usize = 16;
+/// Fallback chunks read per duty cycle (a frame is one or more chunks).
+const FALLBACK_LIMIT: usize = 256;
 /// How often a consumer waiting for its base dirs looks for them (one `lstat` each).
 pub(crate) const DIRS_POLL_NS: u64 = 100_000_000;
 
@@ -38,6 +42,10 @@ pub(crate) struct Io {
     /// The per-consumer control stream being registered.
     pub next_progress: Option<PendingSubscription>,
     pub metadata: Option<Subscription>,
+    /// The served payload fallback's chunk stream (`fallback.rs`), while in FALLBACK.
+    pub fallback: Option<Subscription>,
+    /// The fallback stream being registered.
+    pub next_fallback: Option<PendingSubscription>,
     pub control_pub: Publication,
     pub qos_pub: Publication,
     /// Configured base dirs that did not exist at start; until they all do (and pass
@@ -111,7 +119,19 @@ impl Io {
             core.assignment_changed = false;
             self.apply_assignment(core);
         }
+        if core.fallback_changed {
+            core.fallback_changed = false;
+            self.apply_fallback(core);
+        }
         work += self.poll_switches(core);
+        if let Some(f) = self.fallback.as_mut() {
+            work += f.poll(
+                |m, _| {
+                    core.on_fallback_chunk(m, now_ns, handler);
+                },
+                FALLBACK_LIMIT,
+            )?;
+        }
         work += self.descriptor.poll(
             |m, _| {
                 core.on_descriptor(m, now_ns, handler);
@@ -202,6 +222,24 @@ impl Io {
         }
     }
 
+    /// Follows the fallback the core serves: its chunk stream is subscribed in the background
+    /// (the duty cycle never waits), the previous one dropped; leaving FALLBACK drops it.
+    /// A channel Aeron refuses is reported in `last_rejection`.
+    fn apply_fallback(&mut self, core: &mut ConsumerCore) {
+        self.fallback = None;
+        self.next_fallback = None;
+        let Some((ch, id)) = core.fallback_source() else {
+            return;
+        };
+        match self.client.start_add_subscription(ch, id, self.timeout) {
+            Ok(p) => self.next_fallback = Some(p),
+            Err(e) => {
+                let reason = format!("payload fallback channel {ch} stream {id}: {e}");
+                core.reject(0, "cannot serve the payload fallback", reason);
+            }
+        }
+    }
+
     /// Polls the subscriptions being registered (never blocks): a ready descriptor stream
     /// replaces the current one, a ready control stream starts carrying progress; a refused
     /// or timed-out one is logged and the consumer stays where it is.
@@ -220,6 +258,21 @@ impl Io {
                 Err(e) => {
                     tracing::warn!(error = %e, per_consumer, "descriptor stream switch");
                     self.next_descriptor = None;
+                }
+            }
+        }
+        if let Some(pending) = self.next_fallback.as_mut() {
+            match pending.poll() {
+                Ok(None) => {}
+                Ok(Some(sub)) => {
+                    self.fallback = Some(sub);
+                    self.next_fallback = None;
+                    work += 1;
+                }
+                Err(e) => {
+                    let reason = format!("payload fallback subscription: {e}");
+                    core.reject(0, "cannot serve the payload fallback", reason);
+                    self.next_fallback = None;
                 }
             }
         }

@@ -178,6 +178,8 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
         "mode": mode_name(consumer.effective_mode()),
         "configs": consumer.counters().configs,
         "descriptor_stream_id": consumer.descriptor_assignment().map(|(_, id)| id),
+        "fallback_frames": consumer.counters().fallback_frames,
+        "fallback_source": consumer.fallback_source().map(|(ch, id)| serde_json::json!({"channel": ch, "stream_id": id})),
     });
     report(
         args,
@@ -257,6 +259,8 @@ fn report(
             "mode": supervised["mode"],
             "configs": supervised["configs"],
             "descriptor_stream_id": supervised["descriptor_stream_id"],
+            "fallback_frames": supervised["fallback_frames"],
+            "fallback_source": supervised["fallback_source"],
         });
         println!("{j}");
     }

@@ -39,7 +39,7 @@ pub enum Placed {
     StoredEvicting,
 }
 
-/// One chunk's fields, already checked one by one (see `handlers.rs`).
+/// One chunk's fields, already checked one by one ([`super::receive::check_fields`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkRef<'a> {
     /// Source epoch.

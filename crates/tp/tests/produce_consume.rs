@@ -626,3 +626,90 @@ fn consume_reports_and_logs_the_last_rejection_once_per_epoch() {
     drop(driver);
     assert!(!aeron.exists());
 }
+
+/// `tp consume --sum` adds up every byte of each accepted frame into a u64 and reports the
+/// frames summed and the total in its JSON summary, with the times the benchmark's rate is
+/// taken from (`first_frame_s`, `elapsed_s`). The producer is this test's own: every frame
+/// holds 0..=255 rotated by its seq, 257 times over (65 792 bytes, across the 64 KiB blocks
+/// the sum works in), so each frame sums to 257 x 32 640 whichever frames the consumer got.
+#[test]
+fn consume_sum_adds_up_every_byte_of_each_accepted_frame() {
+    use tensorpool::prelude::*;
+
+    const LEN: usize = 257 * 256;
+    const FRAME_SUM: u64 = 257 * 32_640;
+    let driver = EmbeddedMediaDriver::start(
+        MediaDriverConfig::default()
+            .idle_strategy(DriverIdleStrategy::Sleeping(Duration::from_micros(200))),
+    )
+    .expect("media driver");
+    let aeron = driver.dir().to_path_buf();
+    let shm = tempfile::Builder::new()
+        .prefix("tp-sum-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let stream = 10_007;
+    let ctx = Context::connect(&aeron).expect("connect");
+    let mut producer = ctx
+        .producer(stream)
+        .standalone(shm.path())
+        .header_nslots(16)
+        .pool(1, 128 * 1024)
+        .configure(|c| {
+            c.announce_period = Duration::from_millis(50);
+            c.prefault = false;
+        })
+        .build()
+        .expect("producer");
+    let mut consumer = Guard::spawn(
+        Command::new(TP)
+            .args(["consume", "--sum", "--json", "--count", "50", "--stream-id"])
+            .arg(stream.to_string())
+            .arg("--aeron-dir")
+            .arg(&aeron)
+            .arg("--allowed-base-dir")
+            .arg(shm.path()),
+    );
+    let spec = TensorSpec::new(Dtype::Uint8, &[LEN]).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    // Frames go out once the consumer said hello (it has mapped the pool), then one a
+    // millisecond until it has summed its 50 and exited.
+    loop {
+        let child = consumer.0.as_mut().expect("running");
+        if child.try_wait().expect("try_wait").is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "tp consume --sum did not finish");
+        producer.do_work(tensorpool::monotonic_ns());
+        if producer.consumer_count() > 0 {
+            let mut claim = producer.claim(&spec).expect("claim");
+            let seq = claim.seq() as usize;
+            for (i, b) in claim.payload_mut().iter_mut().enumerate() {
+                *b = (i + seq) as u8;
+            }
+            claim.commit();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let c = consumer.wait();
+    assert!(
+        c.status.success(),
+        "consume failed: {}",
+        String::from_utf8_lossy(&c.stderr)
+    );
+    let j = last_json(&c);
+    let accepted = j["accepted"].as_u64().unwrap();
+    assert!(accepted >= 50, "{j}");
+    assert_eq!(j["sum"]["frames"].as_u64(), Some(accepted), "{j}");
+    assert_eq!(
+        j["sum"]["total"].as_u64(),
+        Some(accepted * FRAME_SUM),
+        "{j}"
+    );
+    let first = j["first_frame_s"].as_f64().expect("first_frame_s");
+    assert!(first <= j["elapsed_s"].as_f64().unwrap(), "{j}");
+    producer.close();
+    drop(ctx);
+    drop(driver);
+    assert!(!aeron.exists());
+}

@@ -1,5 +1,5 @@
 //! `tp consume`: a consumer that prints its rate, drops by cause and latency, and with
-//! `--verify` checks the checksum every `tp produce` frame carries.
+//! `--verify` checks the checksum every `tp produce` frame carries; `--sum` sums every byte.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -49,6 +49,10 @@ pub struct Args {
     /// Check the seq + CRC32C every `tp produce` payload carries
     #[arg(long)]
     verify: bool,
+    /// Sum every byte of each accepted frame into a u64 (the per-frame work of the Python
+    /// benchmark, scripts/py-bench); the summary reports frames summed and the total
+    #[arg(long)]
+    sum: bool,
     /// Aeron directory of the media driver [default: AERON_DIR, else driver.aeron_dir of
     /// --config]
     #[arg(long, env = "AERON_DIR")]
@@ -141,17 +145,22 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
     let mut consumer = ctx.consumer(cfg.stream_id).config(cfg).build()?;
     let stop = util::stop_flag()?;
     let mut v = Verifier::new(args.verify);
+    v.sum = args.sum;
     let mut idle =
         BackoffIdleStrategy::new(10, 10, Duration::from_micros(1), Duration::from_micros(200));
     let start = Instant::now();
     let end = args.duration.map(|d| start + Duration::from_secs_f64(d));
     let mut next_line = start + Duration::from_secs(1);
     let mut last_frames = 0;
+    let mut first_frame: Option<Duration> = None;
     while !stop.load(Ordering::Acquire) {
         let work = consumer.poll_handler(&mut v, 64)?;
         idle.idle_work(work);
         let now = Instant::now();
         let accepted = consumer.counters().accepted;
+        if first_frame.is_none() && accepted > 0 {
+            first_frame = Some(now - start);
+        }
         if args.count.is_some_and(|c| accepted >= c) || end.is_some_and(|e| now >= e) {
             break;
         }
@@ -184,7 +193,10 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
     report(
         args,
         &s,
-        start.elapsed().as_secs_f64(),
+        (
+            start.elapsed().as_secs_f64(),
+            first_frame.map(|d| d.as_secs_f64()),
+        ),
         consumer.state(),
         rejection,
         supervised,
@@ -228,7 +240,7 @@ fn state_epoch(state: tensorpool::consumer::ConsumerState) -> Option<u64> {
 fn report(
     args: &Args,
     s: &ConsumerSummary,
-    secs: f64,
+    (secs, first_frame_s): (f64, Option<f64>),
     state: tensorpool::consumer::ConsumerState,
     last_rejection: Option<serde_json::Value>,
     supervised: serde_json::Value,
@@ -241,6 +253,9 @@ fn report(
         s.p50_us,
         s.p99_us
     );
+    if let Some((frames, total)) = s.sum {
+        println!("  sum of every byte: {total} over {frames} frames");
+    }
     for (cause, n) in s.drops.iter() {
         println!("  drops {}: {n}", cause.name());
     }
@@ -261,6 +276,9 @@ fn report(
             "descriptor_stream_id": supervised["descriptor_stream_id"],
             "fallback_frames": supervised["fallback_frames"],
             "fallback_source": supervised["fallback_source"],
+            "elapsed_s": secs,
+            "first_frame_s": first_frame_s,
+            "sum": s.sum.map(|(frames, total)| serde_json::json!({"frames": frames, "total": total})),
         });
         println!("{j}");
     }

@@ -49,6 +49,16 @@ pub fn verify_payload(bytes: &[u8], seq: u64) -> bool {
     u64::from_le_bytes(s) == seq && crc32c::crc32c(&bytes[HEADER_LEN..]) == u32::from_le_bytes(c)
 }
 
+/// The sum of every byte of `bytes` as unsigned integers (what `tp consume --sum` adds up per
+/// frame). Bytes are added in u32 lanes over blocks of 64 KiB (at most 65536 x 255 < 2^32,
+/// so no lane overflows), which the compiler vectorizes, then into the u64 total.
+pub fn byte_sum(bytes: &[u8]) -> u64 {
+    bytes
+        .chunks(1 << 16)
+        .map(|c| u64::from(c.iter().map(|&b| u32::from(b)).sum::<u32>()))
+        .sum()
+}
+
 /// Live numbers of one role, written by its agent thread, read by the display.
 #[derive(Debug, Default)]
 pub struct LiveStats {
@@ -140,9 +150,14 @@ impl Agent for SynthProducer {
     }
 }
 
-/// A frame handler that verifies checksums and records latency.
+/// A frame handler that verifies checksums, optionally sums every byte, and records latency.
 pub struct Verifier {
     pub verify: bool,
+    /// Sum every byte of each frame (`tp consume --sum`).
+    pub sum: bool,
+    /// Accepted frames summed, and the wrapping u64 total of their byte sums.
+    pub summed: u64,
+    pub sum_total: u64,
     pub hist: Histogram<u64>,
     pub corrupt: u64,
     pub verified: u64,
@@ -153,6 +168,9 @@ impl Verifier {
     pub fn new(verify: bool) -> Self {
         Self {
             verify,
+            sum: false,
+            summed: 0,
+            sum_total: 0,
             hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
             corrupt: 0,
             verified: 0,
@@ -164,11 +182,16 @@ impl Verifier {
 impl FrameHandler for Verifier {
     fn on_frame(&mut self, frame: &Frame<'_>) {
         let ok = !self.verify || verify_payload(frame.bytes(), frame.seq());
+        let sum = if self.sum { byte_sum(frame.bytes()) } else { 0 };
         if frame.recheck().is_err() {
             return; // overwritten while verified: counted late by the consumer
         }
         if !ok {
             self.corrupt += 1;
+        }
+        if self.sum {
+            self.summed += 1;
+            self.sum_total = self.sum_total.wrapping_add(sum);
         }
         self.verified += 1;
         self.bytes += frame.bytes().len() as u64;
@@ -185,6 +208,8 @@ pub struct ConsumerSummary {
     pub corrupt: u64,
     pub p50_us: u64,
     pub p99_us: u64,
+    /// With `--sum`: accepted frames summed and the wrapping total of their byte sums.
+    pub sum: Option<(u64, u64)>,
 }
 
 impl ConsumerSummary {
@@ -195,6 +220,7 @@ impl ConsumerSummary {
             corrupt: v.corrupt,
             p50_us: v.hist.value_at_quantile(0.5),
             p99_us: v.hist.value_at_quantile(0.99),
+            sum: v.sum.then_some((v.summed, v.sum_total)),
         }
     }
 
@@ -279,4 +305,29 @@ pub fn parse_shape(text: &str) -> Result<Vec<usize>, String> {
                 .map_err(|_| format!("bad dimension `{d}` in shape `{text}`"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sum_is_exact_across_block_boundaries_and_at_the_u32_lane_limit() {
+        for len in [
+            0,
+            1,
+            255,
+            65_535,
+            65_536,
+            65_537,
+            640 * 1024,
+            3 * 65_536 + 17,
+        ] {
+            let ones = vec![0xFFu8; len];
+            assert_eq!(byte_sum(&ones), 255 * len as u64, "len {len}");
+            let ramp: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let naive: u64 = ramp.iter().map(|&b| u64::from(b)).sum();
+            assert_eq!(byte_sum(&ramp), naive, "len {len}");
+        }
+    }
 }

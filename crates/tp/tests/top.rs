@@ -218,6 +218,18 @@ fn top_without_a_driver_fails_in_one_line() {
     common::tp(&["top", "--window-secs", "0"]).fails_with("--window-secs");
 }
 
+/// SIGTERM and SIGINT end `tp top` like `q`: exit 0 with the terminal restored (raw mode
+/// off, alternate screen left), not a shell left in raw mode.
+#[test]
+fn top_restores_the_terminal_on_sigterm_and_sigint() {
+    let driver = common::driver();
+    for signal in ["TERM", "INT"] {
+        let top = spawn_top(&["--aeron-dir", driver.dir().to_str().expect("dir")]);
+        top.wait_for("its screen", || {}, |text| text.contains("streams ("));
+        top.signal(signal);
+    }
+}
+
 /// A publication held at its limit by a subscription that never polls (tethered, in this
 /// process): `tp top` names the holding subscription under its title.
 #[test]

@@ -69,6 +69,23 @@ impl Top {
     pub fn quit(mut self) {
         self.keys.write_all(b"q").expect("key");
         self.keys.flush().expect("flush");
+        self.wait_restored("q");
+    }
+
+    /// Sends `signal` (`TERM`, `INT`) to `tp top` and waits (bounded) for a clean exit with
+    /// the terminal restored.
+    pub fn signal(mut self, signal: &str) {
+        let pid = self.child.process_id().expect("pid");
+        let sent = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        self.wait_restored(signal);
+    }
+
+    fn wait_restored(&mut self, how: &str) {
         let deadline = Instant::now() + DEADLINE;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -76,7 +93,7 @@ impl Top {
             }
             if Instant::now() >= deadline {
                 let _ = self.child.kill();
-                panic!("tp top did not quit on q:\n{}", contents(&self.screen));
+                panic!("tp top did not quit on {how}:\n{}", contents(&self.screen));
             }
             std::thread::sleep(Duration::from_millis(20));
         };

@@ -75,8 +75,11 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
         aeron_dir: dir.display().to_string(),
         streams: feed.describe(),
     };
+    // SIGINT / SIGTERM end the loop like `q`, so the terminal is always restored (raw mode
+    // off, main screen back); the default action would leave it unusable.
+    let stop = util::stop_flag()?;
     let mut terminal = ratatui::try_init().map_err(|e| format!("tp top needs a terminal: {e}"))?;
-    let result = run_loop(&mut terminal, &mut feed, &header, args);
+    let result = run_loop(&mut terminal, &mut feed, &header, args, &stop);
     ratatui::restore();
     result
 }
@@ -86,6 +89,7 @@ fn run_loop(
     feed: &mut feed::Feed,
     header: &Header,
     args: &Args,
+    stop: &std::sync::atomic::AtomicBool,
 ) -> Result<(), CmdError> {
     let sec = 1_000_000_000;
     let mut model = Model::new(args.window_secs * sec, args.stale_secs * sec);
@@ -94,6 +98,9 @@ fn run_loop(
     let mut next_frame = Instant::now();
     let mut next_counters = Instant::now();
     loop {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
         let now_ns = tensorpool_agent::monotonic_ns();
         let work = feed.poll(&mut model, now_ns)?;
         let now = Instant::now();

@@ -1,18 +1,27 @@
 //! Consumes the producer example's frames: prints shape, dtype and the mean pixel of one frame
 //! per second, with the drop counters. Start the producer example first.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tensorpool::prelude::*;
 
-const AERON_DIR: &str = "/dev/shm/tensorpool-example-aeron";
-const SHM_DIR: &str = "/dev/shm/tensorpool-example";
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let ctx = Context::connect(AERON_DIR)?;
-    let mut consumer = ctx.consumer(10_000).allowed_base_dir(SHM_DIR).build()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    // the producer example's directories (under /dev/shm, or `$TP_EXAMPLE_ROOT`)
+    let root = PathBuf::from(std::env::var_os("TP_EXAMPLE_ROOT").unwrap_or("/dev/shm".into()));
+    let ctx = Context::connect(root.join("tensorpool-example-aeron"))?;
+    let mut consumer = ctx
+        .consumer(10_000)
+        .allowed_base_dir(root.join("tensorpool-example"))
+        .build()?;
     let mut last_print = Instant::now();
-    loop {
+    while !stop.load(Ordering::Relaxed) {
         let mut report = None;
         let work = consumer.poll(
             |frame: &Frame<'_>| {
@@ -48,4 +57,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::thread::sleep(Duration::from_micros(200));
         }
     }
+    println!("stopped");
+    Ok(())
 }

@@ -274,6 +274,41 @@ typedef uint32_t tp_region_type;
 #endif // __cplusplus
 
 /**
+ * Which half of the bridge an instance runs. Options take it as `uint32_t`.
+ */
+enum tp_bridge_side
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Read the mapped source streams of this host and send their frames in chunks.
+     */
+    TP_BRIDGE_SENDER = 0,
+    /**
+     * Receive chunks and re-materialize the frames into this host's destination streams.
+     */
+    TP_BRIDGE_RECEIVER = 1,
+    /**
+     * Both halves in one instance (bidirectional mappings, or one host).
+     */
+    TP_BRIDGE_BOTH = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tp_bridge_side tp_bridge_side;
+#else
+typedef uint32_t tp_bridge_side;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * A bridge on the Aeron connection of a context. Opaque; run it with [`tp_bridge_do_work`]
+ * and free it with [`tp_bridge_close`].
+ */
+typedef struct tp_bridge tp_bridge;
+
+/**
  * A consumer. Opaque; free with [`tp_consumer_free`].
  */
 typedef struct tp_consumer tp_consumer;
@@ -355,6 +390,160 @@ typedef struct tp_driver_endpoints {
      */
     uint64_t attach_timeout_ms;
 } tp_driver_endpoints;
+
+/**
+ * How a bridge reaches its host. Fill with [`tp_bridge_options_init`], then change fields.
+ * Strings may be NULL (the default); they are read by [`tp_bridge_create`] only.
+ */
+typedef struct tp_bridge_options {
+    /**
+     * A [`tp_bridge_side`] (default `TP_BRIDGE_BOTH`).
+     */
+    uint32_t side;
+    /**
+     * `shm.base_dir` of this host's SHM driver, absolute: the destinations' files lie there
+     * (NULL: `/dev/shm/tensorpool`).
+     */
+    const char *shm_base_dir;
+    /**
+     * Directory the sources' files may lie in (NULL: `shm_base_dir`).
+     */
+    const char *allowed_base_dir;
+    /**
+     * Where this host's SHM driver listens (default: the Driver Model §17 defaults).
+     */
+    struct tp_driver_endpoints driver;
+} tp_bridge_options;
+
+/**
+ * One mapping of a bridge.
+ */
+typedef struct tp_bridge_mapping {
+    /**
+     * Source stream id (on the sending host).
+     */
+    uint32_t source_stream_id;
+    /**
+     * Destination stream id on the receiving host: the configured one, or the id granted
+     * from `bridge.dest_stream_id_range`; 0 on a sender-only bridge.
+     */
+    uint32_t dest_stream_id;
+} tp_bridge_mapping;
+
+/**
+ * Every bridge counter since start, both sides, every mapping (docs/bridge.md,
+ * `tensorpool:401`..`411` and the in-process ones).
+ */
+typedef struct tp_bridge_counters {
+    /**
+     * Frames sent whole (every chunk published).
+     */
+    uint64_t frames_sent;
+    /**
+     * Chunks published.
+     */
+    uint64_t chunks_sent;
+    /**
+     * Frames dropped by the sender: the payload publication refused a chunk.
+     */
+    uint64_t send_drops;
+    /**
+     * Frames abandoned: overwritten in SHM while being sent.
+     */
+    uint64_t send_abandoned;
+    /**
+     * Frames assembled and committed into a destination stream.
+     */
+    uint64_t frames_received;
+    /**
+     * Chunks dropped by the receiver (invalid field, unknown mapping, epoch, no announce).
+     */
+    uint64_t chunk_drops;
+    /**
+     * Frames dropped by the receiver (conflict, CRC, header, no local pool, evicted).
+     */
+    uint64_t frame_drops;
+    /**
+     * Frames dropped incomplete after `bridge.assembly_timeout_ms`.
+     */
+    uint64_t assembly_timeouts;
+    /**
+     * Chunks whose CRC32C did not match.
+     */
+    uint64_t crc_errors;
+    /**
+     * Source `ShmPoolAnnounce` forwarded on the bridge control channel.
+     */
+    uint64_t announces_forwarded;
+    /**
+     * Frames not started: the payload publication could not take them whole.
+     */
+    uint64_t send_window_skips;
+    /**
+     * Frames too large to send (more than 65535 chunks or above `max_payload_bytes`).
+     */
+    uint64_t send_too_large;
+    /**
+     * Forwarded announces received (receiver).
+     */
+    uint64_t announces_received;
+    /**
+     * Duplicate chunks ignored.
+     */
+    uint64_t duplicates;
+    /**
+     * Frames dropped: their slot header failed validation.
+     */
+    uint64_t header_drops;
+    /**
+     * Frames dropped: no destination pool fits, or the destination refused the claim.
+     */
+    uint64_t dest_drops;
+    /**
+     * In-flight assemblies dropped on a source epoch change.
+     */
+    uint64_t epoch_drops;
+    /**
+     * Chunks dropped: received before any forwarded announce.
+     */
+    uint64_t no_announce_drops;
+    /**
+     * Frames dropped: their source sequence was below the destination's next sequence.
+     */
+    uint64_t seq_behind_drops;
+    /**
+     * Source epoch changes seen in forwarded announces (receiver).
+     */
+    uint64_t source_epoch_changes;
+    /**
+     * Destinations moved to a new local epoch after a source epoch change (receiver).
+     */
+    uint64_t dest_remaps;
+    /**
+     * Destination re-attaches that failed (retried; frames dropped meanwhile).
+     */
+    uint64_t dest_remap_failures;
+    /**
+     * `DataSourceAnnounce` / `DataSourceMeta` forwarded (sender).
+     */
+    uint64_t metadata_forwarded;
+    /**
+     * Forwarded metadata republished locally (receiver).
+     */
+    uint64_t metadata_republished;
+    /**
+     * `FrameProgress` / QoS forwarded from a source control stream (sender).
+     */
+    uint64_t control_forwarded;
+    /**
+     * Forwarded progress / QoS republished on a destination control stream (receiver).
+     */
+    uint64_t control_republished;
+    /**
+     * Messages on the control channel that were not of a known schema.
+     */
+    uint64_t malformed;
+} tp_bridge_counters;
 
 /**
  * How a consumer is built. Fill with [`tp_consumer_options_init`], then change fields.
@@ -853,6 +1042,61 @@ typedef struct tp_supervisor_counters {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Fills `out` with the defaults: both sides, `/dev/shm/tensorpool`, the Driver Model §17
+ * endpoints.
+ */
+enum tp_status tp_bridge_options_init(struct tp_bridge_options *out);
+
+/**
+ * Creates a bridge on the Aeron connection of `ctx`: on the sender side a consumer per
+ * mapped source stream and the payload and control publications, on the receiver side a
+ * driver-attached producer per destination stream and the payload and control
+ * subscriptions (Bridge Spec v1.1, docs/bridge.md). Its configuration (`[bridge]` and
+ * `[[mappings]]`; `BRIDGE_*` environment variables override the `[bridge]` keys) comes
+ * from `config_toml` (TOML text) or else `config_path` (a file); one of them is required.
+ * `opts` (may be NULL: [`tp_bridge_options_init`]'s defaults) gives the side and this
+ * host's SHM driver. Returns `TP_ERR_CONFIG` for a bad configuration,
+ * `TP_ERR_INVALID_ARGUMENT` for bad options, `TP_ERR_AERON` when a source, a destination
+ * or a stream cannot be set up (no SHM driver, destination already has a producer, ...).
+ */
+enum tp_status tp_bridge_create(struct tp_context *ctx,
+                                const char *config_toml,
+                                const char *config_path,
+                                const struct tp_bridge_options *opts,
+                                struct tp_bridge **out);
+
+/**
+ * One duty cycle: source frames chunked and sent, chunks received and assembled, frames
+ * committed into the destinations, announces, metadata and control forwarded, timers.
+ * `work` (may be NULL) receives the amount of work done (0: idle).
+ */
+enum tp_status tp_bridge_do_work(struct tp_bridge *b, uint32_t *work);
+
+/**
+ * The number of mappings into `out`.
+ */
+enum tp_status tp_bridge_mapping_count(struct tp_bridge *b, size_t *out);
+
+/**
+ * Mapping `index`'s stream ids into `out` (`TP_ERR_INVALID_ARGUMENT` for an index past the
+ * mappings).
+ */
+enum tp_status tp_bridge_get_mapping(struct tp_bridge *b,
+                                     size_t index,
+                                     struct tp_bridge_mapping *out);
+
+/**
+ * A snapshot of the bridge's counters into `out`.
+ */
+enum tp_status tp_bridge_get_counters(struct tp_bridge *b, struct tp_bridge_counters *out);
+
+/**
+ * Closes the bridge (detaches its destinations, closes its sources and streams). NULL is a
+ * no-op.
+ */
+enum tp_status tp_bridge_close(struct tp_bridge *b);
 
 /**
  * Fills `opts` with the defaults for data source `stream_id`.

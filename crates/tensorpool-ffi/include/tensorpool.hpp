@@ -800,6 +800,94 @@ private:
     detail::Handle<tp_ratelimiter, tp_ratelimiter_close> h_;
 };
 
+/// Which half of the bridge an instance runs.
+enum class BridgeSide : std::uint32_t {
+    Sender = TP_BRIDGE_SENDER,
+    Receiver = TP_BRIDGE_RECEIVER,
+    Both = TP_BRIDGE_BOTH,
+};
+
+/// How a bridge reaches its host (builder style; every field has the C API's default).
+class BridgeOptions {
+public:
+    BridgeOptions() { detail::check(tp_bridge_options_init(&raw_)); }
+    /// Which half to run (default both).
+    BridgeOptions& side(BridgeSide s) { raw_.side = static_cast<std::uint32_t>(s); return *this; }
+    /// `shm.base_dir` of this host's SHM driver (absolute): the destinations' files.
+    BridgeOptions& shm_base_dir(std::string dir) { base_dir_ = std::move(dir); return *this; }
+    /// Directory the sources' files may lie in (default: `shm_base_dir`).
+    BridgeOptions& allowed_base_dir(std::string dir) { allowed_dir_ = std::move(dir); return *this; }
+    /// Where this host's SHM driver listens.
+    BridgeOptions& driver(DriverEndpoints endpoints) { driver_ = std::move(endpoints); return *this; }
+    /// The C struct; its strings point into this object.
+    tp_bridge_options to_c() const noexcept {
+        tp_bridge_options o = raw_;
+        o.shm_base_dir = detail::c_str_or_null(base_dir_);
+        o.allowed_base_dir = detail::c_str_or_null(allowed_dir_);
+        o.driver = driver_.to_c();
+        return o;
+    }
+
+private:
+    tp_bridge_options raw_{};
+    std::string base_dir_, allowed_dir_;
+    DriverEndpoints driver_;
+};
+
+/// The Aeron UDP bridge (issue 16, docs/bridge.md) on a context's Aeron connection: the
+/// sender half reads mapped source streams and sends their frames in chunks, the receiver
+/// half re-materializes them into driver-attached destination streams. Call `do_work()` from
+/// one thread; closed (destinations detached) when destroyed.
+class Bridge {
+public:
+    using Counters = tp_bridge_counters;
+    using Mapping = tp_bridge_mapping;
+    /// From TOML text with `[bridge]` and `[[mappings]]`.
+    static Bridge create(const Context& ctx, const std::string& config_toml, const BridgeOptions& opts = {}) {
+        const tp_bridge_options o = opts.to_c();
+        tp_bridge* h = nullptr;
+        detail::check(tp_bridge_create(ctx.get(), config_toml.c_str(), nullptr, &o, &h));
+        return Bridge(h);
+    }
+    /// From a configuration file.
+    static Bridge create_file(const Context& ctx, const std::string& path, const BridgeOptions& opts = {}) {
+        const tp_bridge_options o = opts.to_c();
+        tp_bridge* h = nullptr;
+        detail::check(tp_bridge_create(ctx.get(), nullptr, path.c_str(), &o, &h));
+        return Bridge(h);
+    }
+    /// One duty cycle; the work done (0: idle).
+    std::uint32_t do_work() {
+        std::uint32_t work = 0;
+        detail::check(tp_bridge_do_work(get(), &work));
+        return work;
+    }
+    /// The number of mappings.
+    std::size_t mappings() const {
+        std::size_t n = 0;
+        detail::check(tp_bridge_mapping_count(get(), &n));
+        return n;
+    }
+    /// Mapping `index`'s stream ids (the destination as granted); throws
+    /// Error(InvalidArgument) past the mappings.
+    Mapping mapping(std::size_t index) const {
+        Mapping m{};
+        detail::check(tp_bridge_get_mapping(get(), index, &m));
+        return m;
+    }
+    /// A snapshot of its counters (both sides, every mapping).
+    Counters counters() const {
+        Counters c{};
+        detail::check(tp_bridge_get_counters(get(), &c));
+        return c;
+    }
+    tp_bridge* get() const noexcept { return h_.get(); }
+
+private:
+    explicit Bridge(tp_bridge* h) : h_(h) {}
+    detail::Handle<tp_bridge, tp_bridge_close> h_;
+};
+
 /// A region file summary.
 using RegionInfo = tp_region_info;
 

@@ -27,6 +27,7 @@ pub(crate) enum Kind {
     Idle,
     Supervisor,
     RateLimiter,
+    Bridge,
 }
 
 /// Hashes a handle address with one multiplication (Fibonacci hashing): the keys are heap

@@ -13,6 +13,7 @@
 //! | [`inspect`] | `tp_region_inspect` |
 //! | [`idle`] | `tp_idle_*` |
 //! | [`supervisor`] | `tp_supervisor_*` (the supervisor in-process), `tp_supervisor_counters` |
+//! | [`bridge`] | `tp_bridge_*` (the Aeron UDP bridge in-process), `tp_bridge_counters` |
 //! | [`ratelimiter`] | `tp_ratelimiter_*` (the rate limiter in-process), `tp_ratelimiter_counters` |
 //!
 //! # Rules every function follows
@@ -32,6 +33,7 @@
 // functions do; marking them `unsafe fn` would change nothing for C callers.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod bridge;
 pub mod consumer;
 pub mod context;
 pub mod driver;
@@ -44,6 +46,7 @@ pub mod ratelimiter;
 pub mod spec;
 pub mod supervisor;
 
+pub use bridge::*;
 pub use consumer::*;
 pub use context::*;
 pub use driver::*;

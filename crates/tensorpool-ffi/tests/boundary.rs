@@ -22,6 +22,8 @@ fn null_and_foreign_handles_are_error_codes_at_every_entry_point() {
     let mut b = false;
     let mut sc = tp_supervisor_counters::default();
     let mut rc = tp_ratelimiter_counters::default();
+    let mut bc = tp_bridge_counters::default();
+    let mut bm = tp_bridge_mapping::default();
     let mut dummy = 0u8;
     // A pointer that is no live handle: the address of a local.
     let fake = (&mut dummy as *mut u8).cast::<c_void>();
@@ -87,6 +89,19 @@ fn null_and_foreign_handles_are_error_codes_at_every_entry_point() {
                 "ratelimiter_get_counters",
                 tp_ratelimiter_get_counters(h.cast(), 0, &mut rc),
             ),
+            ("bridge_do_work", tp_bridge_do_work(h.cast(), null_mut())),
+            (
+                "bridge_mapping_count",
+                tp_bridge_mapping_count(h.cast(), &mut n),
+            ),
+            (
+                "bridge_get_mapping",
+                tp_bridge_get_mapping(h.cast(), 0, &mut bm),
+            ),
+            (
+                "bridge_get_counters",
+                tp_bridge_get_counters(h.cast(), &mut bc),
+            ),
             ("frame_recheck", tp_frame_recheck(h.cast())),
         ];
         for (name, got) in calls {
@@ -108,6 +123,9 @@ fn null_and_foreign_handles_are_error_codes_at_every_entry_point() {
     assert_eq!(tp_supervisor_close(fake.cast()), TP_ERR_INVALID_HANDLE);
     assert_eq!(tp_ratelimiter_close(null_mut()), TP_OK);
     assert_eq!(tp_ratelimiter_close(fake.cast()), TP_ERR_INVALID_HANDLE);
+    assert_eq!(tp_bridge_close(null_mut()), TP_OK);
+    assert_eq!(tp_bridge_close(fake.cast()), TP_ERR_INVALID_HANDLE);
+    assert!(last().contains("not a live Bridge handle"), "{}", last());
 }
 
 #[test]

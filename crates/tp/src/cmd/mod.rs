@@ -10,6 +10,7 @@ mod demo;
 mod driver;
 mod encode;
 mod endpoints;
+mod exporter;
 mod frames;
 mod inspect;
 mod listen;
@@ -76,6 +77,8 @@ pub enum Command {
     Send(send::Args),
     #[command(about = stat::ABOUT, long_about = stat::LONG_ABOUT, after_help = stat::EXAMPLES)]
     Stat(stat::Args),
+    #[command(about = exporter::ABOUT, long_about = exporter::LONG_ABOUT, after_help = exporter::EXAMPLES)]
+    Exporter(exporter::Args),
     #[command(about = top::ABOUT, long_about = top::LONG_ABOUT, after_help = top::EXAMPLES)]
     Top(top::Args),
     /// Benchmarks of the real multi-process system, each against its baseline in the same run
@@ -100,6 +103,7 @@ pub fn run(command: Command) -> Result<(), CmdError> {
         Command::Stat(args) => stat::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Top(args) => top::run(&args),
+        Command::Exporter(args) => exporter::run(&args),
         Command::AeronProbe(args) => aeron_probe::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::BenchRole(args) => bench::roles::run(&args),

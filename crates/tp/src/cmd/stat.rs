@@ -109,6 +109,11 @@ impl Row {
         )
     }
 
+    /// The Aeron counter type id.
+    pub fn type_id(&self) -> i32 {
+        self.type_id
+    }
+
     /// The decoded key of one of tensorpool's counters.
     pub fn key(&self) -> Option<&Key> {
         self.key.as_ref()

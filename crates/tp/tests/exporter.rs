@@ -304,7 +304,7 @@ fn no_media_driver_fails_with_one_line() {
         "--aeron-dir",
         dir.path().to_str().unwrap(),
     ])
-    .fails_with("");
+    .fails_with("no media driver");
 }
 
 /// Every metric a Grafana dashboard query names is one the exporter can produce.

@@ -3,7 +3,8 @@
 //! `WATCHDOG_USEC` set and `WATCHDOG_PID` unset, as systemd's environment for a service's main
 //! process). READY=1 must mean serving: the media driver's CnC file exists, and an attach sent
 //! to the driver right after READY=1 is answered. WATCHDOG=1 must keep coming, SIGTERM must
-//! yield STOPPING=1 and exit 0. Every wait has a deadline; children are stopped on drop.
+//! yield STOPPING=1 and exit 0; `tp ratelimit` and `tp supervisor` on that driver do the same.
+//! Every wait has a deadline; children are stopped on drop.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ const DEADLINE: Duration = Duration::from_secs(20);
 /// WATCHDOG_USEC given to the children: 200 ms, so pings come every 100 ms.
 const WATCHDOG_USEC: &str = "200000";
 const STREAM: u32 = 10_000;
+const DEST: u32 = 10_001;
 
 /// The socket a service manager listens on, and what arrived on it.
 struct NotifySocket {
@@ -183,9 +185,8 @@ fn driver_ready_means_an_attach_is_answered() {
             r#"
 [driver]
 instance_id = "sdnotify-test"
-control_channel = "aeron:ipc?term-length=1m"
 [shm]
-base_dir = "{}"
+base_dir = "{shm}"
 [policies]
 shutdown_timeout_ms = 300
 prefault_shm = false
@@ -195,8 +196,24 @@ payload_pools = [{{ pool_id = 1, stride_bytes = 256 }}]
 [streams.cam]
 stream_id = {STREAM}
 profile = "cam"
+[streams.dest]
+stream_id = {DEST}
+profile = "cam"
+[rate_limiter]
+instance_id = "sdnotify-rl"
+descriptor_channel = "aeron:ipc?term-length=4m"
+descriptor_stream_id = 1100
+control_channel = "aeron:ipc?term-length=4m"
+control_stream_id = 1101
+qos_channel = "aeron:ipc?term-length=4m"
+metadata_channel = "aeron:ipc?term-length=4m"
+shm_base_dir = "{shm}"
+[[mappings]]
+source_stream_id = {STREAM}
+dest_stream_id = {DEST}
+decimation = 2
 "#,
-            dir.path().join("shm").display()
+            shm = dir.path().join("shm").display()
         ),
     )
     .unwrap();
@@ -231,6 +248,35 @@ profile = "cam"
         out.status.success() && stdout.lines().any(|l| l.starts_with("attached")),
         "attach right after READY=1: {out:?}"
     );
+    // the roles on top: READY=1 once their agent runs, pings, STOPPING=1 and exit 0
+    let aeron_s = aeron.to_str().unwrap();
+    let config_s = config.to_str().unwrap();
+    for (name, args) in [
+        (
+            "ratelimit",
+            vec![
+                "ratelimit",
+                "--config",
+                config_s,
+                "--driver-config",
+                config_s,
+                "--aeron-dir",
+                aeron_s,
+                "--idle",
+                "sleep:1ms",
+            ],
+        ),
+        (
+            "supervisor",
+            vec!["supervisor", "--aeron-dir", aeron_s, "--idle", "sleep:1ms"],
+        ),
+    ] {
+        let mut rn = NotifySocket::bind(dir.path(), &format!("{name}.sock"));
+        let mut role = Proc::spawn(&args, &rn.path.clone());
+        let ready = rn.expect("READY=1");
+        assert!(ready.contains("STATUS="), "{name}: {ready:?}");
+        pings_then_stops(&mut role, &mut rn);
+    }
     pings_then_stops(&mut driver, &mut n);
     pings_then_stops(&mut media, &mut media_n);
 }

@@ -53,18 +53,20 @@ impl ServiceNotifier {
         }
     }
 
-    /// `READY=1` and `STATUS=status`, once.
+    /// `READY=1` and `STATUS=status`, once; never after `STOPPING=1` (a signal that came
+    /// during the start).
     pub(crate) fn ready(&mut self, status: &str) {
-        if self.ready {
+        if self.ready || self.stopping {
             return;
         }
         self.ready = true;
         self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
     }
 
-    /// Whether `READY=1` was sent (or would have been, without a service manager).
+    /// Whether `READY=1` was sent (or would have been, without a service manager), or the
+    /// role is stopping: nothing more to announce.
     pub(crate) fn is_ready(&self) -> bool {
-        self.ready
+        self.ready || self.stopping
     }
 
     /// `STOPPING=1` and `STATUS=status`, once.

@@ -3,12 +3,13 @@
 //! `WATCHDOG_USEC` set and `WATCHDOG_PID` unset, as systemd's environment for a service's main
 //! process). READY=1 must mean serving: the media driver's CnC file exists, and an attach sent
 //! to the driver right after READY=1 is answered. WATCHDOG=1 must keep coming, SIGTERM must
-//! yield STOPPING=1 and exit 0; `tp ratelimit` and `tp supervisor` on that driver do the same.
+//! yield STOPPING=1 and exit 0; `tp ratelimit`, `tp bridge` and `tp supervisor` on that driver do the same.
 //! Every wait has a deadline; children are stopped on drop.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const TP: &str = env!("CARGO_BIN_EXE_tp");
@@ -17,11 +18,13 @@ const DEADLINE: Duration = Duration::from_secs(20);
 const WATCHDOG_USEC: &str = "200000";
 const STREAM: u32 = 10_000;
 const DEST: u32 = 10_001;
+const BRIDGED: u32 = 10_002;
 
-/// The socket a service manager listens on, and what arrived on it.
+/// The socket a service manager listens on, read at once by a thread (as systemd does: a
+/// full datagram queue would block the sender's duty cycle), and what arrived on it.
 struct NotifySocket {
-    sock: UnixDatagram,
     path: PathBuf,
+    rx: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
 
@@ -29,9 +32,37 @@ impl NotifySocket {
     fn bind(dir: &Path, name: &str) -> Self {
         let path = dir.join(name);
         let sock = UnixDatagram::bind(&path).expect("bind the notify socket");
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match sock.recv(&mut buf) {
+                    Ok(n) => {
+                        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                        if tx.send(msg).is_err() {
+                            break;
+                        }
+                    }
+                    // a timeout: go on while the test still holds the receiver
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        if tx.send(String::new()).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => panic!("recv on the notify socket: {e}"),
+                }
+            }
+        });
         Self {
-            sock,
             path,
+            rx,
             seen: Vec::new(),
         }
     }
@@ -39,7 +70,6 @@ impl NotifySocket {
     /// Waits (bounded) for a datagram with the line `line`; returns that datagram.
     fn expect(&mut self, line: &str) -> String {
         let deadline = Instant::now() + DEADLINE;
-        let mut buf = [0u8; 4096];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(
@@ -47,21 +77,16 @@ impl NotifySocket {
                 "no {line:?} on the notify socket within {DEADLINE:?}; got {:?}",
                 self.seen
             );
-            self.sock.set_read_timeout(Some(left)).unwrap();
-            match self.sock.recv(&mut buf) {
-                Ok(n) => {
-                    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            match self.rx.recv_timeout(left) {
+                Ok(msg) if msg.is_empty() => {}
+                Ok(msg) => {
                     self.seen.push(msg.clone());
                     if msg.lines().any(|l| l == line) {
                         return msg;
                     }
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => panic!("recv on the notify socket: {e}"),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(e) => panic!("notify socket reader: {e}"),
             }
         }
     }
@@ -199,6 +224,9 @@ profile = "cam"
 [streams.dest]
 stream_id = {DEST}
 profile = "cam"
+[streams.bridged]
+stream_id = {BRIDGED}
+profile = "cam"
 [rate_limiter]
 instance_id = "sdnotify-rl"
 descriptor_channel = "aeron:ipc?term-length=4m"
@@ -251,6 +279,31 @@ decimation = 2
     // the roles on top: READY=1 once their agent runs, pings, STOPPING=1 and exit 0
     let aeron_s = aeron.to_str().unwrap();
     let config_s = config.to_str().unwrap();
+    let bridge = dir.path().join("bridge.toml");
+    // a port range unique to this test process (the bridge's receiver binds them)
+    let port = 23_000 + (std::process::id() % 2_000) * 3;
+    std::fs::write(
+        &bridge,
+        format!(
+            r#"[bridge]
+instance_id = "sdnotify-bridge"
+payload_channel = "aeron:udp?endpoint=127.0.0.1:{port}"
+payload_stream_id = 3000
+control_channel = "aeron:udp?endpoint=127.0.0.1:{}"
+control_stream_id = 3001
+metadata_channel = "aeron:udp?endpoint=127.0.0.1:{}"
+metadata_stream_id = 3002
+[[mappings]]
+source_stream_id = {STREAM}
+dest_stream_id = {BRIDGED}
+profile = "cam"
+"#,
+            port + 1,
+            port + 2
+        ),
+    )
+    .unwrap();
+    let bridge_s = bridge.to_str().unwrap();
     for (name, args) in [
         (
             "ratelimit",
@@ -258,6 +311,22 @@ decimation = 2
                 "ratelimit",
                 "--config",
                 config_s,
+                "--driver-config",
+                config_s,
+                "--aeron-dir",
+                aeron_s,
+                "--idle",
+                "sleep:1ms",
+            ],
+        ),
+        (
+            "bridge",
+            vec![
+                "bridge",
+                "--config",
+                bridge_s,
+                "--side",
+                "receiver",
                 "--driver-config",
                 config_s,
                 "--aeron-dir",

@@ -47,7 +47,8 @@ pub use counters::{
 pub use driver::{
     DEFAULT_EMBEDDED_TERM_LENGTH, DriverIdleStrategy, EmbeddedMediaDriver, MediaDriverConfig,
     ParseThreadingModeError, StandaloneDriverInfo, StandaloneOptions, ThreadingMode,
-    aeron_default_dir, default_base_dir, reclaim_dead_unique_dirs, run_standalone, unique_dir,
+    aeron_default_dir, default_base_dir, reclaim_dead_unique_dirs, run_standalone,
+    run_standalone_with, unique_dir,
 };
 pub use error::{
     AddError, ClaimError, ConnectError, DriverError, PollError, PublishError, WaitingFor,

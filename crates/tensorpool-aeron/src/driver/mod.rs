@@ -10,7 +10,9 @@ pub use config::{
     ThreadingMode, aeron_default_dir, default_base_dir, reclaim_dead_unique_dirs, unique_dir,
 };
 pub use embedded::EmbeddedMediaDriver;
-pub use standalone::{StandaloneDriverInfo, StandaloneOptions, run_standalone};
+pub use standalone::{
+    StandaloneDriverInfo, StandaloneOptions, run_standalone, run_standalone_with,
+};
 
 use std::ffi::{CStr, CString};
 use std::os::raw::c_int;

@@ -91,6 +91,19 @@ pub fn run_standalone(
     options: &StandaloneOptions,
     on_ready: impl FnOnce(&StandaloneDriverInfo),
 ) -> Result<(), DriverError> {
+    run_standalone_with(options, on_ready, || {}, || {})
+}
+
+/// [`run_standalone`] with two more hooks: `on_cycle` runs after every iteration of the
+/// driver's main loop (its first call means the conductor has run once, so clients are
+/// answered; a stuck loop stops calling it: a service watchdog feeds from it), `on_stopping`
+/// runs once a signal or termination request ended the loop, before the driver closes.
+pub fn run_standalone_with(
+    options: &StandaloneOptions,
+    on_ready: impl FnOnce(&StandaloneDriverInfo),
+    mut on_cycle: impl FnMut(),
+    on_stopping: impl FnOnce(),
+) -> Result<(), DriverError> {
     STOP.store(false, Ordering::Release);
     let signals = Signals::install()?;
     let context = DriverContext::from_env()?;
@@ -137,7 +150,9 @@ pub fn run_standalone(
         let work = unsafe { md::aeron_driver_main_do_work(driver.ptr) };
         // SAFETY: as above.
         unsafe { md::aeron_driver_main_idle_strategy(driver.ptr, work.max(0)) };
+        on_cycle();
     }
+    on_stopping();
 
     let delete_dir = context.dir_delete_on_shutdown();
     let driver_result = driver.close();

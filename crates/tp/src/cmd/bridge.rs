@@ -14,6 +14,7 @@ use tensorpool::prelude::Context;
 use tensorpool_agent::{Agent, AgentError, IdleStrategyKind, monotonic_ns};
 
 use crate::cmd::CmdError;
+use crate::cmd::notify::ServiceNotifier;
 use crate::cmd::util::stop_flag;
 
 /// Which half of the bridge to run.
@@ -94,13 +95,18 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
     );
     let _ = std::io::stdout().flush();
     let mut idle = args.idle.build();
+    let mut notifier = ServiceNotifier::from_env();
+    notifier.ready("bridge running");
     while !stop.load(Ordering::Acquire) {
-        match bridge.do_work(monotonic_ns()) {
+        let now = monotonic_ns();
+        notifier.cycle(now);
+        match bridge.do_work(now) {
             Ok(work) => idle.idle_work(work),
             Err(AgentError::Terminate) => break,
             Err(e) => tracing::warn!(error = %e, "duty cycle error"),
         }
     }
+    notifier.stopping("bridge stopping");
     for (name, value) in bridge.counters().table() {
         println!("{name} = {value}");
     }

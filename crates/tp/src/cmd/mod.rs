@@ -15,6 +15,7 @@ mod frames;
 mod inspect;
 mod listen;
 mod media_driver;
+mod notify;
 mod produce;
 mod ratelimit;
 mod send;

@@ -13,6 +13,7 @@ use tensorpool::ratelimiter::{RateLimiter, RateLimiterConfig};
 use tensorpool_agent::{Agent, AgentError, IdleStrategyKind, monotonic_ns};
 
 use crate::cmd::CmdError;
+use crate::cmd::notify::ServiceNotifier;
 use crate::cmd::util::stop_flag;
 
 /// Flags of `tp ratelimit`.
@@ -79,13 +80,18 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
     println!("tp ratelimit: ready");
     let _ = std::io::stdout().flush();
     let mut idle = args.idle.build();
+    let mut notifier = ServiceNotifier::from_env();
+    notifier.ready("rate limiter running");
     while !stop.load(Ordering::Acquire) {
-        match rl.do_work(monotonic_ns()) {
+        let now = monotonic_ns();
+        notifier.cycle(now);
+        match rl.do_work(now) {
             Ok(work) => idle.idle_work(work),
             Err(AgentError::Terminate) => break,
             Err(e) => tracing::warn!(error = %e, "duty cycle error"),
         }
     }
+    notifier.stopping("rate limiter stopping");
     let dests: Vec<u32> = rl.mappings().map(|m| m.dest_stream_id).collect();
     for (i, dest) in dests.iter().enumerate() {
         for (name, value) in rl.core().counters(i).table() {

@@ -13,6 +13,7 @@ use tensorpool_aeron::{AeronClient, EmbeddedMediaDriver, MediaDriverConfig};
 use tensorpool_agent::{Agent, AgentError, IdleStrategyKind, monotonic_ns};
 
 use crate::cmd::CmdError;
+use crate::cmd::notify::ServiceNotifier;
 use crate::cmd::util::stop_flag;
 
 /// Flags of `tp supervisor`.
@@ -122,13 +123,18 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
     println!("tp supervisor: ready");
     let _ = std::io::stdout().flush();
     let mut idle = args.idle.build();
+    let mut notifier = ServiceNotifier::from_env();
+    notifier.ready("supervisor running");
     while !stop.load(Ordering::Acquire) {
-        match supervisor.do_work(monotonic_ns()) {
+        let now = monotonic_ns();
+        notifier.cycle(now);
+        match supervisor.do_work(now) {
             Ok(work) => idle.idle_work(work),
             Err(AgentError::Terminate) => break,
             Err(e) => tracing::warn!(error = %e, "duty cycle error"),
         }
     }
+    notifier.stopping("supervisor stopping");
     for (name, value) in supervisor.core().counters().table() {
         println!("{name} = {value}");
     }

@@ -15,6 +15,7 @@ use tensorpool_agent::{Agent, AgentError, IdleStrategyKind, monotonic_ns};
 use tensorpool_codec::driver::ShutdownReason;
 
 use crate::cmd::CmdError;
+use crate::cmd::notify::ServiceNotifier;
 use crate::cmd::util::stop_flag;
 
 /// Flags of `tp driver` (running it).
@@ -99,9 +100,19 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), CmdError> {
     );
     let _ = std::io::stdout().flush();
     let mut idle = args.idle.build();
+    let mut notifier = ServiceNotifier::from_env();
+    // READY=1 after the first cycle: the control subscription was registered by
+    // ShmDriver::new and this cycle polled it, so an attach sent now is answered.
+    let ready_status = format!(
+        "serving instance {} on control stream {}",
+        driver.core().config().driver.instance_id,
+        driver.core().config().driver.control_stream_id
+    );
     let result = loop {
         let now = monotonic_ns();
+        notifier.cycle(now);
         if stop.load(Ordering::Acquire) {
+            notifier.stopping("draining: shutdown requested by a signal");
             driver.begin_shutdown(ShutdownReason::Normal, "signal", now);
         }
         let supervised = match supervisor.as_mut().map(|s| s.do_work(now)) {
@@ -113,11 +124,17 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), CmdError> {
             None => 0,
         };
         match driver.do_work(now) {
-            Ok(work) => idle.idle_work(work + supervised),
+            Ok(work) => {
+                if !notifier.is_ready() {
+                    notifier.ready(&ready_status);
+                }
+                idle.idle_work(work + supervised);
+            }
             Err(AgentError::Terminate) => break Ok(()),
             Err(e) => tracing::warn!(error = %e, "duty cycle error"),
         }
     };
+    notifier.stopping("stopped");
     if let Some(e) = driver.core().fatal_error() {
         return Err(format!("driver stopped on a fatal error: {e}").into());
     }

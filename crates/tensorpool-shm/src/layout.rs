@@ -466,7 +466,7 @@ impl ShmLayout {
             .collect();
         let mut removed = Vec::new();
         for epoch in epochs {
-            let dead = match header_superblock(&self.header_ring_path(stream_id, epoch)) {
+            let dead = match read_header_superblock(&self.header_ring_path(stream_id, epoch)) {
                 Some(sb) => {
                     !pid_alive(sb.pid)
                         && crate::superblock::is_activity_stale(
@@ -688,9 +688,11 @@ pub fn pid_alive(pid: u64) -> bool {
     pid != 0 && Path::new("/proc").join(pid.to_string()).exists()
 }
 
-/// A header ring's superblock; `None` when the file is missing, not a regular file or not a
-/// superblock.
-fn header_superblock(path: &Path) -> Option<crate::superblock::Superblock> {
+/// A header ring's superblock, read (not mapped) from `path` of our own layout; `None` when
+/// the file is missing, not a regular file or not a superblock. For epoch GC and reclaim,
+/// which look at epochs nobody maps any more (a reader of foreign paths uses
+/// [`crate::region::read_superblock_of`] on a containment-checked file).
+pub fn read_header_superblock(path: &Path) -> Option<crate::superblock::Superblock> {
     use std::io::Read;
     if !std::fs::symlink_metadata(path).ok()?.is_file() {
         return None;

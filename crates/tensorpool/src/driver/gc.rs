@@ -18,9 +18,9 @@
 
 use std::path::Path;
 
-use tensorpool_shm::layout::{pid_alive, tmp_file_pid};
-use tensorpool_shm::superblock::{decode, is_activity_stale};
-use tensorpool_shm::{SUPERBLOCK_SIZE, ShmLayout};
+use tensorpool_shm::ShmLayout;
+use tensorpool_shm::layout::{pid_alive, read_header_superblock, tmp_file_pid};
+use tensorpool_shm::superblock::is_activity_stale;
 
 use super::files::epochs_on_disk;
 use super::streams::Retired;
@@ -165,16 +165,7 @@ pub(crate) fn superblock_live_until(
     now_ns: u64,
     window_ns: u64,
 ) -> Option<u64> {
-    use std::io::Read;
-    let meta = std::fs::symlink_metadata(header_ring).ok()?;
-    if !meta.is_file() {
-        return None;
-    }
-    let mut bytes = [0u8; SUPERBLOCK_SIZE];
-    std::fs::File::open(header_ring)
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .ok()?;
-    let sb = decode(&bytes).ok()?;
+    let sb = read_header_superblock(header_ring)?;
     let live = pid_alive(sb.pid) && !is_activity_stale(sb.activity_timestamp_ns, now_ns, window_ns);
     live.then(|| {
         sb.activity_timestamp_ns

@@ -33,6 +33,7 @@ pub mod context;
 pub mod control;
 pub mod driver;
 pub mod frame;
+pub mod join;
 pub mod meta;
 pub mod prelude;
 pub mod producer;

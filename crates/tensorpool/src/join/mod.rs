@@ -1,0 +1,18 @@
+//! Join barrier and merge maps (Join Barrier spec v1.0): line up frames of several input
+//! streams, by sequence, by timestamp, or as the latest value of each.
+//!
+//! [`JoinBarrier`] is the transport-free core a join stage drives; [`SequenceMergeMap`] and
+//! [`TimestampMergeMap`] are the validated rules an authority announces (schema 903).
+//! docs/join.md walks through both.
+
+mod barrier;
+mod map;
+
+pub use barrier::{
+    DEFAULT_MAP_REQUEST_INTERVAL_NS, InputRejection, InputSet, JoinBarrier, JoinCounters, JoinMode,
+    JoinStatus, LatestOrder, MapRequest, Readiness, Stamp,
+};
+pub use map::{
+    MAX_JOIN_INPUTS, MergeMapError, SequenceInput, SequenceMergeMap, SequenceRule, TimestampInput,
+    TimestampMergeMap, TimestampRule,
+};

@@ -40,6 +40,7 @@ pub mod producer;
 pub mod ratelimiter;
 pub mod streams;
 pub mod supervisor;
+pub mod tracelink;
 
 pub use tensorpool_agent::monotonic_ns;
 

@@ -104,6 +104,8 @@ struct HoldBuf {
     len: usize,
     spec: Option<TensorSpec>,
     stamp: Option<FrameStamp>,
+    /// The held frame's trace id, kept on the forwarded frame.
+    trace_id: Option<u64>,
 }
 
 /// One mapping's transport: its source consumer and destination producer.

@@ -217,6 +217,8 @@ fn forward_frame(dest: &mut Producer, frame: &Frame<'_>) -> Result<u64, Lost> {
     let mut claim = dest
         .claim_stamped(&spec, len, stamp_of(frame))
         .map_err(lost_of)?;
+    // a 1→1 stage keeps the upstream trace id (TraceLink §6.3, §8.1)
+    claim.set_trace_id(frame.trace_id());
     match frame.copy_to(claim.payload_mut()) {
         Ok(_) => Ok(claim.commit()),
         Err(_) => {
@@ -237,6 +239,7 @@ fn hold_frame(hold: &mut HoldBuf, frame: &Frame<'_>) -> Result<(), ()> {
     hold.spec = frame.tensor_spec().ok();
     hold.len = len;
     hold.stamp = Some(stamp_of(frame));
+    hold.trace_id = frame.trace_id();
     Ok(())
 }
 
@@ -248,6 +251,7 @@ fn forward_held(dest: &mut Producer, hold: &mut HoldBuf) -> Result<u64, Lost> {
     let mut claim = dest
         .claim_stamped(&spec, hold.len, stamp)
         .map_err(lost_of)?;
+    claim.set_trace_id(hold.trace_id.take());
     claim.payload_mut().copy_from_slice(&hold.bytes[..hold.len]);
     Ok(claim.commit())
 }

@@ -7,6 +7,10 @@
 
 use tensorpool_codec::driver::Role;
 
+/// Largest node id the driver assigns by itself: 1 to 1023, the node field of a trace id
+/// (`tracelink::NODE_ID_BITS`). A client's `desiredNodeId` may be larger.
+pub(crate) const MAX_ASSIGNED_NODE_ID: u32 = (1 << crate::tracelink::NODE_ID_BITS) - 1;
+
 /// Room reserved up front so that steady-state attaches never allocate.
 pub(crate) const INITIAL_LEASE_CAPACITY: usize = 256;
 
@@ -153,7 +157,9 @@ impl NodeIds {
         }
         for _ in 0..=leases.len() + self.cooling.len() {
             let candidate = self.next;
-            self.next = if self.next >= u32::MAX - 1 {
+            // assigned ids stay within the 10-bit node field of trace ids (TraceLink §6.1,
+            // §6.2: node ids are what producers mint trace ids with)
+            self.next = if self.next >= MAX_ASSIGNED_NODE_ID {
                 1
             } else {
                 self.next + 1
@@ -218,5 +224,22 @@ mod tests {
         let auto = n.assign(None, &t, 0).unwrap();
         assert_ne!(auto, 0);
         assert_ne!(auto, u32::MAX);
+    }
+
+    /// TraceLink §6.1, §6.2: the ids the driver picks fit the 10-bit node field of trace ids,
+    /// wrapping past 1023 to the first free one.
+    #[test]
+    fn assigned_node_ids_fit_trace_ids() {
+        let mut t = LeaseTable::new(1);
+        let mut n = NodeIds::new(0);
+        for i in 0..3_000u64 {
+            let id = n.assign(None, &t, 0).unwrap();
+            assert!((1..=MAX_ASSIGNED_NODE_ID).contains(&id), "{id}");
+            if i == 5 {
+                // one held lease is skipped when the ids wrap around
+                t.insert(lease(i + 1, 1, id));
+            }
+        }
+        assert_eq!(MAX_ASSIGNED_NODE_ID, 1023);
     }
 }

@@ -158,6 +158,7 @@ impl ProducerCore {
             out,
             cfg,
             meta,
+            tracer,
             ..
         } = self;
         let Some(r) = regions.as_mut() else {
@@ -214,7 +215,9 @@ impl ProducerCore {
                 last_ns: now,
                 ..ProgressTrack::default()
             },
-            trace_id: None,
+            // a root frame mints its trace id (TraceLink §6.3); a 1→1 stage replaces it
+            // with the upstream id through `set_trace_id`
+            trace_id: tracer.as_mut().map(|t| t.next_id()),
         };
         claim.send_progress(0, FrameProgressState::Started);
         Ok(claim)
@@ -278,6 +281,12 @@ impl Claim<'_> {
     /// bridge receiver copies its chunks' `traceId` (Bridge Spec §7).
     pub fn set_trace_id(&mut self, trace_id: Option<u64>) {
         self.trace_id = trace_id.filter(|&t| t != 0);
+    }
+
+    /// The trace id the frame will carry: minted at claim when the producer traces
+    /// (`trace_ids`), else `None` until [`Claim::set_trace_id`].
+    pub fn trace_id(&self) -> Option<u64> {
+        self.trace_id
     }
 
     /// The payload slot in shared memory, exactly [`Claim::len`] bytes. Write every byte

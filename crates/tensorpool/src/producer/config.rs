@@ -111,6 +111,12 @@ pub struct ProducerConfig {
     /// The shared descriptor stream refusing every descriptor with back pressure for this
     /// long is a stall: logged and counted once (default 1 s).
     pub stall_threshold: Duration,
+    /// Mint a TraceLink trace id for every frame (TraceLink §6.3 root frames; default
+    /// false). The node id is `trace_node_id`, else the one the SHM driver assigned.
+    pub trace_ids: bool,
+    /// Node id of the trace ids (0 to 1023); required for a standalone producer with
+    /// `trace_ids` (no driver assigns one).
+    pub trace_node_id: Option<u32>,
 }
 
 /// `CHUNK_MAX` (Wire Spec §15.9).
@@ -222,6 +228,8 @@ impl ProducerConfig {
         c.aeron_counters = l.value_or("producer.aeron_counters", c.aeron_counters, BOOL)?;
         c.stall_threshold =
             crate::config::duration_ms(l, "producer.stall_threshold_ms", c.stall_threshold)?;
+        c.trace_ids = l.value_or("producer.trace_ids", c.trace_ids, BOOL)?;
+        c.trace_node_id = l.value::<u32>("producer.trace_node_id", "a node id, 0 to 1023")?;
         c.streams = streams_from_loader(l, "producer", c.streams)?;
         Ok(c)
     }
@@ -270,6 +278,8 @@ impl ProducerConfig {
             aeron_timeout: DEFAULT_AERON_TIMEOUT,
             aeron_counters: true,
             stall_threshold: Duration::from_secs(1),
+            trace_ids: false,
+            trace_node_id: None,
         }
     }
 
@@ -316,6 +326,20 @@ impl ProducerConfig {
         }
         if !self.shm_base_dir.is_absolute() {
             return bad("shm_base_dir", "an absolute path");
+        }
+        if let Some(node) = self.trace_node_id
+            && crate::tracelink::TraceIdGenerator::new(u64::from(node)).is_err()
+        {
+            return bad("trace_node_id", "a node id that fits trace ids: 0 to 1023");
+        }
+        if self.trace_ids
+            && self.trace_node_id.is_none()
+            && matches!(self.mode, RegionMode::Standalone)
+        {
+            return bad(
+                "trace_node_id",
+                "a node id when trace_ids is on in standalone mode (no driver assigns one)",
+            );
         }
         Ok(())
     }

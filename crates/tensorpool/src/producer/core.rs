@@ -87,6 +87,8 @@ pub struct ProducerCore {
     /// When (ns) the last `ConsumerConfig` for our stream from another publication (a
     /// supervisor) was seen; while within the staleness window the producer is supervised.
     pub(super) supervisor_seen_ns: Option<u64>,
+    /// Mints the frames' trace ids when `trace_ids` is on (TraceLink §6.3).
+    pub(super) tracer: Option<crate::tracelink::TraceIdGenerator>,
     closed: bool,
 }
 
@@ -102,13 +104,45 @@ impl ProducerCore {
         let mut standalone = Standalone::new(&cfg)?;
         let regions = standalone.create(&cfg)?;
         let source = RegionSource::Standalone(standalone);
-        Ok(Self::from_parts(
-            cfg,
-            source,
-            regions,
-            ProducerCells::default(),
-            links,
-        ))
+        let mut core = Self::from_parts(cfg, source, regions, ProducerCells::default(), links);
+        core.arm_tracing(None)?;
+        Ok(core)
+    }
+
+    /// Starts minting trace ids if `trace_ids` is on: with `trace_node_id`, else with
+    /// `driver_node` (the node id of the driver's lease). Called at build and again on
+    /// every new lease; an explicit node id never changes.
+    pub(crate) fn arm_tracing(&mut self, driver_node: Option<u32>) -> Result<(), BuildError> {
+        if !self.cfg.trace_ids || (self.tracer.is_some() && self.cfg.trace_node_id.is_some()) {
+            return Ok(());
+        }
+        let Some(node) = self.cfg.trace_node_id.or(driver_node) else {
+            return Err(BuildError::InvalidConfig {
+                field: "trace_node_id",
+                expected: "a node id: trace_ids is on and the SHM driver assigned none",
+            });
+        };
+        if self
+            .tracer
+            .as_ref()
+            .is_some_and(|t| t.node_id() == u64::from(node))
+        {
+            // same node: keep the generator, so its ids keep increasing
+            return Ok(());
+        }
+        let tracer = crate::tracelink::TraceIdGenerator::new(u64::from(node)).map_err(|_| {
+            BuildError::InvalidConfig {
+                field: "trace_node_id",
+                expected: "a node id that fits trace ids (0 to 1023); the driver's does not",
+            }
+        })?;
+        self.tracer = Some(tracer);
+        Ok(())
+    }
+
+    /// The node id trace ids are minted with, when tracing.
+    pub fn trace_node_id(&self) -> Option<u64> {
+        self.tracer.as_ref().map(|t| t.node_id())
     }
 
     pub(crate) fn from_parts(
@@ -126,6 +160,7 @@ impl ProducerCore {
             meta: Meta::default(),
             links,
             supervisor_seen_ns: None,
+            tracer: None,
             closed: false,
             cfg,
         };

@@ -212,7 +212,12 @@ impl ProducerCore {
     /// (regions unmapped, claims fail with `NoRegions`); the client re-attaches by itself.
     pub fn on_client_event(&mut self, event: ClientEvent) {
         let regions = match event {
-            ClientEvent::Attached(info) => Some(info.regions),
+            ClientEvent::Attached(info) => {
+                // a new lease may carry a new node id; a lease without one keeps the
+                // generator the producer was built with (building refused none at all)
+                let _ = self.arm_tracing(info.node_id);
+                Some(info.regions)
+            }
             ClientEvent::EpochChanged(r) => Some(r),
             ClientEvent::LeaseRevoked { .. }
             | ClientEvent::LeaseLost(_)

@@ -306,15 +306,19 @@ impl AeronSide {
 
 /// The regions: a standalone epoch created now, or the driver's, by lease (with the
 /// driver client that holds it).
+/// Where a producer's regions come from, the first regions, the driver link (driver mode)
+/// and the node id the driver assigned with the lease.
+type SourcedRegions = (RegionSource, Regions, Option<Box<DriverLink>>, Option<u32>);
+
 fn region_source(
     client: &AeronClient,
     cfg: &ProducerConfig,
-) -> Result<(RegionSource, Regions, Option<Box<DriverLink>>), BuildError> {
+) -> Result<SourcedRegions, BuildError> {
     match &cfg.mode {
         RegionMode::Standalone => {
             let mut standalone = Standalone::new(cfg)?;
             let regions = standalone.create(cfg)?;
-            Ok((RegionSource::Standalone(standalone), regions, None))
+            Ok((RegionSource::Standalone(standalone), regions, None, None))
         }
         RegionMode::Driver(endpoints) => {
             let allowed = tensorpool_shm::AllowedBaseDirs::new([&cfg.shm_base_dir])?;
@@ -335,6 +339,7 @@ fn region_source(
                 RegionSource::Driver { allowed },
                 regions,
                 Some(Box::new(link)),
+                info.node_id,
             ))
         }
     }
@@ -344,13 +349,15 @@ impl Producer {
     fn new(ctx: Context, cfg: ProducerConfig) -> Result<Self, BuildError> {
         let client = ctx.shared().client.clone();
         let side = AeronSide::register(&client, &cfg)?;
-        let (source, regions, driver) = region_source(&client, &cfg)?;
+        let (source, regions, driver, node_id) = region_source(&client, &cfg)?;
         let links = Box::new(AeronLinks {
             client,
             timeout: cfg.aeron_timeout,
         });
+        let mut core = ProducerCore::from_parts(cfg, source, regions, side.counters, links);
+        core.arm_tracing(node_id)?;
         Ok(Self {
-            core: ProducerCore::from_parts(cfg, source, regions, side.counters, links),
+            core,
             pubs: side.pubs,
             control_sub: Some(side.control_sub),
             qos_sub: Some(side.qos_sub),

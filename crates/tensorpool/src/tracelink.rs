@@ -303,3 +303,119 @@ pub fn validate(set: &TraceLinkSet<'_>) -> Result<(), TraceError> {
     }
     Ok(())
 }
+
+/// Which frame a trace id belongs to (from its `FrameDescriptor` or `TraceLinkSet`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct FrameRef {
+    /// Stream of the frame.
+    pub stream_id: u32,
+    /// Its epoch.
+    pub epoch: u64,
+    /// Its sequence.
+    pub seq: u64,
+}
+
+/// One ancestor in a lineage walk ([`TraceGraph::lineage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineageNode {
+    /// 0 for the frame asked about, 1 for its parents, and so on.
+    pub depth: usize,
+    /// The ancestor's trace id.
+    pub trace_id: u64,
+    /// Its frame, when seen.
+    pub frame: Option<FrameRef>,
+}
+
+/// What an observer (`tp trace`) learnt of frames and links: the frame of each trace id
+/// seen on a descriptor, and the parents of each derived id. Bounded: past `capacity`
+/// trace ids the oldest are forgotten. For tools, not hot paths (it allocates).
+#[derive(Debug)]
+pub struct TraceGraph {
+    frames: std::collections::HashMap<u64, FrameRef>,
+    parents: std::collections::HashMap<u64, Vec<u64>>,
+    order: std::collections::VecDeque<u64>,
+    capacity: usize,
+}
+
+impl TraceGraph {
+    /// A graph remembering up to `capacity` trace ids.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            frames: Default::default(),
+            parents: Default::default(),
+            order: Default::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn remember(&mut self, trace_id: u64) {
+        if self.frames.contains_key(&trace_id) || self.parents.contains_key(&trace_id) {
+            return;
+        }
+        self.order.push_back(trace_id);
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.frames.remove(&old);
+                self.parents.remove(&old);
+            }
+        }
+    }
+
+    /// A frame carrying `trace_id` was seen (0: untraced, ignored).
+    pub fn record_frame(&mut self, trace_id: u64, frame: FrameRef) {
+        if trace_id == 0 {
+            return;
+        }
+        self.remember(trace_id);
+        self.frames.insert(trace_id, frame);
+    }
+
+    /// A `TraceLinkSet` was received: validated (TL §9.2), then its frame and parents are
+    /// recorded. An invalid set changes nothing.
+    pub fn record_links(&mut self, set: &TraceLinkSet<'_>) -> Result<(), TraceError> {
+        validate(set)?;
+        self.record_frame(
+            set.trace_id,
+            FrameRef {
+                stream_id: set.stream_id,
+                epoch: set.epoch,
+                seq: set.seq,
+            },
+        );
+        self.parents.insert(
+            set.trace_id,
+            set.parents.iter().map(|p| p.trace_id).collect(),
+        );
+        Ok(())
+    }
+
+    /// The frame of `trace_id`, if seen.
+    pub fn frame(&self, trace_id: u64) -> Option<FrameRef> {
+        self.frames.get(&trace_id).copied()
+    }
+
+    /// The recorded parents of `trace_id` (empty for a root or an unknown id).
+    pub fn parents(&self, trace_id: u64) -> &[u64] {
+        self.parents.get(&trace_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// `trace_id` and its ancestors, depth first in parent order, down to `max_depth`
+    /// generations; an id met twice (a diamond) is listed under each child that has it.
+    pub fn lineage(&self, trace_id: u64, max_depth: usize) -> Vec<LineageNode> {
+        let mut out = Vec::new();
+        let mut stack = vec![(trace_id, 0usize)];
+        while let Some((id, depth)) = stack.pop() {
+            out.push(LineageNode {
+                depth,
+                trace_id: id,
+                frame: self.frame(id),
+            });
+            if depth < max_depth {
+                for &p in self.parents(id).iter().rev() {
+                    stack.push((p, depth + 1));
+                }
+            }
+        }
+        out
+    }
+}

@@ -208,3 +208,60 @@ fn minting_and_linking_allocate_nothing() {
     });
     assert_eq!(counts.allocations, 0, "{counts:?}");
 }
+
+fn set(stream_id: u32, seq: u64, trace_id: u64, parents: &[u64]) -> TraceLinkSet<'static> {
+    TraceLinkSet {
+        stream_id,
+        epoch: 1,
+        seq,
+        trace_id,
+        parents: Group::Owned(
+            parents
+                .iter()
+                .map(|&trace_id| Parent { trace_id })
+                .collect(),
+        ),
+    }
+}
+
+/// An observer's graph: two joins stacked (A+B -> J1, J1+C -> J2) give J2's lineage down to
+/// the roots with the frames seen; invalid sets change nothing; the oldest ids are
+/// forgotten past the capacity.
+#[test]
+fn trace_graph_walks_a_lineage() {
+    use tensorpool::tracelink::{FrameRef, TraceGraph};
+    let mut g = TraceGraph::new(100);
+    let f = |stream_id, seq| FrameRef {
+        stream_id,
+        epoch: 1,
+        seq,
+    };
+    g.record_frame(11, f(1, 5));
+    g.record_frame(12, f(2, 5));
+    g.record_frame(13, f(3, 9));
+    g.record_links(&set(20, 5, 21, &[11, 12])).unwrap();
+    g.record_links(&set(30, 5, 31, &[21, 13])).unwrap();
+    assert!(g.record_links(&set(30, 6, 32, &[21, 21])).is_err());
+    assert!(g.parents(32).is_empty());
+    let walk: Vec<(usize, u64, Option<u32>)> = g
+        .lineage(31, 8)
+        .iter()
+        .map(|n| (n.depth, n.trace_id, n.frame.map(|f| f.stream_id)))
+        .collect();
+    assert_eq!(
+        walk,
+        vec![
+            (0, 31, Some(30)),
+            (1, 21, Some(20)),
+            (2, 11, Some(1)),
+            (2, 12, Some(2)),
+            (1, 13, Some(3)),
+        ]
+    );
+    assert_eq!(g.lineage(31, 1).len(), 3, "depth limit");
+    let mut small = TraceGraph::new(2);
+    for id in 1..=5 {
+        small.record_frame(id, f(1, id));
+    }
+    assert_eq!((small.frame(3), small.frame(4).is_some()), (None, true));
+}

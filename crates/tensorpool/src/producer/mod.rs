@@ -310,10 +310,7 @@ impl AeronSide {
 /// and the node id the driver assigned with the lease.
 type SourcedRegions = (RegionSource, Regions, Option<Box<DriverLink>>, Option<u32>);
 
-fn region_source(
-    client: &AeronClient,
-    cfg: &ProducerConfig,
-) -> Result<SourcedRegions, BuildError> {
+fn region_source(client: &AeronClient, cfg: &ProducerConfig) -> Result<SourcedRegions, BuildError> {
     match &cfg.mode {
         RegionMode::Standalone => {
             let mut standalone = Standalone::new(cfg)?;

@@ -24,6 +24,7 @@ mod supervisor;
 mod supervisor_status;
 mod synth;
 mod top;
+mod trace;
 mod util;
 
 use clap::Subcommand;
@@ -82,6 +83,8 @@ pub enum Command {
     Exporter(exporter::Args),
     #[command(about = top::ABOUT, long_about = top::LONG_ABOUT, after_help = top::EXAMPLES)]
     Top(top::Args),
+    #[command(about = trace::ABOUT, long_about = trace::LONG_ABOUT, after_help = trace::EXAMPLES)]
+    Trace(trace::Args),
     /// Benchmarks of the real multi-process system, each against its baseline in the same run
     /// (throughput, latency, fanout, attach, sizes, or all); see docs/BENCHMARKS.md.
     Bench(bench::Args),
@@ -104,6 +107,7 @@ pub fn run(command: Command) -> Result<(), CmdError> {
         Command::Stat(args) => stat::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Top(args) => top::run(&args),
+        Command::Trace(args) => trace::run(&args),
         Command::Exporter(args) => exporter::run(&args),
         Command::AeronProbe(args) => aeron_probe::run(&args),
         Command::Bench(args) => bench::run(&args),

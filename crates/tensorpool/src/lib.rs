@@ -31,6 +31,7 @@ pub mod config;
 pub mod consumer;
 pub mod context;
 pub mod control;
+pub mod discovery;
 pub mod driver;
 pub mod frame;
 pub mod join;

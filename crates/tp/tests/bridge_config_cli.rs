@@ -63,3 +63,36 @@ fn validate_role_bridge_names_the_bad_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bridge.max_chunk_bytes"), "{err}");
 }
+
+/// `tp config validate --role discovery` accepts the C `discovery_example.toml` unchanged
+/// and refuses a zero driver control stream id naming the key (DS §5.2).
+#[test]
+fn validate_role_discovery_accepts_the_c_example() {
+    let Some(path) = shared("tensor_pool_c/discovery_example.toml") else {
+        return;
+    };
+    let out = Command::new(TP)
+        .args(["config", "validate", "--role", "discovery"])
+        .arg(&path)
+        .output()
+        .expect("tp config validate");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.is_empty(), "no unknown key: {err}");
+    assert!(
+        text.contains("discovery.request_stream_id = 9000"),
+        "{text}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("d.toml");
+    std::fs::write(&bad, "[discovery]\ndriver_control_stream_id = 0\n").unwrap();
+    let out = Command::new(TP)
+        .args(["config", "validate", "--role", "discovery"])
+        .arg(&bad)
+        .output()
+        .expect("tp config validate");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("discovery.driver_control_stream_id"), "{err}");
+}

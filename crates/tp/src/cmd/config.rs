@@ -1,5 +1,5 @@
 //! `tp config validate [--role R] FILE`: loads a driver (or producer, consumer, supervisor,
-//! bridge, rate limiter) configuration
+//! bridge, rate limiter, discovery provider) configuration
 //! exactly as `tp driver` (`tp produce`, `tp consume`) would, environment overrides
 //! included, and prints every resolved key, its value and where it came from (default,
 //! file, env VAR).
@@ -24,7 +24,8 @@ enum ConfigCommand {
     Validate {
         /// Whose configuration: the driver's, a producer's ([producer]), a consumer's
         /// ([consumer]), the supervisor's ([supervisor]), a bridge's ([bridge] and
-        /// [[mappings]]) or the rate limiter's ([rate_limiter] + [[mappings]]).
+        /// [[mappings]]), the rate limiter's ([rate_limiter] + [[mappings]]) or a discovery
+        /// provider's ([discovery]).
         #[arg(long, value_enum, default_value_t = Role::Driver)]
         role: Role,
         /// The TOML file.
@@ -53,6 +54,8 @@ enum Role {
     Bridge,
     /// `tp ratelimit` (`[rate_limiter]` and `[[mappings]]`, RateLimiter §8).
     Ratelimit,
+    /// A discovery provider (`[discovery]`, the C `tp_discoveryd` table).
+    Discovery,
 }
 
 /// Runs `tp config ...`.
@@ -156,6 +159,22 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
                 "# rate limiter {}, {} mapping(s): valid",
                 cfg.instance_id,
                 cfg.mappings.len()
+            );
+            Ok(())
+        }
+        ConfigCommand::Validate {
+            role: Role::Discovery,
+            file,
+            ..
+        } => {
+            let cfg = tensorpool::discovery::DiscoveryConfig::load(Some(file), &ProcessEnv)?;
+            for key in &cfg.unknown_keys {
+                eprintln!("warning: unknown key {key} (ignored)");
+            }
+            print!("{}", render_provenance(&cfg.provenance));
+            println!(
+                "# discovery provider for {} (requests on stream {}): valid",
+                cfg.driver_instance_id, cfg.request_stream_id
             );
             Ok(())
         }

@@ -7,6 +7,7 @@ mod config;
 mod consume;
 mod decode;
 mod demo;
+mod discovery;
 mod driver;
 mod encode;
 mod endpoints;
@@ -64,6 +65,11 @@ pub enum Command {
     /// `tp decimator` is the same command (the seed's decimator is its every-Nth policy).
     #[command(visible_alias = "decimator")]
     Ratelimit(ratelimit::Args),
+    /// Discovery (Discovery Spec v1.0): `tp discovery serve` runs a provider that indexes one
+    /// driver's streams and answers requests; `tp discovery list` shows what it knows.
+    Discovery(discovery::Args),
+    /// Find streams through a discovery provider by name, tag, stream or producer.
+    Discover(discovery::QueryArgs),
     /// Configuration files: `tp config validate FILE` prints the resolved values and their
     /// sources (default, file, env).
     Config(config::Args),
@@ -120,5 +126,7 @@ pub fn run(command: Command) -> Result<(), CmdError> {
         Command::Produce(args) => produce::run(&args),
         Command::Consume(args) => consume::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Discovery(args) => discovery::run(&args),
+        Command::Discover(args) => discovery::discover(&args),
     }
 }

@@ -43,6 +43,7 @@ mod meta;
 mod proxy;
 mod regions;
 mod state;
+mod wait;
 mod work;
 
 pub use crate::meta::MetaAttribute;
@@ -54,6 +55,7 @@ pub use core::{
     ConsumerLink, LinkOpener, OpenedLink, ProducerCore, RecordingLinks, RecordingSinks, Sinks,
 };
 pub use counters::ProducerCounters;
+pub use wait::WaitError;
 
 use std::path::PathBuf;
 
@@ -362,11 +364,13 @@ impl Producer {
     /// Claims the next slot for a tensor of `spec` (payload length `spec.len_bytes()`).
     /// See [`claim`](claim.rs) for the frame's path.
     pub fn claim(&mut self, spec: &TensorSpec) -> Result<Claim<'_>, ClaimError> {
+        self.check_driver()?;
         self.core.claim(spec, self.pubs.sinks())
     }
 
     /// Claims the next slot with an explicit payload length (at least the tensor's extent).
     pub fn claim_len(&mut self, spec: &TensorSpec, len: usize) -> Result<Claim<'_>, ClaimError> {
+        self.check_driver()?;
         self.core.claim_len(spec, len, self.pubs.sinks())
     }
 
@@ -378,11 +382,13 @@ impl Producer {
         len: usize,
         stamp: FrameStamp,
     ) -> Result<Claim<'_>, ClaimError> {
+        self.check_driver()?;
         self.core.claim_stamped(spec, len, stamp, self.pubs.sinks())
     }
 
     /// Copies `payload` into the next slot and commits it: claim + copy + commit.
     pub fn offer(&mut self, spec: &TensorSpec, payload: &[u8]) -> Result<u64, ClaimError> {
+        self.check_driver()?;
         self.core.offer(spec, payload, self.pubs.sinks())
     }
 
@@ -518,7 +524,13 @@ impl Drop for Producer {
 }
 
 impl Agent for Producer {
+    /// The duty cycle; [`WaitError::MediaDriverLost`] once the media driver is lost.
     fn do_work(&mut self, now_ns: u64) -> AgentResult {
+        if self.media_driver_lost() {
+            return Err(tensorpool_agent::AgentError::failed(
+                WaitError::MediaDriverLost,
+            ));
+        }
         Ok(Producer::do_work(self, now_ns))
     }
 

@@ -28,6 +28,7 @@ pub(crate) enum Kind {
     Supervisor,
     RateLimiter,
     Bridge,
+    Runner,
 }
 
 /// Hashes a handle address with one multiplication (Fibonacci hashing): the keys are heap

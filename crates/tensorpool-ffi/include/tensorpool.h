@@ -1591,14 +1591,16 @@ enum tp_status tp_runner_start_consumer(struct tp_consumer *consumer,
                                         struct tp_runner **out);
 
 /**
- * Waits until the runner's thread is between cycles and keeps it there: the driven handle
- * may be used on this thread until [`tp_runner_unlock`] (same thread). `TP_ERR_STATE` if
- * already locked through this runner.
+ * Waits until the runner's thread is between cycles (and no other thread holds the lock)
+ * and keeps it there: the driven handle may be used on this thread until
+ * [`tp_runner_unlock`] from the same thread. Any number of threads may call it; they take
+ * turns. `TP_ERR_STATE` if this thread already holds it (it is not recursive).
  */
 enum tp_status tp_runner_lock(struct tp_runner *runner);
 
 /**
- * Lets the runner's thread run cycles again. `TP_ERR_STATE` if not locked.
+ * Lets the runner's thread (or another waiting thread) go on. `TP_ERR_STATE` if this
+ * thread does not hold the lock.
  */
 enum tp_status tp_runner_unlock(struct tp_runner *runner);
 

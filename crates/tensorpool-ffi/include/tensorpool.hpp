@@ -24,6 +24,7 @@
 
 #include <tensorpool.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -1075,11 +1076,13 @@ public:
         cb->f = std::function<void(const Frame&)>(std::forward<F>(f));
         auto trampoline = [](const tp_frame_view* v, void* user) noexcept {
             auto* c = static_cast<Callback*>(user);
-            if (c->ex) return;
+            if (c->failed.load(std::memory_order_acquire)) return;
             try {
                 c->f(Frame(*v));
             } catch (...) {
+                std::lock_guard<std::mutex> g(c->m);
                 c->ex = std::current_exception();
+                c->failed.store(true, std::memory_order_release);
             }
         };
         tp_runner* h = nullptr;
@@ -1123,8 +1126,9 @@ public:
         if (!cb_) return;
         std::exception_ptr ex;
         {
-            Lock l(get());
+            std::lock_guard<std::mutex> g(cb_->m);
             ex = std::exchange(cb_->ex, nullptr);
+            cb_->failed.store(false, std::memory_order_release);
         }
         if (ex) std::rethrow_exception(ex);
     }
@@ -1148,6 +1152,10 @@ public:
 private:
     struct Callback {
         std::function<void(const Frame&)> f;
+        // the handler's thread sets these, rethrow() takes them: a C++ mutex, so that
+        // ThreadSanitizer sees the order (the runner's own lock is in the Rust library)
+        std::atomic<bool> failed{false};
+        std::mutex m;
         std::exception_ptr ex;
     };
     Runner() = default;

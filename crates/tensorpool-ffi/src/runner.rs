@@ -9,12 +9,14 @@
 //! holds the same lock for each duty cycle, so the two never overlap). Free the runner
 //! ([`tp_runner_free`], which stops and joins its thread) before freeing the handle; the
 //! handle is then the caller's again. A consumer runner calls the frame handler on its own
-//! thread, inside the lock.
+//! thread, inside the lock. Unlike other handles, a runner may be used by several threads
+//! at once (lock, unlock, counts, last error): they take turns for the lock; only
+//! `tp_runner_free` must not overlap another call on it.
 
 use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{JoinHandle, ThreadId};
 
 use tensorpool_agent::{IdleStrategy, IdleStrategyKind};
 
@@ -40,8 +42,53 @@ enum Target {
 // (the C contract above); `user` is the caller's, passed back to its handler unchanged.
 unsafe impl Send for Target {}
 
+/// Who holds the runner: its own thread for a cycle, or a caller between tp_runner_lock and
+/// tp_runner_unlock (a binary semaphore: acquired and released by calls, not a scope).
+#[derive(Default)]
+struct Hold {
+    owner: Option<ThreadId>,
+    waiters: u32,
+}
+
+struct Gate {
+    hold: Mutex<Hold>,
+    freed: Condvar,
+}
+
+impl Gate {
+    fn acquire(&self) {
+        let me = std::thread::current().id();
+        let mut h = self.hold.lock().unwrap_or_else(|p| p.into_inner());
+        while h.owner.is_some() {
+            h.waiters += 1;
+            h = self.freed.wait(h).unwrap_or_else(|p| p.into_inner());
+            h.waiters -= 1;
+        }
+        h.owner = Some(me);
+    }
+
+    /// Releases if the calling thread holds it; false otherwise.
+    fn release(&self) -> bool {
+        let me = std::thread::current().id();
+        let mut h = self.hold.lock().unwrap_or_else(|p| p.into_inner());
+        if h.owner != Some(me) {
+            return false;
+        }
+        h.owner = None;
+        if h.waiters > 0 {
+            self.freed.notify_one();
+        }
+        true
+    }
+
+    fn held_by_me(&self) -> bool {
+        let h = self.hold.lock().unwrap_or_else(|p| p.into_inner());
+        h.owner == Some(std::thread::current().id())
+    }
+}
+
 struct Shared {
-    lock: Mutex<()>,
+    gate: Gate,
     running: AtomicBool,
     cycles: AtomicU64,
     errors: AtomicU64,
@@ -54,8 +101,6 @@ struct Shared {
 pub struct tp_runner {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
-    /// Held by the C caller between tp_runner_lock and tp_runner_unlock.
-    held: Option<MutexGuard<'static, ()>>,
 }
 
 impl std::fmt::Debug for tp_runner {
@@ -66,7 +111,8 @@ impl std::fmt::Debug for tp_runner {
 
 impl Drop for tp_runner {
     fn drop(&mut self) {
-        self.held = None;
+        // a lock the freeing thread still holds would keep the runner's thread waiting
+        self.shared.gate.release();
         self.shared.running.store(false, Ordering::Release);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -74,8 +120,9 @@ impl Drop for tp_runner {
     }
 }
 
-fn get<'a>(r: *mut tp_runner) -> FfiResult<&'a mut tp_runner> {
-    handles::get(r, Kind::Runner, "runner")
+/// The runner, shared: its functions (but `tp_runner_free`) may run on any threads at once.
+fn get<'a>(r: *mut tp_runner) -> FfiResult<&'a tp_runner> {
+    handles::get_shared(r, Kind::Runner, "runner")
 }
 
 /// One duty cycle of the target.
@@ -113,7 +160,10 @@ fn start(target: Target, idle: *const c_char, out: *mut *mut tp_runner) -> FfiRe
     };
     let mut idle: Box<dyn IdleStrategy + Send> = kind.build();
     let shared = Arc::new(Shared {
-        lock: Mutex::new(()),
+        gate: Gate {
+            hold: Mutex::new(Hold::default()),
+            freed: Condvar::new(),
+        },
         running: AtomicBool::new(true),
         cycles: AtomicU64::new(0),
         errors: AtomicU64::new(0),
@@ -130,11 +180,11 @@ fn start(target: Target, idle: *const c_char, out: *mut *mut tp_runner) -> FfiRe
         .spawn(move || {
             let target = target;
             while s.running.load(Ordering::Acquire) {
-                let result = {
-                    let _g = s.lock.lock().unwrap_or_else(|p| p.into_inner());
+                s.gate.acquire();
+                let result =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cycle(&target)))
-                        .unwrap_or_else(|_| err(TP_ERR_PANIC, "runner: duty cycle panicked"))
-                };
+                        .unwrap_or_else(|_| err(TP_ERR_PANIC, "runner: duty cycle panicked"));
+                s.gate.release();
                 s.cycles.fetch_add(1, Ordering::Relaxed);
                 match result {
                     Ok(work) => idle.idle_work(work),
@@ -157,7 +207,6 @@ fn start(target: Target, idle: *const c_char, out: *mut *mut tp_runner) -> FfiRe
         tp_runner {
             shared,
             thread: Some(thread),
-            held: None,
         },
         Kind::Runner,
     );
@@ -209,33 +258,29 @@ pub extern "C" fn tp_runner_start_consumer(
     })
 }
 
-/// Waits until the runner's thread is between cycles and keeps it there: the driven handle
-/// may be used on this thread until [`tp_runner_unlock`] (same thread). `TP_ERR_STATE` if
-/// already locked through this runner.
+/// Waits until the runner's thread is between cycles (and no other thread holds the lock)
+/// and keeps it there: the driven handle may be used on this thread until
+/// [`tp_runner_unlock`] from the same thread. Any number of threads may call it; they take
+/// turns. `TP_ERR_STATE` if this thread already holds it (it is not recursive).
 #[unsafe(no_mangle)]
 pub extern "C" fn tp_runner_lock(runner: *mut tp_runner) -> tp_status {
     guard("tp_runner_lock", || {
-        let r = get(runner)?;
-        if r.held.is_some() {
-            return err(TP_ERR_STATE, "runner already locked");
+        let shared = Arc::clone(&get(runner)?.shared);
+        if shared.gate.held_by_me() {
+            return err(TP_ERR_STATE, "runner already locked by this thread");
         }
-        let shared: &Shared = &r.shared;
-        // SAFETY: the guard borrows `shared`, which the runner's Arc keeps alive; the guard
-        // is dropped (field `held`) before the Arc in every path (unlock, or Drop first
-        // clears `held`).
-        let shared: &'static Shared = unsafe { &*(shared as *const Shared) };
-        r.held = Some(shared.lock.lock().unwrap_or_else(|p| p.into_inner()));
+        shared.gate.acquire();
         Ok(())
     })
 }
 
-/// Lets the runner's thread run cycles again. `TP_ERR_STATE` if not locked.
+/// Lets the runner's thread (or another waiting thread) go on. `TP_ERR_STATE` if this
+/// thread does not hold the lock.
 #[unsafe(no_mangle)]
 pub extern "C" fn tp_runner_unlock(runner: *mut tp_runner) -> tp_status {
     guard("tp_runner_unlock", || {
-        let r = get(runner)?;
-        if r.held.take().is_none() {
-            return err(TP_ERR_STATE, "runner not locked");
+        if !get(runner)?.shared.gate.release() {
+            return err(TP_ERR_STATE, "runner not locked by this thread");
         }
         Ok(())
     })

@@ -123,6 +123,21 @@ fn a_killed_media_driver_is_an_error_for_producer_and_consumer() {
         0,
         "MediaDriverLost is recorded once"
     );
+    // a runner reports it as a failed duty cycle, and goes on
+    let runner = tensorpool::runner::Runner::start(
+        producer,
+        tensorpool_agent::SleepingIdleStrategy::new(Duration::from_millis(1)),
+    )
+    .unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    while runner.error_count() == 0 {
+        assert!(Instant::now() < deadline, "the runner saw no error");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let last = runner.last_error().unwrap_or_default();
+    assert!(last.contains("media driver is lost"), "{last}");
+    assert!(runner.is_running());
+    let producer = runner.close().unwrap();
     drop((producer, consumer, ctx));
     // the killed driver could not remove its directory
     let _ = std::fs::remove_dir_all(&dir);

@@ -33,6 +33,7 @@
 //! | `counters.rs` | the `counters!` tables (counters, drops per cause) |
 //! | `fallback.rs` | the payload fallback (W §10.1.3, §15.12): URI resolution, `BridgeFrameChunk`s in (`on_fallback_chunk`), frames out to the same handler |
 //! | `mapping.rs`, `meta.rs`, `progress.rs` | concerns: announce -> mapped regions; metadata and blobs; progress tracking |
+//! | `events.rs` | signals: [`ConsumerEvent`]s derived after every poll into a fixed queue ([`Consumer::poll_event`]), [`Polled`] (frames and work of a poll) |
 
 mod config;
 mod core;

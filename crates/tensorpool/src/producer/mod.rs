@@ -33,6 +33,7 @@
 //! | `regions.rs` | standalone epoch files; mapping a driver lease's regions |
 //! | `meta.rs` | data-source metadata and meta blobs |
 //! | `counters.rs` | the counter table (and which are Aeron counters) |
+//! | `wait.rs` | signals: the media driver's loss, [`Producer::wait_for_consumers`] (consumers' mapped-epoch counters) |
 
 mod claim;
 mod config;

@@ -1077,6 +1077,9 @@ public:
         auto trampoline = [](const tp_frame_view* v, void* user) noexcept {
             auto* c = static_cast<Callback*>(user);
             if (c->failed.load(std::memory_order_acquire)) return;
+            // the runner's lock lives in the Rust library; this C++ one, taken by with() and
+            // lock() too, makes the same order visible to ThreadSanitizer
+            std::lock_guard<std::mutex> turn(c->turn);
             try {
                 c->f(Frame(*v));
             } catch (...) {
@@ -1095,19 +1098,27 @@ public:
     /// Holds the runner between cycles (RAII; same thread for lock and unlock).
     class Lock {
     public:
-        explicit Lock(tp_runner* r) : r_(r) { detail::check(tp_runner_lock(r_)); }
-        ~Lock() { (void)tp_runner_unlock(r_); }
+        Lock(tp_runner* r, std::mutex* turn) : r_(r) {
+            detail::check(tp_runner_lock(r_));
+            if (turn) turn_ = std::unique_lock<std::mutex>(*turn);
+        }
+        ~Lock() {
+            if (turn_.owns_lock()) turn_.unlock();
+            (void)tp_runner_unlock(r_);
+        }
         Lock(const Lock&) = delete;
         Lock& operator=(const Lock&) = delete;
 
     private:
         tp_runner* r_;
+        std::unique_lock<std::mutex> turn_;
     };
-    [[nodiscard]] Lock lock() const { return Lock(get()); }
-    /// Runs `f()` while the runner is held between cycles; returns what `f` returns.
+    [[nodiscard]] Lock lock() const { return Lock(get(), cb_ ? &cb_->turn : nullptr); }
+    /// Runs `f()` while the runner is held between cycles; returns what `f` returns. What
+    /// the consumer handler wrote is visible here (and to ThreadSanitizer).
     template <class F>
     decltype(auto) with(F&& f) const {
-        Lock l(get());
+        Lock l(get(), cb_ ? &cb_->turn : nullptr);
         return std::forward<F>(f)();
     }
     /// Duty cycles run, and how many failed.
@@ -1157,6 +1168,8 @@ private:
         std::atomic<bool> failed{false};
         std::mutex m;
         std::exception_ptr ex;
+        // held around each handler call and by with()/lock()
+        std::mutex turn;
     };
     Runner() = default;
     std::pair<std::uint64_t, std::uint64_t> counts() const {

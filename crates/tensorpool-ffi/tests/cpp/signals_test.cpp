@@ -148,7 +148,9 @@ TEST(WaitForConsumers, ThenNoFrameIsLostToUnmapped) {
     tp::Consumer c(w.ctx, w.consumer_options());
     std::atomic<std::uint64_t> delivered{0};
     std::atomic<std::uint64_t> bad{0};
+    std::vector<std::uint64_t> seqs;  // plain memory: handler and with() take turns
     tp::Runner runner = tp::Runner::start(c, [&](const tp::Frame& f) {
+        seqs.push_back(f.seq());
         std::vector<std::uint8_t> copy(f.bytes().size());
         const auto* b = reinterpret_cast<const std::uint8_t*>(f.bytes().data());
         std::copy(b, b + copy.size(), copy.begin());
@@ -181,6 +183,8 @@ TEST(WaitForConsumers, ThenNoFrameIsLostToUnmapped) {
     EXPECT_EQ(runner.errors(), 0u);
     EXPECT_GT(runner.cycles(), 0u);
     runner.with([&] {
+        ASSERT_EQ(seqs.size(), kFrames);
+        for (std::uint64_t i = 0; i < kFrames; ++i) EXPECT_EQ(seqs[i], i);
         EXPECT_EQ(c.counter("drops.unmapped"), 0u);
         EXPECT_EQ(c.counters().drops_total, 0u);
         EXPECT_EQ(c.counters().accepted, kFrames);

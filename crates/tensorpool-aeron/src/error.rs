@@ -218,4 +218,8 @@ pub enum PollError {
         /// Aeron's error code.
         code: i32,
     },
+    /// The client lost its media driver (no heartbeat within the client's driver timeout):
+    /// Aeron closed every publication and subscription; nothing will arrive any more.
+    #[error("the Aeron media driver is lost (no heartbeat within the driver timeout)")]
+    MediaDriverLost,
 }

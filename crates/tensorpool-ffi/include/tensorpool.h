@@ -93,6 +93,12 @@ typedef enum tp_status {
      * A panic inside the library was caught at the boundary (a bug: please report).
      */
     TP_ERR_PANIC = 16,
+    /**
+     * The Aeron media driver is lost: no heartbeat within the client's driver timeout
+     * (`tp_context_connect_with`; Aeron's default 10 s). Nothing reaches or leaves this
+     * process any more; build a new context once a driver runs again.
+     */
+    TP_ERR_MEDIA_DRIVER_LOST = 17,
 } tp_status;
 
 /**
@@ -303,6 +309,88 @@ typedef uint32_t tp_bridge_side;
 #endif // __cplusplus
 
 /**
+ * What a [`tp_consumer_event`] reports.
+ */
+enum tp_consumer_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Regions of `epoch` mapped (from unmapped or fallback).
+     */
+    TP_EVENT_MAPPED = 1,
+    /**
+     * The mapping of `epoch` dropped, nothing replaced it yet; `reason` says why.
+     */
+    TP_EVENT_UNMAPPED = 2,
+    /**
+     * A newer epoch (`epoch`) replaced the mapped one (`from_epoch`).
+     */
+    TP_EVENT_EPOCH_CHANGED = 3,
+    /**
+     * Frames now come through the payload fallback.
+     */
+    TP_EVENT_FALLBACK_ACTIVE = 4,
+    /**
+     * The fallback ended.
+     */
+    TP_EVENT_FALLBACK_INACTIVE = 5,
+    /**
+     * The media driver is lost (recorded once; polls return `TP_ERR_MEDIA_DRIVER_LOST`).
+     */
+    TP_EVENT_MEDIA_DRIVER_LOST = 6,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tp_consumer_event_kind tp_consumer_event_kind;
+#else
+typedef uint32_t tp_consumer_event_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Why a mapping was dropped (`reason` of `TP_EVENT_UNMAPPED`).
+ */
+enum tp_unmap_reason
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Not an unmap event.
+     */
+    TP_UNMAP_NONE = 0,
+    /**
+     * The producer's activity timestamp went stale.
+     */
+    TP_UNMAP_STALE = 1,
+    /**
+     * A superblock changed under the mapping.
+     */
+    TP_UNMAP_SUPERBLOCK_CHANGED = 2,
+    /**
+     * A region died (truncated, unlinked, its producer gone).
+     */
+    TP_UNMAP_REGION_DEAD = 3,
+    /**
+     * The producer or the SHM driver revoked the stream or lease.
+     */
+    TP_UNMAP_REVOKED = 4,
+    /**
+     * Anything else (left for a fallback, ...).
+     */
+    TP_UNMAP_OTHER = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tp_unmap_reason tp_unmap_reason;
+#else
+typedef uint32_t tp_unmap_reason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A bridge on the Aeron connection of a context. Opaque; run it with [`tp_bridge_do_work`]
  * and free it with [`tp_bridge_close`].
  */
@@ -342,6 +430,11 @@ typedef struct tp_producer tp_producer;
  * [`tp_ratelimiter_do_work`] and free it with [`tp_ratelimiter_close`].
  */
 typedef struct tp_ratelimiter tp_ratelimiter;
+
+/**
+ * A duty cycle on its own thread. Opaque; free with [`tp_runner_free`].
+ */
+typedef struct tp_runner tp_runner;
 
 /**
  * A supervisor on the Aeron connection of a context. Opaque; run it with
@@ -986,6 +1079,29 @@ typedef struct tp_ratelimiter_counters {
 } tp_ratelimiter_counters;
 
 /**
+ * A consumer state change (see `tp_consumer_next_event`).
+ */
+typedef struct tp_consumer_event {
+    /**
+     * A [`tp_consumer_event_kind`].
+     */
+    uint32_t kind;
+    /**
+     * The epoch mapped (`MAPPED`, `EPOCH_CHANGED`: the new one) or unmapped (`UNMAPPED`); 0
+     * otherwise.
+     */
+    uint64_t epoch;
+    /**
+     * `EPOCH_CHANGED`: the epoch that was mapped; 0 otherwise.
+     */
+    uint64_t from_epoch;
+    /**
+     * `UNMAPPED`: a [`tp_unmap_reason`]; `TP_UNMAP_NONE` otherwise.
+     */
+    uint32_t reason;
+} tp_consumer_event;
+
+/**
  * The supervisor's main counters (docs/roles.md, `tensorpool:501`..`512`).
  */
 typedef struct tp_supervisor_counters {
@@ -1114,7 +1230,8 @@ enum tp_status tp_consumer_new(struct tp_context *ctx,
 /**
  * One duty cycle: announces, control, up to `limit` descriptors (each accepted frame goes
  * to `handler` with `user`), metadata and timers. `work` (may be NULL) gets the work done
- * (0: idle). Allocates nothing in steady state.
+ * (0: idle; **not** the frame count: `tp_consumer_poll_frames` gives both). Allocates
+ * nothing in steady state. `TP_ERR_MEDIA_DRIVER_LOST` once the media driver is lost.
  */
 enum tp_status tp_consumer_poll(struct tp_consumer *consumer,
                                 tp_frame_handler handler,
@@ -1358,7 +1475,8 @@ enum tp_status tp_producer_offer(struct tp_producer *producer,
 /**
  * One duty cycle: announces, QoS, consumer hellos, driver keepalives. `now_ns` is
  * `CLOCK_MONOTONIC` (`tp_monotonic_ns`), 0 for "now". `work` (may be
- * NULL) gets the work done (0: idle).
+ * NULL) gets the work done (0: idle). `TP_ERR_MEDIA_DRIVER_LOST` once the media driver is
+ * lost (claims and offers fail with it too).
  */
 enum tp_status tp_producer_do_work(struct tp_producer *producer, uint64_t now_ns, size_t *work);
 
@@ -1450,6 +1568,139 @@ enum tp_status tp_ratelimiter_get_counters(struct tp_ratelimiter *rl,
  * counters). NULL is a no-op.
  */
 enum tp_status tp_ratelimiter_close(struct tp_ratelimiter *rl);
+
+/**
+ * Starts a thread running `tp_producer_do_work` on `producer` until the runner is freed,
+ * idling with `idle` (a `tp_idle_new` text; NULL: `sleep:100us`) after a cycle without
+ * work. See the threading rules: `producer` is used only between `tp_runner_lock` and
+ * `tp_runner_unlock` until `tp_runner_free`.
+ */
+enum tp_status tp_runner_start_producer(struct tp_producer *producer,
+                                        const char *idle,
+                                        struct tp_runner **out);
+
+/**
+ * Starts a thread polling `consumer` (`limit` frames per cycle, each to `handler` with
+ * `user`, on the runner's thread) until the runner is freed. See the threading rules.
+ */
+enum tp_status tp_runner_start_consumer(struct tp_consumer *consumer,
+                                        tp_frame_handler handler,
+                                        void *user,
+                                        size_t limit,
+                                        const char *idle,
+                                        struct tp_runner **out);
+
+/**
+ * Waits until the runner's thread is between cycles (and no other thread holds the lock)
+ * and keeps it there: the driven handle may be used on this thread until
+ * [`tp_runner_unlock`] from the same thread. Any number of threads may call it; they take
+ * turns. `TP_ERR_STATE` if this thread already holds it (it is not recursive).
+ */
+enum tp_status tp_runner_lock(struct tp_runner *runner);
+
+/**
+ * Lets the runner's thread (or another waiting thread) go on. `TP_ERR_STATE` if this
+ * thread does not hold the lock.
+ */
+enum tp_status tp_runner_unlock(struct tp_runner *runner);
+
+/**
+ * Duty cycles run so far, and how many failed (either may be NULL).
+ */
+enum tp_status tp_runner_counts(struct tp_runner *runner, uint64_t *cycles, uint64_t *errors);
+
+/**
+ * The last failed cycle: its status into `*status` (`TP_OK` if none failed; may be NULL)
+ * and its message into `buf` like `tp_context_aeron_dir` ("" if none). A runner goes on
+ * after a failed cycle (idling as after one without work).
+ */
+enum tp_status tp_runner_last_error(struct tp_runner *runner,
+                                    int32_t *status,
+                                    char *buf,
+                                    size_t cap,
+                                    size_t *len);
+
+/**
+ * Stops the thread after its current cycle, waits for it, and frees the runner; the
+ * driven handle is the caller's again. NULL is a no-op.
+ */
+enum tp_status tp_runner_free(struct tp_runner *runner);
+
+/**
+ * Connects like `tp_context_connect`, with the driver timeout: how long the media driver
+ * may be silent before every producer and consumer of this context fails with
+ * `TP_ERR_MEDIA_DRIVER_LOST` (`driver_timeout_ms` 0: Aeron's 10 s). `connect_timeout_ms`
+ * 0: 10 s.
+ */
+enum tp_status tp_context_connect_with(const char *aeron_dir,
+                                       uint64_t connect_timeout_ms,
+                                       uint64_t driver_timeout_ms,
+                                       struct tp_context **out);
+
+/**
+ * The oldest consumer state change not yet read: `*got` is true and `*event` filled, or
+ * `*got` false (nothing new). Every poll records events; at most 64 wait (older ones are
+ * dropped, `tp_consumer_events_lost`). Allocates nothing.
+ */
+enum tp_status tp_consumer_next_event(struct tp_consumer *consumer,
+                                      struct tp_consumer_event *event_out,
+                                      bool *got);
+
+/**
+ * Events dropped because 64 were waiting unread.
+ */
+enum tp_status tp_consumer_events_lost(struct tp_consumer *consumer, uint64_t *out);
+
+/**
+ * Whether the consumer's Aeron client has lost its media driver.
+ */
+enum tp_status tp_consumer_media_driver_lost(struct tp_consumer *consumer, bool *out);
+
+/**
+ * `tp_consumer_poll` that says how many frames it handed to `handler` (`frames`) next to the
+ * work done (`work`, what `tp_consumer_poll` gives); either may be NULL. Allocates nothing
+ * in steady state.
+ */
+enum tp_status tp_consumer_poll_frames(struct tp_consumer *consumer,
+                                       tp_frame_handler handler,
+                                       void *user,
+                                       size_t limit,
+                                       size_t *frames,
+                                       size_t *work);
+
+/**
+ * Polls until at least one frame reached `handler` or `timeout_ms` passed (0: one poll);
+ * `frames` (may be NULL) gets the frames delivered, 0 on timeout (not an error). Between
+ * idle polls it spins, yields, then sleeps at most 1 ms.
+ */
+enum tp_status tp_consumer_poll_wait(struct tp_consumer *consumer,
+                                     tp_frame_handler handler,
+                                     void *user,
+                                     size_t limit,
+                                     uint64_t timeout_ms,
+                                     size_t *frames);
+
+/**
+ * Whether the producer's Aeron client has lost its media driver.
+ */
+enum tp_status tp_producer_media_driver_lost(struct tp_producer *producer, bool *out);
+
+/**
+ * Consumers that have mapped the producer's current epoch: consumers of this library on
+ * the same media driver, counted from their mapped-epoch Aeron counters (docs/roles.md).
+ */
+enum tp_status tp_producer_mapped_consumers(struct tp_producer *producer, size_t *out);
+
+/**
+ * Runs the producer's duty cycle until at least `n` consumers have mapped its current
+ * epoch and the descriptor stream is connected, or `timeout_ms` passes; `mapped` (may be
+ * NULL) gets the consumers mapped (also on timeout). `TP_ERR_TIMEOUT`, `TP_ERR_NO_REGIONS`,
+ * `TP_ERR_MEDIA_DRIVER_LOST`; `TP_ERR_STATE` while a claim is open.
+ */
+enum tp_status tp_producer_wait_for_consumers(struct tp_producer *producer,
+                                              size_t n,
+                                              uint64_t timeout_ms,
+                                              size_t *mapped);
 
 /**
  * Builds a tensor spec: `ndims` (1..=8) sizes in `shape`; `strides` NULL for a contiguous

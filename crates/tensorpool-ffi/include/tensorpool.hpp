@@ -24,11 +24,15 @@
 
 #include <tensorpool.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <initializer_list>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -60,6 +64,7 @@ enum class Status : int {
     Timeout = TP_ERR_TIMEOUT,
     Io = TP_ERR_IO,
     Panic = TP_ERR_PANIC,
+    MediaDriverLost = TP_ERR_MEDIA_DRIVER_LOST,
 };
 
 /// The name of a status (`"TP_ERR_TIMEOUT"`).
@@ -230,6 +235,16 @@ public:
                            std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
         tp_context* h = nullptr;
         detail::check(tp_context_connect(aeron_dir.c_str(), detail::ms(timeout), &h));
+        return Context(h);
+    }
+    /// Connects with a driver timeout: how long the media driver may be silent before every
+    /// producer and consumer of this context fails with Status::MediaDriverLost (0: Aeron's
+    /// 10 s).
+    static Context connect_with(const std::string& aeron_dir, std::chrono::milliseconds connect_timeout,
+                                std::chrono::milliseconds driver_timeout) {
+        tp_context* h = nullptr;
+        detail::check(tp_context_connect_with(aeron_dir.c_str(), detail::ms(connect_timeout),
+                                              detail::ms(driver_timeout), &h));
         return Context(h);
     }
     /// The Aeron directory in use.
@@ -519,6 +534,33 @@ public:
     }
     /// Clean close (also done on destruction).
     void close() { detail::check(tp_producer_close(get())); }
+
+    // -- signals and waiting (issue 18) --
+    /// Runs do_work() until at least `n` consumers have mapped the current epoch (their
+    /// mapped-epoch counters on this media driver, docs/roles.md) and the descriptor stream
+    /// is connected; returns how many. Throws Error(Timeout) after `timeout`.
+    std::size_t wait_for_consumers(std::size_t n, std::chrono::milliseconds timeout) {
+        return try_wait_for_consumers(n, timeout).value();
+    }
+    Result<std::size_t> try_wait_for_consumers(std::size_t n, std::chrono::milliseconds timeout) {
+        std::size_t mapped = 0;
+        tp_status s = tp_producer_wait_for_consumers(get(), n, detail::ms(timeout), &mapped);
+        if (s != TP_OK) return detail::error_of(s);
+        return mapped;
+    }
+    /// Consumers that have mapped the current epoch now.
+    std::size_t mapped_consumers() const {
+        std::size_t n = 0;
+        detail::check(tp_producer_mapped_consumers(get(), &n));
+        return n;
+    }
+    /// Whether the media driver is lost (claims and do_work throw Error(MediaDriverLost)).
+    bool media_driver_lost() const {
+        bool b = false;
+        detail::check(tp_producer_media_driver_lost(get(), &b));
+        return b;
+    }
+
     tp_producer* get() const noexcept { return h_.get(); }
 
 private:
@@ -575,6 +617,59 @@ private:
     const tp_frame_view* v_;
 };
 
+namespace detail {
+/// Carries a C++ callable through the C handler's `void*`; the first exception it throws is
+/// kept (later frames of the cycle are skipped) for the caller to rethrow.
+template <class Fn>
+struct FrameCallback {
+    Fn* f;
+    std::exception_ptr ex;
+    static void call(const tp_frame_view* v, void* user) noexcept {
+        auto* s = static_cast<FrameCallback*>(user);
+        if (s->ex) return;
+        try {
+            (*s->f)(Frame(*v));
+        } catch (...) {
+            s->ex = std::current_exception();
+        }
+    }
+};
+}  // namespace detail
+
+/// What a consumer event reports (tp_consumer_event_kind).
+enum class EventKind : std::uint32_t {
+    Mapped = TP_EVENT_MAPPED,
+    Unmapped = TP_EVENT_UNMAPPED,
+    EpochChanged = TP_EVENT_EPOCH_CHANGED,
+    FallbackActive = TP_EVENT_FALLBACK_ACTIVE,
+    FallbackInactive = TP_EVENT_FALLBACK_INACTIVE,
+    MediaDriverLost = TP_EVENT_MEDIA_DRIVER_LOST,
+};
+/// Why a mapping was dropped (tp_unmap_reason).
+enum class UnmapReason : std::uint32_t {
+    None = TP_UNMAP_NONE,
+    Stale = TP_UNMAP_STALE,
+    SuperblockChanged = TP_UNMAP_SUPERBLOCK_CHANGED,
+    RegionDead = TP_UNMAP_REGION_DEAD,
+    Revoked = TP_UNMAP_REVOKED,
+    Other = TP_UNMAP_OTHER,
+};
+/// A consumer state change (Consumer::next_event).
+struct ConsumerEvent {
+    EventKind kind;
+    /// Epoch mapped (Mapped, EpochChanged: the new one) or unmapped (Unmapped); 0 otherwise.
+    std::uint64_t epoch = 0;
+    /// EpochChanged: the epoch that was mapped.
+    std::uint64_t from_epoch = 0;
+    /// Unmapped: why.
+    UnmapReason reason = UnmapReason::None;
+};
+/// Frames delivered by one poll and the work done (frames included).
+struct Polled {
+    std::size_t frames = 0;
+    std::size_t work = 0;
+};
+
 /// Consumer counters and status (C structs).
 using ConsumerCounters = tp_consumer_counters;
 using ConsumerStatus = tp_consumer_status;
@@ -597,22 +692,9 @@ public:
     /// poll() without throwing on a library error (exceptions from `f` still propagate).
     template <class F>
     Result<std::size_t> try_poll(F&& f, std::size_t limit = 16) {
-        using Fn = std::remove_reference_t<F>;
-        struct State {
-            Fn* f;
-            std::exception_ptr ex;
-        } st{&f, nullptr};
-        auto trampoline = [](const tp_frame_view* v, void* user) noexcept {
-            auto* s = static_cast<State*>(user);
-            if (s->ex) return;
-            try {
-                (*s->f)(Frame(*v));
-            } catch (...) {
-                s->ex = std::current_exception();
-            }
-        };
+        detail::FrameCallback<std::remove_reference_t<F>> st{&f, nullptr};
         std::size_t work = 0;
-        tp_status s = tp_consumer_poll(get(), trampoline, &st, limit, &work);
+        tp_status s = tp_consumer_poll(get(), st.call, &st, limit, &work);
         if (st.ex) std::rethrow_exception(st.ex);
         if (s != TP_OK) return detail::error_of(s);
         return work;
@@ -671,6 +753,59 @@ public:
         });
         return r;
     }
+
+    // -- signals and waiting (issue 18) --
+    /// One duty cycle that says how many frames reached `f` (poll() returns the work done).
+    template <class F>
+    Polled poll_frames(F&& f, std::size_t limit = 16) {
+        return try_poll_frames(std::forward<F>(f), limit).value();
+    }
+    template <class F>
+    Result<Polled> try_poll_frames(F&& f, std::size_t limit = 16) {
+        detail::FrameCallback<std::remove_reference_t<F>> st{&f, nullptr};
+        Polled p;
+        tp_status s = tp_consumer_poll_frames(get(), st.call, &st, limit, &p.frames, &p.work);
+        if (st.ex) std::rethrow_exception(st.ex);
+        if (s != TP_OK) return detail::error_of(s);
+        return p;
+    }
+    /// Polls until at least one frame reached `f` or `timeout` passed; returns the frames
+    /// delivered (0: timed out). Backs off to sleeps of at most 1 ms between idle polls.
+    template <class F>
+    std::size_t poll_wait(F&& f, std::chrono::milliseconds timeout, std::size_t limit = 16) {
+        return try_poll_wait(std::forward<F>(f), timeout, limit).value();
+    }
+    template <class F>
+    Result<std::size_t> try_poll_wait(F&& f, std::chrono::milliseconds timeout, std::size_t limit = 16) {
+        detail::FrameCallback<std::remove_reference_t<F>> st{&f, nullptr};
+        std::size_t frames = 0;
+        tp_status s = tp_consumer_poll_wait(get(), st.call, &st, limit, detail::ms(timeout), &frames);
+        if (st.ex) std::rethrow_exception(st.ex);
+        if (s != TP_OK) return detail::error_of(s);
+        return frames;
+    }
+    /// The oldest state change not yet read (every poll records them; 64 kept at most).
+    std::optional<ConsumerEvent> next_event() {
+        tp_consumer_event e{};
+        bool got = false;
+        detail::check(tp_consumer_next_event(get(), &e, &got));
+        if (!got) return std::nullopt;
+        return ConsumerEvent{static_cast<EventKind>(e.kind), e.epoch, e.from_epoch,
+                             static_cast<UnmapReason>(e.reason)};
+    }
+    /// Events dropped because 64 waited unread.
+    std::uint64_t events_lost() const {
+        std::uint64_t n = 0;
+        detail::check(tp_consumer_events_lost(get(), &n));
+        return n;
+    }
+    /// Whether the media driver is lost (polls throw Error(MediaDriverLost)).
+    bool media_driver_lost() const {
+        bool b = false;
+        detail::check(tp_consumer_media_driver_lost(get(), &b));
+        return b;
+    }
+
     tp_consumer* get() const noexcept { return h_.get(); }
 
 private:
@@ -912,6 +1047,139 @@ public:
 
 private:
     detail::Handle<tp_idle, tp_idle_free> h_;
+};
+
+/**
+ * A producer's or consumer's duty cycle on its own thread (Aeron's AgentRunner; calling
+ * do_work()/poll() yourself is the AgentInvoker model). While it runs, the Producer or
+ * Consumer belongs to it: use it from other threads only inside with() (or while holding
+ * a lock()), which waits until the runner is between cycles. The consumer handler runs on
+ * the runner's thread; its first exception is kept (see rethrow()), later frames skipped.
+ * Destroying the Runner stops and joins the thread; destroy it before its Producer/Consumer.
+ */
+class Runner {
+public:
+    /// Drives `producer.do_work()`; `idle` as tp_idle_new (`"sleep:100us"` default).
+    static Runner start(Producer& producer, const std::string& idle = "sleep:100us") {
+        Runner r;
+        tp_runner* h = nullptr;
+        detail::check(tp_runner_start_producer(producer.get(), detail::c_str_or_null(idle), &h));
+        r.h_ = detail::Handle<tp_runner, tp_runner_free>(h);
+        return r;
+    }
+    /// Drives `consumer.poll(f, limit)`; `f(const Frame&)` runs on the runner's thread.
+    template <class F>
+    static Runner start(Consumer& consumer, F&& f, std::size_t limit = 16,
+                        const std::string& idle = "sleep:100us") {
+        Runner r;
+        auto cb = std::make_unique<Callback>();
+        cb->f = std::function<void(const Frame&)>(std::forward<F>(f));
+        auto trampoline = [](const tp_frame_view* v, void* user) noexcept {
+            auto* c = static_cast<Callback*>(user);
+            if (c->failed.load(std::memory_order_acquire)) return;
+            // the runner's lock lives in the Rust library; this C++ one, taken by with() and
+            // lock() too, makes the same order visible to ThreadSanitizer
+            std::lock_guard<std::mutex> turn(c->turn);
+            try {
+                c->f(Frame(*v));
+            } catch (...) {
+                std::lock_guard<std::mutex> g(c->m);
+                c->ex = std::current_exception();
+                c->failed.store(true, std::memory_order_release);
+            }
+        };
+        tp_runner* h = nullptr;
+        detail::check(tp_runner_start_consumer(consumer.get(), trampoline, cb.get(), limit,
+                                               detail::c_str_or_null(idle), &h));
+        r.cb_ = std::move(cb);
+        r.h_ = detail::Handle<tp_runner, tp_runner_free>(h);
+        return r;
+    }
+    /// Holds the runner between cycles (RAII; same thread for lock and unlock).
+    class Lock {
+    public:
+        Lock(tp_runner* r, std::mutex* turn) : r_(r) {
+            detail::check(tp_runner_lock(r_));
+            if (turn) turn_ = std::unique_lock<std::mutex>(*turn);
+        }
+        ~Lock() {
+            if (turn_.owns_lock()) turn_.unlock();
+            (void)tp_runner_unlock(r_);
+        }
+        Lock(const Lock&) = delete;
+        Lock& operator=(const Lock&) = delete;
+
+    private:
+        tp_runner* r_;
+        std::unique_lock<std::mutex> turn_;
+    };
+    [[nodiscard]] Lock lock() const { return Lock(get(), cb_ ? &cb_->turn : nullptr); }
+    /// Runs `f()` while the runner is held between cycles; returns what `f` returns. What
+    /// the consumer handler wrote is visible here (and to ThreadSanitizer).
+    template <class F>
+    decltype(auto) with(F&& f) const {
+        Lock l(get(), cb_ ? &cb_->turn : nullptr);
+        return std::forward<F>(f)();
+    }
+    /// Duty cycles run, and how many failed.
+    std::uint64_t cycles() const { return counts().first; }
+    std::uint64_t errors() const { return counts().second; }
+    /// The last failed cycle as an Error (code Ok and empty message if none failed).
+    Error last_error() const {
+        int status = 0;
+        std::string text = detail::read_string([&](char* b, std::size_t c, std::size_t* l) {
+            return tp_runner_last_error(get(), &status, b, c, l);
+        });
+        return Error(static_cast<Status>(status), text);
+    }
+    /// Rethrows the first exception the consumer handler threw, if any (and clears it).
+    void rethrow() {
+        if (!cb_) return;
+        std::exception_ptr ex;
+        {
+            std::lock_guard<std::mutex> g(cb_->m);
+            ex = std::exchange(cb_->ex, nullptr);
+            cb_->failed.store(false, std::memory_order_release);
+        }
+        if (ex) std::rethrow_exception(ex);
+    }
+    /// Stops and joins the thread (also done on destruction).
+    void stop() noexcept {
+        h_.reset();
+        cb_.reset();
+    }
+    tp_runner* get() const noexcept { return h_.get(); }
+    Runner(Runner&&) noexcept = default;
+    Runner& operator=(Runner&& o) noexcept {
+        if (this != &o) {
+            stop();  // the old thread is joined before its callback goes
+            h_ = std::move(o.h_);
+            cb_ = std::move(o.cb_);
+        }
+        return *this;
+    }
+    ~Runner() { stop(); }
+
+private:
+    struct Callback {
+        std::function<void(const Frame&)> f;
+        // the handler's thread sets these, rethrow() takes them: a C++ mutex, so that
+        // ThreadSanitizer sees the order (the runner's own lock is in the Rust library)
+        std::atomic<bool> failed{false};
+        std::mutex m;
+        std::exception_ptr ex;
+        // held around each handler call and by with()/lock()
+        std::mutex turn;
+    };
+    Runner() = default;
+    std::pair<std::uint64_t, std::uint64_t> counts() const {
+        std::uint64_t c = 0, e = 0;
+        detail::check(tp_runner_counts(get(), &c, &e));
+        return {c, e};
+    }
+    // declared before h_: destroyed after the thread is joined
+    std::unique_ptr<Callback> cb_;
+    detail::Handle<tp_runner, tp_runner_free> h_;
 };
 
 }  // namespace tensorpool

@@ -158,10 +158,10 @@ thread_local! {
 #[allow(non_camel_case_types)]
 #[derive(Debug)]
 pub struct tp_consumer {
-    consumer: Consumer,
+    pub(crate) consumer: Consumer,
 }
 
-fn get<'a>(c: *mut tp_consumer) -> FfiResult<&'a mut tp_consumer> {
+pub(crate) fn get<'a>(c: *mut tp_consumer) -> FfiResult<&'a mut tp_consumer> {
     handles::get(c, Kind::Consumer, "consumer")
 }
 
@@ -284,9 +284,24 @@ fn view_of(frame: &Frame<'_>) -> tp_frame_view {
     }
 }
 
+/// The closure that hands each frame to a C handler as a [`tp_frame_view`] (recognised by
+/// `tp_frame_recheck` / `tp_frame_copy_to` while the handler runs on this thread).
+pub(crate) fn c_handler(
+    handler: extern "C" fn(*const tp_frame_view, *mut c_void),
+    user: *mut c_void,
+) -> impl FnMut(&Frame<'_>) {
+    move |frame: &Frame<'_>| {
+        let view = view_of(frame);
+        let outer = CURRENT.replace((&view, view.token));
+        handler(&view, user);
+        CURRENT.set(outer);
+    }
+}
+
 /// One duty cycle: announces, control, up to `limit` descriptors (each accepted frame goes
 /// to `handler` with `user`), metadata and timers. `work` (may be NULL) gets the work done
-/// (0: idle). Allocates nothing in steady state.
+/// (0: idle; **not** the frame count: `tp_consumer_poll_frames` gives both). Allocates
+/// nothing in steady state. `TP_ERR_MEDIA_DRIVER_LOST` once the media driver is lost.
 #[unsafe(no_mangle)]
 pub extern "C" fn tp_consumer_poll(
     consumer: *mut tp_consumer,
@@ -302,16 +317,8 @@ pub extern "C" fn tp_consumer_poll(
         };
         let n = c
             .consumer
-            .poll(
-                |frame: &Frame<'_>| {
-                    let view = view_of(frame);
-                    let outer = CURRENT.replace((&view, view.token));
-                    handler(&view, user);
-                    CURRENT.set(outer);
-                },
-                limit,
-            )
-            .map_err(|e| FfiError::new(TP_ERR_AERON, format!("poll: {e}")))?;
+            .poll(c_handler(handler, user), limit)
+            .map_err(crate::signals::poll_error)?;
         handles::write_opt(work, n);
         Ok(())
     })

@@ -49,6 +49,10 @@ pub enum tp_status {
     TP_ERR_IO = 15,
     /// A panic inside the library was caught at the boundary (a bug: please report).
     TP_ERR_PANIC = 16,
+    /// The Aeron media driver is lost: no heartbeat within the client's driver timeout
+    /// (`tp_context_connect_with`; Aeron's default 10 s). Nothing reaches or leaves this
+    /// process any more; build a new context once a driver runs again.
+    TP_ERR_MEDIA_DRIVER_LOST = 17,
 }
 
 use tp_status::*;
@@ -152,6 +156,7 @@ pub extern "C" fn tp_status_name(status: c_int) -> *const c_char {
         14 => b"TP_ERR_TIMEOUT\0",
         15 => b"TP_ERR_IO\0",
         16 => b"TP_ERR_PANIC\0",
+        17 => b"TP_ERR_MEDIA_DRIVER_LOST\0",
         _ => b"TP_UNKNOWN\0",
     };
     name.as_ptr().cast::<c_char>()
@@ -187,7 +192,7 @@ mod tests {
 
     #[test]
     fn every_status_has_a_name() {
-        for code in 0..=16 {
+        for code in 0..=17 {
             // SAFETY: static NUL-terminated text.
             let name = unsafe { CStr::from_ptr(tp_status_name(code)) };
             assert!(name.to_str().unwrap().starts_with("TP_"));

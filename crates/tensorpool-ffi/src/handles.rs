@@ -28,6 +28,7 @@ pub(crate) enum Kind {
     Supervisor,
     RateLimiter,
     Bridge,
+    Runner,
 }
 
 /// Hashes a handle address with one multiplication (Fibonacci hashing): the keys are heap
@@ -115,6 +116,24 @@ pub(crate) fn get<'a, T>(ptr: *mut T, kind: Kind, what: &str) -> FfiResult<&'a m
     // SAFETY: the pointer came from `register::<T>` for this kind and has not been freed
     // (it is still in the registry); the C API forbids concurrent use of one handle.
     Ok(unsafe { &mut *ptr })
+}
+
+/// The object behind a live handle of `kind`, shared: for the few handles whose functions
+/// may run on several threads at once (`tp_runner`), which only need `&T` (their state is
+/// behind atomics and locks).
+pub(crate) fn get_shared<'a, T: Sync>(ptr: *mut T, kind: Kind, what: &str) -> FfiResult<&'a T> {
+    if ptr.is_null() {
+        return err(TP_ERR_NULL, format!("{what} is NULL"));
+    }
+    if !is_live(ptr as usize, kind) {
+        return err(
+            TP_ERR_INVALID_HANDLE,
+            format!("{what} is not a live {kind:?} handle (freed, or another kind)"),
+        );
+    }
+    // SAFETY: the pointer came from `register::<T>` for this kind and has not been freed;
+    // `T: Sync` and only `&T` is made, so concurrent callers do not alias a `&mut`.
+    Ok(unsafe { &*ptr })
 }
 
 /// Unregisters and drops a handle. NULL is a no-op; a handle that is not live is an error.

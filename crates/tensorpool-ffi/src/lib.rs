@@ -15,6 +15,8 @@
 //! | [`supervisor`] | `tp_supervisor_*` (the supervisor in-process), `tp_supervisor_counters` |
 //! | [`bridge`] | `tp_bridge_*` (the Aeron UDP bridge in-process), `tp_bridge_counters` |
 //! | [`ratelimiter`] | `tp_ratelimiter_*` (the rate limiter in-process), `tp_ratelimiter_counters` |
+//! | [`signals`] | `tp_consumer_next_event`, `tp_consumer_poll_frames`, `tp_consumer_poll_wait`, `tp_producer_wait_for_consumers`, `tp_*_media_driver_lost`, `tp_context_connect_with` |
+//! | [`runner`] | `tp_runner_*`: a producer's or consumer's duty cycle on its own thread |
 //!
 //! # Rules every function follows
 //!
@@ -43,6 +45,8 @@ pub mod idle;
 pub mod inspect;
 pub mod producer;
 pub mod ratelimiter;
+pub mod runner;
+pub mod signals;
 pub mod spec;
 pub mod supervisor;
 
@@ -55,5 +59,7 @@ pub use idle::*;
 pub use inspect::*;
 pub use producer::*;
 pub use ratelimiter::*;
+pub use runner::*;
+pub use signals::*;
 pub use spec::*;
 pub use supervisor::*;

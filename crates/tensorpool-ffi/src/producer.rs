@@ -99,7 +99,7 @@ pub struct tp_producer {
 
 impl tp_producer {
     /// The producer, when no claim is open.
-    fn producer(&mut self) -> FfiResult<&mut Producer> {
+    pub(crate) fn producer(&mut self) -> FfiResult<&mut Producer> {
         if self.claim.is_some() {
             return err(TP_ERR_STATE, "a claim is open: commit or abort it first");
         }
@@ -117,7 +117,7 @@ impl Drop for tp_producer {
     }
 }
 
-fn get<'a>(p: *mut tp_producer) -> FfiResult<&'a mut tp_producer> {
+pub(crate) fn get<'a>(p: *mut tp_producer) -> FfiResult<&'a mut tp_producer> {
     handles::get(p, Kind::Producer, "producer")
 }
 
@@ -138,6 +138,7 @@ pub(crate) fn claim_error(e: ClaimError) -> FfiError {
         ClaimError::NoRegions => TP_ERR_NO_REGIONS,
         ClaimError::NoPoolFits { .. } => TP_ERR_NO_POOL_FITS,
         ClaimError::InvalidSpec(_) => TP_ERR_INVALID_ARGUMENT,
+        ClaimError::MediaDriverLost => TP_ERR_MEDIA_DRIVER_LOST,
         _ => TP_ERR_STATE,
     };
     FfiError::new(code, format!("claim: {e}"))
@@ -312,7 +313,8 @@ pub extern "C" fn tp_producer_offer(
 
 /// One duty cycle: announces, QoS, consumer hellos, driver keepalives. `now_ns` is
 /// `CLOCK_MONOTONIC` (`tp_monotonic_ns`), 0 for "now". `work` (may be
-/// NULL) gets the work done (0: idle).
+/// NULL) gets the work done (0: idle). `TP_ERR_MEDIA_DRIVER_LOST` once the media driver is
+/// lost (claims and offers fail with it too).
 #[unsafe(no_mangle)]
 pub extern "C" fn tp_producer_do_work(
     producer: *mut tp_producer,
@@ -326,6 +328,7 @@ pub extern "C" fn tp_producer_do_work(
         } else {
             now_ns
         };
+        crate::signals::check_producer_driver(p)?;
         handles::write_opt(work, p.do_work(now));
         Ok(())
     })

@@ -1,5 +1,5 @@
 //! ARCHITECTURE rule 2 through the C ABI: after start-up, claim -> write -> commit ->
-//! do_work -> poll (handler reads every byte, rechecks) cycles made only of `tp_*` calls
+//! do_work -> poll or poll_frames + next_event (handler reads every byte, rechecks) cycles made only of `tp_*` calls
 //! allocate nothing. A counting global allocator counts this thread's allocations.
 
 use std::cell::Cell;
@@ -97,13 +97,29 @@ fn arch_2_claim_commit_poll_cycles_through_the_c_abi_allocate_nothing() {
         payload.fill(i as u8);
         ok(tp_producer_commit(producer, std::ptr::null_mut()));
         ok(tp_producer_do_work(producer, 0, std::ptr::null_mut()));
-        ok(tp_consumer_poll(
-            consumer,
-            Some(on_frame),
-            user,
-            16,
-            std::ptr::null_mut(),
-        ));
+        if i.is_multiple_of(2) {
+            ok(tp_consumer_poll(
+                consumer,
+                Some(on_frame),
+                user,
+                16,
+                std::ptr::null_mut(),
+            ));
+        } else {
+            // the frame-counting poll and the event queue allocate nothing either
+            let (mut frames, mut work) = (0, 0);
+            ok(tp_consumer_poll_frames(
+                consumer,
+                Some(on_frame),
+                user,
+                16,
+                &mut frames,
+                &mut work,
+            ));
+            let mut event = tp_consumer_event::default();
+            let mut got = false;
+            ok(tp_consumer_next_event(consumer, &mut event, &mut got));
+        }
     };
     // Warm up until the consumer maps and frames flow.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -75,6 +75,14 @@ impl Context {
         Ok(Self::from_parts(client, None))
     }
 
+    /// Connects with a full client configuration: its `driver_timeout` is how long the
+    /// media driver may be silent before every role of this context reports it lost
+    /// (`MediaDriverLost`; Aeron's default 10 s).
+    pub fn connect_with(config: &tensorpool_aeron::ClientConfig) -> Result<Self, ContextError> {
+        let client = AeronClient::connect_with(config)?;
+        Ok(Self::from_parts(client, None))
+    }
+
     /// Uses an already connected client.
     pub fn from_client(client: AeronClient) -> Self {
         Self::from_parts(client, None)

@@ -39,6 +39,7 @@ pub mod meta;
 pub mod prelude;
 pub mod producer;
 pub mod ratelimiter;
+pub mod runner;
 pub mod streams;
 pub mod supervisor;
 pub mod tracelink;

@@ -216,6 +216,13 @@ fn w_10_1_3_use_shm_false_enters_fallback_with_the_uri() {
             (f.uri.as_str(), f.supported, f.ordered),
             (uri, supported, true)
         );
+        // ... and says so as an event (issue 18: signals)
+        let mut events = Vec::new();
+        consumer.drain_events(|e| events.push(e));
+        assert!(
+            events.contains(&tensorpool::consumer::ConsumerEvent::FallbackActive),
+            "{events:?}"
+        );
         // Frames are not taken from SHM while in FALLBACK.
         let spec = TensorSpec::new(Dtype::Uint8, &[64]).unwrap();
         producer.offer(&spec, &[0u8; 64]).unwrap();

@@ -33,10 +33,12 @@
 //! | `counters.rs` | the `counters!` tables (counters, drops per cause) |
 //! | `fallback.rs` | the payload fallback (W §10.1.3, §15.12): URI resolution, `BridgeFrameChunk`s in (`on_fallback_chunk`), frames out to the same handler |
 //! | `mapping.rs`, `meta.rs`, `progress.rs` | concerns: announce -> mapped regions; metadata and blobs; progress tracking |
+//! | `events.rs` | signals: [`ConsumerEvent`]s derived after every poll into a fixed queue ([`Consumer::poll_event`]), [`Polled`] (frames and work of a poll) |
 
 mod config;
 mod core;
 pub mod counters;
+mod events;
 mod fallback;
 mod handlers;
 mod mapping;
@@ -49,6 +51,7 @@ mod work;
 pub use config::{BridgeRoute, ConsumerBuilder, ConsumerConfig, Mode, ProgressHints};
 pub use core::{ConsumerCore, Sinks};
 pub use counters::{ConsumerCounters, DropCause, Drops};
+pub use events::{ConsumerEvent, EVENT_CAPACITY, Polled, UnmapReason};
 pub use fallback::resolve_fallback;
 pub use meta::{BlobDiscard, MetaBlob};
 pub use progress::Progress;
@@ -111,6 +114,8 @@ pub enum BuildError {
 pub struct Consumer {
     core: ConsumerCore,
     io: Io,
+    /// State changes since the last cycle, for `poll_event` (`events.rs`).
+    events: events::Events,
     _ctx: Context,
 }
 
@@ -296,6 +301,7 @@ impl Consumer {
         Ok(Self {
             core,
             io,
+            events: events::Events::default(),
             _ctx: ctx,
         })
     }
@@ -319,14 +325,113 @@ impl Consumer {
         self.poll_at(tensorpool_agent::monotonic_ns(), handler, limit)
     }
 
-    /// One duty cycle at `now_ns` (`CLOCK_MONOTONIC`).
+    /// One duty cycle at `now_ns` (`CLOCK_MONOTONIC`). Returns the work done.
     pub fn poll_at<H: FrameHandler + ?Sized>(
         &mut self,
         now_ns: u64,
         handler: &mut H,
         limit: usize,
     ) -> Result<usize, PollError> {
-        self.io.cycle(&mut self.core, now_ns, handler, limit)
+        self.poll_frames_at(now_ns, handler, limit).map(|p| p.work)
+    }
+
+    /// One duty cycle that says how many frames it delivered ([`Polled::frames`]) next to
+    /// the work done ([`Polled::work`], what `poll` returns). Records state changes for
+    /// [`Self::poll_event`]. [`PollError::MediaDriverLost`] once the Aeron client has lost
+    /// its media driver.
+    pub fn poll_frames<H: FrameHandler + ?Sized>(
+        &mut self,
+        handler: &mut H,
+        limit: usize,
+    ) -> Result<Polled, PollError> {
+        self.poll_frames_at(tensorpool_agent::monotonic_ns(), handler, limit)
+    }
+
+    /// [`Self::poll_frames`] at `now_ns` (`CLOCK_MONOTONIC`).
+    pub fn poll_frames_at<H: FrameHandler + ?Sized>(
+        &mut self,
+        now_ns: u64,
+        handler: &mut H,
+        limit: usize,
+    ) -> Result<Polled, PollError> {
+        if self.io.client.is_closed() {
+            self.events.driver_lost();
+            return Err(PollError::MediaDriverLost);
+        }
+        let mut counting = events::Counting {
+            inner: handler,
+            frames: 0,
+        };
+        let result = self.io.cycle(&mut self.core, now_ns, &mut counting, limit);
+        self.events.observe(&self.core);
+        let work = result?;
+        Ok(Polled {
+            frames: counting.frames,
+            work,
+        })
+    }
+
+    /// Polls until at least one frame is delivered or `timeout` has passed; returns the
+    /// frames delivered (0: timed out). Between idle cycles it backs off from spinning to
+    /// yielding to sleeps of at most 1 ms (never past the deadline). `timeout` zero: one
+    /// cycle.
+    pub fn poll_wait<H: FrameHandler + ?Sized>(
+        &mut self,
+        handler: &mut H,
+        limit: usize,
+        timeout: std::time::Duration,
+    ) -> Result<usize, PollError> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut idle_rounds = 0u32;
+        loop {
+            let p = self.poll_frames(handler, limit)?;
+            if p.frames > 0 {
+                return Ok(p.frames);
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Ok(0);
+            }
+            if p.work > 0 {
+                idle_rounds = 0;
+                continue;
+            }
+            idle_rounds = idle_rounds.saturating_add(1);
+            match idle_rounds {
+                0..=10 => std::hint::spin_loop(),
+                11..=20 => std::thread::yield_now(),
+                n => {
+                    let park = std::time::Duration::from_micros(1u64 << (n - 20).min(10));
+                    std::thread::sleep(park.min(deadline - now));
+                }
+            }
+        }
+    }
+
+    /// The oldest state change not yet read ([`ConsumerEvent`]; recorded by every poll).
+    pub fn poll_event(&mut self) -> Option<ConsumerEvent> {
+        self.events.pop()
+    }
+
+    /// Hands every state change not yet read to `f`, oldest first; returns how many.
+    pub fn drain_events(&mut self, mut f: impl FnMut(ConsumerEvent)) -> usize {
+        let mut n = 0;
+        while let Some(e) = self.events.pop() {
+            f(e);
+            n += 1;
+        }
+        n
+    }
+
+    /// Events dropped because [`EVENT_CAPACITY`] were waiting unread.
+    pub fn events_lost(&self) -> u64 {
+        self.events.lost()
+    }
+
+    /// Whether the Aeron client has lost its media driver (no heartbeat within its driver
+    /// timeout: [`tensorpool_aeron::ClientConfig::driver_timeout`], Aeron's default 10 s).
+    pub fn media_driver_lost(&self) -> bool {
+        self.io.client.is_closed()
     }
 
     /// The consumer as an agent delivering to `handler`, `limit` frames per cycle.

@@ -53,6 +53,9 @@ pub enum ClaimError {
     /// not belong to the ring, a header the codec cannot encode).
     #[error("slot write refused: {0}")]
     Slot(WriteError),
+    /// The Aeron client lost its media driver: no descriptor could reach a consumer.
+    #[error("the Aeron media driver is lost (no heartbeat within the driver timeout)")]
+    MediaDriverLost,
 }
 
 impl ClaimError {

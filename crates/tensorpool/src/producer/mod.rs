@@ -33,6 +33,7 @@
 //! | `regions.rs` | standalone epoch files; mapping a driver lease's regions |
 //! | `meta.rs` | data-source metadata and meta blobs |
 //! | `counters.rs` | the counter table (and which are Aeron counters) |
+//! | `wait.rs` | signals: the media driver's loss, [`Producer::wait_for_consumers`] (consumers' mapped-epoch counters) |
 
 mod claim;
 mod config;
@@ -43,6 +44,7 @@ mod meta;
 mod proxy;
 mod regions;
 mod state;
+mod wait;
 mod work;
 
 pub use crate::meta::MetaAttribute;
@@ -54,6 +56,7 @@ pub use core::{
     ConsumerLink, LinkOpener, OpenedLink, ProducerCore, RecordingLinks, RecordingSinks, Sinks,
 };
 pub use counters::ProducerCounters;
+pub use wait::WaitError;
 
 use std::path::PathBuf;
 
@@ -366,11 +369,13 @@ impl Producer {
     /// Claims the next slot for a tensor of `spec` (payload length `spec.len_bytes()`).
     /// See [`claim`](claim.rs) for the frame's path.
     pub fn claim(&mut self, spec: &TensorSpec) -> Result<Claim<'_>, ClaimError> {
+        self.check_driver()?;
         self.core.claim(spec, self.pubs.sinks())
     }
 
     /// Claims the next slot with an explicit payload length (at least the tensor's extent).
     pub fn claim_len(&mut self, spec: &TensorSpec, len: usize) -> Result<Claim<'_>, ClaimError> {
+        self.check_driver()?;
         self.core.claim_len(spec, len, self.pubs.sinks())
     }
 
@@ -382,11 +387,13 @@ impl Producer {
         len: usize,
         stamp: FrameStamp,
     ) -> Result<Claim<'_>, ClaimError> {
+        self.check_driver()?;
         self.core.claim_stamped(spec, len, stamp, self.pubs.sinks())
     }
 
     /// Copies `payload` into the next slot and commits it: claim + copy + commit.
     pub fn offer(&mut self, spec: &TensorSpec, payload: &[u8]) -> Result<u64, ClaimError> {
+        self.check_driver()?;
         self.core.offer(spec, payload, self.pubs.sinks())
     }
 
@@ -522,7 +529,13 @@ impl Drop for Producer {
 }
 
 impl Agent for Producer {
+    /// The duty cycle; [`WaitError::MediaDriverLost`] once the media driver is lost.
     fn do_work(&mut self, now_ns: u64) -> AgentResult {
+        if self.media_driver_lost() {
+            return Err(tensorpool_agent::AgentError::failed(
+                WaitError::MediaDriverLost,
+            ));
+        }
         Ok(Producer::do_work(self, now_ns))
     }
 

@@ -16,6 +16,11 @@
 #include <stdint.h>
 
 /**
+ * Number of drop causes (`tp_consumer_counters_all.drops` entries).
+ */
+#define TP_DROP_CAUSE_COUNT 29
+
+/**
  * The most dimensions a tensor has.
  */
 #define TP_MAX_DIMS 8
@@ -593,6 +598,39 @@ typedef struct tp_consumer_options {
      * Driver mode: where the SHM driver listens.
      */
     struct tp_driver_endpoints driver;
+    /**
+     * Ask the producer for `FrameProgress` reports (default false); they reach the
+     * progress handler of `tp_consumer_poll_progress`.
+     */
+    bool supports_progress;
+    /**
+     * Progress hint: smallest interval between reports, µs (0: no hint).
+     */
+    uint32_t progress_interval_us;
+    /**
+     * Progress hint: smallest byte delta (0: no hint).
+     */
+    uint32_t progress_bytes_delta;
+    /**
+     * Progress hint: smallest row/column delta (0: no hint).
+     */
+    uint32_t progress_major_delta_units;
+    /**
+     * Request a per-consumer descriptor stream on this channel (NULL: none).
+     */
+    const char *descriptor_channel;
+    /**
+     * Its stream id (non-zero when `descriptor_channel` is set).
+     */
+    int32_t descriptor_stream_id;
+    /**
+     * Request a per-consumer control stream (for `FrameProgress`) on this channel (NULL: none).
+     */
+    const char *control_channel;
+    /**
+     * Its stream id (non-zero when `control_channel` is set).
+     */
+    int32_t control_stream_id;
 } tp_consumer_options;
 
 /**
@@ -723,6 +761,294 @@ typedef struct tp_consumer_counters {
 } tp_consumer_counters;
 
 /**
+ * Every producer counter (`Producer::counters`), one field each.
+ */
+typedef struct tp_producer_counters_all {
+    /**
+     * Frames committed (seqlock committed, descriptor attempted).
+     */
+    uint64_t committed;
+    /**
+     * Payload bytes committed.
+     */
+    uint64_t bytes;
+    /**
+     * Claims dropped without commit (slot left in progress, no descriptor).
+     */
+    uint64_t aborted;
+    /**
+     * Frames dropped because no pool's stride holds them (Wire Spec §9).
+     */
+    uint64_t drops_no_pool;
+    /**
+     * Descriptors published on the shared stream.
+     */
+    uint64_t descriptors_sent;
+    /**
+     * Descriptors published on per-consumer streams.
+     */
+    uint64_t descriptors_per_consumer;
+    /**
+     * Descriptors skipped on a per-consumer stream by its `max_rate_hz` cap.
+     */
+    uint64_t descriptors_rate_capped;
+    /**
+     * Descriptors Aeron refused with back pressure or an admin action (shared or per-consumer stream); the frame stays committed.
+     */
+    uint64_t descriptors_back_pressured;
+    /**
+     * Descriptors not sent because no one subscribes to the stream.
+     */
+    uint64_t descriptors_not_connected;
+    /**
+     * Stalls of the shared descriptor stream: back pressure on every descriptor for longer than `stall_threshold`, counted (and logged) once per stall.
+     */
+    uint64_t descriptor_stalls;
+    /**
+     * Descriptors Aeron refused otherwise (publication closed, position exhausted).
+     */
+    uint64_t descriptor_failures;
+    /**
+     * `FrameProgress` messages published.
+     */
+    uint64_t progress_sent;
+    /**
+     * `ShmPoolAnnounce` messages published.
+     */
+    uint64_t announces_sent;
+    /**
+     * `QosProducer` messages published.
+     */
+    uint64_t qos_sent;
+    /**
+     * `DataSourceAnnounce` messages published.
+     */
+    uint64_t data_source_sent;
+    /**
+     * `DataSourceMeta` messages published.
+     */
+    uint64_t meta_sent;
+    /**
+     * Meta blob messages (announce, chunks, complete) published.
+     */
+    uint64_t meta_blob_messages;
+    /**
+     * `ConsumerHello` messages received for our stream.
+     */
+    uint64_t hellos;
+    /**
+     * `QosConsumer` messages received for our stream.
+     */
+    uint64_t consumer_qos;
+    /**
+     * `ConsumerConfig` messages sent.
+     */
+    uint64_t configs_sent;
+    /**
+     * `ConsumerConfig` messages for our stream from a supervisor (another publication), applied: their per-consumer streams opened, no answer of our own.
+     */
+    uint64_t supervisor_configs;
+    /**
+     * `ConsumerHello` messages left to the supervisor (not answered: supervised).
+     */
+    uint64_t hellos_left_to_supervisor;
+    /**
+     * Per-consumer streams granted (registered by the media driver).
+     */
+    uint64_t per_consumer_granted;
+    /**
+     * Per-consumer stream requests declined (invalid, disabled, full or failed).
+     */
+    uint64_t per_consumer_declined;
+    /**
+     * Consumers removed as stale (their per-consumer publications closed).
+     */
+    uint64_t consumers_stale;
+    /**
+     * Consumers tracked now (a level).
+     */
+    uint64_t consumers;
+    /**
+     * Epochs installed (created standalone, or granted by the driver).
+     */
+    uint64_t epochs;
+    /**
+     * The epoch being written now (a level; 0 while paused).
+     */
+    uint64_t epoch;
+    /**
+     * Times the producer paused (driver mode: lease revoked or lost, driver gone).
+     */
+    uint64_t pauses;
+    /**
+     * Other control messages Aeron refused to send.
+     */
+    uint64_t send_failures;
+} tp_producer_counters_all;
+
+/**
+ * Every consumer counter (`Consumer::counters`), one field each, and the drops per cause.
+ */
+typedef struct tp_consumer_counters_all {
+    /**
+     * Descriptors received for our stream.
+     */
+    uint64_t descriptors;
+    /**
+     * Frames accepted: delivered, and still committed after the handler returned.
+     */
+    uint64_t accepted;
+    /**
+     * Payload bytes of the frames accepted.
+     */
+    uint64_t bytes;
+    /**
+     * Resyncs: a sequence gap larger than `max_outstanding_seq_gap`.
+     */
+    uint64_t resyncs;
+    /**
+     * Announces received for our stream.
+     */
+    uint64_t announces;
+    /**
+     * Announces ignored as older than the freshness window.
+     */
+    uint64_t announces_stale;
+    /**
+     * MONOTONIC announces ignored as older than the subscription's join time.
+     */
+    uint64_t announces_pre_join;
+    /**
+     * Announces ignored for an older epoch than the mapped or freshest one.
+     */
+    uint64_t announces_older_epoch;
+    /**
+     * Announces ignored while waiting for a new epoch or backing off.
+     */
+    uint64_t announces_waiting;
+    /**
+     * Successful mappings.
+     */
+    uint64_t maps;
+    /**
+     * Failed mappings (nothing stays mapped).
+     */
+    uint64_t map_failures;
+    /**
+     * Remaps at an epoch change.
+     */
+    uint64_t remaps;
+    /**
+     * The mapped epoch (a level; 0 while unmapped).
+     */
+    uint64_t epoch;
+    /**
+     * Unmaps because `activity_timestamp_ns` went stale.
+     */
+    uint64_t unmaps_stale;
+    /**
+     * Unmaps because the superblock changed (pid, epoch, magic).
+     */
+    uint64_t unmaps_superblock;
+    /**
+     * Unmaps because a region file was truncated under the mapping (SIGBUS repaired).
+     */
+    uint64_t unmaps_dead;
+    /**
+     * Unmaps because the driver revoked the stream's producer or our own lease, shut down, was lost, or broke the protocol (driver mode).
+     */
+    uint64_t unmaps_revoked;
+    /**
+     * `FrameProgress` delivered to the handler.
+     */
+    uint64_t progress;
+    /**
+     * `FrameProgress` dropped (unmapped, epoch, slot, beyond values_len, regression).
+     */
+    uint64_t progress_dropped;
+    /**
+     * `FrameProgress` dropped because bytes regressed within a frame.
+     */
+    uint64_t progress_regressed;
+    /**
+     * `FrameProgress` dropped because bytes exceeded values_len_bytes.
+     */
+    uint64_t progress_beyond;
+    /**
+     * `ConsumerConfig` messages for us.
+     */
+    uint64_t configs;
+    /**
+     * `ConsumerHello` sent.
+     */
+    uint64_t hellos_sent;
+    /**
+     * `QosConsumer` sent.
+     */
+    uint64_t qos_sent;
+    /**
+     * Frames accepted through the payload fallback (also in `accepted`).
+     */
+    uint64_t fallback_frames;
+    /**
+     * `BridgeFrameChunk` messages read from the fallback payload stream.
+     */
+    uint64_t fallback_chunks;
+    /**
+     * Fallback chunks dropped (malformed, a field rule, an older epoch, CRC32C).
+     */
+    uint64_t fallback_chunk_drops;
+    /**
+     * Fallback chunks whose CRC32C was missing (integrity on) or wrong.
+     */
+    uint64_t fallback_crc_errors;
+    /**
+     * Fallback frames dropped (conflicting chunks, timed out, evicted, bad header).
+     */
+    uint64_t fallback_frame_drops;
+    /**
+     * Meta blobs reassembled and verified.
+     */
+    uint64_t blobs_completed;
+    /**
+     * Meta blobs discarded (gap, overlap, checksum, size).
+     */
+    uint64_t blobs_discarded;
+    /**
+     * `DataSourceMeta` versions stored.
+     */
+    uint64_t meta_updates;
+    /**
+     * Capture (slot `timestamp_ns`, `CLOCK_MONOTONIC`) to delivery of the last frame accepted, ns (a level; frames without a timestamp or from another clock are not measured).
+     */
+    uint64_t latency_last_ns;
+    /**
+     * Median of that latency over the last QoS interval, ns (a level; 0: no frame).
+     */
+    uint64_t latency_p50_ns;
+    /**
+     * 99th percentile of that latency over the last QoS interval, ns (a level).
+     */
+    uint64_t latency_p99_ns;
+    /**
+     * Descriptors dropped, every cause.
+     */
+    uint64_t drops_total;
+    /**
+     * Frames never seen (sum of sequence gaps; QoS `drops_gap`).
+     */
+    uint64_t drops_gap;
+    /**
+     * Drops QoS reports as late (seqlock instability or overwrite).
+     */
+    uint64_t drops_late;
+    /**
+     * Descriptors dropped per cause, indexed by `tp_drop_cause`.
+     */
+    uint64_t drops[TP_DROP_CAUSE_COUNT];
+} tp_consumer_counters_all;
+
+/**
  * What a region file holds. The superblock fields are filled even when the region is
  * invalid, so a caller can show what was found.
  */
@@ -794,6 +1120,61 @@ typedef struct tp_region_info {
 } tp_region_info;
 
 /**
+ * Receives one log event: its `tp_log_level`, its target (the Rust module, e.g.
+ * `"tensorpool::consumer"`), the message with its fields (`"unmapped stream_id=7"`) and the
+ * `user` pointer given to [`tp_set_log_callback`]. The strings are valid during the call.
+ * Called on the thread that logged (any library thread); it must not unwind. Events the
+ * callback causes itself are dropped.
+ */
+typedef void (*tp_log_callback)(uint32_t level, const char *target, const char *message, void *user);
+
+/**
+ * One metadata attribute. In [`tp_producer_set_meta`] the strings are NUL-terminated UTF-8
+ * and copied; from [`tp_consumer_meta_attribute`] they point into the consumer (valid until
+ * its next poll) and are NUL-terminated too.
+ */
+typedef struct tp_meta_attribute {
+    /**
+     * Attribute name.
+     */
+    const char *key;
+    /**
+     * How `value` is encoded (`text/plain`, `application/json`, ...; NULL: `text/plain`).
+     */
+    const char *format;
+    /**
+     * The value bytes.
+     */
+    const uint8_t *value;
+    /**
+     * Bytes at `value`.
+     */
+    size_t value_len;
+} tp_meta_attribute;
+
+/**
+ * The last meta blob a consumer reassembled and verified.
+ */
+typedef struct tp_meta_blob_view {
+    /**
+     * `DataSourceMeta` version the blob belongs to.
+     */
+    uint32_t meta_version;
+    /**
+     * Application-defined type.
+     */
+    uint32_t blob_type;
+    /**
+     * The bytes (inside the consumer, valid until its next poll).
+     */
+    const uint8_t *data;
+    /**
+     * Bytes at `data`.
+     */
+    size_t len;
+} tp_meta_blob_view;
+
+/**
  * How a producer is built. Fill with [`tp_producer_options_init`], then change fields.
  * Strings may be NULL (the default); they are copied by [`tp_producer_new`].
  */
@@ -852,6 +1233,10 @@ typedef struct tp_producer_options {
      * Driver mode: where the SHM driver listens, and the attach timeout.
      */
     struct tp_driver_endpoints driver;
+    /**
+     * `DataSourceAnnounce` summary (NULL: empty).
+     */
+    const char *summary;
 } tp_producer_options;
 
 /**
@@ -914,6 +1299,51 @@ typedef struct tp_producer_counters {
      */
     uint64_t consumers;
 } tp_producer_counters;
+
+/**
+ * A progress report on a frame still being written, as the progress handler sees it.
+ * Valid only inside the handler call.
+ */
+typedef struct tp_progress_view {
+    /**
+     * Sequence of the frame.
+     */
+    uint64_t seq;
+    /**
+     * Epoch.
+     */
+    uint64_t epoch;
+    /**
+     * A `tp_progress_state`.
+     */
+    uint32_t state;
+    /**
+     * Payload bytes the producer reports written.
+     */
+    uint64_t bytes_filled;
+    /**
+     * The frame's payload length.
+     */
+    uint64_t values_len;
+    /**
+     * The readable prefix in shared memory (NULL when the report is informational only);
+     * racy: read it, then call [`tp_progress_recheck`].
+     */
+    const uint8_t *prefix;
+    /**
+     * Bytes at `prefix`.
+     */
+    size_t prefix_len;
+    /**
+     * Private to the library.
+     */
+    const void *token;
+} tp_progress_view;
+
+/**
+ * Called for each progress report on the polling thread. It must not unwind.
+ */
+typedef void (*tp_progress_handler)(const struct tp_progress_view *progress, void *user);
 
 /**
  * One mapping's counters (docs/roles.md "Rate limiter", `tensorpool:601`..`612`).
@@ -1042,6 +1472,34 @@ typedef struct tp_supervisor_counters {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Asks the driver listening at `driver` (its control endpoint) and returns its answer as
+ * JSON text in `*json` (free it with [`tp_string_free`]): the admin schema message with its
+ * field names. `timeout_ms` 0: 5 s. `TP_ERR_TIMEOUT` when no driver listens or answers.
+ */
+enum tp_status tp_driver_query(struct tp_context *ctx,
+                               const struct tp_driver_endpoints *driver,
+                               uint32_t query,
+                               uint64_t timeout_ms,
+                               char **json);
+
+/**
+ * Frees a string the library returned (`tp_driver_query`). NULL is a no-op.
+ */
+enum tp_status tp_string_free(char *s);
+
+/**
+ * Sends `ShmDriverShutdownRequest` with `token` (the driver's `policies.shutdown_token`)
+ * once a driver listens at `driver`; `reason` a `tp_shutdown_reason`, `message` may be NULL.
+ * The driver does not answer (§4.13). `TP_ERR_TIMEOUT` when no driver listens.
+ */
+enum tp_status tp_driver_request_shutdown(struct tp_context *ctx,
+                                          const struct tp_driver_endpoints *driver,
+                                          const char *token,
+                                          uint32_t reason,
+                                          const char *message,
+                                          uint64_t timeout_ms);
 
 /**
  * Fills `out` with the defaults: both sides, `/dev/shm/tensorpool`, the Driver Model §17
@@ -1230,6 +1688,24 @@ const char *tp_version(void);
 uint32_t tp_layout_version(void);
 
 /**
+ * Every producer counter. `TP_ERR_STATE` while a claim is open.
+ */
+enum tp_status tp_producer_get_counters_all(struct tp_producer *producer,
+                                            struct tp_producer_counters_all *out);
+
+/**
+ * Every consumer counter and the drops per cause.
+ */
+enum tp_status tp_consumer_get_counters_all(struct tp_consumer *consumer,
+                                            struct tp_consumer_counters_all *out);
+
+/**
+ * The snake_case name of a `tp_drop_cause` (`"unmapped"`, `"late"`, ...; `"unknown"` past
+ * the causes). Static text.
+ */
+const char *tp_drop_cause_name(uint32_t cause);
+
+/**
  * Fills `out` with the Driver Model §17 defaults.
  */
 enum tp_status tp_driver_endpoints_init(struct tp_driver_endpoints *out);
@@ -1310,6 +1786,70 @@ enum tp_status tp_idle_free(struct tp_idle *idle);
 enum tp_status tp_region_inspect(const char *target,
                                  const char *allowed_dir,
                                  struct tp_region_info *out);
+
+/**
+ * Routes the library's log events of `max_level` (a `tp_log_level`) and more severe to
+ * `callback` with `user`; NULL (or `TP_LOG_OFF`) removes it (then `RUST_LOG`, if set when the
+ * subscriber was installed, prints on stderr again). `TP_ERR_STATE` when the process already
+ * has another global `tracing` subscriber (a Rust program that installed its own).
+ */
+enum tp_status tp_set_log_callback(tp_log_callback callback, void *user, uint32_t max_level);
+
+/**
+ * Logs `message` at `level` through the library's logger (target `"tensorpool_ffi"`): the
+ * callback, or `RUST_LOG` on stderr. For tests and for applications that want their own
+ * lines in the same stream.
+ */
+enum tp_status tp_log(uint32_t level, const char *message);
+
+/**
+ * Replaces the data source's attributes: bumps `meta_version` (stamped on every later frame)
+ * and sends `DataSourceMeta` at the next `do_work`. `version` (may be NULL) gets the new
+ * version. `TP_ERR_INVALID_ARGUMENT` when the attributes do not fit a message.
+ */
+enum tp_status tp_producer_set_meta(struct tp_producer *producer,
+                                    const struct tp_meta_attribute *attrs,
+                                    size_t count,
+                                    uint32_t *version);
+
+/**
+ * Queues a metadata blob (calibration table, mask, ...) of `len` bytes (copied) for the
+ * current `meta_version`; it goes out over the next `do_work` cycles with a CRC32C.
+ */
+enum tp_status tp_producer_publish_meta_blob(struct tp_producer *producer,
+                                             uint32_t blob_type,
+                                             const uint8_t *data,
+                                             size_t len);
+
+/**
+ * The consumer's metadata: `version` and `count` (attributes) when it has received
+ * `DataSourceMeta`; `TP_ERR_STATE` before (either out-pointer may be NULL).
+ */
+enum tp_status tp_consumer_meta(struct tp_consumer *consumer, uint32_t *version, size_t *count);
+
+/**
+ * Attribute `index` of the consumer's metadata. `key` and `format` are NUL-terminated
+ * copies valid until the next call of this function on the thread; `value` points into the
+ * consumer (valid until its next poll). `TP_ERR_INVALID_ARGUMENT` past the attributes,
+ * `TP_ERR_STATE` before any metadata.
+ */
+enum tp_status tp_consumer_meta_attribute(struct tp_consumer *consumer,
+                                          size_t index,
+                                          struct tp_meta_attribute *out);
+
+/**
+ * Copies the data source's name (`DataSourceAnnounce`; "" before one arrived) into `buf`,
+ * like `tp_context_aeron_dir`.
+ */
+enum tp_status tp_consumer_source_name(struct tp_consumer *consumer,
+                                       char *buf,
+                                       size_t cap,
+                                       size_t *len);
+
+/**
+ * The last meta blob reassembled and verified. `TP_ERR_STATE` when none arrived yet.
+ */
+enum tp_status tp_consumer_meta_blob(struct tp_consumer *consumer, struct tp_meta_blob_view *out);
 
 /**
  * Fills `opts` with the defaults for data source `stream_id` (standalone).
@@ -1408,6 +1948,56 @@ enum tp_status tp_producer_close(struct tp_producer *producer);
  * Closes and frees the producer. NULL is a no-op.
  */
 enum tp_status tp_producer_free(struct tp_producer *producer);
+
+/**
+ * `tp_consumer_poll` with a progress handler as well: `on_progress` (may be NULL) gets every
+ * `FrameProgress` report of a frame still being written (ask for them with
+ * `tp_consumer_options.supports_progress`), `on_frame` every accepted frame. Both get `user`.
+ */
+enum tp_status tp_consumer_poll_progress(struct tp_consumer *consumer,
+                                         tp_frame_handler on_frame,
+                                         tp_progress_handler on_progress,
+                                         void *user,
+                                         size_t limit,
+                                         size_t *work);
+
+/**
+ * `TP_OK` while the slot still belongs to the reported frame (what was read from `prefix`
+ * before this call is that frame's), `TP_ERR_LATE` otherwise. Only with the view pointer the
+ * running progress handler received (`TP_ERR_INVALID_HANDLE` for any other).
+ */
+enum tp_status tp_progress_recheck(const struct tp_progress_view *progress);
+
+/**
+ * The frame's TraceLink trace id (0: none). Only with the view the running handler received.
+ */
+enum tp_status tp_frame_trace_id(const struct tp_frame_view *frame, uint64_t *trace_id);
+
+/**
+ * The descriptor's publish timestamp (`CLOCK_MONOTONIC` ns at commit; 0: not sent).
+ */
+enum tp_status tp_frame_publish_timestamp_ns(const struct tp_frame_view *frame, uint64_t *ts);
+
+/**
+ * Reports that the first `bytes_filled` bytes of the open claim are written: sends
+ * `FrameProgress` when some consumer asked for it and the throttle allows; `sent` (may be
+ * NULL) tells whether a message went out. `TP_ERR_STATE` when no claim is open.
+ */
+enum tp_status tp_producer_claim_progress(struct tp_producer *producer,
+                                          size_t bytes_filled,
+                                          bool *sent);
+
+/**
+ * Overrides the open claim's capture timestamp (`SlotHeader.timestamp_ns`, default the claim
+ * time on `CLOCK_MONOTONIC`). `TP_ERR_STATE` when no claim is open.
+ */
+enum tp_status tp_producer_claim_set_timestamp_ns(struct tp_producer *producer,
+                                                  uint64_t timestamp_ns);
+
+/**
+ * Sets the TraceLink trace id the open claim's `FrameDescriptor` carries (0: none).
+ */
+enum tp_status tp_producer_claim_set_trace_id(struct tp_producer *producer, uint64_t trace_id);
 
 /**
  * Creates a rate limiter on the Aeron connection of `ctx`: one source consumer and one

@@ -37,6 +37,7 @@ pub extern "C" fn tp_context_new_embedded(
     out: *mut *mut tp_context,
 ) -> tp_status {
     guard("tp_context_new_embedded", || {
+        crate::log::ensure_installed();
         let out = handles::out(out, "out")?;
         *out = std::ptr::null_mut();
         let dir = handles::opt_path(aeron_dir, "aeron_dir")?;
@@ -59,6 +60,7 @@ pub extern "C" fn tp_context_connect(
     out: *mut *mut tp_context,
 ) -> tp_status {
     guard("tp_context_connect", || {
+        crate::log::ensure_installed();
         let out = handles::out(out, "out")?;
         *out = std::ptr::null_mut();
         let dir = handles::string(aeron_dir, "aeron_dir")?;

@@ -46,6 +46,8 @@ pub struct tp_producer_options {
     pub name: *const c_char,
     /// Driver mode: where the SHM driver listens, and the attach timeout.
     pub driver: tp_driver_endpoints,
+    /// `DataSourceAnnounce` summary (NULL: empty).
+    pub summary: *const c_char,
 }
 
 /// A claimed slot: write `len` bytes at `data` (the shared-memory slot itself), then
@@ -99,13 +101,22 @@ pub struct tp_producer {
 
 impl tp_producer {
     /// The producer, when no claim is open.
-    fn producer(&mut self) -> FfiResult<&mut Producer> {
+    pub(crate) fn producer(&mut self) -> FfiResult<&mut Producer> {
         if self.claim.is_some() {
             return err(TP_ERR_STATE, "a claim is open: commit or abort it first");
         }
         // SAFETY: `producer` is the Box pointer made in `tp_producer_new`, freed only in
         // `drop`; no claim borrows it now, and `&mut self` makes this the only access.
         Ok(unsafe { &mut *self.producer })
+    }
+}
+
+impl tp_producer {
+    /// The open claim (`TP_ERR_STATE` when none is open).
+    pub(crate) fn open_claim(&mut self) -> FfiResult<&mut Claim<'static>> {
+        self.claim
+            .as_mut()
+            .ok_or_else(|| FfiError::new(TP_ERR_STATE, "no claim is open"))
     }
 }
 
@@ -117,7 +128,7 @@ impl Drop for tp_producer {
     }
 }
 
-fn get<'a>(p: *mut tp_producer) -> FfiResult<&'a mut tp_producer> {
+pub(crate) fn get<'a>(p: *mut tp_producer) -> FfiResult<&'a mut tp_producer> {
     handles::get(p, Kind::Producer, "producer")
 }
 
@@ -167,6 +178,7 @@ pub extern "C" fn tp_producer_options_init(
             aeron_timeout_ms: d.aeron_timeout.as_millis() as u64,
             channel: std::ptr::null(),
             name: std::ptr::null(),
+            summary: std::ptr::null(),
             // SAFETY: `tp_driver_endpoints_init` wrote every field.
             driver: unsafe { driver.assume_init() },
         };
@@ -196,6 +208,9 @@ fn config(o: &tp_producer_options) -> FfiResult<ProducerConfig> {
     }
     if let Some(name) = handles::opt_string(o.name, "name")? {
         c.name = name.to_owned();
+    }
+    if let Some(summary) = handles::opt_string(o.summary, "summary")? {
+        c.summary = summary.to_owned();
     }
     Ok(c)
 }

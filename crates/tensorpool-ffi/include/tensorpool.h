@@ -1346,6 +1346,60 @@ typedef struct tp_progress_view {
 typedef void (*tp_progress_handler)(const struct tp_progress_view *progress, void *user);
 
 /**
+ * What a producer reports about itself ([`tp_producer_get_info`]).
+ */
+typedef struct tp_producer_info {
+    /**
+     * Some consumer follows progress (so `tp_producer_claim_progress` publishes).
+     */
+    bool progress_active;
+    /**
+     * The producer holds a lease from an SHM driver.
+     */
+    bool is_driver_mode;
+    /**
+     * The producer has regions to write into (false while paused in driver mode, or closed).
+     */
+    bool is_active;
+    /**
+     * Consumers tracked (heard from within the staleness window).
+     */
+    uint64_t consumer_count;
+    /**
+     * Consumers holding a registered per-consumer descriptor stream.
+     */
+    uint64_t per_consumer_descriptor_streams;
+} tp_producer_info;
+
+/**
+ * What a consumer reports about itself ([`tp_consumer_get_info`]).
+ */
+typedef struct tp_consumer_info {
+    /**
+     * Times the mapping was lost (producer stopped or revoked, lease lost, driver gone,
+     * region dead) rather than replaced by a newer epoch.
+     */
+    uint64_t outages;
+    /**
+     * Descriptors come from a per-consumer stream.
+     */
+    bool on_per_consumer_stream;
+    /**
+     * A per-consumer control (progress) stream is subscribed.
+     */
+    bool on_per_consumer_control;
+    /**
+     * The delivery mode in force (a `tp_mode`): the configured one until a
+     * `ConsumerConfig` sets another (a supervisor forcing RATE_LIMITED).
+     */
+    uint32_t effective_mode;
+    /**
+     * Join time of the announce subscription (`CLOCK_MONOTONIC` ns; 0 before any image).
+     */
+    uint64_t join_time_ns;
+} tp_consumer_info;
+
+/**
  * One mapping's counters (docs/roles.md "Rate limiter", `tensorpool:601`..`612`).
  */
 typedef struct tp_ratelimiter_counters {
@@ -1998,6 +2052,16 @@ enum tp_status tp_producer_claim_set_timestamp_ns(struct tp_producer *producer,
  * Sets the TraceLink trace id the open claim's `FrameDescriptor` carries (0: none).
  */
 enum tp_status tp_producer_claim_set_trace_id(struct tp_producer *producer, uint64_t trace_id);
+
+/**
+ * The producer's [`tp_producer_info`]. `TP_ERR_STATE` while a claim is open.
+ */
+enum tp_status tp_producer_get_info(struct tp_producer *producer, struct tp_producer_info *out);
+
+/**
+ * The consumer's [`tp_consumer_info`].
+ */
+enum tp_status tp_consumer_get_info(struct tp_consumer *consumer, struct tp_consumer_info *out);
 
 /**
  * Creates a rate limiter on the Aeron connection of `ctx`: one source consumer and one

@@ -20,7 +20,11 @@ pub struct tp_context {
 }
 
 pub(crate) fn context_error(e: ContextError) -> FfiError {
-    FfiError::new(TP_ERR_AERON, e.to_string())
+    let code = match e {
+        ContextError::RelativeDir(_) => TP_ERR_INVALID_ARGUMENT,
+        _ => TP_ERR_AERON,
+    };
+    FfiError::new(code, e.to_string())
 }
 
 /// The context behind a handle.

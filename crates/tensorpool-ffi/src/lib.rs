@@ -19,6 +19,7 @@
 //! | [`meta`] | `tp_producer_set_meta`, `tp_producer_publish_meta_blob`, `tp_consumer_meta*`, `tp_consumer_source_name` |
 //! | [`counters`] | `tp_producer_counters_all`, `tp_consumer_counters_all`, `tp_drop_cause` |
 //! | [`admin`] | `tp_driver_query`, `tp_driver_request_shutdown`, `tp_string_free` |
+//! | [`queries`] | `tp_producer_get_info`, `tp_consumer_get_info` |
 //! | [`log`] | `tp_set_log_callback`, `tp_log`, `tp_log_level` |
 //!
 //! # Rules every function follows
@@ -52,6 +53,7 @@ pub mod log;
 pub mod meta;
 pub mod producer;
 pub mod progress;
+pub mod queries;
 pub mod ratelimiter;
 pub mod spec;
 pub mod supervisor;
@@ -69,6 +71,7 @@ pub use log::*;
 pub use meta::*;
 pub use producer::*;
 pub use progress::*;
+pub use queries::*;
 pub use ratelimiter::*;
 pub use spec::*;
 pub use supervisor::*;

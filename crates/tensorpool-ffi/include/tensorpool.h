@@ -308,6 +308,273 @@ typedef uint32_t tp_bridge_side;
 #endif // __cplusplus
 
 /**
+ * The state of a `FrameProgress` report.
+ */
+enum tp_progress_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * A state this library does not know.
+     */
+    TP_PROGRESS_UNKNOWN = 0,
+    /**
+     * The producer claimed the slot.
+     */
+    TP_PROGRESS_STARTED = 1,
+    /**
+     * Part of the payload is written.
+     */
+    TP_PROGRESS_PROGRESS = 2,
+    /**
+     * The payload is written (not yet committed: wait for the frame itself).
+     */
+    TP_PROGRESS_COMPLETE = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tp_progress_state tp_progress_state;
+#else
+typedef uint32_t tp_progress_state;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Why a descriptor did not become an accepted frame: the index into
+ * `tp_consumer_counters_all.drops`. `tp_drop_cause_name` gives the snake_case name
+ * `tp_consumer_counter` takes after `"drops."`.
+ */
+enum tp_drop_cause
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * No regions mapped (Wire Spec §15.21).
+     */
+    TP_DROP_UNMAPPED = 0,
+    /**
+     * Descriptor epoch differs from the mapped epoch.
+     */
+    TP_DROP_EPOCH_MISMATCH = 1,
+    /**
+     * Sequence not above the last one seen in this epoch.
+     */
+    TP_DROP_SEQ_REGRESSED = 2,
+    /**
+     * Skipped by RATE_LIMITED gating.
+     */
+    TP_DROP_RATE_LIMITED = 3,
+    /**
+     * The slot was not committed.
+     */
+    TP_DROP_NOT_COMMITTED = 4,
+    /**
+     * Overwritten or unstable while read (seqlock).
+     */
+    TP_DROP_LATE = 5,
+    /**
+     * The slot holds an older frame.
+     */
+    TP_DROP_STALE = 6,
+    /**
+     * The slot was overwritten before it was read.
+     */
+    TP_DROP_OVERWRITTEN = 7,
+    /**
+     * The slot failed the header rule `header_bytes_length` (Wire Spec §8.2).
+     */
+    TP_DROP_HEADER_BYTES_LENGTH = 8,
+    /**
+     * The slot failed the header rule `embedded_block_length` (Wire Spec §8.2).
+     */
+    TP_DROP_EMBEDDED_BLOCK_LENGTH = 9,
+    /**
+     * The slot failed the header rule `embedded_template_id` (Wire Spec §8.2).
+     */
+    TP_DROP_EMBEDDED_TEMPLATE_ID = 10,
+    /**
+     * The slot failed the header rule `embedded_schema_id` (Wire Spec §8.2).
+     */
+    TP_DROP_EMBEDDED_SCHEMA_ID = 11,
+    /**
+     * The slot failed the header rule `embedded_version` (Wire Spec §8.2).
+     */
+    TP_DROP_EMBEDDED_VERSION = 12,
+    /**
+     * The slot failed the header rule `ndims_out_of_range` (Wire Spec §8.2).
+     */
+    TP_DROP_NDIMS_OUT_OF_RANGE = 13,
+    /**
+     * The slot failed the header rule `unknown_dtype` (Wire Spec §8.2).
+     */
+    TP_DROP_UNKNOWN_DTYPE = 14,
+    /**
+     * The slot failed the header rule `unknown_major_order` (Wire Spec §8.2).
+     */
+    TP_DROP_UNKNOWN_MAJOR_ORDER = 15,
+    /**
+     * The slot failed the header rule `unknown_progress_unit` (Wire Spec §8.2).
+     */
+    TP_DROP_UNKNOWN_PROGRESS_UNIT = 16,
+    /**
+     * The slot failed the header rule `negative_dim` (Wire Spec §8.2).
+     */
+    TP_DROP_NEGATIVE_DIM = 17,
+    /**
+     * The slot failed the header rule `negative_stride` (Wire Spec §8.2).
+     */
+    TP_DROP_NEGATIVE_STRIDE = 18,
+    /**
+     * The slot failed the header rule `strides_overlap` (Wire Spec §8.2).
+     */
+    TP_DROP_STRIDES_OVERLAP = 19,
+    /**
+     * The slot failed the header rule `strides_contradict_major_order` (Wire Spec §8.2).
+     */
+    TP_DROP_STRIDES_CONTRADICT_MAJOR_ORDER = 20,
+    /**
+     * The slot failed the header rule `progress_stride_invalid` (Wire Spec §8.2).
+     */
+    TP_DROP_PROGRESS_STRIDE_INVALID = 21,
+    /**
+     * The slot failed the header rule `extent_exceeds_values_len` (Wire Spec §8.2).
+     */
+    TP_DROP_EXTENT_EXCEEDS_VALUES_LEN = 22,
+    /**
+     * The slot failed the header rule `payload_offset_non_zero` (Wire Spec §8.2).
+     */
+    TP_DROP_PAYLOAD_OFFSET_NON_ZERO = 23,
+    /**
+     * The slot failed the header rule `payload_slot_mismatch` (Wire Spec §8.2).
+     */
+    TP_DROP_PAYLOAD_SLOT_MISMATCH = 24,
+    /**
+     * The slot failed the header rule `unknown_pool` (Wire Spec §8.2).
+     */
+    TP_DROP_UNKNOWN_POOL = 25,
+    /**
+     * The slot failed the header rule `values_len_exceeds_stride` (Wire Spec §8.2).
+     */
+    TP_DROP_VALUES_LEN_EXCEEDS_STRIDE = 26,
+    /**
+     * The slot failed the header rule `malformed` (Wire Spec §8.2).
+     */
+    TP_DROP_MALFORMED = 27,
+    /**
+     * The slot failed the header rule `region_dead` (Wire Spec §8.2).
+     */
+    TP_DROP_REGION_DEAD = 28,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tp_drop_cause tp_drop_cause;
+#else
+typedef uint32_t tp_drop_cause;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What [`tp_driver_query`] asks.
+ */
+enum tp_admin_query
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * `DriverStatusRequest`: state, pid, counts, counters.
+     */
+    TP_ADMIN_STATUS = 0,
+    /**
+     * `DriverLeasesRequest`: every lease.
+     */
+    TP_ADMIN_LEASES = 1,
+    /**
+     * `DriverStreamsRequest`: every stream.
+     */
+    TP_ADMIN_STREAMS = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tp_admin_query tp_admin_query;
+#else
+typedef uint32_t tp_admin_query;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Why a driver shuts down ([`tp_driver_request_shutdown`]).
+ */
+enum tp_shutdown_reason
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * A planned stop.
+     */
+    TP_SHUTDOWN_NORMAL = 0,
+    /**
+     * An operator's request.
+     */
+    TP_SHUTDOWN_ADMIN = 1,
+    /**
+     * An error.
+     */
+    TP_SHUTDOWN_ERROR = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tp_shutdown_reason tp_shutdown_reason;
+#else
+typedef uint32_t tp_shutdown_reason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Severity of a log event, and the most verbose level a callback wants.
+ */
+enum tp_log_level
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Nothing (as a maximum: the callback gets no events).
+     */
+    TP_LOG_OFF = 0,
+    /**
+     * Errors.
+     */
+    TP_LOG_ERROR = 1,
+    /**
+     * Warnings.
+     */
+    TP_LOG_WARN = 2,
+    /**
+     * Information.
+     */
+    TP_LOG_INFO = 3,
+    /**
+     * Debugging detail.
+     */
+    TP_LOG_DEBUG = 4,
+    /**
+     * Tracing detail.
+     */
+    TP_LOG_TRACE = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tp_log_level tp_log_level;
+#else
+typedef uint32_t tp_log_level;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A bridge on the Aeron connection of a context. Opaque; run it with [`tp_bridge_do_work`]
  * and free it with [`tp_bridge_close`].
  */

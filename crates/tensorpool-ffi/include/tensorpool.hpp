@@ -1271,6 +1271,31 @@ public:
     void stop(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
         detail::check(tp_driver_stop(get(), detail::ms(timeout)));
     }
+    // issue 18: the non-throwing forms
+    static Result<Driver> try_start(const Context& ctx, const std::string& config_toml) {
+        tp_driver* h = nullptr;
+        tp_status s = tp_driver_start(ctx.get(), config_toml.c_str(), nullptr, &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return Driver(h);
+    }
+    static Result<Driver> try_start_file(const Context& ctx, const std::string& path) {
+        tp_driver* h = nullptr;
+        tp_status s = tp_driver_start(ctx.get(), nullptr, detail::c_str_or_null(path), &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return Driver(h);
+    }
+    Result<DriverEndpoints> try_endpoints() const {
+        tp_driver_endpoints e{};
+        tp_status s = tp_driver_endpoints_of(get(), &e);
+        if (s != TP_OK) return detail::error_of(s);
+        return DriverEndpoints(e);
+    }
+    Result<bool> try_running() const {
+        return detail::get<bool>([&](bool* b) { return tp_driver_is_running(get(), b); });
+    }
+    Result<void> try_stop(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+        return detail::status(tp_driver_stop(get(), detail::ms(timeout)));
+    }
     tp_driver* get() const noexcept { return h_.get(); }
 
 private:
@@ -1306,6 +1331,25 @@ public:
         Counters c{};
         detail::check(tp_supervisor_get_counters(get(), &c));
         return c;
+    }
+    // issue 18: the non-throwing forms
+    static Result<Supervisor> try_create(const Context& ctx, const std::string& config_toml) {
+        tp_supervisor* h = nullptr;
+        tp_status s = tp_supervisor_create(ctx.get(), detail::c_str_or_null(config_toml), nullptr, &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return Supervisor(h);
+    }
+    static Result<Supervisor> try_create_file(const Context& ctx, const std::string& path) {
+        tp_supervisor* h = nullptr;
+        tp_status s = tp_supervisor_create(ctx.get(), nullptr, detail::c_str_or_null(path), &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return Supervisor(h);
+    }
+    Result<std::uint32_t> try_do_work() {
+        return detail::get<std::uint32_t>([&](std::uint32_t* w) { return tp_supervisor_do_work(get(), w); });
+    }
+    Result<Counters> try_counters() const {
+        return detail::get<Counters>([&](Counters* c) { return tp_supervisor_get_counters(get(), c); });
     }
     tp_supervisor* get() const noexcept { return h_.get(); }
 
@@ -1350,6 +1394,30 @@ public:
         Counters c{};
         detail::check(tp_ratelimiter_get_counters(get(), index, &c));
         return c;
+    }
+    // issue 18: the non-throwing forms
+    static Result<RateLimiter> try_create(const Context& ctx, const std::string& config_toml,
+                                          const DriverEndpoints& driver) {
+        const tp_driver_endpoints e = driver.to_c();
+        tp_ratelimiter* h = nullptr;
+        tp_status s = tp_ratelimiter_create(ctx.get(), config_toml.c_str(), nullptr, &e, &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return RateLimiter(h);
+    }
+    static Result<RateLimiter> try_create_file(const Context& ctx, const std::string& path) {
+        tp_ratelimiter* h = nullptr;
+        tp_status s = tp_ratelimiter_create(ctx.get(), nullptr, path.c_str(), nullptr, &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return RateLimiter(h);
+    }
+    Result<std::uint32_t> try_do_work() {
+        return detail::get<std::uint32_t>([&](std::uint32_t* w) { return tp_ratelimiter_do_work(get(), w); });
+    }
+    Result<std::size_t> try_mappings() const {
+        return detail::get<std::size_t>([&](std::size_t* n) { return tp_ratelimiter_mapping_count(get(), n); });
+    }
+    Result<Counters> try_counters(std::size_t index) const {
+        return detail::get<Counters>([&](Counters* c) { return tp_ratelimiter_get_counters(get(), index, c); });
     }
     tp_ratelimiter* get() const noexcept { return h_.get(); }
 
@@ -1439,6 +1507,33 @@ public:
         detail::check(tp_bridge_get_counters(get(), &c));
         return c;
     }
+    // issue 18: the non-throwing forms
+    static Result<Bridge> try_create(const Context& ctx, const std::string& config_toml, const BridgeOptions& opts = {}) {
+        const tp_bridge_options o = opts.to_c();
+        tp_bridge* h = nullptr;
+        tp_status s = tp_bridge_create(ctx.get(), config_toml.c_str(), nullptr, &o, &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return Bridge(h);
+    }
+    static Result<Bridge> try_create_file(const Context& ctx, const std::string& path, const BridgeOptions& opts = {}) {
+        const tp_bridge_options o = opts.to_c();
+        tp_bridge* h = nullptr;
+        tp_status s = tp_bridge_create(ctx.get(), nullptr, path.c_str(), &o, &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return Bridge(h);
+    }
+    Result<std::uint32_t> try_do_work() {
+        return detail::get<std::uint32_t>([&](std::uint32_t* w) { return tp_bridge_do_work(get(), w); });
+    }
+    Result<std::size_t> try_mappings() const {
+        return detail::get<std::size_t>([&](std::size_t* n) { return tp_bridge_mapping_count(get(), n); });
+    }
+    Result<Mapping> try_mapping(std::size_t index) const {
+        return detail::get<Mapping>([&](Mapping* m) { return tp_bridge_get_mapping(get(), index, m); });
+    }
+    Result<Counters> try_counters() const {
+        return detail::get<Counters>([&](Counters* c) { return tp_bridge_get_counters(get(), c); });
+    }
     tp_bridge* get() const noexcept { return h_.get(); }
 
 private:
@@ -1456,6 +1551,11 @@ inline RegionInfo inspect(const std::string& target, const std::string& allowed_
     detail::check(tp_region_inspect(target.c_str(), detail::c_str_or_null(allowed_dir), &info));
     return info;
 }
+/// inspect() without throwing.
+inline Result<RegionInfo> try_inspect(const std::string& target, const std::string& allowed_dir = {}) {
+    return detail::get<RegionInfo>(
+        [&](RegionInfo* info) { return tp_region_inspect(target.c_str(), detail::c_str_or_null(allowed_dir), info); });
+}
 
 /// The Rust roles' idle strategies (`"backoff:10,10,1us,200us"`, `"sleep:1ms"`, `"busy-spin"`).
 class IdleStrategy {
@@ -1467,8 +1567,18 @@ public:
     }
     /// Idles after a cycle that did `work` (0 backs off; more resets).
     void idle(std::size_t work) noexcept { (void)tp_idle_work(h_.get(), work); }
+    /// The constructor without throwing.
+    static Result<IdleStrategy> try_create(const std::string& spec) {
+        tp_idle* h = nullptr;
+        tp_status s = tp_idle_new(spec.c_str(), &h);
+        if (s != TP_OK) return detail::error_of(s);
+        IdleStrategy i(nullptr);
+        i.h_ = detail::Handle<tp_idle, tp_idle_free>(h);
+        return i;
+    }
 
 private:
+    explicit IdleStrategy(std::nullptr_t) noexcept {}
     detail::Handle<tp_idle, tp_idle_free> h_;
 };
 

@@ -451,3 +451,38 @@ TEST(Admin, DriverQueriesAnswerJson) {
     EXPECT_EQ(none.code(), tp::Status::Timeout);
     driver.stop();
 }
+
+TEST(TryForms, EveryFallibleCallHasANonThrowingTwin) {
+    tpt::TempDir shm{"tp-cpp-try-"};
+    auto ctx = tp::Context::try_embedded();
+    ASSERT_TRUE(ctx.ok()) << ctx.error().what();
+    EXPECT_TRUE(ctx->try_is_embedded().value());
+    EXPECT_FALSE(ctx->try_aeron_dir().value().empty());
+    EXPECT_EQ(tp::Context::try_connect(shm.sub("no-aeron"), 100ms).code(), tp::Status::Aeron);
+    auto expect_error = [](const auto& r, const char* what) {
+        EXPECT_FALSE(r.ok()) << what;
+        if (!r.ok()) {
+            EXPECT_NE(std::string(r.error().what()), "") << what;
+        }
+    };
+    EXPECT_NO_THROW({
+        expect_error(tp::Driver::try_start(*ctx, "[driver\n"), "driver");
+        expect_error(tp::Driver::try_start_file(*ctx, shm.sub("absent.toml")), "driver file");
+        expect_error(tp::Supervisor::try_create(*ctx, "[supervisor]\nno_such_key = 1\n[x\n"), "supervisor");
+        expect_error(tp::RateLimiter::try_create_file(*ctx, shm.sub("absent.toml")), "rate limiter");
+        expect_error(tp::Bridge::try_create(*ctx, "[bridge\n"), "bridge");
+        expect_error(tp::try_inspect(shm.sub("absent")), "inspect");
+        expect_error(tp::IdleStrategy::try_create("no-such-strategy"), "idle");
+        expect_error(tp::TensorSpec::try_of<float>(std::span<const std::size_t>()), "spec");
+    });
+    tp::Producer producer(*ctx, tp::ProducerOptions(kStream).standalone(shm.path()).header_nslots(8).pool(1, 4096)
+                                    .prefault(false));
+    EXPECT_TRUE(producer.try_do_work().ok());
+    EXPECT_EQ(producer.try_epoch().value(), producer.epoch());
+    EXPECT_EQ(producer.try_counter("no_such_counter").code(), tp::Status::InvalidArgument);
+    tp::Claim claim = producer.claim(tp::TensorSpec::of<std::uint8_t>({16}));
+    EXPECT_EQ(producer.try_do_work().code(), tp::Status::State) << "a claim is open";
+    EXPECT_EQ(producer.try_offer(tp::TensorSpec::of<std::uint8_t>({16}), {}).code(), tp::Status::State);
+    claim.abort();
+    EXPECT_TRUE(producer.try_close().ok());
+}

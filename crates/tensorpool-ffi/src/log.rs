@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{OnceLock, RwLock};
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Metadata, Subscriber};
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
@@ -98,15 +98,6 @@ impl Visit for Message {
 struct Forward;
 
 impl<S: Subscriber> Layer<S> for Forward {
-    fn register_callsite(&self, _: &'static Metadata<'static>) -> tracing::subscriber::Interest {
-        // The level can change at any time: decide per event.
-        tracing::subscriber::Interest::sometimes()
-    }
-
-    fn enabled(&self, meta: &Metadata<'_>, _: Context<'_, S>) -> bool {
-        level_code(meta.level()) <= MAX.load(Ordering::Relaxed)
-    }
-
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
         let meta = event.metadata();
         if level_code(meta.level()) > MAX.load(Ordering::Relaxed) {
@@ -153,7 +144,11 @@ pub(crate) fn ensure_installed() -> bool {
                         !callback_installed()
                     }))
             });
-        let subscriber = tracing_subscriber::registry().with(Forward).with(env);
+        // Both layers filter per layer: neither hides events from the other.
+        let forward = Forward.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            level_code(meta.level()) <= MAX.load(Ordering::Relaxed)
+        }));
+        let subscriber = tracing_subscriber::registry().with(forward).with(env);
         tracing::subscriber::set_global_default(subscriber).is_ok()
     })
 }

@@ -63,3 +63,34 @@ fn log_events_reach_the_callback_at_its_level() {
     assert_eq!(GOT.lock().unwrap().len(), n, "no callback after removal");
     assert_eq!(tp_log(0, info.as_ptr()), TP_ERR_INVALID_ARGUMENT);
 }
+
+/// Without a callback, `RUST_LOG` prints the library's events on stderr: this test runs itself
+/// again as a child process with `RUST_LOG=info` and reads the child's stderr.
+#[test]
+fn rust_log_prints_on_stderr_without_a_callback() {
+    if std::env::var_os("TP_LOG_CHILD").is_some() {
+        // The child: install the subscriber (no callback) and log.
+        assert_eq!(tp_set_log_callback(None, std::ptr::null_mut(), 0), TP_OK);
+        let (info, debug) = (
+            CString::new("child info line").unwrap(),
+            CString::new("child debug line").unwrap(),
+        );
+        assert_eq!(tp_log(3, info.as_ptr()), TP_OK);
+        assert_eq!(tp_log(4, debug.as_ptr()), TP_OK);
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "rust_log_prints_on_stderr_without_a_callback",
+            "--nocapture",
+        ])
+        .env("TP_LOG_CHILD", "1")
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run the test binary again");
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("child info line"), "stderr: {err}");
+    assert!(!err.contains("child debug line"), "stderr: {err}");
+}

@@ -575,6 +575,76 @@ typedef uint32_t tp_log_level;
 #endif // __cplusplus
 
 /**
+ * The unit a tensor declares its progress in (`tp_tensor_spec_set_progress_unit`).
+ */
+enum tp_progress_unit
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Rows (dimension 0): consumers get whole-row prefixes of a row-major tensor.
+     */
+    TP_PROGRESS_UNIT_ROWS = 1,
+    /**
+     * Columns (dimension 1): whole-column prefixes of a column-major tensor.
+     */
+    TP_PROGRESS_UNIT_COLUMNS = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tp_progress_unit tp_progress_unit;
+#else
+typedef uint32_t tp_progress_unit;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Why the last meta blob was discarded (`tp_consumer_last_blob_discard`).
+ */
+enum tp_blob_discard
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * None was discarded.
+     */
+    TP_BLOB_DISCARD_NONE = 0,
+    /**
+     * A chunk started after the bytes received so far.
+     */
+    TP_BLOB_DISCARD_GAP = 1,
+    /**
+     * A chunk overlapped the bytes received, or ran past the total length.
+     */
+    TP_BLOB_DISCARD_OVERLAP = 2,
+    /**
+     * The CRC32C did not match.
+     */
+    TP_BLOB_DISCARD_CHECKSUM = 3,
+    /**
+     * Larger than `max_meta_blob_bytes`.
+     */
+    TP_BLOB_DISCARD_TOO_LARGE = 4,
+    /**
+     * Completed before every byte arrived.
+     */
+    TP_BLOB_DISCARD_INCOMPLETE = 5,
+    /**
+     * A cause this library does not name.
+     */
+    TP_BLOB_DISCARD_OTHER = 6,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tp_blob_discard tp_blob_discard;
+#else
+typedef uint32_t tp_blob_discard;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A bridge on the Aeron connection of a context. Opaque; run it with [`tp_bridge_do_work`]
  * and free it with [`tp_bridge_close`].
  */
@@ -2321,6 +2391,22 @@ enum tp_status tp_producer_claim_set_timestamp_ns(struct tp_producer *producer,
 enum tp_status tp_producer_claim_set_trace_id(struct tp_producer *producer, uint64_t trace_id);
 
 /**
+ * Declares the unit `FrameProgress` reports of this tensor use (a `tp_progress_unit`), so
+ * progress handlers get layout-safe prefixes. `TP_ERR_INVALID_ARGUMENT` for another value or
+ * a tensor the unit does not fit.
+ */
+enum tp_status tp_tensor_spec_set_progress_unit(struct tp_tensor_spec *spec, uint32_t unit);
+
+/**
+ * `tp_producer_claim` with an explicit payload length `len` (at least the tensor's extent,
+ * at most the pool's stride): the claim's `len` bytes are reserved and described.
+ */
+enum tp_status tp_producer_claim_len(struct tp_producer *producer,
+                                     const struct tp_tensor_spec *spec,
+                                     size_t len,
+                                     struct tp_claim *out);
+
+/**
  * The producer's [`tp_producer_info`]. `TP_ERR_STATE` while a claim is open.
  */
 enum tp_status tp_producer_get_info(struct tp_producer *producer, struct tp_producer_info *out);
@@ -2329,6 +2415,22 @@ enum tp_status tp_producer_get_info(struct tp_producer *producer, struct tp_prod
  * The consumer's [`tp_consumer_info`].
  */
 enum tp_status tp_consumer_get_info(struct tp_consumer *consumer, struct tp_consumer_info *out);
+
+/**
+ * Why the consumer discarded its last meta blob (a `tp_blob_discard`, NONE if none).
+ */
+enum tp_status tp_consumer_last_blob_discard(struct tp_consumer *consumer, uint32_t *out);
+
+/**
+ * The per-consumer descriptor stream assigned by the last `ConsumerConfig`: its channel is
+ * copied into `buf` like `tp_context_aeron_dir` ("" if none) and its stream id into
+ * `*stream_id` (0 if none; may be NULL).
+ */
+enum tp_status tp_consumer_descriptor_assignment(struct tp_consumer *consumer,
+                                                 char *buf,
+                                                 size_t cap,
+                                                 size_t *len,
+                                                 int32_t *stream_id);
 
 /**
  * Creates a rate limiter on the Aeron connection of `ctx`: one source consumer and one

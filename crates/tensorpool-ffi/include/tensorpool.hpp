@@ -417,6 +417,13 @@ public:
             return Error(Status::InvalidArgument, "as many strides as dimensions are needed");
         return make(dtype, order, shape, strides.data());
     }
+    /// Declares progress in rows (dimension 0) / columns (dimension 1), so progress handlers
+    /// get whole-row (column) prefixes; Error(InvalidArgument) when the tensor does not fit.
+    TensorSpec& progress_rows() { try_progress_unit(TP_PROGRESS_UNIT_ROWS).value(); return *this; }
+    TensorSpec& progress_columns() { try_progress_unit(TP_PROGRESS_UNIT_COLUMNS).value(); return *this; }
+    Result<void> try_progress_unit(std::uint32_t unit) {
+        return detail::status(tp_tensor_spec_set_progress_unit(h_.get(), unit));
+    }
     /// Payload bytes the tensor spans.
     std::size_t len_bytes() const noexcept { return len_; }
     Dtype dtype() const noexcept { return dtype_; }
@@ -758,6 +765,14 @@ public:
     Result<Claim> try_claim(const TensorSpec& spec) {
         tp_claim c{};
         tp_status s = tp_producer_claim(get(), spec.get(), &c);
+        if (s != TP_OK) return detail::error_of(s);
+        return Claim(get(), c, spec.dtype(), this);
+    }
+    /// Claims with an explicit payload length (at least the tensor's extent).
+    Claim claim_len(const TensorSpec& spec, std::size_t len) { return try_claim_len(spec, len).value(); }
+    Result<Claim> try_claim_len(const TensorSpec& spec, std::size_t len) {
+        tp_claim c{};
+        tp_status s = tp_producer_claim_len(get(), spec.get(), len, &c);
         if (s != TP_OK) return detail::error_of(s);
         return Claim(get(), c, spec.dtype(), this);
     }
@@ -1226,6 +1241,22 @@ public:
         if (s != TP_OK) return detail::error_of(s);
         const auto* b = reinterpret_cast<const std::byte*>(v.data);
         return std::optional<MetaBlob>(MetaBlob{v.meta_version, v.blob_type, std::vector<std::byte>(b, b + v.len)});
+    }
+
+    /// The per-consumer descriptor stream assigned by the last ConsumerConfig (channel,
+    /// stream id), if any.
+    std::optional<std::pair<std::string, std::int32_t>> descriptor_assignment() const {
+        std::int32_t id = 0;
+        std::string ch = detail::read_string([&](char* b, std::size_t c, std::size_t* l) {
+            return tp_consumer_descriptor_assignment(get(), b, c, l, &id);
+        });
+        if (ch.empty() && id == 0) return std::nullopt;
+        return std::make_pair(std::move(ch), id);
+    }
+    /// Why the last meta blob was discarded (a `tp_blob_discard`; TP_BLOB_DISCARD_NONE if none).
+    std::uint32_t last_blob_discard() const {
+        return detail::get<std::uint32_t>([&](std::uint32_t* d) { return tp_consumer_last_blob_discard(get(), d); })
+            .value();
     }
 
     tp_consumer* get() const noexcept { return h_.get(); }

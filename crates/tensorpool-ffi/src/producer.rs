@@ -96,7 +96,7 @@ pub struct tp_producer_counters {
 #[derive(Debug)]
 pub struct tp_producer {
     producer: *mut Producer,
-    claim: Option<Claim<'static>>,
+    pub(crate) claim: Option<Claim<'static>>,
 }
 
 impl tp_producer {

@@ -258,3 +258,74 @@ pub extern "C" fn tp_producer_claim_set_trace_id(
         Ok(())
     })
 }
+
+/// The unit a tensor declares its progress in (`tp_tensor_spec_set_progress_unit`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum tp_progress_unit {
+    /// Rows (dimension 0): consumers get whole-row prefixes of a row-major tensor.
+    TP_PROGRESS_UNIT_ROWS = 1,
+    /// Columns (dimension 1): whole-column prefixes of a column-major tensor.
+    TP_PROGRESS_UNIT_COLUMNS = 2,
+}
+
+/// Declares the unit `FrameProgress` reports of this tensor use (a `tp_progress_unit`), so
+/// progress handlers get layout-safe prefixes. `TP_ERR_INVALID_ARGUMENT` for another value or
+/// a tensor the unit does not fit.
+#[unsafe(no_mangle)]
+pub extern "C" fn tp_tensor_spec_set_progress_unit(
+    spec: *mut crate::spec::tp_tensor_spec,
+    unit: u32,
+) -> tp_status {
+    guard("tp_tensor_spec_set_progress_unit", || {
+        let s = handles::get(spec, handles::Kind::Spec, "spec")?;
+        let next = match unit {
+            1 => s.spec.clone().progress_rows(),
+            2 => s.spec.clone().progress_columns(),
+            u => {
+                return err(
+                    TP_ERR_INVALID_ARGUMENT,
+                    format!("unit {u} is not a tp_progress_unit"),
+                );
+            }
+        }
+        .map_err(|e| FfiError::new(TP_ERR_INVALID_ARGUMENT, e.to_string()))?;
+        s.spec = next;
+        Ok(())
+    })
+}
+
+/// `tp_producer_claim` with an explicit payload length `len` (at least the tensor's extent,
+/// at most the pool's stride): the claim's `len` bytes are reserved and described.
+#[unsafe(no_mangle)]
+pub extern "C" fn tp_producer_claim_len(
+    producer: *mut crate::producer::tp_producer,
+    spec: *const crate::spec::tp_tensor_spec,
+    len: usize,
+    out: *mut crate::producer::tp_claim,
+) -> tp_status {
+    guard("tp_producer_claim_len", || {
+        let h = crate::producer::get(producer)?;
+        let spec = crate::spec::get(spec)?;
+        let out = handles::out(out, "out")?;
+        let p = h.producer()?;
+        // SAFETY: as in `tp_producer_claim`: the producer lives at a fixed heap address until
+        // the handle is dropped, whose `Drop` drops the claim first; while the claim is stored,
+        // `producer()` refuses every other access, so the claim's `&mut` stays unique.
+        let p: &'static mut tensorpool::prelude::Producer =
+            unsafe { &mut *(p as *mut tensorpool::prelude::Producer) };
+        let mut claim = p
+            .claim_len(&spec.spec, len)
+            .map_err(crate::producer::claim_error)?;
+        let seq = claim.seq();
+        let payload = claim.payload_mut();
+        *out = crate::producer::tp_claim {
+            seq,
+            data: payload.as_mut_ptr(),
+            len: payload.len(),
+        };
+        h.claim = Some(claim);
+        Ok(())
+    })
+}

@@ -82,3 +82,67 @@ pub extern "C" fn tp_consumer_get_info(
         Ok(())
     })
 }
+
+/// Why the last meta blob was discarded (`tp_consumer_last_blob_discard`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum tp_blob_discard {
+    /// None was discarded.
+    TP_BLOB_DISCARD_NONE = 0,
+    /// A chunk started after the bytes received so far.
+    TP_BLOB_DISCARD_GAP = 1,
+    /// A chunk overlapped the bytes received, or ran past the total length.
+    TP_BLOB_DISCARD_OVERLAP = 2,
+    /// The CRC32C did not match.
+    TP_BLOB_DISCARD_CHECKSUM = 3,
+    /// Larger than `max_meta_blob_bytes`.
+    TP_BLOB_DISCARD_TOO_LARGE = 4,
+    /// Completed before every byte arrived.
+    TP_BLOB_DISCARD_INCOMPLETE = 5,
+    /// A cause this library does not name.
+    TP_BLOB_DISCARD_OTHER = 6,
+}
+
+/// Why the consumer discarded its last meta blob (a `tp_blob_discard`, NONE if none).
+#[unsafe(no_mangle)]
+pub extern "C" fn tp_consumer_last_blob_discard(
+    consumer: *mut crate::consumer::tp_consumer,
+    out: *mut u32,
+) -> tp_status {
+    use tensorpool::consumer::BlobDiscard as B;
+    guard("tp_consumer_last_blob_discard", || {
+        let c = &crate::consumer::get(consumer)?.consumer;
+        let code = match c.last_blob_discard() {
+            None => tp_blob_discard::TP_BLOB_DISCARD_NONE,
+            Some(B::Gap) => tp_blob_discard::TP_BLOB_DISCARD_GAP,
+            Some(B::Overlap) => tp_blob_discard::TP_BLOB_DISCARD_OVERLAP,
+            Some(B::Checksum) => tp_blob_discard::TP_BLOB_DISCARD_CHECKSUM,
+            Some(B::TooLarge) => tp_blob_discard::TP_BLOB_DISCARD_TOO_LARGE,
+            Some(B::Incomplete) => tp_blob_discard::TP_BLOB_DISCARD_INCOMPLETE,
+            #[allow(unreachable_patterns)]
+            Some(_) => tp_blob_discard::TP_BLOB_DISCARD_OTHER,
+        };
+        *handles::out(out, "out")? = code as u32;
+        Ok(())
+    })
+}
+
+/// The per-consumer descriptor stream assigned by the last `ConsumerConfig`: its channel is
+/// copied into `buf` like `tp_context_aeron_dir` ("" if none) and its stream id into
+/// `*stream_id` (0 if none; may be NULL).
+#[unsafe(no_mangle)]
+pub extern "C" fn tp_consumer_descriptor_assignment(
+    consumer: *mut crate::consumer::tp_consumer,
+    buf: *mut std::ffi::c_char,
+    cap: usize,
+    len: *mut usize,
+    stream_id: *mut i32,
+) -> tp_status {
+    guard("tp_consumer_descriptor_assignment", || {
+        let c = &crate::consumer::get(consumer)?.consumer;
+        let a = c.descriptor_assignment();
+        handles::write_opt(stream_id, a.map_or(0, |(_, id)| id));
+        handles::copy_string(a.map_or("", |(ch, _)| ch), buf, cap, len)
+    })
+}

@@ -351,3 +351,88 @@ fn admin_calls_check_their_arguments() {
     assert_eq!(tp_string_free(null_mut()), TP_OK);
     assert_eq!(tp_context_free(ctx), TP_OK);
 }
+
+#[test]
+fn claim_len_progress_units_and_consumer_queries() {
+    let shm = tempfile::Builder::new()
+        .prefix("tp-ffi-extras2-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let base = CString::new(shm.path().to_str().unwrap()).unwrap();
+    let mut ctx = null_mut();
+    assert_eq!(
+        tp_context_new_embedded(null(), &mut ctx),
+        TP_OK,
+        "{}",
+        last()
+    );
+    // SAFETY: zeroed options are valid input; init fills them.
+    let mut po: tp_producer_options = unsafe { std::mem::zeroed() };
+    assert_eq!(tp_producer_options_init(&mut po, 10_052), TP_OK);
+    po.shm_base_dir = base.as_ptr();
+    po.header_nslots = 8;
+    po.stride_bytes = 4096;
+    po.prefault = false;
+    let mut p = null_mut();
+    assert_eq!(tp_producer_new(ctx, &po, &mut p), TP_OK, "{}", last());
+    let shape = [4usize, 16];
+    let mut spec = null_mut();
+    assert_eq!(
+        tp_tensor_spec_new(0, 0, 2, shape.as_ptr(), null(), &mut spec),
+        TP_OK
+    );
+    assert_eq!(
+        tp_tensor_spec_set_progress_unit(spec, tp_progress_unit::TP_PROGRESS_UNIT_ROWS as u32),
+        TP_OK,
+        "{}",
+        last()
+    );
+    assert_eq!(
+        tp_tensor_spec_set_progress_unit(spec, 9),
+        TP_ERR_INVALID_ARGUMENT
+    );
+    let mut claim = tp_claim {
+        seq: 0,
+        data: null_mut(),
+        len: 0,
+    };
+    assert_eq!(
+        tp_producer_claim_len(p, spec, 128, &mut claim),
+        TP_OK,
+        "{}",
+        last()
+    );
+    assert_eq!(claim.len, 128, "the explicit length");
+    assert_eq!(
+        tp_producer_claim_len(p, spec, 128, &mut claim),
+        TP_ERR_STATE,
+        "one claim at a time"
+    );
+    assert_eq!(tp_producer_commit(p, null_mut()), TP_OK);
+    assert_eq!(
+        tp_producer_claim_len(p, spec, 8, &mut claim),
+        TP_ERR_INVALID_ARGUMENT,
+        "{}",
+        last()
+    );
+
+    // SAFETY: as above.
+    let mut co: tp_consumer_options = unsafe { std::mem::zeroed() };
+    assert_eq!(tp_consumer_options_init(&mut co, 10_052), TP_OK);
+    co.allowed_base_dir = base.as_ptr();
+    let mut c = null_mut();
+    assert_eq!(tp_consumer_new(ctx, &co, &mut c), TP_OK, "{}", last());
+    let (mut len, mut id) = (usize::MAX, -1i32);
+    assert_eq!(
+        tp_consumer_descriptor_assignment(c, null_mut(), 0, &mut len, &mut id),
+        TP_OK
+    );
+    assert_eq!((len, id), (0, 0), "none assigned");
+    let mut discard = u32::MAX;
+    assert_eq!(tp_consumer_last_blob_discard(c, &mut discard), TP_OK);
+    assert_eq!(discard, tp_blob_discard::TP_BLOB_DISCARD_NONE as u32);
+    assert_eq!(tp_consumer_free(c), TP_OK);
+    assert_eq!(tp_tensor_spec_free(spec), TP_OK);
+    assert_eq!(tp_producer_free(p), TP_OK);
+    assert_eq!(tp_context_free(ctx), TP_OK);
+}

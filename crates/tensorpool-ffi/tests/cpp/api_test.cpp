@@ -486,3 +486,18 @@ TEST(TryForms, EveryFallibleCallHasANonThrowingTwin) {
     claim.abort();
     EXPECT_TRUE(producer.try_close().ok());
 }
+
+TEST(Parity, ClaimLenProgressUnitsAndConsumerQueries) {
+    World w;
+    tp::Producer producer(w.ctx, w.producer_options());
+    tp::Consumer consumer(w.ctx, w.consumer_options());
+    auto spec = tp::TensorSpec::of<std::uint8_t>({4, 16});
+    spec.progress_rows();
+    EXPECT_EQ(spec.try_progress_unit(9).code(), tp::Status::InvalidArgument);
+    tp::Claim claim = producer.claim_len(spec, 128);
+    EXPECT_EQ(claim.bytes().size(), 128u);
+    claim.commit();
+    EXPECT_EQ(producer.try_claim_len(spec, 8).code(), tp::Status::InvalidArgument);
+    EXPECT_FALSE(consumer.descriptor_assignment().has_value());
+    EXPECT_EQ(consumer.last_blob_discard(), static_cast<std::uint32_t>(TP_BLOB_DISCARD_NONE));
+}

@@ -41,7 +41,7 @@ pub extern "C" fn tp_context_new_embedded(
     out: *mut *mut tp_context,
 ) -> tp_status {
     guard("tp_context_new_embedded", || {
-        crate::log::ensure_installed();
+        crate::log::install_for_rust_log();
         let out = handles::out(out, "out")?;
         *out = std::ptr::null_mut();
         let dir = handles::opt_path(aeron_dir, "aeron_dir")?;
@@ -64,7 +64,7 @@ pub extern "C" fn tp_context_connect(
     out: *mut *mut tp_context,
 ) -> tp_status {
     guard("tp_context_connect", || {
-        crate::log::ensure_installed();
+        crate::log::install_for_rust_log();
         let out = handles::out(out, "out")?;
         *out = std::ptr::null_mut();
         let dir = handles::string(aeron_dir, "aeron_dir")?;

@@ -3,7 +3,8 @@
 //! (`RUST_LOG=debug`, `RUST_LOG=tensorpool=trace`, ...) prints them on stderr.
 //!
 //! The subscriber is installed once per process, as the global `tracing` default, by the
-//! first `tp_set_log_callback` or the first context created; it stays (a `tracing` global
+//! first `tp_set_log_callback`, or by the first context created while `RUST_LOG` is set; it
+//! stays (a `tracing` global
 //! cannot be replaced), and the callback, its level and `user` can be changed any time.
 
 use std::cell::Cell;
@@ -128,6 +129,14 @@ impl<S: Subscriber> Layer<S> for Forward {
 
 fn callback_installed() -> bool {
     MAX.load(Ordering::Relaxed) != 0
+}
+
+/// At a context's creation: installs the subscriber when `RUST_LOG` is set (otherwise nothing
+/// is installed until a callback is, and `tracing` stays on its no-subscriber fast path).
+pub(crate) fn install_for_rust_log() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        ensure_installed();
+    }
 }
 
 /// Installs the process's subscriber once: the callback layer, and `RUST_LOG` on stderr

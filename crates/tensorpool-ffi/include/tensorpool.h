@@ -16,6 +16,11 @@
 #include <stdint.h>
 
 /**
+ * Number of drop causes (`tp_consumer_counters_all.drops` entries).
+ */
+#define TP_DROP_CAUSE_COUNT 29
+
+/**
  * The most dimensions a tensor has.
  */
 #define TP_MAX_DIMS 8
@@ -391,6 +396,343 @@ typedef uint32_t tp_unmap_reason;
 #endif // __cplusplus
 
 /**
+ * The state of a `FrameProgress` report.
+ */
+enum tp_progress_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * A state this library does not know.
+     */
+    TP_PROGRESS_UNKNOWN = 0,
+    /**
+     * The producer claimed the slot.
+     */
+    TP_PROGRESS_STARTED = 1,
+    /**
+     * Part of the payload is written.
+     */
+    TP_PROGRESS_PROGRESS = 2,
+    /**
+     * The payload is written (not yet committed: wait for the frame itself).
+     */
+    TP_PROGRESS_COMPLETE = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tp_progress_state tp_progress_state;
+#else
+typedef uint32_t tp_progress_state;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Why a descriptor did not become an accepted frame: the index into
+ * `tp_consumer_counters_all.drops`. `tp_drop_cause_name` gives the snake_case name
+ * `tp_consumer_counter` takes after `"drops."`.
+ */
+enum tp_drop_cause
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * No regions mapped (Wire Spec §15.21).
+     */
+    TP_DROP_UNMAPPED = 0,
+    /**
+     * Descriptor epoch differs from the mapped epoch.
+     */
+    TP_DROP_EPOCH_MISMATCH = 1,
+    /**
+     * Sequence not above the last one seen in this epoch.
+     */
+    TP_DROP_SEQ_REGRESSED = 2,
+    /**
+     * Skipped by RATE_LIMITED gating.
+     */
+    TP_DROP_RATE_LIMITED = 3,
+    /**
+     * The slot was not committed.
+     */
+    TP_DROP_NOT_COMMITTED = 4,
+    /**
+     * Overwritten or unstable while read (seqlock).
+     */
+    TP_DROP_LATE = 5,
+    /**
+     * The slot holds an older frame.
+     */
+    TP_DROP_STALE = 6,
+    /**
+     * The slot was overwritten before it was read.
+     */
+    TP_DROP_OVERWRITTEN = 7,
+    /**
+     * The slot failed the header rule `header_bytes_length` (Wire Spec §8.2).
+     */
+    TP_DROP_HEADER_BYTES_LENGTH = 8,
+    /**
+     * The slot failed the header rule `embedded_block_length` (Wire Spec §8.2).
+     */
+    TP_DROP_EMBEDDED_BLOCK_LENGTH = 9,
+    /**
+     * The slot failed the header rule `embedded_template_id` (Wire Spec §8.2).
+     */
+    TP_DROP_EMBEDDED_TEMPLATE_ID = 10,
+    /**
+     * The slot failed the header rule `embedded_schema_id` (Wire Spec §8.2).
+     */
+    TP_DROP_EMBEDDED_SCHEMA_ID = 11,
+    /**
+     * The slot failed the header rule `embedded_version` (Wire Spec §8.2).
+     */
+    TP_DROP_EMBEDDED_VERSION = 12,
+    /**
+     * The slot failed the header rule `ndims_out_of_range` (Wire Spec §8.2).
+     */
+    TP_DROP_NDIMS_OUT_OF_RANGE = 13,
+    /**
+     * The slot failed the header rule `unknown_dtype` (Wire Spec §8.2).
+     */
+    TP_DROP_UNKNOWN_DTYPE = 14,
+    /**
+     * The slot failed the header rule `unknown_major_order` (Wire Spec §8.2).
+     */
+    TP_DROP_UNKNOWN_MAJOR_ORDER = 15,
+    /**
+     * The slot failed the header rule `unknown_progress_unit` (Wire Spec §8.2).
+     */
+    TP_DROP_UNKNOWN_PROGRESS_UNIT = 16,
+    /**
+     * The slot failed the header rule `negative_dim` (Wire Spec §8.2).
+     */
+    TP_DROP_NEGATIVE_DIM = 17,
+    /**
+     * The slot failed the header rule `negative_stride` (Wire Spec §8.2).
+     */
+    TP_DROP_NEGATIVE_STRIDE = 18,
+    /**
+     * The slot failed the header rule `strides_overlap` (Wire Spec §8.2).
+     */
+    TP_DROP_STRIDES_OVERLAP = 19,
+    /**
+     * The slot failed the header rule `strides_contradict_major_order` (Wire Spec §8.2).
+     */
+    TP_DROP_STRIDES_CONTRADICT_MAJOR_ORDER = 20,
+    /**
+     * The slot failed the header rule `progress_stride_invalid` (Wire Spec §8.2).
+     */
+    TP_DROP_PROGRESS_STRIDE_INVALID = 21,
+    /**
+     * The slot failed the header rule `extent_exceeds_values_len` (Wire Spec §8.2).
+     */
+    TP_DROP_EXTENT_EXCEEDS_VALUES_LEN = 22,
+    /**
+     * The slot failed the header rule `payload_offset_non_zero` (Wire Spec §8.2).
+     */
+    TP_DROP_PAYLOAD_OFFSET_NON_ZERO = 23,
+    /**
+     * The slot failed the header rule `payload_slot_mismatch` (Wire Spec §8.2).
+     */
+    TP_DROP_PAYLOAD_SLOT_MISMATCH = 24,
+    /**
+     * The slot failed the header rule `unknown_pool` (Wire Spec §8.2).
+     */
+    TP_DROP_UNKNOWN_POOL = 25,
+    /**
+     * The slot failed the header rule `values_len_exceeds_stride` (Wire Spec §8.2).
+     */
+    TP_DROP_VALUES_LEN_EXCEEDS_STRIDE = 26,
+    /**
+     * The slot failed the header rule `malformed` (Wire Spec §8.2).
+     */
+    TP_DROP_MALFORMED = 27,
+    /**
+     * The slot failed the header rule `region_dead` (Wire Spec §8.2).
+     */
+    TP_DROP_REGION_DEAD = 28,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tp_drop_cause tp_drop_cause;
+#else
+typedef uint32_t tp_drop_cause;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What [`tp_driver_query`] asks.
+ */
+enum tp_admin_query
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * `DriverStatusRequest`: state, pid, counts, counters.
+     */
+    TP_ADMIN_STATUS = 0,
+    /**
+     * `DriverLeasesRequest`: every lease.
+     */
+    TP_ADMIN_LEASES = 1,
+    /**
+     * `DriverStreamsRequest`: every stream.
+     */
+    TP_ADMIN_STREAMS = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tp_admin_query tp_admin_query;
+#else
+typedef uint32_t tp_admin_query;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Why a driver shuts down ([`tp_driver_request_shutdown`]).
+ */
+enum tp_shutdown_reason
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * A planned stop.
+     */
+    TP_SHUTDOWN_NORMAL = 0,
+    /**
+     * An operator's request.
+     */
+    TP_SHUTDOWN_ADMIN = 1,
+    /**
+     * An error.
+     */
+    TP_SHUTDOWN_ERROR = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tp_shutdown_reason tp_shutdown_reason;
+#else
+typedef uint32_t tp_shutdown_reason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Severity of a log event, and the most verbose level a callback wants.
+ */
+enum tp_log_level
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Nothing (as a maximum: the callback gets no events).
+     */
+    TP_LOG_OFF = 0,
+    /**
+     * Errors.
+     */
+    TP_LOG_ERROR = 1,
+    /**
+     * Warnings.
+     */
+    TP_LOG_WARN = 2,
+    /**
+     * Information.
+     */
+    TP_LOG_INFO = 3,
+    /**
+     * Debugging detail.
+     */
+    TP_LOG_DEBUG = 4,
+    /**
+     * Tracing detail.
+     */
+    TP_LOG_TRACE = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tp_log_level tp_log_level;
+#else
+typedef uint32_t tp_log_level;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The unit a tensor declares its progress in (`tp_tensor_spec_set_progress_unit`).
+ */
+enum tp_progress_unit
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Rows (dimension 0): consumers get whole-row prefixes of a row-major tensor.
+     */
+    TP_PROGRESS_UNIT_ROWS = 1,
+    /**
+     * Columns (dimension 1): whole-column prefixes of a column-major tensor.
+     */
+    TP_PROGRESS_UNIT_COLUMNS = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tp_progress_unit tp_progress_unit;
+#else
+typedef uint32_t tp_progress_unit;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Why the last meta blob was discarded (`tp_consumer_last_blob_discard`).
+ */
+enum tp_blob_discard
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * None was discarded.
+     */
+    TP_BLOB_DISCARD_NONE = 0,
+    /**
+     * A chunk started after the bytes received so far.
+     */
+    TP_BLOB_DISCARD_GAP = 1,
+    /**
+     * A chunk overlapped the bytes received, or ran past the total length.
+     */
+    TP_BLOB_DISCARD_OVERLAP = 2,
+    /**
+     * The CRC32C did not match.
+     */
+    TP_BLOB_DISCARD_CHECKSUM = 3,
+    /**
+     * Larger than `max_meta_blob_bytes`.
+     */
+    TP_BLOB_DISCARD_TOO_LARGE = 4,
+    /**
+     * Completed before every byte arrived.
+     */
+    TP_BLOB_DISCARD_INCOMPLETE = 5,
+    /**
+     * A cause this library does not name.
+     */
+    TP_BLOB_DISCARD_OTHER = 6,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tp_blob_discard tp_blob_discard;
+#else
+typedef uint32_t tp_blob_discard;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A bridge on the Aeron connection of a context. Opaque; run it with [`tp_bridge_do_work`]
  * and free it with [`tp_bridge_close`].
  */
@@ -686,6 +1028,39 @@ typedef struct tp_consumer_options {
      * Driver mode: where the SHM driver listens.
      */
     struct tp_driver_endpoints driver;
+    /**
+     * Ask the producer for `FrameProgress` reports (default false); they reach the
+     * progress handler of `tp_consumer_poll_progress`.
+     */
+    bool supports_progress;
+    /**
+     * Progress hint: smallest interval between reports, µs (0: no hint).
+     */
+    uint32_t progress_interval_us;
+    /**
+     * Progress hint: smallest byte delta (0: no hint).
+     */
+    uint32_t progress_bytes_delta;
+    /**
+     * Progress hint: smallest row/column delta (0: no hint).
+     */
+    uint32_t progress_major_delta_units;
+    /**
+     * Request a per-consumer descriptor stream on this channel (NULL: none).
+     */
+    const char *descriptor_channel;
+    /**
+     * Its stream id (non-zero when `descriptor_channel` is set).
+     */
+    int32_t descriptor_stream_id;
+    /**
+     * Request a per-consumer control stream (for `FrameProgress`) on this channel (NULL: none).
+     */
+    const char *control_channel;
+    /**
+     * Its stream id (non-zero when `control_channel` is set).
+     */
+    int32_t control_stream_id;
 } tp_consumer_options;
 
 /**
@@ -816,6 +1191,294 @@ typedef struct tp_consumer_counters {
 } tp_consumer_counters;
 
 /**
+ * Every producer counter (`Producer::counters`), one field each.
+ */
+typedef struct tp_producer_counters_all {
+    /**
+     * Frames committed (seqlock committed, descriptor attempted).
+     */
+    uint64_t committed;
+    /**
+     * Payload bytes committed.
+     */
+    uint64_t bytes;
+    /**
+     * Claims dropped without commit (slot left in progress, no descriptor).
+     */
+    uint64_t aborted;
+    /**
+     * Frames dropped because no pool's stride holds them (Wire Spec §9).
+     */
+    uint64_t drops_no_pool;
+    /**
+     * Descriptors published on the shared stream.
+     */
+    uint64_t descriptors_sent;
+    /**
+     * Descriptors published on per-consumer streams.
+     */
+    uint64_t descriptors_per_consumer;
+    /**
+     * Descriptors skipped on a per-consumer stream by its `max_rate_hz` cap.
+     */
+    uint64_t descriptors_rate_capped;
+    /**
+     * Descriptors Aeron refused with back pressure or an admin action (shared or per-consumer stream); the frame stays committed.
+     */
+    uint64_t descriptors_back_pressured;
+    /**
+     * Descriptors not sent because no one subscribes to the stream.
+     */
+    uint64_t descriptors_not_connected;
+    /**
+     * Stalls of the shared descriptor stream: back pressure on every descriptor for longer than `stall_threshold`, counted (and logged) once per stall.
+     */
+    uint64_t descriptor_stalls;
+    /**
+     * Descriptors Aeron refused otherwise (publication closed, position exhausted).
+     */
+    uint64_t descriptor_failures;
+    /**
+     * `FrameProgress` messages published.
+     */
+    uint64_t progress_sent;
+    /**
+     * `ShmPoolAnnounce` messages published.
+     */
+    uint64_t announces_sent;
+    /**
+     * `QosProducer` messages published.
+     */
+    uint64_t qos_sent;
+    /**
+     * `DataSourceAnnounce` messages published.
+     */
+    uint64_t data_source_sent;
+    /**
+     * `DataSourceMeta` messages published.
+     */
+    uint64_t meta_sent;
+    /**
+     * Meta blob messages (announce, chunks, complete) published.
+     */
+    uint64_t meta_blob_messages;
+    /**
+     * `ConsumerHello` messages received for our stream.
+     */
+    uint64_t hellos;
+    /**
+     * `QosConsumer` messages received for our stream.
+     */
+    uint64_t consumer_qos;
+    /**
+     * `ConsumerConfig` messages sent.
+     */
+    uint64_t configs_sent;
+    /**
+     * `ConsumerConfig` messages for our stream from a supervisor (another publication), applied: their per-consumer streams opened, no answer of our own.
+     */
+    uint64_t supervisor_configs;
+    /**
+     * `ConsumerHello` messages left to the supervisor (not answered: supervised).
+     */
+    uint64_t hellos_left_to_supervisor;
+    /**
+     * Per-consumer streams granted (registered by the media driver).
+     */
+    uint64_t per_consumer_granted;
+    /**
+     * Per-consumer stream requests declined (invalid, disabled, full or failed).
+     */
+    uint64_t per_consumer_declined;
+    /**
+     * Consumers removed as stale (their per-consumer publications closed).
+     */
+    uint64_t consumers_stale;
+    /**
+     * Consumers tracked now (a level).
+     */
+    uint64_t consumers;
+    /**
+     * Epochs installed (created standalone, or granted by the driver).
+     */
+    uint64_t epochs;
+    /**
+     * The epoch being written now (a level; 0 while paused).
+     */
+    uint64_t epoch;
+    /**
+     * Times the producer paused (driver mode: lease revoked or lost, driver gone).
+     */
+    uint64_t pauses;
+    /**
+     * Other control messages Aeron refused to send.
+     */
+    uint64_t send_failures;
+} tp_producer_counters_all;
+
+/**
+ * Every consumer counter (`Consumer::counters`), one field each, and the drops per cause.
+ */
+typedef struct tp_consumer_counters_all {
+    /**
+     * Descriptors received for our stream.
+     */
+    uint64_t descriptors;
+    /**
+     * Frames accepted: delivered, and still committed after the handler returned.
+     */
+    uint64_t accepted;
+    /**
+     * Payload bytes of the frames accepted.
+     */
+    uint64_t bytes;
+    /**
+     * Resyncs: a sequence gap larger than `max_outstanding_seq_gap`.
+     */
+    uint64_t resyncs;
+    /**
+     * Announces received for our stream.
+     */
+    uint64_t announces;
+    /**
+     * Announces ignored as older than the freshness window.
+     */
+    uint64_t announces_stale;
+    /**
+     * MONOTONIC announces ignored as older than the subscription's join time.
+     */
+    uint64_t announces_pre_join;
+    /**
+     * Announces ignored for an older epoch than the mapped or freshest one.
+     */
+    uint64_t announces_older_epoch;
+    /**
+     * Announces ignored while waiting for a new epoch or backing off.
+     */
+    uint64_t announces_waiting;
+    /**
+     * Successful mappings.
+     */
+    uint64_t maps;
+    /**
+     * Failed mappings (nothing stays mapped).
+     */
+    uint64_t map_failures;
+    /**
+     * Remaps at an epoch change.
+     */
+    uint64_t remaps;
+    /**
+     * The mapped epoch (a level; 0 while unmapped).
+     */
+    uint64_t epoch;
+    /**
+     * Unmaps because `activity_timestamp_ns` went stale.
+     */
+    uint64_t unmaps_stale;
+    /**
+     * Unmaps because the superblock changed (pid, epoch, magic).
+     */
+    uint64_t unmaps_superblock;
+    /**
+     * Unmaps because a region file was truncated under the mapping (SIGBUS repaired).
+     */
+    uint64_t unmaps_dead;
+    /**
+     * Unmaps because the driver revoked the stream's producer or our own lease, shut down, was lost, or broke the protocol (driver mode).
+     */
+    uint64_t unmaps_revoked;
+    /**
+     * `FrameProgress` delivered to the handler.
+     */
+    uint64_t progress;
+    /**
+     * `FrameProgress` dropped (unmapped, epoch, slot, beyond values_len, regression).
+     */
+    uint64_t progress_dropped;
+    /**
+     * `FrameProgress` dropped because bytes regressed within a frame.
+     */
+    uint64_t progress_regressed;
+    /**
+     * `FrameProgress` dropped because bytes exceeded values_len_bytes.
+     */
+    uint64_t progress_beyond;
+    /**
+     * `ConsumerConfig` messages for us.
+     */
+    uint64_t configs;
+    /**
+     * `ConsumerHello` sent.
+     */
+    uint64_t hellos_sent;
+    /**
+     * `QosConsumer` sent.
+     */
+    uint64_t qos_sent;
+    /**
+     * Frames accepted through the payload fallback (also in `accepted`).
+     */
+    uint64_t fallback_frames;
+    /**
+     * `BridgeFrameChunk` messages read from the fallback payload stream.
+     */
+    uint64_t fallback_chunks;
+    /**
+     * Fallback chunks dropped (malformed, a field rule, an older epoch, CRC32C).
+     */
+    uint64_t fallback_chunk_drops;
+    /**
+     * Fallback chunks whose CRC32C was missing (integrity on) or wrong.
+     */
+    uint64_t fallback_crc_errors;
+    /**
+     * Fallback frames dropped (conflicting chunks, timed out, evicted, bad header).
+     */
+    uint64_t fallback_frame_drops;
+    /**
+     * Meta blobs reassembled and verified.
+     */
+    uint64_t blobs_completed;
+    /**
+     * Meta blobs discarded (gap, overlap, checksum, size).
+     */
+    uint64_t blobs_discarded;
+    /**
+     * `DataSourceMeta` versions stored.
+     */
+    uint64_t meta_updates;
+    /**
+     * Capture (slot `timestamp_ns`, `CLOCK_MONOTONIC`) to delivery of the last frame accepted, ns (a level; frames without a timestamp or from another clock are not measured).
+     */
+    uint64_t latency_last_ns;
+    /**
+     * Median of that latency over the last QoS interval, ns (a level; 0: no frame).
+     */
+    uint64_t latency_p50_ns;
+    /**
+     * 99th percentile of that latency over the last QoS interval, ns (a level).
+     */
+    uint64_t latency_p99_ns;
+    /**
+     * Descriptors dropped, every cause.
+     */
+    uint64_t drops_total;
+    /**
+     * Frames never seen (sum of sequence gaps; QoS `drops_gap`).
+     */
+    uint64_t drops_gap;
+    /**
+     * Drops QoS reports as late (seqlock instability or overwrite).
+     */
+    uint64_t drops_late;
+    /**
+     * Descriptors dropped per cause, indexed by `tp_drop_cause`.
+     */
+    uint64_t drops[TP_DROP_CAUSE_COUNT];
+} tp_consumer_counters_all;
+
+/**
  * What a region file holds. The superblock fields are filled even when the region is
  * invalid, so a caller can show what was found.
  */
@@ -887,6 +1550,61 @@ typedef struct tp_region_info {
 } tp_region_info;
 
 /**
+ * Receives one log event: its `tp_log_level`, its target (the Rust module, e.g.
+ * `"tensorpool::consumer"`), the message with its fields (`"unmapped stream_id=7"`) and the
+ * `user` pointer given to [`tp_set_log_callback`]. The strings are valid during the call.
+ * Called on the thread that logged (any library thread); it must not unwind. Events the
+ * callback causes itself are dropped.
+ */
+typedef void (*tp_log_callback)(uint32_t level, const char *target, const char *message, void *user);
+
+/**
+ * One metadata attribute. In [`tp_producer_set_meta`] the strings are NUL-terminated UTF-8
+ * and copied; from [`tp_consumer_meta_attribute`] they point into the consumer (valid until
+ * its next poll) and are NUL-terminated too.
+ */
+typedef struct tp_meta_attribute {
+    /**
+     * Attribute name.
+     */
+    const char *key;
+    /**
+     * How `value` is encoded (`text/plain`, `application/json`, ...; NULL: `text/plain`).
+     */
+    const char *format;
+    /**
+     * The value bytes.
+     */
+    const uint8_t *value;
+    /**
+     * Bytes at `value`.
+     */
+    size_t value_len;
+} tp_meta_attribute;
+
+/**
+ * The last meta blob a consumer reassembled and verified.
+ */
+typedef struct tp_meta_blob_view {
+    /**
+     * `DataSourceMeta` version the blob belongs to.
+     */
+    uint32_t meta_version;
+    /**
+     * Application-defined type.
+     */
+    uint32_t blob_type;
+    /**
+     * The bytes (inside the consumer, valid until its next poll).
+     */
+    const uint8_t *data;
+    /**
+     * Bytes at `data`.
+     */
+    size_t len;
+} tp_meta_blob_view;
+
+/**
  * How a producer is built. Fill with [`tp_producer_options_init`], then change fields.
  * Strings may be NULL (the default); they are copied by [`tp_producer_new`].
  */
@@ -945,6 +1663,10 @@ typedef struct tp_producer_options {
      * Driver mode: where the SHM driver listens, and the attach timeout.
      */
     struct tp_driver_endpoints driver;
+    /**
+     * `DataSourceAnnounce` summary (NULL: empty).
+     */
+    const char *summary;
 } tp_producer_options;
 
 /**
@@ -1007,6 +1729,105 @@ typedef struct tp_producer_counters {
      */
     uint64_t consumers;
 } tp_producer_counters;
+
+/**
+ * A progress report on a frame still being written, as the progress handler sees it.
+ * Valid only inside the handler call.
+ */
+typedef struct tp_progress_view {
+    /**
+     * Sequence of the frame.
+     */
+    uint64_t seq;
+    /**
+     * Epoch.
+     */
+    uint64_t epoch;
+    /**
+     * A `tp_progress_state`.
+     */
+    uint32_t state;
+    /**
+     * Payload bytes the producer reports written.
+     */
+    uint64_t bytes_filled;
+    /**
+     * The frame's payload length.
+     */
+    uint64_t values_len;
+    /**
+     * The readable prefix in shared memory (NULL when the report is informational only);
+     * racy: read it, then call [`tp_progress_recheck`].
+     */
+    const uint8_t *prefix;
+    /**
+     * Bytes at `prefix`.
+     */
+    size_t prefix_len;
+    /**
+     * Private to the library.
+     */
+    const void *token;
+} tp_progress_view;
+
+/**
+ * Called for each progress report on the polling thread. It must not unwind.
+ */
+typedef void (*tp_progress_handler)(const struct tp_progress_view *progress, void *user);
+
+/**
+ * What a producer reports about itself ([`tp_producer_get_info`]).
+ */
+typedef struct tp_producer_info {
+    /**
+     * Some consumer follows progress (so `tp_producer_claim_progress` publishes).
+     */
+    bool progress_active;
+    /**
+     * The producer holds a lease from an SHM driver.
+     */
+    bool is_driver_mode;
+    /**
+     * The producer has regions to write into (false while paused in driver mode, or closed).
+     */
+    bool is_active;
+    /**
+     * Consumers tracked (heard from within the staleness window).
+     */
+    uint64_t consumer_count;
+    /**
+     * Consumers holding a registered per-consumer descriptor stream.
+     */
+    uint64_t per_consumer_descriptor_streams;
+} tp_producer_info;
+
+/**
+ * What a consumer reports about itself ([`tp_consumer_get_info`]).
+ */
+typedef struct tp_consumer_info {
+    /**
+     * Times the mapping was lost (producer stopped or revoked, lease lost, driver gone,
+     * region dead) rather than replaced by a newer epoch.
+     */
+    uint64_t outages;
+    /**
+     * Descriptors come from a per-consumer stream.
+     */
+    bool on_per_consumer_stream;
+    /**
+     * A per-consumer control (progress) stream is subscribed.
+     */
+    bool on_per_consumer_control;
+    /**
+     * The delivery mode in force (a `tp_mode`): the configured one until a
+     * `ConsumerConfig` sets another (a supervisor forcing RATE_LIMITED).
+     */
+    uint32_t effective_mode;
+    /**
+     * Join time of the announce subscription (`CLOCK_MONOTONIC` ns; 0 before any image).
+     */
+    uint64_t join_time_ns;
+} tp_consumer_info;
 
 /**
  * One mapping's counters (docs/roles.md "Rate limiter", `tensorpool:601`..`612`).
@@ -1158,6 +1979,34 @@ typedef struct tp_supervisor_counters {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Asks the driver listening at `driver` (its control endpoint) and returns its answer as
+ * JSON text in `*json` (free it with [`tp_string_free`]): the admin schema message with its
+ * field names. `timeout_ms` 0: 5 s. `TP_ERR_TIMEOUT` when no driver listens or answers.
+ */
+enum tp_status tp_driver_query(struct tp_context *ctx,
+                               const struct tp_driver_endpoints *driver,
+                               uint32_t query,
+                               uint64_t timeout_ms,
+                               char **json);
+
+/**
+ * Frees a string the library returned (`tp_driver_query`). NULL is a no-op.
+ */
+enum tp_status tp_string_free(char *s);
+
+/**
+ * Sends `ShmDriverShutdownRequest` with `token` (the driver's `policies.shutdown_token`)
+ * once a driver listens at `driver`; `reason` a `tp_shutdown_reason`, `message` may be NULL.
+ * The driver does not answer (§4.13). `TP_ERR_TIMEOUT` when no driver listens.
+ */
+enum tp_status tp_driver_request_shutdown(struct tp_context *ctx,
+                                          const struct tp_driver_endpoints *driver,
+                                          const char *token,
+                                          uint32_t reason,
+                                          const char *message,
+                                          uint64_t timeout_ms);
 
 /**
  * Fills `out` with the defaults: both sides, `/dev/shm/tensorpool`, the Driver Model §17
@@ -1347,6 +2196,24 @@ const char *tp_version(void);
 uint32_t tp_layout_version(void);
 
 /**
+ * Every producer counter. `TP_ERR_STATE` while a claim is open.
+ */
+enum tp_status tp_producer_get_counters_all(struct tp_producer *producer,
+                                            struct tp_producer_counters_all *out);
+
+/**
+ * Every consumer counter and the drops per cause.
+ */
+enum tp_status tp_consumer_get_counters_all(struct tp_consumer *consumer,
+                                            struct tp_consumer_counters_all *out);
+
+/**
+ * The snake_case name of a `tp_drop_cause` (`"unmapped"`, `"late"`, ...; `"unknown"` past
+ * the causes). Static text.
+ */
+const char *tp_drop_cause_name(uint32_t cause);
+
+/**
  * Fills `out` with the Driver Model §17 defaults.
  */
 enum tp_status tp_driver_endpoints_init(struct tp_driver_endpoints *out);
@@ -1427,6 +2294,70 @@ enum tp_status tp_idle_free(struct tp_idle *idle);
 enum tp_status tp_region_inspect(const char *target,
                                  const char *allowed_dir,
                                  struct tp_region_info *out);
+
+/**
+ * Routes the library's log events of `max_level` (a `tp_log_level`) and more severe to
+ * `callback` with `user`; NULL (or `TP_LOG_OFF`) removes it (then `RUST_LOG`, if set when the
+ * subscriber was installed, prints on stderr again). `TP_ERR_STATE` when the process already
+ * has another global `tracing` subscriber (a Rust program that installed its own).
+ */
+enum tp_status tp_set_log_callback(tp_log_callback callback, void *user, uint32_t max_level);
+
+/**
+ * Logs `message` at `level` through the library's logger (target `"tensorpool_ffi"`): the
+ * callback, or `RUST_LOG` on stderr. For tests and for applications that want their own
+ * lines in the same stream.
+ */
+enum tp_status tp_log(uint32_t level, const char *message);
+
+/**
+ * Replaces the data source's attributes: bumps `meta_version` (stamped on every later frame)
+ * and sends `DataSourceMeta` at the next `do_work`. `version` (may be NULL) gets the new
+ * version. `TP_ERR_INVALID_ARGUMENT` when the attributes do not fit a message.
+ */
+enum tp_status tp_producer_set_meta(struct tp_producer *producer,
+                                    const struct tp_meta_attribute *attrs,
+                                    size_t count,
+                                    uint32_t *version);
+
+/**
+ * Queues a metadata blob (calibration table, mask, ...) of `len` bytes (copied) for the
+ * current `meta_version`; it goes out over the next `do_work` cycles with a CRC32C.
+ */
+enum tp_status tp_producer_publish_meta_blob(struct tp_producer *producer,
+                                             uint32_t blob_type,
+                                             const uint8_t *data,
+                                             size_t len);
+
+/**
+ * The consumer's metadata: `version` and `count` (attributes) when it has received
+ * `DataSourceMeta`; `TP_ERR_STATE` before (either out-pointer may be NULL).
+ */
+enum tp_status tp_consumer_meta(struct tp_consumer *consumer, uint32_t *version, size_t *count);
+
+/**
+ * Attribute `index` of the consumer's metadata. `key` and `format` are NUL-terminated
+ * copies valid until the next call of this function on the thread; `value` points into the
+ * consumer (valid until its next poll). `TP_ERR_INVALID_ARGUMENT` past the attributes,
+ * `TP_ERR_STATE` before any metadata.
+ */
+enum tp_status tp_consumer_meta_attribute(struct tp_consumer *consumer,
+                                          size_t index,
+                                          struct tp_meta_attribute *out);
+
+/**
+ * Copies the data source's name (`DataSourceAnnounce`; "" before one arrived) into `buf`,
+ * like `tp_context_aeron_dir`.
+ */
+enum tp_status tp_consumer_source_name(struct tp_consumer *consumer,
+                                       char *buf,
+                                       size_t cap,
+                                       size_t *len);
+
+/**
+ * The last meta blob reassembled and verified. `TP_ERR_STATE` when none arrived yet.
+ */
+enum tp_status tp_consumer_meta_blob(struct tp_consumer *consumer, struct tp_meta_blob_view *out);
 
 /**
  * Fills `opts` with the defaults for data source `stream_id` (standalone).
@@ -1526,6 +2457,98 @@ enum tp_status tp_producer_close(struct tp_producer *producer);
  * Closes and frees the producer. NULL is a no-op.
  */
 enum tp_status tp_producer_free(struct tp_producer *producer);
+
+/**
+ * `tp_consumer_poll` with a progress handler as well: `on_progress` (may be NULL) gets every
+ * `FrameProgress` report of a frame still being written (ask for them with
+ * `tp_consumer_options.supports_progress`), `on_frame` every accepted frame. Both get `user`.
+ */
+enum tp_status tp_consumer_poll_progress(struct tp_consumer *consumer,
+                                         tp_frame_handler on_frame,
+                                         tp_progress_handler on_progress,
+                                         void *user,
+                                         size_t limit,
+                                         size_t *work);
+
+/**
+ * `TP_OK` while the slot still belongs to the reported frame (what was read from `prefix`
+ * before this call is that frame's), `TP_ERR_LATE` otherwise. Only with the view pointer the
+ * running progress handler received (`TP_ERR_INVALID_HANDLE` for any other).
+ */
+enum tp_status tp_progress_recheck(const struct tp_progress_view *progress);
+
+/**
+ * The frame's TraceLink trace id (0: none). Only with the view the running handler received.
+ */
+enum tp_status tp_frame_trace_id(const struct tp_frame_view *frame, uint64_t *trace_id);
+
+/**
+ * The descriptor's publish timestamp (`CLOCK_MONOTONIC` ns at commit; 0: not sent).
+ */
+enum tp_status tp_frame_publish_timestamp_ns(const struct tp_frame_view *frame, uint64_t *ts);
+
+/**
+ * Reports that the first `bytes_filled` bytes of the open claim are written: sends
+ * `FrameProgress` when some consumer asked for it and the throttle allows; `sent` (may be
+ * NULL) tells whether a message went out. `TP_ERR_STATE` when no claim is open.
+ */
+enum tp_status tp_producer_claim_progress(struct tp_producer *producer,
+                                          size_t bytes_filled,
+                                          bool *sent);
+
+/**
+ * Overrides the open claim's capture timestamp (`SlotHeader.timestamp_ns`, default the claim
+ * time on `CLOCK_MONOTONIC`). `TP_ERR_STATE` when no claim is open.
+ */
+enum tp_status tp_producer_claim_set_timestamp_ns(struct tp_producer *producer,
+                                                  uint64_t timestamp_ns);
+
+/**
+ * Sets the TraceLink trace id the open claim's `FrameDescriptor` carries (0: none).
+ */
+enum tp_status tp_producer_claim_set_trace_id(struct tp_producer *producer, uint64_t trace_id);
+
+/**
+ * Declares the unit `FrameProgress` reports of this tensor use (a `tp_progress_unit`), so
+ * progress handlers get layout-safe prefixes. `TP_ERR_INVALID_ARGUMENT` for another value or
+ * a tensor the unit does not fit.
+ */
+enum tp_status tp_tensor_spec_set_progress_unit(struct tp_tensor_spec *spec, uint32_t unit);
+
+/**
+ * `tp_producer_claim` with an explicit payload length `len` (at least the tensor's extent,
+ * at most the pool's stride): the claim's `len` bytes are reserved and described.
+ */
+enum tp_status tp_producer_claim_len(struct tp_producer *producer,
+                                     const struct tp_tensor_spec *spec,
+                                     size_t len,
+                                     struct tp_claim *out);
+
+/**
+ * The producer's [`tp_producer_info`]. `TP_ERR_STATE` while a claim is open.
+ */
+enum tp_status tp_producer_get_info(struct tp_producer *producer, struct tp_producer_info *out);
+
+/**
+ * The consumer's [`tp_consumer_info`].
+ */
+enum tp_status tp_consumer_get_info(struct tp_consumer *consumer, struct tp_consumer_info *out);
+
+/**
+ * Why the consumer discarded its last meta blob (a `tp_blob_discard`, NONE if none).
+ */
+enum tp_status tp_consumer_last_blob_discard(struct tp_consumer *consumer, uint32_t *out);
+
+/**
+ * The per-consumer descriptor stream assigned by the last `ConsumerConfig`: its channel is
+ * copied into `buf` like `tp_context_aeron_dir` ("" if none) and its stream id into
+ * `*stream_id` (0 if none; may be NULL).
+ */
+enum tp_status tp_consumer_descriptor_assignment(struct tp_consumer *consumer,
+                                                 char *buf,
+                                                 size_t cap,
+                                                 size_t *len,
+                                                 int32_t *stream_id);
 
 /**
  * Creates a rate limiter on the Aeron connection of `ctx`: one source consumer and one

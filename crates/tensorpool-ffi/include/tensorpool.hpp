@@ -42,6 +42,19 @@
 #include <type_traits>
 #include <utility>
 #include <variant>
+// issue 18 (types, lifetimes, logging, std::expected, std::mdspan)
+#include <array>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+#include <version>
+#if __has_include(<expected>)
+#include <expected>
+#endif
+#if __has_include(<mdspan>)
+#include <mdspan>
+#endif
 
 namespace tensorpool {
 
@@ -99,6 +112,31 @@ constexpr Dtype dtype_of() noexcept {
     else static_assert(sizeof(U) == 0, "no tensorpool dtype for this type");
 }
 
+namespace detail {
+/// The Dtype of T, or nothing for a type without one (a SFINAE-free dtype_of).
+template <class T>
+constexpr std::optional<Dtype> dtype_opt() noexcept {
+    using U = std::remove_cv_t<T>;
+    if constexpr (std::is_same_v<U, bool> || std::is_same_v<U, float> || std::is_same_v<U, double> ||
+                  std::is_same_v<U, std::byte> || (std::is_integral_v<U> && sizeof(U) <= 8))
+        return dtype_of<U>();
+    else
+        return std::nullopt;
+}
+}  // namespace detail
+
+/// Whether elements of T may view a tensor of dtype `d`: T's own dtype (`std::uint16_t` for
+/// Uint16, never `std::int16_t`), or any one-byte type for Bytes, or `std::byte` for the
+/// 8-bit integer dtypes (raw bytes).
+template <class T>
+constexpr bool dtype_accepts(Dtype d) noexcept {
+    using U = std::remove_cv_t<T>;
+    if (d == Dtype::Bytes) return sizeof(U) == 1;
+    if (std::is_same_v<U, std::byte>) return d == Dtype::Uint8 || d == Dtype::Int8;
+    constexpr std::optional<Dtype> own = detail::dtype_opt<U>();
+    return own.has_value() && *own == d;
+}
+
 /// Memory order of a tensor's dimensions.
 enum class MajorOrder : std::uint32_t { Row = TP_ORDER_ROW, Column = TP_ORDER_COLUMN };
 /// Consumer delivery mode.
@@ -141,9 +179,53 @@ std::string read_string(F&& f) {
 }
 }  // namespace detail
 
+#if defined(__cpp_lib_expected) && __cpp_lib_expected >= 202202L
+#define TENSORPOOL_RESULT_IS_EXPECTED 1
+/**
+ * Either a value or an Error: `std::expected<T, Error>` (C++23) with `ok()` and `code()`;
+ * `value()` throws the Error itself (not `std::bad_expected_access`).
+ */
+template <class T>
+class [[nodiscard]] Result : public std::expected<T, Error> {
+    using Base = std::expected<T, Error>;
+
+public:
+    Result(T value) : Base(std::move(value)) {}
+    Result(Error error) : Base(std::unexpect, std::move(error)) {}
+    /// Whether a value is held.
+    bool ok() const noexcept { return this->has_value(); }
+    /// The value; throws the Error when there is none.
+    T& value() & {
+        if (!ok()) throw this->error();
+        return Base::operator*();
+    }
+    T&& value() && {
+        if (!ok()) throw this->error();
+        return std::move(Base::operator*());
+    }
+    /// The error code (`Status::Ok` when a value is held).
+    Status code() const noexcept { return ok() ? Status::Ok : this->error().code(); }
+};
+
+/// Result of an operation without a value.
+template <>
+class [[nodiscard]] Result<void> : public std::expected<void, Error> {
+    using Base = std::expected<void, Error>;
+
+public:
+    Result() = default;
+    Result(Error error) : Base(std::unexpect, std::move(error)) {}
+    bool ok() const noexcept { return this->has_value(); }
+    /// Throws the Error, if any.
+    void value() const {
+        if (!ok()) throw this->error();
+    }
+    Status code() const noexcept { return ok() ? Status::Ok : this->error().code(); }
+};
+#else
 /**
  * Either a value or an Error: the non-throwing alternative for hot paths
- * (C++20 has no std::expected). `value()` throws the error if there is one.
+ * (C++20 has no std::expected; under C++23 Result derives from it). `value()` throws the error if there is one.
  */
 template <class T>
 class [[nodiscard]] Result {
@@ -186,6 +268,35 @@ private:
     std::optional<Error> e_;
 };
 
+#endif
+
+namespace detail {
+/// A C status as a Result<void>.
+inline Result<void> status(tp_status s) {
+    if (s != TP_OK) return error_of(s);
+    return {};
+}
+/// Calls `f(&out)` and returns `out`, or the Error of a failed call.
+template <class T, class F>
+Result<T> get(F&& f) {
+    T out{};
+    tp_status s = f(&out);
+    if (s != TP_OK) return error_of(s);
+    return out;
+}
+/// Reads a string through a `(buf, cap, len)` C function without throwing.
+template <class F>
+Result<std::string> try_read_string(F&& f) {
+    std::size_t len = 0;
+    tp_status s = f(nullptr, 0, &len);
+    if (s != TP_OK) return error_of(s);
+    std::string out(len, '\0');
+    s = f(out.data(), len + 1, &len);
+    if (s != TP_OK) return error_of(s);
+    return out;
+}
+}  // namespace detail
+
 /// `CLOCK_MONOTONIC` in ns, the clock of `do_work` and frame timestamps.
 inline std::uint64_t monotonic_ns() noexcept { return tp_monotonic_ns(); }
 /// The library version.
@@ -224,17 +335,25 @@ private:
 /// The Aeron connection of a process (an embedded media driver, or an external one).
 class Context {
 public:
-    /// Starts an embedded media driver (in `aeron_dir`, or a fresh private directory).
-    static Context embedded(const std::string& aeron_dir = {}) {
+    /// Starts an embedded media driver (in `aeron_dir`, absolute, or a fresh private
+    /// directory); a relative directory is Error(InvalidArgument).
+    static Context embedded(const std::string& aeron_dir = {}) { return try_embedded(aeron_dir).value(); }
+    static Result<Context> try_embedded(const std::string& aeron_dir = {}) {
         tp_context* h = nullptr;
-        detail::check(tp_context_new_embedded(detail::c_str_or_null(aeron_dir), &h));
+        tp_status s = tp_context_new_embedded(detail::c_str_or_null(aeron_dir), &h);
+        if (s != TP_OK) return detail::error_of(s);
         return Context(h);
     }
     /// Connects to the media driver running in `aeron_dir`.
     static Context connect(const std::string& aeron_dir,
                            std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+        return try_connect(aeron_dir, timeout).value();
+    }
+    static Result<Context> try_connect(const std::string& aeron_dir,
+                                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
         tp_context* h = nullptr;
-        detail::check(tp_context_connect(aeron_dir.c_str(), detail::ms(timeout), &h));
+        tp_status s = tp_context_connect(aeron_dir.c_str(), detail::ms(timeout), &h);
+        if (s != TP_OK) return detail::error_of(s);
         return Context(h);
     }
     /// Connects with a driver timeout: how long the media driver may be silent before every
@@ -246,6 +365,14 @@ public:
         detail::check(tp_context_connect_with(aeron_dir.c_str(), detail::ms(connect_timeout),
                                               detail::ms(driver_timeout), &h));
         return Context(h);
+    }
+    Result<std::string> try_aeron_dir() const {
+        return detail::try_read_string([&](char* b, std::size_t c, std::size_t* l) {
+            return tp_context_aeron_dir(get(), b, c, l);
+        });
+    }
+    Result<bool> try_is_embedded() const {
+        return detail::get<bool>([&](bool* b) { return tp_context_is_embedded(get(), b); });
     }
     /// The Aeron directory in use.
     std::string aeron_dir() const {
@@ -268,19 +395,49 @@ private:
 };
 
 /// A validated tensor description (dtype, shape, strides, order); build once, claim often.
+/// Every dimension is at least 1 (`{480, 0}` is Error(InvalidArgument)), 1 to 8 of them.
 class TensorSpec {
 public:
     /// A contiguous tensor.
     TensorSpec(Dtype dtype, std::span<const std::size_t> shape, MajorOrder order = MajorOrder::Row)
-        : TensorSpec(dtype, order, shape, nullptr) {}
+        : TensorSpec(try_create(dtype, shape, order).value()) {}
     TensorSpec(Dtype dtype, std::initializer_list<std::size_t> shape, MajorOrder order = MajorOrder::Row)
         : TensorSpec(dtype, std::span<const std::size_t>(shape.begin(), shape.size()), order) {}
+    /// A contiguous tensor whose dtype is T's (`TensorSpec::of<float>({480, 640})`).
+    template <class T>
+    static TensorSpec of(std::initializer_list<std::size_t> shape, MajorOrder order = MajorOrder::Row) {
+        return TensorSpec(dtype_of<T>(), shape, order);
+    }
+    template <class T>
+    static TensorSpec of(std::span<const std::size_t> shape, MajorOrder order = MajorOrder::Row) {
+        return TensorSpec(dtype_of<T>(), shape, order);
+    }
+    template <class T>
+    static Result<TensorSpec> try_of(std::span<const std::size_t> shape, MajorOrder order = MajorOrder::Row) {
+        return try_create(dtype_of<T>(), shape, order);
+    }
     /// A tensor with explicit byte strides (0 entries inferred); as many strides as dims.
     static TensorSpec strided(Dtype dtype, MajorOrder order, std::span<const std::size_t> shape,
                               std::span<const std::size_t> strides) {
+        return try_strided(dtype, order, shape, strides).value();
+    }
+    /// The constructors without throwing.
+    static Result<TensorSpec> try_create(Dtype dtype, std::span<const std::size_t> shape,
+                                         MajorOrder order = MajorOrder::Row) {
+        return make(dtype, order, shape, nullptr);
+    }
+    static Result<TensorSpec> try_strided(Dtype dtype, MajorOrder order, std::span<const std::size_t> shape,
+                                          std::span<const std::size_t> strides) {
         if (strides.size() != shape.size())
-            throw Error(Status::InvalidArgument, "as many strides as dimensions are needed");
-        return TensorSpec(dtype, order, shape, strides.data());
+            return Error(Status::InvalidArgument, "as many strides as dimensions are needed");
+        return make(dtype, order, shape, strides.data());
+    }
+    /// Declares progress in rows (dimension 0) / columns (dimension 1), so progress handlers
+    /// get whole-row (column) prefixes; Error(InvalidArgument) when the tensor does not fit.
+    TensorSpec& progress_rows() { try_progress_unit(TP_PROGRESS_UNIT_ROWS).value(); return *this; }
+    TensorSpec& progress_columns() { try_progress_unit(TP_PROGRESS_UNIT_COLUMNS).value(); return *this; }
+    Result<void> try_progress_unit(std::uint32_t unit) {
+        return detail::status(tp_tensor_spec_set_progress_unit(h_.get(), unit));
     }
     /// Payload bytes the tensor spans.
     std::size_t len_bytes() const noexcept { return len_; }
@@ -288,13 +445,20 @@ public:
     const tp_tensor_spec* get() const noexcept { return h_.get(); }
 
 private:
-    TensorSpec(Dtype dtype, MajorOrder order, std::span<const std::size_t> shape, const std::size_t* strides)
-        : dtype_(dtype) {
+    TensorSpec(tp_tensor_spec* h, Dtype dtype, std::size_t len) : h_(h), dtype_(dtype), len_(len) {}
+    static Result<TensorSpec> make(Dtype dtype, MajorOrder order, std::span<const std::size_t> shape,
+                                   const std::size_t* strides) {
         tp_tensor_spec* h = nullptr;
-        detail::check(tp_tensor_spec_new(static_cast<std::uint32_t>(dtype), static_cast<std::uint32_t>(order),
-                                         shape.size(), shape.data(), strides, &h));
-        h_ = detail::Handle<tp_tensor_spec, tp_tensor_spec_free>(h);
-        detail::check(tp_tensor_spec_len_bytes(h, &len_));
+        tp_status s = tp_tensor_spec_new(static_cast<std::uint32_t>(dtype), static_cast<std::uint32_t>(order),
+                                         shape.size(), shape.data(), strides, &h);
+        if (s != TP_OK) return detail::error_of(s);
+        detail::Handle<tp_tensor_spec, tp_tensor_spec_free> owner(h);
+        std::size_t len = 0;
+        s = tp_tensor_spec_len_bytes(h, &len);
+        if (s != TP_OK) return detail::error_of(s);
+        TensorSpec spec(nullptr, dtype, len);
+        spec.h_ = std::move(owner);
+        return spec;
     }
     detail::Handle<tp_tensor_spec, tp_tensor_spec_free> h_;
     Dtype dtype_;
@@ -369,20 +533,30 @@ public:
     /// Aeron channel of every logical stream.
     ProducerOptions& channel(std::string c) { channel_ = std::move(c); return *this; }
     ProducerOptions& name(std::string n) { name_ = std::move(n); return *this; }
+    /// `DataSourceAnnounce` summary.
+    ProducerOptions& summary(std::string s) { summary_ = std::move(s); return *this; }
     /// The C struct; its strings point into this object.
     tp_producer_options to_c() const noexcept {
         tp_producer_options o = raw_;
         o.shm_base_dir = detail::c_str_or_null(base_dir_);
         o.channel = detail::c_str_or_null(channel_);
         o.name = detail::c_str_or_null(name_);
+        o.summary = detail::c_str_or_null(summary_);
         o.driver = driver_.to_c();
         return o;
     }
 
 private:
     tp_producer_options raw_{};
-    std::string base_dir_, channel_, name_;
+    std::string base_dir_, channel_, name_, summary_;
     DriverEndpoints driver_;
+};
+
+/// Progress hints of a consumer (0: no hint): smallest interval (µs), byte delta, row delta.
+struct ProgressHints {
+    std::uint32_t interval_us = 0;
+    std::uint32_t bytes_delta = 0;
+    std::uint32_t major_delta_units = 0;
 };
 
 /// How a consumer is built.
@@ -407,34 +581,76 @@ public:
     ConsumerOptions& channel(std::string c) { channel_ = std::move(c); return *this; }
     ConsumerOptions& aeron_timeout(std::chrono::milliseconds d) { raw_.aeron_timeout_ms = detail::ms(d); return *this; }
     ConsumerOptions& activity_timeout(std::chrono::milliseconds d) { raw_.activity_timeout_ms = detail::ms(d); return *this; }
+    /// Asks the producer for `FrameProgress` (see Consumer::poll_progress), with hints.
+    ConsumerOptions& progress() { return progress(ProgressHints{}); }
+    ConsumerOptions& progress(ProgressHints hints) {
+        raw_.supports_progress = true;
+        raw_.progress_interval_us = hints.interval_us;
+        raw_.progress_bytes_delta = hints.bytes_delta;
+        raw_.progress_major_delta_units = hints.major_delta_units;
+        return *this;
+    }
+    /// Requests a per-consumer descriptor stream.
+    ConsumerOptions& descriptor_stream(std::string channel, std::int32_t stream_id) {
+        descriptor_channel_ = std::move(channel);
+        raw_.descriptor_stream_id = stream_id;
+        return *this;
+    }
+    /// Requests a per-consumer control stream (`FrameProgress`).
+    ConsumerOptions& control_stream(std::string channel, std::int32_t stream_id) {
+        control_channel_ = std::move(channel);
+        raw_.control_stream_id = stream_id;
+        return *this;
+    }
     tp_consumer_options to_c() const noexcept {
         tp_consumer_options o = raw_;
         o.allowed_base_dir = detail::c_str_or_null(base_dir_);
         o.channel = detail::c_str_or_null(channel_);
+        o.descriptor_channel = detail::c_str_or_null(descriptor_channel_);
+        o.control_channel = detail::c_str_or_null(control_channel_);
         o.driver = driver_.to_c();
         return o;
     }
 
 private:
     tp_consumer_options raw_{};
-    std::string base_dir_, channel_;
+    std::string base_dir_, channel_, descriptor_channel_, control_channel_;
     DriverEndpoints driver_;
 };
 
 class Producer;
 
+/// One metadata attribute (Wire Spec §10.3).
+struct MetaAttribute {
+    std::string key;
+    std::string format = "text/plain";
+    std::string value;
+};
+
+/// What a producer reports about itself.
+using ProducerInfo = tp_producer_info;
+/// Every producer counter (one documented field each).
+using ProducerCountersAll = tp_producer_counters_all;
+
 /**
  * A claimed slot: write the tensor in place through bytes() or as<T>(), then commit().
- * Destroying an uncommitted claim aborts it. Move-only; at most one per producer.
+ * Destroying an uncommitted claim aborts it. Move-only; at most one per producer. It cannot
+ * outlive its Producer: when the producer is destroyed first, the claim is aborted and
+ * emptied (bytes() is empty, as<T>() and commit() are Error(State)).
  */
 class [[nodiscard]] Claim {
 public:
-    Claim(Claim&& o) noexcept : p_(std::exchange(o.p_, nullptr)), c_(o.c_) {}
+    Claim(Claim&& o) noexcept : p_(std::exchange(o.p_, nullptr)), c_(o.c_), dtype_(o.dtype_), owner_(o.owner_) {
+        adopt(o);
+    }
     Claim& operator=(Claim&& o) noexcept {
         if (this != &o) {
             abort();
             p_ = std::exchange(o.p_, nullptr);
             c_ = o.c_;
+            dtype_ = o.dtype_;
+            owner_ = o.owner_;
+            adopt(o);
         }
         return *this;
     }
@@ -444,37 +660,85 @@ public:
 
     /// Sequence of the frame being written.
     std::uint64_t seq() const noexcept { return c_.seq; }
+    /// The dtype of the spec claimed for.
+    Dtype dtype() const noexcept { return dtype_; }
     /// The payload slot in shared memory (it holds what an earlier frame left: write it all).
-    std::span<std::byte> bytes() const noexcept { return {reinterpret_cast<std::byte*>(c_.data), c_.len}; }
-    /// The slot as elements of T (slots are 64-byte aligned; the length must be a multiple).
+    /// Empty once committed, aborted or orphaned.
+    std::span<std::byte> bytes() const noexcept {
+        if (!p_) return {};
+        return {reinterpret_cast<std::byte*>(c_.data), c_.len};
+    }
+    /// The slot as elements of T; T must match the dtype (dtype_accepts): `as<double>()` on a
+    /// u16 claim is Error(InvalidArgument).
     template <class T>
     std::span<T> as() const {
+        return try_as<T>().value();
+    }
+    template <class T>
+    Result<std::span<T>> try_as() const {
         static_assert(std::is_trivially_copyable_v<T>);
-        if (c_.len % sizeof(T) != 0) throw Error(Status::InvalidArgument, "payload length is not a multiple of the element size");
-        return {reinterpret_cast<T*>(c_.data), c_.len / sizeof(T)};
+        if (!p_) return Error(Status::State, "as: the claim is committed, aborted or its producer is gone");
+        if (!dtype_accepts<T>(dtype_))
+            return Error(Status::InvalidArgument,
+                         "as: the element type does not match the claim's dtype " + std::string(dtype_name(dtype_)));
+        if (c_.len % sizeof(T) != 0)
+            return Error(Status::InvalidArgument, "payload length is not a multiple of the element size");
+        return std::span<T>{reinterpret_cast<T*>(c_.data), c_.len / sizeof(T)};
+    }
+    /// Reports that the first `bytes_filled` bytes are written (FrameProgress, when some
+    /// consumer asked and the throttle allows); whether a message went out.
+    bool progress(std::size_t bytes_filled) { return try_progress(bytes_filled).value(); }
+    Result<bool> try_progress(std::size_t bytes_filled) {
+        if (!p_) return Error(Status::State, "progress: the claim is not open");
+        return detail::get<bool>([&](bool* sent) { return tp_producer_claim_progress(p_, bytes_filled, sent); });
+    }
+    /// Overrides the capture timestamp (default: the claim time, CLOCK_MONOTONIC).
+    void set_timestamp_ns(std::uint64_t ts) { try_set_timestamp_ns(ts).value(); }
+    Result<void> try_set_timestamp_ns(std::uint64_t ts) {
+        if (!p_) return Error(Status::State, "set_timestamp_ns: the claim is not open");
+        return detail::status(tp_producer_claim_set_timestamp_ns(p_, ts));
+    }
+    /// Sets the TraceLink trace id of the frame's descriptor (0: none).
+    void set_trace_id(std::uint64_t id) { try_set_trace_id(id).value(); }
+    Result<void> try_set_trace_id(std::uint64_t id) {
+        if (!p_) return Error(Status::State, "set_trace_id: the claim is not open");
+        return detail::status(tp_producer_claim_set_trace_id(p_, id));
     }
     /// Commits (seqlock commit + FrameDescriptor); returns the sequence.
     std::uint64_t commit() { return try_commit().value(); }
     /// Commits without throwing.
     Result<std::uint64_t> try_commit() {
-        if (!p_) return Error(Status::State, "commit: the claim was already committed or aborted");
+        if (!p_) return Error(Status::State, "commit: the claim was already committed or aborted, or its producer is gone");
         std::uint64_t seq = 0;
         tp_status s = tp_producer_commit(std::exchange(p_, nullptr), &seq);
+        release();
         if (s != TP_OK) return detail::error_of(s);
         return seq;
     }
     /// Aborts (no descriptor; the slot stays in progress). Idempotent.
     void abort() noexcept {
         if (p_) (void)tp_producer_abort(std::exchange(p_, nullptr));
+        release();
     }
     /// Whether the claim is still open.
     bool is_open() const noexcept { return p_ != nullptr; }
 
 private:
     friend class Producer;
-    Claim(tp_producer* p, tp_claim c) noexcept : p_(p), c_(c) {}
+    Claim(tp_producer* p, tp_claim c, Dtype dtype, Producer* owner) noexcept;
+    void adopt(Claim& from) noexcept;
+    void release() noexcept;
+    /// The producer is going: abort and empty.
+    void orphan() noexcept {
+        abort();
+        owner_ = nullptr;
+        c_.data = nullptr;
+        c_.len = 0;
+    }
     tp_producer* p_;
     tp_claim c_;
+    Dtype dtype_ = Dtype::Bytes;
+    Producer* owner_ = nullptr;
 };
 
 /// The most used producer counters.
@@ -483,11 +747,32 @@ using ProducerCounters = tp_producer_counters;
 /// A producer of one data source: claim -> write in place -> commit; do_work() between frames.
 class Producer {
 public:
-    Producer(const Context& ctx, const ProducerOptions& options) {
+    Producer(const Context& ctx, const ProducerOptions& options) : Producer(try_create(ctx, options).value()) {}
+    /// The constructor without throwing.
+    static Result<Producer> try_create(const Context& ctx, const ProducerOptions& options) {
         tp_producer_options o = options.to_c();
         tp_producer* h = nullptr;
-        detail::check(tp_producer_new(ctx.get(), &o, &h));
-        h_ = detail::Handle<tp_producer, tp_producer_free>(h);
+        tp_status s = tp_producer_new(ctx.get(), &o, &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return Producer(h);
+    }
+    Producer(Producer&& o) noexcept : h_(std::move(o.h_)), open_(std::exchange(o.open_, nullptr)) {
+        if (open_) open_->owner_ = this;
+    }
+    Producer& operator=(Producer&& o) noexcept {
+        if (this != &o) {
+            if (open_) open_->orphan();
+            h_ = std::move(o.h_);
+            open_ = std::exchange(o.open_, nullptr);
+            if (open_) open_->owner_ = this;
+        }
+        return *this;
+    }
+    Producer(const Producer&) = delete;
+    Producer& operator=(const Producer&) = delete;
+    /// Aborts and empties an open claim first (it cannot outlive its producer).
+    ~Producer() {
+        if (open_) open_->orphan();
     }
     /// Claims the next slot for `spec` (throws on failure).
     Claim claim(const TensorSpec& spec) { return try_claim(spec).value(); }
@@ -496,44 +781,61 @@ public:
         tp_claim c{};
         tp_status s = tp_producer_claim(get(), spec.get(), &c);
         if (s != TP_OK) return detail::error_of(s);
-        return Claim(get(), c);
+        return Claim(get(), c, spec.dtype(), this);
+    }
+    /// Claims with an explicit payload length (at least the tensor's extent).
+    Claim claim_len(const TensorSpec& spec, std::size_t len) { return try_claim_len(spec, len).value(); }
+    Result<Claim> try_claim_len(const TensorSpec& spec, std::size_t len) {
+        tp_claim c{};
+        tp_status s = tp_producer_claim_len(get(), spec.get(), len, &c);
+        if (s != TP_OK) return detail::error_of(s);
+        return Claim(get(), c, spec.dtype(), this);
     }
     /// Copies `payload` into the next slot and commits it.
     std::uint64_t offer(const TensorSpec& spec, std::span<const std::byte> payload) {
-        std::uint64_t seq = 0;
-        detail::check(tp_producer_offer(get(), spec.get(), reinterpret_cast<const std::uint8_t*>(payload.data()),
-                                        payload.size(), &seq));
-        return seq;
+        return try_offer(spec, payload).value();
+    }
+    Result<std::uint64_t> try_offer(const TensorSpec& spec, std::span<const std::byte> payload) {
+        return detail::get<std::uint64_t>([&](std::uint64_t* seq) {
+            return tp_producer_offer(get(), spec.get(), reinterpret_cast<const std::uint8_t*>(payload.data()),
+                                     payload.size(), seq);
+        });
     }
     /// One duty cycle (announces, QoS, hellos, keepalives); returns the work done.
-    std::size_t do_work(std::uint64_t now_ns = 0) {
-        std::size_t w = 0;
-        detail::check(tp_producer_do_work(get(), now_ns, &w));
-        return w;
+    std::size_t do_work(std::uint64_t now_ns = 0) { return try_do_work(now_ns).value(); }
+    Result<std::size_t> try_do_work(std::uint64_t now_ns = 0) {
+        return detail::get<std::size_t>([&](std::size_t* w) { return tp_producer_do_work(get(), now_ns, w); });
     }
-    std::uint64_t epoch() const { return read_u64(tp_producer_epoch); }
-    std::uint64_t next_seq() const { return read_u64(tp_producer_next_seq); }
-    ProducerCounters counters() const {
-        ProducerCounters c{};
-        detail::check(tp_producer_get_counters(get(), &c));
-        return c;
+    std::uint64_t epoch() const { return try_epoch().value(); }
+    Result<std::uint64_t> try_epoch() const { return read_u64(tp_producer_epoch); }
+    std::uint64_t next_seq() const { return try_next_seq().value(); }
+    Result<std::uint64_t> try_next_seq() const { return read_u64(tp_producer_next_seq); }
+    ProducerCounters counters() const { return try_counters().value(); }
+    Result<ProducerCounters> try_counters() const {
+        return detail::get<ProducerCounters>([&](ProducerCounters* c) { return tp_producer_get_counters(get(), c); });
     }
-    /// Any counter by name (`"committed"`, `"hellos"`, ...).
-    std::uint64_t counter(const std::string& name) const {
-        std::uint64_t v = 0;
-        detail::check(tp_producer_counter(get(), name.c_str(), &v));
-        return v;
+    /// Every counter, one documented field each (docs/cpp.md "Counters").
+    ProducerCountersAll counters_all() const { return try_counters_all().value(); }
+    Result<ProducerCountersAll> try_counters_all() const {
+        return detail::get<ProducerCountersAll>(
+            [&](ProducerCountersAll* c) { return tp_producer_get_counters_all(get(), c); });
+    }
+    /// Any counter by name (`"committed"`, `"hellos"`, ...): the field names of counters_all().
+    std::uint64_t counter(const std::string& name) const { return try_counter(name).value(); }
+    Result<std::uint64_t> try_counter(const std::string& name) const {
+        return detail::get<std::uint64_t>([&](std::uint64_t* v) { return tp_producer_counter(get(), name.c_str(), v); });
     }
     /// Standalone: a new epoch (new files, seq from 0).
-    std::uint64_t bump_epoch() { return read_u64(tp_producer_bump_epoch); }
+    std::uint64_t bump_epoch() { return try_bump_epoch().value(); }
+    Result<std::uint64_t> try_bump_epoch() { return read_u64(tp_producer_bump_epoch); }
     /// Standalone: the current epoch's directory.
-    std::string epoch_dir() const {
-        return detail::read_string([&](char* b, std::size_t c, std::size_t* l) {
+    std::string epoch_dir() const { return try_epoch_dir().value(); }
+    Result<std::string> try_epoch_dir() const {
+        return detail::try_read_string([&](char* b, std::size_t c, std::size_t* l) {
             return tp_producer_epoch_dir(get(), b, c, l);
         });
     }
     /// Clean close (also done on destruction).
-    void close() { detail::check(tp_producer_close(get())); }
 
     // -- signals and waiting (issue 18) --
     /// Runs do_work() until at least `n` consumers have mapped the current epoch (their
@@ -561,15 +863,97 @@ public:
         return b;
     }
 
+    void close() { try_close().value(); }
+    Result<void> try_close() {
+        if (open_) open_->orphan();
+        return detail::status(tp_producer_close(get()));
+    }
+    /// Replaces the data source's attributes (bumps and returns `meta_version`).
+    std::uint32_t set_meta(const std::vector<MetaAttribute>& attrs) { return try_set_meta(attrs).value(); }
+    Result<std::uint32_t> try_set_meta(const std::vector<MetaAttribute>& attrs) {
+        std::vector<tp_meta_attribute> c;
+        c.reserve(attrs.size());
+        for (const auto& a : attrs)
+            c.push_back({a.key.c_str(), a.format.c_str(), reinterpret_cast<const std::uint8_t*>(a.value.data()),
+                         a.value.size()});
+        return detail::get<std::uint32_t>(
+            [&](std::uint32_t* v) { return tp_producer_set_meta(get(), c.data(), c.size(), v); });
+    }
+    /// Queues a metadata blob (copied) for the current `meta_version`.
+    void publish_meta_blob(std::uint32_t blob_type, std::span<const std::byte> data) {
+        try_publish_meta_blob(blob_type, data).value();
+    }
+    Result<void> try_publish_meta_blob(std::uint32_t blob_type, std::span<const std::byte> data) {
+        return detail::status(tp_producer_publish_meta_blob(
+            get(), blob_type, reinterpret_cast<const std::uint8_t*>(data.data()), data.size()));
+    }
+    /// Progress followed, driver mode, active, consumers.
+    ProducerInfo info() const { return try_info().value(); }
+    Result<ProducerInfo> try_info() const {
+        return detail::get<ProducerInfo>([&](ProducerInfo* i) { return tp_producer_get_info(get(), i); });
+    }
     tp_producer* get() const noexcept { return h_.get(); }
 
 private:
-    std::uint64_t read_u64(tp_status (*f)(tp_producer*, std::uint64_t*)) const {
-        std::uint64_t v = 0;
-        detail::check(f(get(), &v));
-        return v;
+    friend class Claim;
+    explicit Producer(tp_producer* h) noexcept : h_(h) {}
+    Result<std::uint64_t> read_u64(tp_status (*f)(tp_producer*, std::uint64_t*)) const {
+        return detail::get<std::uint64_t>([&](std::uint64_t* v) { return f(get(), v); });
     }
     detail::Handle<tp_producer, tp_producer_free> h_;
+    Claim* open_ = nullptr;
+};
+
+inline Claim::Claim(tp_producer* p, tp_claim c, Dtype dtype, Producer* owner) noexcept
+    : p_(p), c_(c), dtype_(dtype), owner_(owner) {
+    if (owner_) owner_->open_ = this;
+}
+inline void Claim::adopt(Claim& from) noexcept {
+    from.owner_ = nullptr;
+    if (owner_ && owner_->open_ == &from) owner_->open_ = p_ ? this : nullptr;
+}
+inline void Claim::release() noexcept {
+    if (owner_ && owner_->open_ == this) owner_->open_ = nullptr;
+    owner_ = nullptr;
+}
+
+/**
+ * A strided N-d view of a tensor (the fallback of std::mdspan): element (i, j, ...) is at
+ * `data()[i * stride(0) + j * stride(1) + ...]`, strides in elements.
+ */
+template <class T>
+class NdView {
+public:
+    NdView(T* data, std::span<const std::size_t> shape, std::span<const std::size_t> byte_strides)
+        : data_(data), rank_(shape.size()) {
+        if (shape.size() > TP_MAX_DIMS || byte_strides.size() != shape.size())
+            throw Error(Status::InvalidArgument, "NdView: 1 to 8 dimensions, as many strides");
+        for (std::size_t i = 0; i < rank_; ++i) {
+            if (byte_strides[i] % sizeof(T) != 0)
+                throw Error(Status::InvalidArgument, "NdView: a stride is not a multiple of the element size");
+            shape_[i] = shape[i];
+            strides_[i] = byte_strides[i] / sizeof(T);
+        }
+    }
+    std::size_t rank() const noexcept { return rank_; }
+    std::size_t extent(std::size_t i) const noexcept { return shape_[i]; }
+    /// Stride of dimension `i`, in elements.
+    std::size_t stride(std::size_t i) const noexcept { return strides_[i]; }
+    std::span<const std::size_t> shape() const noexcept { return {shape_.data(), rank_}; }
+    T* data() const noexcept { return data_; }
+    /// The element at the indices (one per dimension; unchecked, like std::mdspan).
+    template <class... I>
+    T& operator()(I... idx) const noexcept {
+        std::size_t off = 0, k = 0;
+        ((off += static_cast<std::size_t>(idx) * strides_[k++]), ...);
+        return data_[off];
+    }
+
+private:
+    T* data_;
+    std::size_t rank_;
+    std::array<std::size_t, TP_MAX_DIMS> shape_{};
+    std::array<std::size_t, TP_MAX_DIMS> strides_{};
 };
 
 /**
@@ -579,6 +963,9 @@ private:
 class Frame {
 public:
     explicit Frame(const tp_frame_view& v) noexcept : v_(&v) {}
+    /// Not copyable nor movable: a Frame is a view valid only inside the handler.
+    Frame(const Frame&) = delete;
+    Frame& operator=(const Frame&) = delete;
     std::uint64_t seq() const noexcept { return v_->seq; }
     std::uint64_t epoch() const noexcept { return v_->epoch; }
     std::uint32_t stream_id() const noexcept { return v_->stream_id; }
@@ -590,13 +977,50 @@ public:
     std::span<const std::size_t> strides() const noexcept { return {v_->strides, v_->ndims}; }
     /// The payload in place (racy until recheck() after reading).
     std::span<const std::byte> bytes() const noexcept { return {reinterpret_cast<const std::byte*>(v_->data), v_->len}; }
-    /// The payload as elements of T; throws if T's size does not match the dtype's.
+    /// The payload as elements of T; T must match the dtype (dtype_accepts):
+    /// `values<std::int16_t>()` on a u16 frame is Error(InvalidArgument).
     template <class T>
     std::span<const T> values() const {
+        return try_values<T>().value();
+    }
+    template <class T>
+    Result<std::span<const T>> try_values() const {
         static_assert(std::is_trivially_copyable_v<T>);
-        if (sizeof(T) != dtype_size(dtype()) || v_->len % sizeof(T) != 0)
-            throw Error(Status::InvalidArgument, "element type does not match the frame's dtype");
-        return {reinterpret_cast<const T*>(v_->data), v_->len / sizeof(T)};
+        if (!dtype_accepts<T>(dtype()) || v_->len % sizeof(T) != 0)
+            return Error(Status::InvalidArgument,
+                         "values: the element type does not match the frame's dtype " + std::string(dtype_name(dtype())));
+        return std::span<const T>{reinterpret_cast<const T*>(v_->data), v_->len / sizeof(T)};
+    }
+    /// A strided N-d view over the payload (shape and strides of the frame; T checked as in
+    /// values()).
+    template <class T>
+    NdView<const T> ndview() const {
+        (void)values<T>();
+        return NdView<const T>(reinterpret_cast<const T*>(v_->data), shape(), strides());
+    }
+#if defined(__cpp_lib_mdspan)
+    /// The payload as a `std::mdspan` of rank `Rank` with the frame's strides.
+    template <class T, std::size_t Rank>
+    std::mdspan<const T, std::dextents<std::size_t, Rank>, std::layout_stride> mdspan() const {
+        (void)values<T>();
+        if (v_->ndims != Rank) throw Error(Status::InvalidArgument, "mdspan: rank differs from the frame's");
+        std::array<std::size_t, Rank> ext{}, st{};
+        for (std::size_t i = 0; i < Rank; ++i) {
+            ext[i] = v_->shape[i];
+            st[i] = v_->strides[i] / sizeof(T);
+        }
+        using M = std::layout_stride::mapping<std::dextents<std::size_t, Rank>>;
+        return {reinterpret_cast<const T*>(v_->data), M(std::dextents<std::size_t, Rank>(ext), st)};
+    }
+#endif
+    /// TraceLink trace id of the frame's descriptor (0: none).
+    std::uint64_t trace_id() const {
+        return detail::get<std::uint64_t>([&](std::uint64_t* t) { return tp_frame_trace_id(v_, t); }).value();
+    }
+    /// The descriptor's publish timestamp (0: not sent).
+    std::uint64_t publish_timestamp_ns() const {
+        return detail::get<std::uint64_t>([&](std::uint64_t* t) { return tp_frame_publish_timestamp_ns(v_, t); })
+            .value();
     }
     /// Capture time (producer's CLOCK_MONOTONIC).
     std::uint64_t timestamp_ns() const noexcept { return v_->timestamp_ns; }
@@ -670,6 +1094,41 @@ struct Polled {
     std::size_t work = 0;
 };
 
+/// A progress report on a frame still being written (poll_progress), valid only inside the
+/// handler. COMPLETE does not mean committed: wait for the frame.
+class Progress {
+public:
+    enum class State : std::uint32_t {
+        Unknown = TP_PROGRESS_UNKNOWN, Started = TP_PROGRESS_STARTED,
+        Progress = TP_PROGRESS_PROGRESS, Complete = TP_PROGRESS_COMPLETE,
+    };
+    explicit Progress(const tp_progress_view& v) noexcept : v_(&v) {}
+    Progress(const Progress&) = delete;
+    Progress& operator=(const Progress&) = delete;
+    std::uint64_t seq() const noexcept { return v_->seq; }
+    std::uint64_t epoch() const noexcept { return v_->epoch; }
+    State state() const noexcept { return static_cast<State>(v_->state); }
+    std::uint64_t bytes_filled() const noexcept { return v_->bytes_filled; }
+    std::uint64_t values_len() const noexcept { return v_->values_len; }
+    /// The readable prefix (empty when the report is informational only); racy until recheck().
+    std::span<const std::byte> prefix() const noexcept {
+        return {reinterpret_cast<const std::byte*>(v_->prefix), v_->prefix_len};
+    }
+    /// True while the slot still belongs to the reported frame.
+    bool recheck() const noexcept { return tp_progress_recheck(v_) == TP_OK; }
+    const tp_progress_view& raw() const noexcept { return *v_; }
+
+private:
+    const tp_progress_view* v_;
+};
+
+/// Every consumer counter (one documented field each) and `drops[TP_DROP_*]` per cause.
+using ConsumerCountersAll = tp_consumer_counters_all;
+/// What a consumer reports about itself.
+using ConsumerInfo = tp_consumer_info;
+/// The name of a drop cause (`TP_DROP_LATE` -> `"late"`), as `counter("drops.<name>")` takes it.
+inline std::string_view drop_cause_name(std::uint32_t cause) noexcept { return tp_drop_cause_name(cause); }
+
 /// Consumer counters and status (C structs).
 using ConsumerCounters = tp_consumer_counters;
 using ConsumerStatus = tp_consumer_status;
@@ -677,11 +1136,16 @@ using ConsumerStatus = tp_consumer_status;
 /// A consumer of one data source; poll() hands each accepted frame to a callable.
 class Consumer {
 public:
-    Consumer(const Context& ctx, const ConsumerOptions& options) {
+    Consumer(const Context& ctx, const ConsumerOptions& options) : Consumer(try_create(ctx, options).value()) {}
+    /// The constructor without throwing.
+    static Result<Consumer> try_create(const Context& ctx, const ConsumerOptions& options) {
         tp_consumer_options o = options.to_c();
         tp_consumer* h = nullptr;
-        detail::check(tp_consumer_new(ctx.get(), &o, &h));
-        h_ = detail::Handle<tp_consumer, tp_consumer_free>(h);
+        tp_status s = tp_consumer_new(ctx.get(), &o, &h);
+        if (s != TP_OK) return detail::error_of(s);
+        Consumer c;
+        c.h_ = detail::Handle<tp_consumer, tp_consumer_free>(h);
+        return c;
     }
     /// One duty cycle: `f(const Frame&)` for each accepted frame (at most `limit`); returns the
     /// work done. An exception from `f` skips the rest of the cycle's frames and is rethrown.
@@ -805,10 +1269,134 @@ public:
         detail::check(tp_consumer_media_driver_lost(get(), &b));
         return b;
     }
+    // --- issue 18: progress, metadata, every counter, try_ forms --------------------------
+    /// poll() with a progress handler: `on_progress(const Progress&)` for each FrameProgress
+    /// report (ConsumerOptions::progress), `on_frame(const Frame&)` for each accepted frame.
+    template <class F, class P>
+    std::size_t poll_progress(F&& on_frame, P&& on_progress, std::size_t limit = 16) {
+        return try_poll_progress(std::forward<F>(on_frame), std::forward<P>(on_progress), limit).value();
+    }
+    template <class F, class P>
+    Result<std::size_t> try_poll_progress(F&& on_frame, P&& on_progress, std::size_t limit = 16) {
+        using Fn = std::remove_reference_t<F>;
+        using Pn = std::remove_reference_t<P>;
+        struct State {
+            Fn* f;
+            Pn* p;
+            std::exception_ptr ex;
+        } st{&on_frame, &on_progress, nullptr};
+        auto frame = [](const tp_frame_view* v, void* user) noexcept {
+            auto* s = static_cast<State*>(user);
+            if (s->ex) return;
+            try {
+                (*s->f)(Frame(*v));
+            } catch (...) {
+                s->ex = std::current_exception();
+            }
+        };
+        auto progress = [](const tp_progress_view* v, void* user) noexcept {
+            auto* s = static_cast<State*>(user);
+            if (s->ex) return;
+            try {
+                (*s->p)(Progress(*v));
+            } catch (...) {
+                s->ex = std::current_exception();
+            }
+        };
+        std::size_t work = 0;
+        tp_status s = tp_consumer_poll_progress(get(), frame, progress, &st, limit, &work);
+        if (st.ex) std::rethrow_exception(st.ex);
+        if (s != TP_OK) return detail::error_of(s);
+        return work;
+    }
+    Result<ConsumerStatus> try_status() const {
+        return detail::get<ConsumerStatus>([&](ConsumerStatus* s) { return tp_consumer_get_status(get(), s); });
+    }
+    Result<ConsumerCounters> try_counters() const {
+        return detail::get<ConsumerCounters>([&](ConsumerCounters* c) { return tp_consumer_get_counters(get(), c); });
+    }
+    Result<std::uint64_t> try_counter(const std::string& name) const {
+        return detail::get<std::uint64_t>([&](std::uint64_t* v) { return tp_consumer_counter(get(), name.c_str(), v); });
+    }
+    /// Every counter, one documented field each, and the drops per cause (`drops[TP_DROP_UNMAPPED]`).
+    ConsumerCountersAll counters_all() const { return try_counters_all().value(); }
+    Result<ConsumerCountersAll> try_counters_all() const {
+        return detail::get<ConsumerCountersAll>(
+            [&](ConsumerCountersAll* c) { return tp_consumer_get_counters_all(get(), c); });
+    }
+    Result<std::string> try_mapping_error() const {
+        return detail::try_read_string([&](char* b, std::size_t c, std::size_t* l) {
+            return tp_consumer_mapping_error(get(), b, c, l);
+        });
+    }
+    /// Outages, per-consumer streams, effective mode, join time.
+    ConsumerInfo info() const { return try_info().value(); }
+    Result<ConsumerInfo> try_info() const {
+        return detail::get<ConsumerInfo>([&](ConsumerInfo* i) { return tp_consumer_get_info(get(), i); });
+    }
+    /// The data source's metadata (DataSourceMeta), once received.
+    struct Meta {
+        std::uint32_t version = 0;
+        std::vector<MetaAttribute> attributes;
+    };
+    std::optional<Meta> meta() const { return try_meta().value(); }
+    Result<std::optional<Meta>> try_meta() const {
+        Meta m;
+        std::size_t n = 0;
+        tp_status s = tp_consumer_meta(get(), &m.version, &n);
+        if (s == TP_ERR_STATE) return std::optional<Meta>{};
+        if (s != TP_OK) return detail::error_of(s);
+        for (std::size_t i = 0; i < n; ++i) {
+            tp_meta_attribute a{};
+            s = tp_consumer_meta_attribute(get(), i, &a);
+            if (s != TP_OK) return detail::error_of(s);
+            m.attributes.push_back({a.key, a.format, std::string(reinterpret_cast<const char*>(a.value), a.value_len)});
+        }
+        return std::optional<Meta>(std::move(m));
+    }
+    /// The data source's name (DataSourceAnnounce; "" before one arrived).
+    std::string source_name() const { return try_source_name().value(); }
+    Result<std::string> try_source_name() const {
+        return detail::try_read_string([&](char* b, std::size_t c, std::size_t* l) {
+            return tp_consumer_source_name(get(), b, c, l);
+        });
+    }
+    /// The last meta blob reassembled and verified (copied), once one arrived.
+    struct MetaBlob {
+        std::uint32_t meta_version = 0;
+        std::uint32_t blob_type = 0;
+        std::vector<std::byte> data;
+    };
+    std::optional<MetaBlob> meta_blob() const { return try_meta_blob().value(); }
+    Result<std::optional<MetaBlob>> try_meta_blob() const {
+        tp_meta_blob_view v{};
+        tp_status s = tp_consumer_meta_blob(get(), &v);
+        if (s == TP_ERR_STATE) return std::optional<MetaBlob>{};
+        if (s != TP_OK) return detail::error_of(s);
+        const auto* b = reinterpret_cast<const std::byte*>(v.data);
+        return std::optional<MetaBlob>(MetaBlob{v.meta_version, v.blob_type, std::vector<std::byte>(b, b + v.len)});
+    }
+
+    /// The per-consumer descriptor stream assigned by the last ConsumerConfig (channel,
+    /// stream id), if any.
+    std::optional<std::pair<std::string, std::int32_t>> descriptor_assignment() const {
+        std::int32_t id = 0;
+        std::string ch = detail::read_string([&](char* b, std::size_t c, std::size_t* l) {
+            return tp_consumer_descriptor_assignment(get(), b, c, l, &id);
+        });
+        if (ch.empty() && id == 0) return std::nullopt;
+        return std::make_pair(std::move(ch), id);
+    }
+    /// Why the last meta blob was discarded (a `tp_blob_discard`; TP_BLOB_DISCARD_NONE if none).
+    std::uint32_t last_blob_discard() const {
+        return detail::get<std::uint32_t>([&](std::uint32_t* d) { return tp_consumer_last_blob_discard(get(), d); })
+            .value();
+    }
 
     tp_consumer* get() const noexcept { return h_.get(); }
 
 private:
+    Consumer() = default;
     detail::Handle<tp_consumer, tp_consumer_free> h_;
 };
 
@@ -848,6 +1436,31 @@ public:
     void stop(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
         detail::check(tp_driver_stop(get(), detail::ms(timeout)));
     }
+    // issue 18: the non-throwing forms
+    static Result<Driver> try_start(const Context& ctx, const std::string& config_toml) {
+        tp_driver* h = nullptr;
+        tp_status s = tp_driver_start(ctx.get(), config_toml.c_str(), nullptr, &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return Driver(h);
+    }
+    static Result<Driver> try_start_file(const Context& ctx, const std::string& path) {
+        tp_driver* h = nullptr;
+        tp_status s = tp_driver_start(ctx.get(), nullptr, detail::c_str_or_null(path), &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return Driver(h);
+    }
+    Result<DriverEndpoints> try_endpoints() const {
+        tp_driver_endpoints e{};
+        tp_status s = tp_driver_endpoints_of(get(), &e);
+        if (s != TP_OK) return detail::error_of(s);
+        return DriverEndpoints(e);
+    }
+    Result<bool> try_running() const {
+        return detail::get<bool>([&](bool* b) { return tp_driver_is_running(get(), b); });
+    }
+    Result<void> try_stop(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+        return detail::status(tp_driver_stop(get(), detail::ms(timeout)));
+    }
     tp_driver* get() const noexcept { return h_.get(); }
 
 private:
@@ -883,6 +1496,25 @@ public:
         Counters c{};
         detail::check(tp_supervisor_get_counters(get(), &c));
         return c;
+    }
+    // issue 18: the non-throwing forms
+    static Result<Supervisor> try_create(const Context& ctx, const std::string& config_toml) {
+        tp_supervisor* h = nullptr;
+        tp_status s = tp_supervisor_create(ctx.get(), detail::c_str_or_null(config_toml), nullptr, &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return Supervisor(h);
+    }
+    static Result<Supervisor> try_create_file(const Context& ctx, const std::string& path) {
+        tp_supervisor* h = nullptr;
+        tp_status s = tp_supervisor_create(ctx.get(), nullptr, detail::c_str_or_null(path), &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return Supervisor(h);
+    }
+    Result<std::uint32_t> try_do_work() {
+        return detail::get<std::uint32_t>([&](std::uint32_t* w) { return tp_supervisor_do_work(get(), w); });
+    }
+    Result<Counters> try_counters() const {
+        return detail::get<Counters>([&](Counters* c) { return tp_supervisor_get_counters(get(), c); });
     }
     tp_supervisor* get() const noexcept { return h_.get(); }
 
@@ -927,6 +1559,30 @@ public:
         Counters c{};
         detail::check(tp_ratelimiter_get_counters(get(), index, &c));
         return c;
+    }
+    // issue 18: the non-throwing forms
+    static Result<RateLimiter> try_create(const Context& ctx, const std::string& config_toml,
+                                          const DriverEndpoints& driver) {
+        const tp_driver_endpoints e = driver.to_c();
+        tp_ratelimiter* h = nullptr;
+        tp_status s = tp_ratelimiter_create(ctx.get(), config_toml.c_str(), nullptr, &e, &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return RateLimiter(h);
+    }
+    static Result<RateLimiter> try_create_file(const Context& ctx, const std::string& path) {
+        tp_ratelimiter* h = nullptr;
+        tp_status s = tp_ratelimiter_create(ctx.get(), nullptr, path.c_str(), nullptr, &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return RateLimiter(h);
+    }
+    Result<std::uint32_t> try_do_work() {
+        return detail::get<std::uint32_t>([&](std::uint32_t* w) { return tp_ratelimiter_do_work(get(), w); });
+    }
+    Result<std::size_t> try_mappings() const {
+        return detail::get<std::size_t>([&](std::size_t* n) { return tp_ratelimiter_mapping_count(get(), n); });
+    }
+    Result<Counters> try_counters(std::size_t index) const {
+        return detail::get<Counters>([&](Counters* c) { return tp_ratelimiter_get_counters(get(), index, c); });
     }
     tp_ratelimiter* get() const noexcept { return h_.get(); }
 
@@ -1016,6 +1672,33 @@ public:
         detail::check(tp_bridge_get_counters(get(), &c));
         return c;
     }
+    // issue 18: the non-throwing forms
+    static Result<Bridge> try_create(const Context& ctx, const std::string& config_toml, const BridgeOptions& opts = {}) {
+        const tp_bridge_options o = opts.to_c();
+        tp_bridge* h = nullptr;
+        tp_status s = tp_bridge_create(ctx.get(), config_toml.c_str(), nullptr, &o, &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return Bridge(h);
+    }
+    static Result<Bridge> try_create_file(const Context& ctx, const std::string& path, const BridgeOptions& opts = {}) {
+        const tp_bridge_options o = opts.to_c();
+        tp_bridge* h = nullptr;
+        tp_status s = tp_bridge_create(ctx.get(), nullptr, path.c_str(), &o, &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return Bridge(h);
+    }
+    Result<std::uint32_t> try_do_work() {
+        return detail::get<std::uint32_t>([&](std::uint32_t* w) { return tp_bridge_do_work(get(), w); });
+    }
+    Result<std::size_t> try_mappings() const {
+        return detail::get<std::size_t>([&](std::size_t* n) { return tp_bridge_mapping_count(get(), n); });
+    }
+    Result<Mapping> try_mapping(std::size_t index) const {
+        return detail::get<Mapping>([&](Mapping* m) { return tp_bridge_get_mapping(get(), index, m); });
+    }
+    Result<Counters> try_counters() const {
+        return detail::get<Counters>([&](Counters* c) { return tp_bridge_get_counters(get(), c); });
+    }
     tp_bridge* get() const noexcept { return h_.get(); }
 
 private:
@@ -1033,6 +1716,11 @@ inline RegionInfo inspect(const std::string& target, const std::string& allowed_
     detail::check(tp_region_inspect(target.c_str(), detail::c_str_or_null(allowed_dir), &info));
     return info;
 }
+/// inspect() without throwing.
+inline Result<RegionInfo> try_inspect(const std::string& target, const std::string& allowed_dir = {}) {
+    return detail::get<RegionInfo>(
+        [&](RegionInfo* info) { return tp_region_inspect(target.c_str(), detail::c_str_or_null(allowed_dir), info); });
+}
 
 /// The Rust roles' idle strategies (`"backoff:10,10,1us,200us"`, `"sleep:1ms"`, `"busy-spin"`).
 class IdleStrategy {
@@ -1044,8 +1732,18 @@ public:
     }
     /// Idles after a cycle that did `work` (0 backs off; more resets).
     void idle(std::size_t work) noexcept { (void)tp_idle_work(h_.get(), work); }
+    /// The constructor without throwing.
+    static Result<IdleStrategy> try_create(const std::string& spec) {
+        tp_idle* h = nullptr;
+        tp_status s = tp_idle_new(spec.c_str(), &h);
+        if (s != TP_OK) return detail::error_of(s);
+        IdleStrategy i(nullptr);
+        i.h_ = detail::Handle<tp_idle, tp_idle_free>(h);
+        return i;
+    }
 
 private:
+    explicit IdleStrategy(std::nullptr_t) noexcept {}
     detail::Handle<tp_idle, tp_idle_free> h_;
 };
 
@@ -1181,5 +1879,97 @@ private:
     std::unique_ptr<Callback> cb_;
     detail::Handle<tp_runner, tp_runner_free> h_;
 };
+
+// --- issue 18: logging hook, driver admin ---------------------------------------------------
+
+/// Severity of a library log event.
+enum class LogLevel : std::uint32_t {
+    Off = TP_LOG_OFF, Error = TP_LOG_ERROR, Warn = TP_LOG_WARN, Info = TP_LOG_INFO,
+    Debug = TP_LOG_DEBUG, Trace = TP_LOG_TRACE,
+};
+/// Receives the library's log events: level, target (`"tensorpool::consumer"`), message.
+/// Called on the thread that logged; an exception it throws is swallowed.
+using Logger = std::function<void(LogLevel, std::string_view target, std::string_view message)>;
+
+namespace detail {
+struct LoggerSlot {
+    std::mutex m;
+    std::shared_ptr<const Logger> f;
+};
+inline LoggerSlot& logger_slot() {
+    static LoggerSlot slot;
+    return slot;
+}
+inline void log_trampoline(std::uint32_t level, const char* target, const char* message, void*) noexcept {
+    std::shared_ptr<const Logger> f;
+    {
+        std::lock_guard<std::mutex> lock(logger_slot().m);
+        f = logger_slot().f;
+    }
+    if (!f) return;
+    try {
+        (*f)(static_cast<LogLevel>(level), target, message);
+    } catch (...) {
+    }
+}
+}  // namespace detail
+
+/// Routes the library's log events at `max_level` and above into `logger` (an empty
+/// function removes it; then RUST_LOG, if set, prints them on stderr). Process-wide.
+inline Result<void> try_set_logger(Logger logger, LogLevel max_level = LogLevel::Info) {
+    const bool on = static_cast<bool>(logger) && max_level != LogLevel::Off;
+    {
+        std::lock_guard<std::mutex> lock(detail::logger_slot().m);
+        detail::logger_slot().f = on ? std::make_shared<const Logger>(std::move(logger)) : nullptr;
+    }
+    return detail::status(tp_set_log_callback(on ? &detail::log_trampoline : nullptr, nullptr,
+                                              on ? static_cast<std::uint32_t>(max_level) : 0));
+}
+inline void set_logger(Logger logger, LogLevel max_level = LogLevel::Info) {
+    try_set_logger(std::move(logger), max_level).value();
+}
+/// Removes the logger.
+inline void clear_logger() { (void)try_set_logger(nullptr, LogLevel::Off); }
+/// Logs `message` through the library's logger (target `"tensorpool_ffi"`).
+inline void log(LogLevel level, const std::string& message) {
+    detail::check(tp_log(static_cast<std::uint32_t>(level), message.c_str()));
+}
+
+/// What driver_query asks.
+enum class AdminQuery : std::uint32_t { Status = TP_ADMIN_STATUS, Leases = TP_ADMIN_LEASES, Streams = TP_ADMIN_STREAMS };
+/// Why a driver is asked to shut down.
+enum class ShutdownReason : std::uint32_t {
+    Normal = TP_SHUTDOWN_NORMAL, Admin = TP_SHUTDOWN_ADMIN, Error = TP_SHUTDOWN_ERROR,
+};
+
+/// Asks the SHM driver listening at `driver` and returns its answer as JSON text.
+inline Result<std::string> try_driver_query(const Context& ctx, const DriverEndpoints& driver, AdminQuery query,
+                                            std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    const tp_driver_endpoints e = driver.to_c();
+    char* json = nullptr;
+    tp_status s = tp_driver_query(ctx.get(), &e, static_cast<std::uint32_t>(query), detail::ms(timeout), &json);
+    if (s != TP_OK) return detail::error_of(s);
+    std::string out(json);
+    (void)tp_string_free(json);
+    return out;
+}
+inline std::string driver_query(const Context& ctx, const DriverEndpoints& driver, AdminQuery query,
+                                std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    return try_driver_query(ctx, driver, query, timeout).value();
+}
+/// Sends the authenticated shutdown request (the driver does not answer).
+inline Result<void> try_request_driver_shutdown(const Context& ctx, const DriverEndpoints& driver,
+                                                const std::string& token, ShutdownReason reason = ShutdownReason::Admin,
+                                                const std::string& message = {},
+                                                std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    const tp_driver_endpoints e = driver.to_c();
+    return detail::status(tp_driver_request_shutdown(ctx.get(), &e, token.c_str(), static_cast<std::uint32_t>(reason),
+                                                     message.c_str(), detail::ms(timeout)));
+}
+inline void request_driver_shutdown(const Context& ctx, const DriverEndpoints& driver, const std::string& token,
+                                    ShutdownReason reason = ShutdownReason::Admin, const std::string& message = {},
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    try_request_driver_shutdown(ctx, driver, token, reason, message, timeout).value();
+}
 
 }  // namespace tensorpool

@@ -65,6 +65,23 @@ pub struct tp_consumer_options {
     pub activity_timeout_ms: u64,
     /// Driver mode: where the SHM driver listens.
     pub driver: tp_driver_endpoints,
+    /// Ask the producer for `FrameProgress` reports (default false); they reach the
+    /// progress handler of `tp_consumer_poll_progress`.
+    pub supports_progress: bool,
+    /// Progress hint: smallest interval between reports, µs (0: no hint).
+    pub progress_interval_us: u32,
+    /// Progress hint: smallest byte delta (0: no hint).
+    pub progress_bytes_delta: u32,
+    /// Progress hint: smallest row/column delta (0: no hint).
+    pub progress_major_delta_units: u32,
+    /// Request a per-consumer descriptor stream on this channel (NULL: none).
+    pub descriptor_channel: *const c_char,
+    /// Its stream id (non-zero when `descriptor_channel` is set).
+    pub descriptor_stream_id: i32,
+    /// Request a per-consumer control stream (for `FrameProgress`) on this channel (NULL: none).
+    pub control_channel: *const c_char,
+    /// Its stream id (non-zero when `control_channel` is set).
+    pub control_stream_id: i32,
 }
 
 /// Where a consumer stands.
@@ -150,7 +167,7 @@ thread_local! {
     /// The view handed to the handler running on this thread, and its frame (NULL outside
     /// handlers). A view is recognised by its address: nothing behind a pointer the caller
     /// passes is read before it matches.
-    static CURRENT: Cell<(*const tp_frame_view, *const c_void)> =
+    pub(crate) static CURRENT: Cell<(*const tp_frame_view, *const c_void)> =
         const { Cell::new((std::ptr::null(), std::ptr::null())) };
 }
 
@@ -165,7 +182,7 @@ pub(crate) fn get<'a>(c: *mut tp_consumer) -> FfiResult<&'a mut tp_consumer> {
     handles::get(c, Kind::Consumer, "consumer")
 }
 
-fn build_error(e: BuildError) -> FfiError {
+pub(crate) fn build_error(e: BuildError) -> FfiError {
     let code = match &e {
         BuildError::InvalidConfig { .. } => TP_ERR_CONFIG,
         BuildError::Path(_) => TP_ERR_SHM,
@@ -198,6 +215,14 @@ pub extern "C" fn tp_consumer_options_init(
             activity_timeout_ms: d.activity_timeout.as_millis() as u64,
             // SAFETY: `tp_driver_endpoints_init` wrote every field.
             driver: unsafe { driver.assume_init() },
+            supports_progress: d.supports_progress,
+            progress_interval_us: 0,
+            progress_bytes_delta: 0,
+            progress_major_delta_units: 0,
+            descriptor_channel: std::ptr::null(),
+            descriptor_stream_id: 0,
+            control_channel: std::ptr::null(),
+            control_stream_id: 0,
         };
         Ok(())
     })
@@ -232,6 +257,7 @@ fn config(o: &tp_consumer_options) -> FfiResult<ConsumerConfig> {
     }
     c.aeron_timeout = handles::ms_or(o.aeron_timeout_ms, c.aeron_timeout);
     c.activity_timeout = handles::ms_or(o.activity_timeout_ms, c.activity_timeout);
+    crate::progress::apply_options(o, &mut c)?;
     Ok(c)
 }
 
@@ -260,7 +286,7 @@ pub extern "C" fn tp_consumer_new(
     })
 }
 
-fn view_of(frame: &Frame<'_>) -> tp_frame_view {
+pub(crate) fn view_of(frame: &Frame<'_>) -> tp_frame_view {
     let mut shape = [0usize; TP_MAX_DIMS];
     let mut strides = [0usize; TP_MAX_DIMS];
     let (s, st) = (frame.shape(), frame.strides());
@@ -325,7 +351,7 @@ pub extern "C" fn tp_consumer_poll(
 }
 
 /// The frame of the view handed to the handler running on this thread.
-fn frame_of<'a>(view: *const tp_frame_view) -> FfiResult<&'a Frame<'a>> {
+pub(crate) fn frame_of<'a>(view: *const tp_frame_view) -> FfiResult<&'a Frame<'a>> {
     if view.is_null() {
         return err(TP_ERR_NULL, "frame is NULL");
     }

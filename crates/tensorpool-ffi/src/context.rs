@@ -20,7 +20,11 @@ pub struct tp_context {
 }
 
 pub(crate) fn context_error(e: ContextError) -> FfiError {
-    FfiError::new(TP_ERR_AERON, e.to_string())
+    let code = match e {
+        ContextError::RelativeDir(_) => TP_ERR_INVALID_ARGUMENT,
+        _ => TP_ERR_AERON,
+    };
+    FfiError::new(code, e.to_string())
 }
 
 /// The context behind a handle.
@@ -37,6 +41,7 @@ pub extern "C" fn tp_context_new_embedded(
     out: *mut *mut tp_context,
 ) -> tp_status {
     guard("tp_context_new_embedded", || {
+        crate::log::install_for_rust_log();
         let out = handles::out(out, "out")?;
         *out = std::ptr::null_mut();
         let dir = handles::opt_path(aeron_dir, "aeron_dir")?;
@@ -59,6 +64,7 @@ pub extern "C" fn tp_context_connect(
     out: *mut *mut tp_context,
 ) -> tp_status {
     guard("tp_context_connect", || {
+        crate::log::install_for_rust_log();
         let out = handles::out(out, "out")?;
         *out = std::ptr::null_mut();
         let dir = handles::string(aeron_dir, "aeron_dir")?;

@@ -17,6 +17,12 @@
 //! | [`ratelimiter`] | `tp_ratelimiter_*` (the rate limiter in-process), `tp_ratelimiter_counters` |
 //! | [`signals`] | `tp_consumer_next_event`, `tp_consumer_poll_frames`, `tp_consumer_poll_wait`, `tp_producer_wait_for_consumers`, `tp_*_media_driver_lost`, `tp_context_connect_with` |
 //! | [`runner`] | `tp_runner_*`: a producer's or consumer's duty cycle on its own thread |
+//! | [`progress`] | `tp_consumer_poll_progress`, `tp_progress_*`, `tp_producer_claim_*`, `tp_frame_trace_id` |
+//! | [`meta`] | `tp_producer_set_meta`, `tp_producer_publish_meta_blob`, `tp_consumer_meta*`, `tp_consumer_source_name` |
+//! | [`counters`] | `tp_producer_counters_all`, `tp_consumer_counters_all`, `tp_drop_cause` |
+//! | [`admin`] | `tp_driver_query`, `tp_driver_request_shutdown`, `tp_string_free` |
+//! | [`queries`] | `tp_producer_get_info`, `tp_consumer_get_info` |
+//! | [`log`] | `tp_set_log_callback`, `tp_log`, `tp_log_level` |
 //!
 //! # Rules every function follows
 //!
@@ -35,29 +41,41 @@
 // functions do; marking them `unsafe fn` would change nothing for C callers.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod admin;
 pub mod bridge;
 pub mod consumer;
 pub mod context;
+pub mod counters;
 pub mod driver;
 pub mod error;
 mod handles;
 pub mod idle;
 pub mod inspect;
+pub mod log;
+pub mod meta;
 pub mod producer;
+pub mod progress;
+pub mod queries;
 pub mod ratelimiter;
 pub mod runner;
 pub mod signals;
 pub mod spec;
 pub mod supervisor;
 
+pub use admin::*;
 pub use bridge::*;
 pub use consumer::*;
 pub use context::*;
+pub use counters::*;
 pub use driver::*;
 pub use error::{tp_last_error, tp_status, tp_status_name};
 pub use idle::*;
 pub use inspect::*;
+pub use log::*;
+pub use meta::*;
 pub use producer::*;
+pub use progress::*;
+pub use queries::*;
 pub use ratelimiter::*;
 pub use runner::*;
 pub use signals::*;

@@ -46,6 +46,8 @@ pub struct tp_producer_options {
     pub name: *const c_char,
     /// Driver mode: where the SHM driver listens, and the attach timeout.
     pub driver: tp_driver_endpoints,
+    /// `DataSourceAnnounce` summary (NULL: empty).
+    pub summary: *const c_char,
 }
 
 /// A claimed slot: write `len` bytes at `data` (the shared-memory slot itself), then
@@ -94,7 +96,7 @@ pub struct tp_producer_counters {
 #[derive(Debug)]
 pub struct tp_producer {
     producer: *mut Producer,
-    claim: Option<Claim<'static>>,
+    pub(crate) claim: Option<Claim<'static>>,
 }
 
 impl tp_producer {
@@ -106,6 +108,15 @@ impl tp_producer {
         // SAFETY: `producer` is the Box pointer made in `tp_producer_new`, freed only in
         // `drop`; no claim borrows it now, and `&mut self` makes this the only access.
         Ok(unsafe { &mut *self.producer })
+    }
+}
+
+impl tp_producer {
+    /// The open claim (`TP_ERR_STATE` when none is open).
+    pub(crate) fn open_claim(&mut self) -> FfiResult<&mut Claim<'static>> {
+        self.claim
+            .as_mut()
+            .ok_or_else(|| FfiError::new(TP_ERR_STATE, "no claim is open"))
     }
 }
 
@@ -168,6 +179,7 @@ pub extern "C" fn tp_producer_options_init(
             aeron_timeout_ms: d.aeron_timeout.as_millis() as u64,
             channel: std::ptr::null(),
             name: std::ptr::null(),
+            summary: std::ptr::null(),
             // SAFETY: `tp_driver_endpoints_init` wrote every field.
             driver: unsafe { driver.assume_init() },
         };
@@ -197,6 +209,9 @@ fn config(o: &tp_producer_options) -> FfiResult<ProducerConfig> {
     }
     if let Some(name) = handles::opt_string(o.name, "name")? {
         c.name = name.to_owned();
+    }
+    if let Some(summary) = handles::opt_string(o.summary, "summary")? {
+        c.summary = summary.to_owned();
     }
     Ok(c)
 }

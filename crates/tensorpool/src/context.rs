@@ -35,6 +35,10 @@ pub enum ContextError {
     /// No media driver answered in the Aeron directory.
     #[error("connecting to Aeron: {0}")]
     Connect(#[from] ConnectError),
+    /// The embedded driver's directory is relative (it would depend on the working
+    /// directory; every directory of the library is absolute, like `shm_base_dir`).
+    #[error("the Aeron directory {0:?} is relative: give an absolute path")]
+    RelativeDir(std::path::PathBuf),
 }
 
 /// Shared by the context and every role built from it: the client is declared first so it
@@ -64,6 +68,9 @@ impl Context {
 
     /// Starts an embedded media driver with `config` and connects to it.
     pub fn embedded_with(config: MediaDriverConfig) -> Result<Self, ContextError> {
+        if let Some(dir) = config.dir.as_ref().filter(|d| !d.is_absolute()) {
+            return Err(ContextError::RelativeDir(dir.clone()));
+        }
         let driver = EmbeddedMediaDriver::start(config)?;
         let client = AeronClient::connect(driver.dir(), Duration::from_secs(10))?;
         Ok(Self::from_parts(client, Some(driver)))

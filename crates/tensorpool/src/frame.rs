@@ -195,6 +195,13 @@ pub enum SpecError {
     /// A dimension or stride does not fit the header's signed 32-bit fields.
     #[error("dimension or stride {0} exceeds 2^31 - 1")]
     TooLarge(usize),
+    /// A dimension is 0 (a `{480, 0}` shape holds no element; use a 1-element dimension or
+    /// an empty payload through `Producer::claim_len`).
+    #[error("dimension {index} is 0: every dimension of a tensor spec is at least 1")]
+    ZeroDim {
+        /// Which dimension.
+        index: usize,
+    },
     /// The header would be rejected by consumers (Wire Spec §8.2).
     #[error("invalid tensor header: {0}")]
     Header(DropReason),
@@ -252,7 +259,10 @@ impl TensorSpec {
         }
         let mut dims = [0i32; MAX_DIMS];
         let mut st = [0i32; MAX_DIMS];
-        for (d, &s) in dims.iter_mut().zip(shape) {
+        for (index, (d, &s)) in dims.iter_mut().zip(shape).enumerate() {
+            if s == 0 {
+                return Err(SpecError::ZeroDim { index });
+            }
             *d = to_i32(s)?;
         }
         if let Some(strides) = strides {

@@ -4,9 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
+#include <mutex>
 #include <numeric>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -263,4 +267,237 @@ TEST(Idle, StrategiesFromTextAndBadText) {
     } catch (const tp::Error& e) {
         EXPECT_EQ(e.code(), tp::Status::InvalidArgument);
     }
+}
+
+// --- issue 18: types and lifetimes, progress, metadata, counters, logging, admin, try_ -----
+
+TEST(Types, TypedAccessIsCheckedAgainstTheDtype) {
+    static_assert(!std::is_copy_constructible_v<tp::Frame> && !std::is_move_constructible_v<tp::Frame>,
+                  "a Frame is a handler-scoped view");
+    static_assert(tp::dtype_accepts<std::uint16_t>(tp::Dtype::Uint16));
+    static_assert(!tp::dtype_accepts<std::int16_t>(tp::Dtype::Uint16));
+    static_assert(!tp::dtype_accepts<double>(tp::Dtype::Uint16));
+    static_assert(tp::dtype_accepts<std::byte>(tp::Dtype::Uint8));
+    EXPECT_EQ(tp::TensorSpec::of<float>({4, 5}).dtype(), tp::Dtype::Float32);
+    EXPECT_EQ(tp::TensorSpec::of<std::int16_t>({3}).len_bytes(), 6u);
+    World w;
+    tp::Producer producer(w.ctx, w.producer_options());
+    const tp::TensorSpec spec(tp::Dtype::Uint16, {8, 4});
+    tp::Claim claim = producer.claim(spec);
+    EXPECT_EQ(claim.dtype(), tp::Dtype::Uint16);
+    EXPECT_EQ(claim.as<std::uint16_t>().size(), 32u);
+    EXPECT_THROW((void)claim.as<std::int16_t>(), tp::Error);
+    EXPECT_THROW((void)claim.as<double>(), tp::Error);
+    EXPECT_EQ(claim.try_as<double>().code(), tp::Status::InvalidArgument);
+    claim.abort();
+}
+
+TEST(Types, IdsShapesAndPathsAreValidatedAtEveryEntryPoint) {
+    const std::size_t zero[] = {480, 0};
+    auto spec = tp::TensorSpec::try_create(tp::Dtype::Uint16, zero);
+    ASSERT_FALSE(spec.ok());
+    EXPECT_EQ(spec.code(), tp::Status::InvalidArgument);
+    EXPECT_NE(spec.error().what(), std::string());
+    EXPECT_THROW(tp::TensorSpec(tp::Dtype::Uint16, {480, 0}), tp::Error);
+    const auto cwd_entry = std::filesystem::current_path() / "tp-relative-aeron";
+    auto rel = tp::Context::try_embedded("tp-relative-aeron/dir");
+    EXPECT_EQ(rel.code(), tp::Status::InvalidArgument);
+    EXPECT_FALSE(std::filesystem::exists(cwd_entry)) << "no relative directory created";
+    World w;
+    EXPECT_EQ(tp::Producer::try_create(w.ctx, tp::ProducerOptions(0).standalone(w.shm.path())).code(),
+              tp::Status::Config);
+    EXPECT_EQ(tp::Producer::try_create(w.ctx, tp::ProducerOptions(kStream).standalone("relative/shm")).code(),
+              tp::Status::Config);
+    EXPECT_EQ(tp::Consumer::try_create(w.ctx, tp::ConsumerOptions(0)).code(), tp::Status::Config);
+}
+
+TEST(Lifetimes, AClaimCannotOutliveItsProducer) {
+    World w;
+    const tp::TensorSpec spec(tp::Dtype::Uint8, {64});
+    std::optional<tp::Producer> producer(std::in_place, w.ctx, w.producer_options());
+    tp::Claim claim = producer->claim(spec);
+    // Moving the producer keeps the claim usable.
+    tp::Producer moved = std::move(*producer);
+    producer.reset();
+    ASSERT_TRUE(claim.is_open());
+    EXPECT_EQ(claim.commit(), 0u);
+    tp::Claim orphan = moved.claim(spec);
+    tp::Claim moved_claim = std::move(orphan);
+    {
+        tp::Producer gone = std::move(moved);
+    }
+    EXPECT_FALSE(moved_claim.is_open());
+    EXPECT_TRUE(moved_claim.bytes().empty());
+    EXPECT_THROW((void)moved_claim.as<std::uint8_t>(), tp::Error);
+    EXPECT_EQ(moved_claim.try_commit().code(), tp::Status::State);
+}
+
+TEST(Frames, StridedViewsTraceIdsTimestampsAndCountersAll) {
+    World w;
+    tp::Producer producer(w.ctx, w.producer_options());
+    tp::Consumer consumer(w.ctx, w.consumer_options());
+    const auto spec = tp::TensorSpec::of<std::uint16_t>({6, 5});
+    std::size_t seen = 0;
+    pump(
+        producer, consumer, spec, 3,
+        [](tp::Claim& c) {
+            auto px = c.as<std::uint16_t>();
+            for (std::size_t j = 0; j < px.size(); ++j) px[j] = static_cast<std::uint16_t>(j);
+            c.set_timestamp_ns(1000 + c.seq());
+            c.set_trace_id(77);
+        },
+        [&](const tp::Frame& f) {
+            EXPECT_THROW((void)f.values<std::int16_t>(), tp::Error);
+            EXPECT_EQ(f.try_values<double>().code(), tp::Status::InvalidArgument);
+            auto v = f.ndview<std::uint16_t>();
+            EXPECT_EQ(v.rank(), 2u);
+            EXPECT_EQ(v.stride(0), 5u);
+            EXPECT_EQ(v(3, 4), 19u);
+            EXPECT_EQ(f.timestamp_ns(), 1000 + f.seq());
+            EXPECT_EQ(f.trace_id(), 77u);
+            EXPECT_TRUE(f.recheck());
+            ++seen;
+        });
+    EXPECT_EQ(seen, 3u);
+    const tp::ProducerCountersAll pc = producer.counters_all();
+    EXPECT_EQ(pc.committed, producer.counter("committed"));
+    EXPECT_EQ(pc.descriptors_sent, producer.counter("descriptors_sent"));
+    const tp::ConsumerCountersAll cc = consumer.counters_all();
+    EXPECT_EQ(cc.accepted, consumer.counter("accepted"));
+    EXPECT_EQ(cc.drops[TP_DROP_UNMAPPED], consumer.counter("drops.unmapped"));
+    EXPECT_EQ(tp::drop_cause_name(TP_DROP_LATE), "late");
+    EXPECT_EQ(consumer.info().effective_mode, static_cast<std::uint32_t>(tp::Mode::Stream));
+    EXPECT_EQ(producer.info().consumer_count, producer.counters().consumers);
+}
+
+TEST(Progress, ReportsReachTheProgressHandlerAndMetadataTheConsumer) {
+    World w;
+    tp::Producer producer(w.ctx, w.producer_options().name("cam").summary("a camera"));
+    tp::Consumer consumer(w.ctx, w.consumer_options().progress(tp::ProgressHints{0, 1, 0}));
+    const std::uint32_t version = producer.set_meta({{"gain", "text/plain", "2"}});
+    std::vector<std::byte> blob(2000, std::byte{0x5A});
+    producer.publish_meta_blob(3, blob);
+    std::vector<std::uint64_t> progress_seqs;
+    bool rechecked = false;
+    auto on_frame = [](const tp::Frame&) {};
+    auto on_progress = [&](const tp::Progress& p) {
+        progress_seqs.push_back(p.seq());
+        rechecked |= p.recheck();
+    };
+    const auto end = std::chrono::steady_clock::now() + 20s;
+    while (!(producer.info().progress_active && consumer.meta() && consumer.meta_blob() &&
+             consumer.state() == tp::ConsumerState::Mapped)) {
+        ASSERT_LT(std::chrono::steady_clock::now(), end) << "progress, metadata and blob";
+        producer.do_work();
+        consumer.poll_progress(on_frame, on_progress);
+        std::this_thread::sleep_for(1ms);
+    }
+    const auto meta = consumer.meta();
+    EXPECT_EQ(meta->version, version);
+    ASSERT_EQ(meta->attributes.size(), 1u);
+    EXPECT_EQ(meta->attributes[0].key, "gain");
+    EXPECT_EQ(meta->attributes[0].value, "2");
+    EXPECT_EQ(consumer.meta_blob()->blob_type, 3u);
+    EXPECT_EQ(consumer.meta_blob()->data, blob);
+    EXPECT_EQ(consumer.source_name(), "cam");
+    tp::Claim claim = producer.claim(tp::TensorSpec::of<std::uint8_t>({256}));
+    std::ranges::fill(claim.as<std::uint8_t>(), std::uint8_t{1});
+    (void)claim.progress(128);
+    const std::uint64_t seq = claim.commit();
+    while (progress_seqs.empty()) {
+        ASSERT_LT(std::chrono::steady_clock::now(), end) << "progress reports";
+        producer.do_work();
+        consumer.poll_progress(on_frame, on_progress);
+        std::this_thread::sleep_for(1ms);
+    }
+    EXPECT_EQ(progress_seqs.front(), seq);
+    EXPECT_TRUE(rechecked);
+}
+
+TEST(Logging, LibraryLogsReachTheApplicationsLogger) {
+    std::vector<std::pair<tp::LogLevel, std::string>> got;
+    std::mutex m;
+    tp::set_logger(
+        [&](tp::LogLevel l, std::string_view target, std::string_view message) {
+            std::lock_guard<std::mutex> lock(m);
+            if (target == "tensorpool_ffi") got.emplace_back(l, std::string(message));
+        },
+        tp::LogLevel::Info);
+    tp::log(tp::LogLevel::Warn, "from the test");
+    tp::log(tp::LogLevel::Debug, "filtered out");
+    tp::clear_logger();
+    tp::log(tp::LogLevel::Error, "after clearing");
+    std::lock_guard<std::mutex> lock(m);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].first, tp::LogLevel::Warn);
+    EXPECT_EQ(got[0].second, "from the test");
+}
+
+TEST(Admin, DriverQueriesAnswerJson) {
+    tpt::TempDir shm{"tp-cpp-admin-"};
+    tp::Context ctx = tp::Context::embedded();
+    const std::string toml = "[driver]\ncontrol_channel = \"aeron:ipc?term-length=1m\"\n"
+                             "[shm]\nbase_dir = \"" + shm.path() + "\"\n"
+                             "[policies]\nshutdown_timeout_ms = 300\nprefault_shm = false\n"
+                             "[profiles.p]\nheader_nslots = 16\npayload_pools = [{ pool_id = 1, stride_bytes = 4096 }]\n"
+                             "[streams.s]\nstream_id = 10000\nprofile = \"p\"\n";
+    tp::Driver driver = tp::Driver::start(ctx, toml);
+    const std::string status = tp::driver_query(ctx, driver.endpoints(), tp::AdminQuery::Status, 10s);
+    EXPECT_NE(status.find(shm.path()), std::string::npos) << status;
+    const std::string streams = tp::driver_query(ctx, driver.endpoints(), tp::AdminQuery::Streams, 10s);
+    EXPECT_FALSE(streams.empty());
+    auto none = tp::try_driver_query(ctx, tp::DriverEndpoints().control("aeron:ipc?term-length=1m", 4242),
+                                     tp::AdminQuery::Status, 200ms);
+    EXPECT_EQ(none.code(), tp::Status::Timeout);
+    driver.stop();
+}
+
+TEST(TryForms, EveryFallibleCallHasANonThrowingTwin) {
+    tpt::TempDir shm{"tp-cpp-try-"};
+    auto ctx = tp::Context::try_embedded();
+    ASSERT_TRUE(ctx.ok()) << ctx.error().what();
+    EXPECT_TRUE(ctx->try_is_embedded().value());
+    EXPECT_FALSE(ctx->try_aeron_dir().value().empty());
+    EXPECT_EQ(tp::Context::try_connect(shm.sub("no-aeron"), 100ms).code(), tp::Status::Aeron);
+    auto expect_error = [](const auto& r, const char* what) {
+        EXPECT_FALSE(r.ok()) << what;
+        if (!r.ok()) {
+            EXPECT_NE(std::string(r.error().what()), "") << what;
+        }
+    };
+    EXPECT_NO_THROW({
+        expect_error(tp::Driver::try_start(*ctx, "[driver\n"), "driver");
+        expect_error(tp::Driver::try_start_file(*ctx, shm.sub("absent.toml")), "driver file");
+        expect_error(tp::Supervisor::try_create(*ctx, "[supervisor]\nno_such_key = 1\n[x\n"), "supervisor");
+        expect_error(tp::RateLimiter::try_create_file(*ctx, shm.sub("absent.toml")), "rate limiter");
+        expect_error(tp::Bridge::try_create(*ctx, "[bridge\n"), "bridge");
+        expect_error(tp::try_inspect(shm.sub("absent")), "inspect");
+        expect_error(tp::IdleStrategy::try_create("no-such-strategy"), "idle");
+        expect_error(tp::TensorSpec::try_of<float>(std::span<const std::size_t>()), "spec");
+    });
+    tp::Producer producer(*ctx, tp::ProducerOptions(kStream).standalone(shm.path()).header_nslots(8).pool(1, 4096)
+                                    .prefault(false));
+    EXPECT_TRUE(producer.try_do_work().ok());
+    EXPECT_EQ(producer.try_epoch().value(), producer.epoch());
+    EXPECT_EQ(producer.try_counter("no_such_counter").code(), tp::Status::InvalidArgument);
+    tp::Claim claim = producer.claim(tp::TensorSpec::of<std::uint8_t>({16}));
+    EXPECT_EQ(producer.try_do_work().code(), tp::Status::State) << "a claim is open";
+    EXPECT_EQ(producer.try_offer(tp::TensorSpec::of<std::uint8_t>({16}), {}).code(), tp::Status::State);
+    claim.abort();
+    EXPECT_TRUE(producer.try_close().ok());
+}
+
+TEST(Parity, ClaimLenProgressUnitsAndConsumerQueries) {
+    World w;
+    tp::Producer producer(w.ctx, w.producer_options());
+    tp::Consumer consumer(w.ctx, w.consumer_options());
+    auto spec = tp::TensorSpec::of<std::uint8_t>({4, 16});
+    spec.progress_rows();
+    EXPECT_EQ(spec.try_progress_unit(9).code(), tp::Status::InvalidArgument);
+    tp::Claim claim = producer.claim_len(spec, 128);
+    EXPECT_EQ(claim.bytes().size(), 128u);
+    claim.commit();
+    EXPECT_EQ(producer.try_claim_len(spec, 8).code(), tp::Status::InvalidArgument);
+    EXPECT_FALSE(consumer.descriptor_assignment().has_value());
+    EXPECT_EQ(consumer.last_blob_discard(), static_cast<std::uint32_t>(TP_BLOB_DISCARD_NONE));
 }

@@ -22,6 +22,18 @@
  */
 #pragma once
 
+// C++20 or later (std::span is the view type throughout): fail early with one clear message.
+// MSVC reports __cplusplus as 199711L unless /Zc:__cplusplus is given; _MSVC_LANG is right.
+#if defined(_MSVC_LANG) && _MSVC_LANG > __cplusplus
+#define TENSORPOOL_CPLUSPLUS_ _MSVC_LANG
+#else
+#define TENSORPOOL_CPLUSPLUS_ __cplusplus
+#endif
+#if TENSORPOOL_CPLUSPLUS_ < 202002L
+#error "tensorpool.hpp requires C++20 or later (compile with -std=c++20, or /std:c++20 on MSVC); from C or an older C++ standard, include tensorpool.h, the C API, instead"
+#endif
+#undef TENSORPOOL_CPLUSPLUS_
+
 #include <tensorpool.h>
 
 #include <atomic>

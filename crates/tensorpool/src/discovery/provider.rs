@@ -32,7 +32,8 @@ pub struct ProviderCounters {
     pub responses_dropped: u64,
     /// Requests that did not decode (schema 910 of an unsupported version, malformed).
     pub requests_malformed: u64,
-    /// Requests dropped because the response stream id is not a valid Aeron stream id.
+    /// Requests dropped: a response channel that is not UTF-8 or a response stream id above
+    /// 2^31-1 (not an Aeron stream id).
     pub requests_bad_stream: u64,
 }
 
@@ -200,11 +201,6 @@ impl DiscoveryProvider {
                         counters.requests_bad_stream += 1;
                         return;
                     };
-                    if stream_id == 0 {
-                        // ERROR answers to a zero stream id have nowhere to go on Aeron
-                        counters.requests_bad_stream += 1;
-                        return;
-                    }
                     let Ok(bytes) = response.encode_to_vec() else {
                         counters.responses_dropped += 1;
                         return;

@@ -93,6 +93,23 @@ pub enum MergeMapError {
     },
 }
 
+/// A map has 1 to [`MAX_JOIN_INPUTS`] rules (JB §6.2: "one or more").
+fn check_count(out_stream_id: u32, epoch: u64, count: usize) -> Result<(), MergeMapError> {
+    if count == 0 {
+        return Err(MergeMapError::NoRules {
+            out_stream_id,
+            epoch,
+        });
+    }
+    if count > MAX_JOIN_INPUTS {
+        return Err(MergeMapError::TooManyRules {
+            out_stream_id,
+            count,
+        });
+    }
+    Ok(())
+}
+
 /// How one input's sequence follows the output's (JB §6.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SequenceRule {
@@ -174,19 +191,7 @@ impl SequenceMergeMap {
     }
 
     pub(super) fn check_count(&self, count: usize) -> Result<(), MergeMapError> {
-        if count == 0 {
-            return Err(MergeMapError::NoRules {
-                out_stream_id: self.out_stream_id,
-                epoch: self.epoch,
-            });
-        }
-        if count > MAX_JOIN_INPUTS {
-            return Err(MergeMapError::TooManyRules {
-                out_stream_id: self.out_stream_id,
-                count,
-            });
-        }
-        Ok(())
+        check_count(self.out_stream_id, self.epoch, count)
     }
 
     pub(super) fn check_rule(
@@ -339,19 +344,7 @@ impl TimestampMergeMap {
     }
 
     pub(super) fn check_count(&self, count: usize) -> Result<(), MergeMapError> {
-        if count == 0 {
-            return Err(MergeMapError::NoRules {
-                out_stream_id: self.out_stream_id,
-                epoch: self.epoch,
-            });
-        }
-        if count > MAX_JOIN_INPUTS {
-            return Err(MergeMapError::TooManyRules {
-                out_stream_id: self.out_stream_id,
-                count,
-            });
-        }
-        Ok(())
+        check_count(self.out_stream_id, self.epoch, count)
     }
 
     pub(super) fn check_rule(

@@ -74,7 +74,7 @@ TEST(CrossLanguage, RustProducerToCppConsumerVerifies) {
     tp::Context ctx = tp::Context::embedded(aeron);
     tp::Consumer consumer(ctx, tp::ConsumerOptions(10000).allowed_base_dir(shm.path()));
     tpt::Child producer({tpt::tp_binary(), "produce", "--standalone", "--aeron-dir", aeron, "--shm-base-dir",
-                         shm.path(), "--size", std::to_string(kFrameBytes), "--rate", "300", "--count", "600",
+                         shm.path(), "--size", std::to_string(kFrameBytes), "--nslots", "512", "--rate", "300", "--count", "600",
                          "--linger", "0.5"},
                         work.sub("produce.log"));
     std::uint64_t verified = 0, corrupt = 0, late = 0;

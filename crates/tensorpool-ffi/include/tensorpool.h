@@ -18,7 +18,7 @@
 /**
  * Number of drop causes (`tp_consumer_counters_all.drops` entries).
  */
-#define TP_DROP_CAUSE_COUNT 29
+#define TP_DROP_CAUSE_COUNT 30
 
 /**
  * The most dimensions a tensor has.
@@ -554,6 +554,11 @@ enum tp_drop_cause
      * The slot failed the header rule `region_dead` (Wire Spec §8.2).
      */
     TP_DROP_REGION_DEAD = 28,
+    /**
+     * Skipped unread to catch up: the producer had already begun the frame half a ring
+     * later (`consumer.catch_up`).
+     */
+    TP_DROP_BEHIND = 29,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

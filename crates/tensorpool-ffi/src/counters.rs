@@ -11,7 +11,7 @@ use crate::error::{guard, tp_status};
 use crate::handles;
 
 /// Number of drop causes (`tp_consumer_counters_all.drops` entries).
-pub const TP_DROP_CAUSE_COUNT: usize = 29;
+pub const TP_DROP_CAUSE_COUNT: usize = 30;
 
 /// Why a descriptor did not become an accepted frame: the index into
 /// `tp_consumer_counters_all.drops`. `tp_drop_cause_name` gives the snake_case name
@@ -78,6 +78,9 @@ pub enum tp_drop_cause {
     TP_DROP_MALFORMED = 27,
     /// The slot failed the header rule `region_dead` (Wire Spec §8.2).
     TP_DROP_REGION_DEAD = 28,
+    /// Skipped unread to catch up: the producer had already begun the frame half a ring
+    /// later (`consumer.catch_up`).
+    TP_DROP_BEHIND = 29,
 }
 
 /// Every producer counter (`Producer::counters`), one field each.
@@ -449,6 +452,7 @@ pub extern "C" fn tp_drop_cause_name(cause: u32) -> *const std::ffi::c_char {
         b"values_len_exceeds_stride\0",
         b"malformed\0",
         b"region_dead\0",
+        b"behind\0",
     ];
     NAMES
         .get(cause as usize)
@@ -477,7 +481,11 @@ mod tests {
             DropCause::Unmapped.index()
         );
         assert_eq!(
-            tp_drop_cause::TP_DROP_REGION_DEAD as usize,
+            tp_drop_cause::TP_DROP_BEHIND as usize,
+            DropCause::Behind.index()
+        );
+        assert_eq!(
+            tp_drop_cause::TP_DROP_BEHIND as usize,
             TP_DROP_CAUSE_COUNT - 1
         );
     }

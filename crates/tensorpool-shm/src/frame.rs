@@ -415,6 +415,22 @@ impl<M: Mode> HeaderRing<M> {
             payload,
         })
     }
+
+    /// Whether the writer has already begun frame `seq + ahead` (in progress or committed):
+    /// frame `seq`'s slot then has at most `nslots - ahead` frames left before it is
+    /// overwritten. One relaxed load of slot `seq + ahead`'s `seq_commit`, a hint only (it
+    /// proves nothing about frame `seq`; [`Self::read_frame`] and the recheck still decide).
+    /// `ahead` must be in `1..nslots`; otherwise, or if `seq + ahead` overflows, `false`.
+    pub fn writer_ahead_by(&self, seq: u64, ahead: u64) -> bool {
+        if ahead == 0 || ahead >= u64::from(self.nslots()) {
+            return false;
+        }
+        let Some(target) = seq.checked_add(ahead) else {
+            return false;
+        };
+        let word = self.word_of(self.index_of(target)).load(Ordering::Relaxed);
+        seqlock::sequence(word) >= target
+    }
 }
 
 #[cfg(test)]

@@ -96,6 +96,14 @@ pub struct ConsumerConfig {
     pub qos_interval: Duration,
     /// Seq gap above which the consumer counts a resync (default 256; 0 disables, §15.4).
     pub max_outstanding_seq_gap: u64,
+    /// Catch up once lapped (default true): after a frame was lost to an overwrite (`late`,
+    /// `overwritten`), every frame whose producer has already begun the frame half a header
+    /// ring later (`nslots / 2`, rings of 4 slots or more) is dropped (cause `behind`)
+    /// without being read, until one is read with that headroom. A consumer slower than its
+    /// producer then reads frames with half a ring of headroom instead of always the oldest
+    /// one, which the producer overwrites while it is being read (`consumer.catch_up`). A
+    /// consumer that was never lapped loses nothing to it.
+    pub catch_up: bool,
     /// Follow the metadata stream (default true).
     pub metadata: bool,
     /// Largest meta blob reassembled (default 16 MiB).
@@ -245,6 +253,7 @@ impl ConsumerConfig {
             c.max_outstanding_seq_gap,
             "frames",
         )?;
+        c.catch_up = l.value_or("consumer.catch_up", c.catch_up, BOOL)?;
         c.metadata = l.value_or("consumer.metadata", c.metadata, BOOL)?;
         c.max_meta_blob_bytes = l.value_or(
             "consumer.max_meta_blob_bytes",
@@ -334,6 +343,7 @@ impl ConsumerConfig {
             hello_interval: Duration::from_secs(1),
             qos_interval: Duration::from_secs(1),
             max_outstanding_seq_gap: 256,
+            catch_up: true,
             metadata: true,
             max_meta_blob_bytes: 16 << 20,
             max_mapped_bytes: DEFAULT_MAX_MAPPED_BYTES,
@@ -530,6 +540,17 @@ mod tests {
             (c.mode, c.forced_rate_hz),
             (Mode::RateLimited { max_rate_hz: 7 }, 0)
         );
+    }
+
+    #[test]
+    fn catch_up_is_read_from_the_file_and_the_environment() {
+        let text = "[consumer]\nstream_id = 1\ncatch_up = false\n";
+        let env = HashMap::new();
+        let mut l = crate::config::Loader::from_str(text, "inline", &env).unwrap();
+        assert!(!ConsumerConfig::from_loader(&mut l).unwrap().catch_up);
+        let env = HashMap::from([("CONSUMER_CATCH_UP".to_string(), "true".to_string())]);
+        let mut l = crate::config::Loader::from_str(text, "inline", &env).unwrap();
+        assert!(ConsumerConfig::from_loader(&mut l).unwrap().catch_up);
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub struct ConsumerCore {
     /// The sequence state of the current epoch (moved only by frames the slot proved).
     pub(crate) seqs: SeqTracker,
     pub(crate) last_gate_ts: Option<u64>,
+    /// A frame was lost to an overwrite (`late`, `overwritten`) and no frame has been read
+    /// with headroom since: `consumer.catch_up` skips frames until one has.
+    pub(crate) lapped: bool,
     pub(crate) effective_mode: tensorpool_codec::wire::Mode,
     pub(crate) per_consumer_descriptor: bool,
     pub(crate) assignment: Assignment,
@@ -111,6 +114,7 @@ impl ConsumerCore {
             join_time_ns: 0,
             seqs: SeqTracker::default(),
             last_gate_ts: None,
+            lapped: false,
             per_consumer_descriptor: false,
             assignment: Assignment::default(),
             assignment_changed: false,
@@ -138,6 +142,7 @@ impl ConsumerCore {
         self.counters.epoch.set(0);
         self.seqs = SeqTracker::default();
         self.last_gate_ts = None;
+        self.lapped = false;
         self.tracker.reset();
     }
 
@@ -163,6 +168,7 @@ impl ConsumerCore {
     pub(crate) fn install(&mut self, m: Mapped) {
         self.seqs = SeqTracker::default();
         self.last_gate_ts = None;
+        self.lapped = false;
         self.tracker.reset();
         self.counters.epoch.set(m.epoch);
         self.mapped = Some(m);

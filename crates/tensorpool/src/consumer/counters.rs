@@ -86,13 +86,16 @@ pub enum DropCause {
     RateLimited,
     /// The slot failed the seqlock or a header rule (§8.2, §8.3).
     Slot(DropReason),
+    /// Skipped unread to catch up: the producer had already begun the frame half a ring later
+    /// (`consumer.catch_up`).
+    Behind,
 }
 
 const OWN: usize = 4;
 
 impl DropCause {
     /// Number of causes (size of a counter array).
-    pub const COUNT: usize = OWN + DropReason::COUNT;
+    pub const COUNT: usize = OWN + DropReason::COUNT + 1;
 
     /// Index in a counter array.
     pub fn index(self) -> usize {
@@ -102,6 +105,8 @@ impl DropCause {
             DropCause::SeqRegressed => 2,
             DropCause::RateLimited => 3,
             DropCause::Slot(r) => OWN + r.index(),
+            // Last, so that the indexes (Aeron counter keys, the C enum) of the others stay.
+            DropCause::Behind => OWN + DropReason::COUNT,
         }
     }
 
@@ -112,6 +117,7 @@ impl DropCause {
             1 => DropCause::EpochMismatch,
             2 => DropCause::SeqRegressed,
             3 => DropCause::RateLimited,
+            i if i == OWN + DropReason::COUNT => DropCause::Behind,
             i => DropCause::Slot(*DropReason::ALL.get(i.checked_sub(OWN)?)?),
         })
     }
@@ -124,6 +130,7 @@ impl DropCause {
             DropCause::EpochMismatch => "epoch_mismatch",
             DropCause::SeqRegressed => "seq_regressed",
             DropCause::RateLimited => "rate_limited",
+            DropCause::Behind => "behind",
             DropCause::Slot(r) => match r {
                 R::NotCommitted => "not_committed",
                 R::Late => "late",

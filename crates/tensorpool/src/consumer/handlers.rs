@@ -290,11 +290,18 @@ impl ConsumerCore {
             Ok(v) => v,
             Err(r) => {
                 self.seqs.unproven(fd.seq);
+                self.lapped |= lost_to_overwrite(r);
                 return Err(DropCause::Slot(r));
             }
         };
         // The slot proved that frame `seq` was committed: only now does the sequence move.
         let gap = self.seqs.prove(fd.seq);
+        // Catching up (`consumer.catch_up`): once lapped, skip unread every frame the writer
+        // is already half a ring past, so that the next frame read has headroom.
+        let half = u64::from(m.ring.nslots() / 2);
+        let behind =
+            self.cfg.catch_up && self.lapped && half >= 2 && m.ring.writer_ahead_by(fd.seq, half);
+        self.lapped = behind;
         let throttled = self.per_consumer_descriptor
             && self.effective_mode == tensorpool_codec::wire::Mode::RateLimited;
         if gap > 0 && !throttled {
@@ -304,6 +311,9 @@ impl ConsumerCore {
             if max > 0 && gap > max {
                 self.counters.resyncs += 1;
             }
+        }
+        if behind {
+            return Err(DropCause::Behind);
         }
         if let Some(interval) = self.rate_interval_ns() {
             let t = fd
@@ -328,7 +338,10 @@ impl ConsumerCore {
         let delivered_ns = tensorpool_agent::monotonic_ns();
         let frame = Frame::new(view, info);
         handler.on_frame(&frame);
-        frame.recheck().map_err(DropCause::Slot)?;
+        frame.recheck().map_err(|r| {
+            self.lapped |= lost_to_overwrite(r);
+            DropCause::Slot(r)
+        })?;
         self.counters.accepted += 1;
         self.counters.bytes += len;
         // Capture time is CLOCK_MONOTONIC unless the producer set another clock's time: a
@@ -355,6 +368,14 @@ impl ConsumerCore {
 }
 
 /// What an announce names (URIs, geometry, layout), hashed: the key of its backoff.
+/// Whether a slot drop means the writer lapped this consumer.
+fn lost_to_overwrite(r: tensorpool_shm::DropReason) -> bool {
+    matches!(
+        r,
+        tensorpool_shm::DropReason::Late | tensorpool_shm::DropReason::Overwritten
+    )
+}
+
 fn announce_key(ann: &ShmPoolAnnounce<'_>) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::hash::DefaultHasher::new();

@@ -45,21 +45,53 @@ pub fn is_committed(seq_commit: u64) -> bool {
     seq_commit & 1 == 1
 }
 
+/// The atomic word the protocol runs on: the `AtomicU64` of a slot in a mapping, or a model
+/// checker's atomic in a test (`tests/loom_seqlock.rs` runs these very functions under
+/// `loom`). `fence` is the word's own kind of fence, so that a model checker sees it.
+pub trait SeqWord {
+    /// Atomic load.
+    fn load_word(&self, order: Ordering) -> u64;
+    /// Atomic store.
+    fn store_word(&self, value: u64, order: Ordering);
+    /// A memory fence of this word's kind.
+    fn fence(order: Ordering);
+}
+
+impl SeqWord for AtomicU64 {
+    #[inline]
+    fn load_word(&self, order: Ordering) -> u64 {
+        self.load(order)
+    }
+
+    #[inline]
+    fn store_word(&self, value: u64, order: Ordering) {
+        self.store(value, order)
+    }
+
+    #[inline]
+    fn fence(order: Ordering) {
+        fence(order)
+    }
+}
+
 /// Producer step 1: mark the slot in progress for `seq`, then a release fence so that the
 /// payload and header writes that follow cannot be seen before the mark.
-pub fn begin(word: &AtomicU64, seq: u64) {
-    word.store(in_progress(seq), Ordering::Relaxed);
-    fence(Ordering::Release);
+#[inline]
+pub fn begin<W: SeqWord + ?Sized>(word: &W, seq: u64) {
+    word.store_word(in_progress(seq), Ordering::Relaxed);
+    W::fence(Ordering::Release);
 }
 
 /// Producer last step: publish the frame with a release store of the committed value.
-pub fn commit(word: &AtomicU64, seq: u64) {
-    word.store(committed(seq), Ordering::Release);
+#[inline]
+pub fn commit<W: SeqWord + ?Sized>(word: &W, seq: u64) {
+    word.store_word(committed(seq), Ordering::Release);
 }
 
 /// Consumer step 1: acquire-load and classify. Returns the observed word on success.
-pub fn read_begin(word: &AtomicU64, expected_seq: u64) -> Result<u64, DropReason> {
-    let v = word.load(Ordering::Acquire);
+#[inline]
+pub fn read_begin<W: SeqWord + ?Sized>(word: &W, expected_seq: u64) -> Result<u64, DropReason> {
+    let v = word.load_word(Ordering::Acquire);
     classify(v, expected_seq)?;
     Ok(v)
 }
@@ -82,9 +114,10 @@ pub fn classify(seq_commit: u64, expected_seq: u64) -> Result<(), DropReason> {
 
 /// Consumer last step: `fence(Acquire)` orders every read of the header / payload before the
 /// reload; the frame is accepted only if the word did not change since [`read_begin`].
-pub fn read_end(word: &AtomicU64, first: u64) -> Result<(), DropReason> {
-    fence(Ordering::Acquire);
-    if word.load(Ordering::Acquire) == first {
+#[inline]
+pub fn read_end<W: SeqWord + ?Sized>(word: &W, first: u64) -> Result<(), DropReason> {
+    W::fence(Ordering::Acquire);
+    if word.load_word(Ordering::Acquire) == first {
         Ok(())
     } else {
         Err(DropReason::Late)

@@ -888,7 +888,7 @@ typedef struct tp_bridge_counters {
      */
     uint64_t send_drops;
     /**
-     * Frames abandoned: overwritten in SHM while being sent.
+     * Frames abandoned: overwritten in SHM while being sent or pending.
      */
     uint64_t send_abandoned;
     /**
@@ -916,7 +916,7 @@ typedef struct tp_bridge_counters {
      */
     uint64_t announces_forwarded;
     /**
-     * Frames not started: the payload publication could not take them whole.
+     * Pending frames (window full) superseded by a newer frame: never sent.
      */
     uint64_t send_window_skips;
     /**

@@ -69,7 +69,7 @@ pub struct tp_bridge_counters {
     pub chunks_sent: u64,
     /// Frames dropped by the sender: the payload publication refused a chunk.
     pub send_drops: u64,
-    /// Frames abandoned: overwritten in SHM while being sent.
+    /// Frames abandoned: overwritten in SHM while being sent or pending.
     pub send_abandoned: u64,
     /// Frames assembled and committed into a destination stream.
     pub frames_received: u64,
@@ -83,7 +83,7 @@ pub struct tp_bridge_counters {
     pub crc_errors: u64,
     /// Source `ShmPoolAnnounce` forwarded on the bridge control channel.
     pub announces_forwarded: u64,
-    /// Frames not started: the payload publication could not take them whole.
+    /// Pending frames (window full) superseded by a newer frame: never sent.
     pub send_window_skips: u64,
     /// Frames too large to send (more than 65535 chunks or above `max_payload_bytes`).
     pub send_too_large: u64,

@@ -369,6 +369,36 @@ pub(crate) struct DescriptorInfo {
     pub trace_id: Option<u64>,
 }
 
+/// What names a committed frame once its handler has returned (stream, epoch, seq and what
+/// its descriptor said): [`crate::prelude::Consumer::reread`] reads the frame again from its
+/// slot, under the seqlock, as long as the slot still holds it. Copy, no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameKey {
+    seq: u64,
+    info: DescriptorInfo,
+}
+
+impl FrameKey {
+    /// Logical sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Epoch of the regions the frame lives in.
+    pub fn epoch(&self) -> u64 {
+        self.info.epoch
+    }
+
+    /// Data source (pool stream id).
+    pub fn stream_id(&self) -> u32 {
+        self.info.stream_id
+    }
+
+    pub(crate) fn info(&self) -> DescriptorInfo {
+        self.info
+    }
+}
+
 /// A committed frame, borrowed in place from shared memory for the duration of a handler.
 /// See the [module docs](self) for the contract: read, then [`Frame::recheck`].
 #[derive(Debug)]
@@ -416,6 +446,15 @@ impl<'a> Frame<'a> {
     /// Data source (pool stream id).
     pub fn stream_id(&self) -> u32 {
         self.info.stream_id
+    }
+
+    /// The frame's key: what [`crate::prelude::Consumer::reread`] needs to read it again
+    /// after the handler returned.
+    pub fn key(&self) -> FrameKey {
+        FrameKey {
+            seq: self.seq(),
+            info: self.info,
+        }
     }
 
     /// Element type.

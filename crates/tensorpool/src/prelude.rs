@@ -6,7 +6,7 @@ pub use crate::consumer::{
     DropCause, FrameHandler, Mode, PollError, Progress,
 };
 pub use crate::context::Context;
-pub use crate::frame::{Dtype, Frame, MajorOrder, SpecError, TensorSpec};
+pub use crate::frame::{Dtype, Frame, FrameKey, MajorOrder, SpecError, TensorSpec};
 pub use crate::producer::BuildError as ProducerBuildError;
 pub use crate::producer::{
     Claim, ClaimError, FrameStamp, Producer, ProducerBuilder, ProducerConfig, RegionMode,

@@ -3,7 +3,7 @@
 //! lists is checked (a bad one is dropped and counted, never a panic); a lost chunk loses
 //! that frame only and its assembly times out; CRC32C mismatches are dropped; a frame
 //! overwritten while being sent is abandoned; back pressure drops the frame; a frame the
-//! publication's window cannot take whole is not started; forwarded
+//! publication's window cannot take whole is not started but kept pending (newest wins); forwarded
 //! announces gate chunks and epochs; headers are validated before a frame is handed on.
 
 mod bridge_common;
@@ -504,8 +504,9 @@ fn a_frame_the_window_cannot_take_whole_is_not_started_and_counted() {
     let c = tx.counters();
     assert_eq!(
         (c.send_window_skips, c.send_drops, c.chunks_sent),
-        (1, 0, sent_before)
+        (0, 0, sent_before)
     );
+    assert_eq!(tx.pending(0), Some((1, 1)), "kept for the next duty cycle");
 
     // one byte short still skips; exactly the frame's bytes sends every chunk
     sink.window = Some(SendWindow {
@@ -529,8 +530,9 @@ fn a_frame_the_window_cannot_take_whole_is_not_started_and_counted() {
     assert_eq!(sink.len(), n);
     assert_eq!(
         (c.send_window_skips, c.frames_sent, c.chunks_sent),
-        (2, 2, sent_before + n as u64)
+        (0, 2, sent_before + n as u64)
     );
+    assert_eq!(tx.pending(0), None, "sent: no longer pending");
     let mut rx = ready("chunk_bytes = 500");
     let msgs: Vec<Vec<u8>> = sink.messages().map(<[u8]>::to_vec).collect();
     assert_eq!(
@@ -560,7 +562,112 @@ fn a_frame_the_window_cannot_take_whole_is_not_started_and_counted() {
         SendOutcome::Refused { chunks: 0, .. }
     ));
     let c = tx.counters();
-    assert_eq!((c.send_window_skips, c.send_drops), (2, 1));
+    assert_eq!((c.send_window_skips, c.send_drops), (0, 1));
+    assert_eq!(tx.pending(0), None);
+}
+
+/// BR §3 with the pending frame: a frame the window cannot take whole waits for the next
+/// duty cycle (one per mapping) and leaves whole once the window opens; a newer frame of
+/// the mapping supersedes it (newest wins, `send_window_skips`); one that can no longer be
+/// read from its slot is dropped (`send_abandoned`); a pending frame overwritten in the
+/// slot between two tries is rechecked chunk by chunk and never leaves torn.
+#[test]
+fn a_frame_the_window_cannot_take_is_kept_pending_until_it_fits_newest_wins() {
+    let mut tx = core("chunk_bytes = 500");
+    let mut rx = ready("chunk_bytes = 500");
+    let data = payload(1, 1200);
+    let headers: Vec<[u8; 256]> = (0..6).map(|s| header(s, 1200, 1)).collect();
+    let frame = |seq: u64| SourceFrame {
+        stream_id: SOURCE,
+        epoch: 1,
+        seq,
+        trace_id: 0,
+        header: &headers[seq as usize],
+        payload: &data,
+    };
+    let open = SendWindow {
+        available: 1 << 20,
+        capacity: 1 << 20,
+    };
+    let full = SendWindow {
+        available: 100,
+        capacity: 1 << 20,
+    };
+    let mut sink = RecordingSink::with_capacity(64, 1 << 16);
+    sink.window = Some(open);
+    assert!(matches!(
+        tx.send_frame(&frame(1), &mut || true, &mut sink),
+        SendOutcome::Sent { .. }
+    ));
+    let per_frame = sink.len();
+    sink.clear();
+
+    // window full: frame 2 pending, nothing leaves; still full on the next cycle
+    sink.window = Some(full);
+    for _ in 0..3 {
+        assert!(matches!(
+            tx.send_frame(&frame(2), &mut || true, &mut sink),
+            SendOutcome::WindowFull { .. }
+        ));
+        assert_eq!(tx.pending(0), Some((1, 2)));
+    }
+    assert!(sink.is_empty());
+    // the window opens: the pending frame leaves whole, in its own seq
+    sink.window = Some(open);
+    assert!(matches!(
+        tx.send_frame(&frame(2), &mut || true, &mut sink),
+        SendOutcome::Sent { .. }
+    ));
+    assert_eq!(tx.pending(0), None);
+    let msgs: Vec<Vec<u8>> = sink.messages().map(<[u8]>::to_vec).collect();
+    let got = receive(&mut rx, &msgs, MS);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].seq, 2);
+    let c = tx.counters();
+    assert_eq!(
+        (c.frames_sent, c.send_window_skips, c.send_abandoned),
+        (2, 0, 0)
+    );
+
+    // newest wins: frame 3 pending, frame 4 comes while the window is still full
+    sink.clear();
+    sink.window = Some(full);
+    tx.send_frame(&frame(3), &mut || true, &mut sink);
+    tx.send_frame(&frame(4), &mut || true, &mut sink);
+    assert_eq!(tx.pending(0), Some((1, 4)));
+    assert_eq!(tx.counters().send_window_skips, 1, "frame 3 superseded");
+    // frame 5 fits (the window opened): sent, and frame 4 is superseded, never sent late
+    sink.window = Some(open);
+    assert!(matches!(
+        tx.send_frame(&frame(5), &mut || true, &mut sink),
+        SendOutcome::Sent { .. }
+    ));
+    assert_eq!(tx.pending(0), None);
+    assert_eq!(tx.counters().send_window_skips, 2);
+    assert_eq!(sink.len(), per_frame, "only frame 5 left");
+
+    // a pending frame the caller can no longer read (its slot overwritten) is dropped
+    sink.clear();
+    sink.window = Some(full);
+    tx.send_frame(&frame(3), &mut || true, &mut sink);
+    assert!(tx.drop_pending(0));
+    assert!(!tx.drop_pending(0), "counted once");
+    assert_eq!(tx.pending(0), None);
+    assert_eq!(tx.counters().send_abandoned, 1);
+
+    // a pending frame overwritten between tries: the recheck fails while it is being sent,
+    // the frame is abandoned after its first chunk is encoded, before any is committed
+    tx.send_frame(&frame(4), &mut || true, &mut sink);
+    assert_eq!(tx.pending(0), Some((1, 4)));
+    sink.window = Some(open);
+    assert_eq!(
+        tx.send_frame(&frame(4), &mut || false, &mut sink),
+        SendOutcome::Abandoned { chunks: 0 }
+    );
+    assert!(sink.is_empty(), "no torn chunk left");
+    assert_eq!(tx.pending(0), None);
+    let c = tx.counters();
+    assert_eq!((c.send_abandoned, c.frames_sent), (2, 3));
 }
 
 #[test]

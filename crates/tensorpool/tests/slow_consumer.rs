@@ -242,3 +242,50 @@ fn w_1_a_consumer_that_stops_polling_does_not_starve_the_others() {
     drop((stuck, live, producer));
     world.finish();
 }
+
+/// A frame kept past its handler (the bridge sender's pending frame, `Consumer::reread`):
+/// read again from its slot under the seqlock it is the same committed bytes while the slot
+/// holds it, and nothing at all once the producer has overwritten the slot (a ring lap
+/// later): never another frame's bytes under its key.
+#[test]
+fn a_frame_key_rereads_its_slot_until_the_producer_overwrites_it() {
+    let world = World::new();
+    let mut producer = world.producer().build().unwrap();
+    let mut consumer = world.consumer().build().unwrap();
+    connect(&mut producer, &mut consumer);
+    let spec = TensorSpec::new(Dtype::Uint8, &[256]).unwrap();
+    let mut first = [0u8; 256];
+    fill(&mut first, 1);
+    producer.offer(&spec, &first).unwrap();
+    let mut key = None;
+    let deadline = Instant::now() + DEADLINE;
+    let mut round = 0;
+    while key.is_none() {
+        assert!(Instant::now() < deadline, "timed out waiting for the frame");
+        let w = consumer
+            .poll(|f: &Frame<'_>| key = Some(f.key()), 16)
+            .unwrap();
+        if w == 0 {
+            idle(&mut round);
+        }
+    }
+    let key = key.unwrap();
+    let again = consumer
+        .reread(&key, |f| {
+            let bytes = f.bytes().to_vec();
+            f.recheck().map(|()| (f.seq(), bytes))
+        })
+        .expect("the slot still holds the frame")
+        .expect("recheck");
+    assert_eq!(again, (key.seq(), first.to_vec()));
+    // one lap of the 16-slot ring: the frame's slot now holds a newer frame
+    let mut buf = [0u8; 256];
+    for s in 0..16 {
+        fill(&mut buf, s + 2);
+        producer.offer(&spec, &buf).unwrap();
+    }
+    assert!(consumer.reread(&key, |_| ()).is_none());
+    drop(consumer);
+    drop(producer);
+    world.finish();
+}

@@ -102,6 +102,7 @@ impl BridgeCore {
                     highest_epoch: 0,
                     assembler: Assembler::new(1, 0, timeout_ns),
                     dest_remap_pending: false,
+                    pending: None,
                 })
                 .collect(),
             counters: BridgeCells::default(),
@@ -165,15 +166,32 @@ impl BridgeCore {
     }
 
     /// Sender: sends a committed source frame in chunks into `payload` (Bridge Spec §5.2);
-    /// `recheck` is the source slot's seqlock recheck. A frame the publication's window
-    /// cannot take whole now is not started (`send_window_skips`). Counts the outcome;
-    /// never waits.
+    /// `recheck` is the source slot's seqlock recheck. Counts the outcome; never waits.
+    ///
+    /// A frame the publication's window cannot take whole now is not started and becomes
+    /// its mapping's **pending** frame ([`BridgeCore::pending`]): the caller reads it again
+    /// from the source slot (under the seqlock) and passes it here again in a later duty
+    /// cycle, until the window takes it. Policy, one pending frame per mapping, newest wins:
+    /// a newer frame of the mapping passed here drops the pending one (counted
+    /// `send_window_skips`: the newer frame is sent, or pending in its place); a pending
+    /// frame the caller can no longer read (overwritten in the source, or its epoch gone)
+    /// is dropped by [`BridgeCore::drop_pending`] (counted `send_abandoned`). A frame is
+    /// never sent torn either way: every chunk is rechecked before it is committed.
     pub fn send_frame(
         &mut self,
         frame: &SourceFrame<'_>,
         recheck: &mut dyn FnMut() -> bool,
         payload: &mut dyn MessageSink,
     ) -> SendOutcome {
+        let key = (frame.epoch, frame.seq);
+        let mapping = self.mapping_of(frame.stream_id);
+        if let Some(i) = mapping
+            && self.mappings[i].pending.is_some_and(|p| p != key)
+        {
+            // newest wins: the pending frame is older than this one
+            self.mappings[i].pending = None;
+            self.counters.send_window_skips += 1;
+        }
         let out = chunk::send_frame(
             frame,
             self.chunk_bytes,
@@ -183,6 +201,9 @@ impl BridgeCore {
             payload,
             &mut self.window_seen,
         );
+        if let Some(i) = mapping {
+            self.mappings[i].pending = matches!(out, SendOutcome::WindowFull { .. }).then_some(key);
+        }
         let c = &mut self.counters;
         match out {
             SendOutcome::Sent { chunks } => {
@@ -197,10 +218,32 @@ impl BridgeCore {
                 c.send_drops += 1;
                 c.chunks_sent += u64::from(chunks);
             }
+            SendOutcome::WindowFull { .. } if mapping.is_some() => {}
             SendOutcome::WindowFull { .. } => c.send_window_skips += 1,
             SendOutcome::TooLarge => c.send_too_large += 1,
         }
         out
+    }
+
+    /// Sender: mapping `i`'s pending frame (epoch, seq): the last frame of the mapping
+    /// passed to [`BridgeCore::send_frame`], if the window could not take it whole.
+    pub fn pending(&self, i: usize) -> Option<(u64, u64)> {
+        self.mappings.get(i).and_then(|m| m.pending)
+    }
+
+    /// Sender: mapping `i`'s pending frame could not be read again (the source overwrote
+    /// its slot, or moved to another epoch, before the window took it): dropped, counted
+    /// `send_abandoned`. Returns whether there was one.
+    pub fn drop_pending(&mut self, i: usize) -> bool {
+        let had = self
+            .mappings
+            .get_mut(i)
+            .and_then(|m| m.pending.take())
+            .is_some();
+        if had {
+            self.counters.send_abandoned += 1;
+        }
+        had
     }
 
     /// Counts frames the destination refused because their source `seq` was below the

@@ -20,12 +20,12 @@ pub const SEND_DROPS: Kind = Kind::total(
     "send drops",
     "frames dropped by the sender: payload publication refused a chunk",
 );
-/// `tensorpool:404`: frames abandoned: overwritten in SHM while being sent.
+/// `tensorpool:404`: frames abandoned: overwritten in SHM while being sent or pending.
 pub const SEND_ABANDONED: Kind = Kind::total(
     404,
     Role::Bridge,
     "send abandoned",
-    "frames abandoned by the sender: overwritten in SHM while being sent",
+    "frames abandoned by the sender: overwritten in SHM while being sent or pending",
 );
 /// `tensorpool:405`: frames re-materialized and published on the destination.
 pub const FRAMES_RECEIVED: Kind = Kind::total(
@@ -69,13 +69,13 @@ pub const ANNOUNCES_FORWARDED: Kind = Kind::total(
     "announces forwarded",
     "source ShmPoolAnnounce forwarded on the bridge control channel",
 );
-/// `tensorpool:411`: frames not started: the payload publication's window could not take
-/// them whole.
+/// `tensorpool:411`: pending frames (the payload publication's window could not take them
+/// whole) superseded by a newer frame of their mapping before the window took them.
 pub const SEND_WINDOW_SKIPS: Kind = Kind::total(
     411,
     Role::Bridge,
     "send window skips",
-    "frames the sender did not start: the payload publication could not take them whole",
+    "pending frames (window full) superseded by a newer frame: never sent",
 );
 
 /// Every bridge counter kind.
@@ -103,7 +103,7 @@ counters! {
         /// Frames dropped by the sender (publication refused a chunk after the window
         /// check: not connected, or back pressure the window did not foresee).
         send_drops = SEND_DROPS,
-        /// Frames abandoned: overwritten while being sent.
+        /// Frames abandoned: overwritten while being sent, or while pending.
         send_abandoned = SEND_ABANDONED,
         /// Frames committed into a destination stream.
         frames_received = FRAMES_RECEIVED,
@@ -117,8 +117,9 @@ counters! {
         crc_errors = CRC_ERRORS,
         /// Source announces forwarded.
         announces_forwarded = ANNOUNCES_FORWARDED,
-        /// Frames not started: the payload publication's window could not take them whole
-        /// (skipped, never waited for; none of their chunks sent).
+        /// Pending frames (the payload publication's window could not take them whole)
+        /// superseded by a newer frame of their mapping before the window took them (none
+        /// of their chunks sent; newest wins).
         send_window_skips = SEND_WINDOW_SKIPS,
         /// Frames too large to send (more than 65535 chunks or above max_payload_bytes).
         send_too_large,

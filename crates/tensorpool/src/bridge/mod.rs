@@ -117,6 +117,9 @@ fn aeron_stream_id(id: u32) -> Result<i32, BridgeError> {
 /// The sender half of one mapping: the source stream read as a consumer.
 struct SourceIo {
     consumer: Consumer,
+    /// The frame the payload publication's window could not take whole (the core's
+    /// pending frame of this mapping), read again from its slot in the next duty cycle.
+    pending: Option<crate::frame::FrameKey>,
 }
 
 /// The receiver half of one mapping: the destination stream written as a producer.
@@ -213,7 +216,10 @@ impl Bridge {
                     stream: m.source_stream_id,
                     reason: e.to_string(),
                 })?;
-                sources.push(SourceIo { consumer });
+                sources.push(SourceIo {
+                    consumer,
+                    pending: None,
+                });
             }
             let a = &local.endpoints.announce;
             announce_sub =

@@ -64,6 +64,9 @@ pub struct MappingState {
     pub highest_epoch: u64,
     /// In-flight frames (receiver); capacity 0 until the destination's pools are known.
     pub assembler: Assembler,
+    /// Sender: the frame (epoch, seq) the payload publication's window could not take whole
+    /// when it was tried, kept for the next duty cycle (see [`super::BridgeCore::send_frame`]).
+    pub pending: Option<(u64, u64)>,
     /// Receiver: the source moved to a new epoch; the destination must move to a new local
     /// epoch before the next frame is written (Bridge Spec §8). Taken by the agent
     /// ([`super::BridgeCore::take_dest_remap`]).

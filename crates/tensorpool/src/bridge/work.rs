@@ -7,9 +7,32 @@ use tensorpool_agent::{AgentError, AgentResult};
 
 use super::Bridge;
 use super::core::Assembled;
-use crate::chunks::SourceFrame;
+use crate::chunks::{SendOutcome, SourceFrame};
+use crate::control::MessageSink;
 use crate::frame::Frame;
 use crate::prelude::FrameStamp;
+
+/// Sends a committed source frame (read in place, rechecked before every chunk is
+/// committed); `None` if its slot header block could not be encoded.
+fn send_source(
+    core: &mut super::BridgeCore,
+    frame: &Frame<'_>,
+    header: &mut [u8; tensorpool_shm::HEADER_SLOT_BYTES],
+    payload: &mut dyn MessageSink,
+) -> Option<SendOutcome> {
+    if !frame.slot_header_bytes(header) {
+        return None;
+    }
+    let f = SourceFrame {
+        stream_id: frame.stream_id(),
+        epoch: frame.epoch(),
+        seq: frame.seq(),
+        trace_id: frame.trace_id().unwrap_or(0),
+        header,
+        payload: frame.bytes(),
+    };
+    Some(core.send_frame(&f, &mut || frame.recheck().is_ok(), payload))
+}
 
 impl Bridge {
     pub(super) fn duty_cycle(&mut self, now_ns: u64) -> AgentResult {
@@ -61,24 +84,36 @@ impl Bridge {
             )
             .map_err(AgentError::failed)?;
         }
-        // sender: committed source frames -> chunks (never a FrameDescriptor over UDP, §7)
+        // sender: committed source frames -> chunks (never a FrameDescriptor over UDP, §7).
+        // A frame the payload publication's window could not take whole stays pending: it
+        // is read again from its slot (seqlock) and tried first, before newer frames (which
+        // supersede it, newest wins); gone from the slot, it is dropped (counted).
         if let Some(payload) = payload_pub.as_mut() {
-            for s in sources.iter_mut() {
+            for (i, s) in sources.iter_mut().enumerate() {
+                if let Some(key) = s.pending {
+                    let out = s.consumer.reread(&key, |frame| {
+                        send_source(core, frame, header, &mut *payload)
+                    });
+                    match out {
+                        Some(Some(SendOutcome::WindowFull { .. })) => {}
+                        None | Some(None) => {
+                            core.drop_pending(i);
+                            s.pending = None;
+                            work += 1;
+                        }
+                        Some(Some(_)) => {
+                            s.pending = None;
+                            work += 1;
+                        }
+                    }
+                }
+                let pending = &mut s.pending;
                 let polled = s.consumer.poll_at(
                     now_ns,
                     &mut |frame: &Frame<'_>| {
-                        if !frame.slot_header_bytes(header) {
-                            return;
-                        }
-                        let f = SourceFrame {
-                            stream_id: frame.stream_id(),
-                            epoch: frame.epoch(),
-                            seq: frame.seq(),
-                            trace_id: frame.trace_id().unwrap_or(0),
-                            header,
-                            payload: frame.bytes(),
-                        };
-                        core.send_frame(&f, &mut || frame.recheck().is_ok(), payload);
+                        let out = send_source(core, frame, header, &mut *payload);
+                        *pending = matches!(out, Some(SendOutcome::WindowFull { .. }))
+                            .then(|| frame.key());
                     },
                     super::FRAME_LIMIT,
                 );

@@ -8,9 +8,9 @@
 //!
 //! Before chunk 0 the sender asks the publication for its window ([`MessageSink::send_window`]):
 //! a frame whose chunks (with their transport framing) do not fit what it takes now is not
-//! started ([`SendOutcome::WindowFull`]), rather than cut off half way by back pressure. The
-//! bridge is lossy by design: the frame is skipped, the next committed one tried; the source
-//! is never waited for. A frame larger than the window can ever be (its capacity, or the
+//! started ([`SendOutcome::WindowFull`]), rather than cut off half way by back pressure; the
+//! bridge keeps it pending and tries it again in a later duty cycle (newest wins,
+//! [`crate::bridge::BridgeCore::send_frame`]); the source is never waited for. A frame larger than the window can ever be (its capacity, or the
 //! largest window seen: an Aeron receiver window smaller than a frame) is tried as before.
 
 use tensorpool_codec::bridge::BridgeFrameChunk;

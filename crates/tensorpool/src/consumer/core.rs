@@ -126,6 +126,19 @@ impl ConsumerCore {
         }
     }
 
+    /// Reads committed frame `key` again from its slot (the seqlock proves frame `seq` is
+    /// still there) and hands it to `f`; `None` if the key's epoch is not mapped any more or
+    /// the slot no longer holds that frame. Counts nothing: the frame was delivered once.
+    pub(crate) fn reread<R>(
+        &self,
+        key: &crate::frame::FrameKey,
+        f: impl FnOnce(&crate::frame::Frame<'_>) -> R,
+    ) -> Option<R> {
+        let m = self.mapped.as_ref().filter(|m| m.epoch == key.epoch())?;
+        let view = m.ring.read_frame(&m.pools, key.seq()).ok()?;
+        Some(f(&crate::frame::Frame::new(view, key.info())))
+    }
+
     /// Mapping state (Wire Spec §15.12).
     pub fn state(&self) -> ConsumerState {
         match (&self.mapped, &self.fallback) {

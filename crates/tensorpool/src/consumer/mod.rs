@@ -63,7 +63,7 @@ use tensorpool_agent::{Agent, AgentError, AgentResult};
 use tensorpool_shm::AllowedBaseDirs;
 
 use crate::context::Context;
-use crate::frame::Frame;
+use crate::frame::{Frame, FrameKey};
 use crate::meta::MetaAttribute;
 use counters::{ConsumerCells, DropCells};
 use work::Io;
@@ -406,6 +406,17 @@ impl Consumer {
                 }
             }
         }
+    }
+
+    /// Reads a frame delivered earlier ([`Frame::key`]) again from its slot, under the
+    /// seqlock, and hands it to `f`; `None` if the consumer no longer maps the key's epoch or
+    /// the slot no longer holds that frame (the producer overwrote it). As in a handler, what
+    /// `f` reads from [`Frame::bytes`] is the frame only if [`Frame::recheck`] is `Ok`
+    /// afterwards. Never waits, allocates nothing, counts nothing (the frame was delivered
+    /// once). For a reader that keeps a frame for later, e.g. the bridge sender holding a
+    /// frame until its publication's window takes it.
+    pub fn reread<R>(&self, key: &FrameKey, f: impl FnOnce(&Frame<'_>) -> R) -> Option<R> {
+        self.core.reread(key, f)
     }
 
     /// The oldest state change not yet read ([`ConsumerEvent`]; recorded by every poll).

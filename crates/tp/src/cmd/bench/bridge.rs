@@ -696,11 +696,11 @@ fn run_on(rig: &mut Rig, net: &Net, warmup: f64, duration: f64) -> Result<Output
         ),
         (
             "sender.send_window_skips",
-            "frames the sender did not start: the payload publication could not take them whole",
+            "frames the sender never sent: pending (window full), then superseded by a newer frame",
         ),
         (
             "sender.send_abandoned",
-            "frames the sender abandoned: overwritten in the source ring while being sent",
+            "frames the sender abandoned: overwritten in the source ring while being sent or pending",
         ),
         (
             "receiver.assembly_timeouts",
@@ -761,7 +761,7 @@ fn run_on(rig: &mut Rig, net: &Net, warmup: f64, duration: f64) -> Result<Output
         .with(&c90),
         Figure::new(
             "bridge",
-            "640 KiB, 90 % offered: frames the sender did not start, window full (send_window_skips)",
+            "640 KiB, 90 % offered: pending frames superseded, window full (send_window_skips)",
             ours90.counter("sender.send_window_skips"),
             "frames",
         )

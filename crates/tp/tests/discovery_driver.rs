@@ -522,3 +522,44 @@ fn a_registry_spans_two_hosts_over_aeron_udp() {
     drop(a);
     drop(net);
 }
+
+/// `tp config validate --role discovery` of a driver's file reads its `[discovery]` table as
+/// `tp driver` does (the driver's instance id, derived); `tp config validate` of the same
+/// file does not list the `discovery.*` keys as unknown; a bad endpoint is refused naming it.
+#[test]
+fn tp_config_validate_reads_a_drivers_discovery_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("driver.toml");
+    let text = format!(
+        "[driver]\ninstance_id = \"ds-cfg\"\n[shm]\nbase_dir = \"{}\"\n[profiles.p]\nheader_nslots = 8\npayload_pools = [{{ pool_id = 1, stride_bytes = 1024 }}]\n[discovery]\nmax_results = 4\n{}",
+        dir.path().join("shm").display(),
+        spanning(A_IP, B_IP, "B")
+    );
+    std::fs::write(&cfg, &text).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(TP)
+            .args(["config", "validate"])
+            .args(args)
+            .arg(&cfg)
+            .output()
+            .expect("tp config validate")
+    };
+    let out = run(&["--role", "discovery"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.is_empty(), "no unknown key: {stderr}");
+    assert!(stdout.contains("discovery provider for ds-cfg"), "{stdout}");
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("discovery."), "{stderr}");
+
+    std::fs::write(&cfg, text.replace("ds-B", "ds-cfg")).unwrap();
+    let out = run(&["--role", "discovery"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("discovery.endpoints[0]"), "{stderr}");
+}

@@ -21,6 +21,11 @@
 #define TP_DROP_CAUSE_COUNT 30
 
 /**
+ * The response stream when `response_stream_id` is 0 (as `tp discover`).
+ */
+#define TP_DISCOVERY_DEFAULT_RESPONSE_STREAM_ID 9004
+
+/**
  * The most dimensions a tensor has.
  */
 #define TP_MAX_DIMS 8
@@ -755,6 +760,11 @@ typedef struct tp_consumer tp_consumer;
 typedef struct tp_context tp_context;
 
 /**
+ * The results of one query. Opaque; free it with [`tp_discovery_results_close`].
+ */
+typedef struct tp_discovery_results tp_discovery_results;
+
+/**
  * An SHM driver running on its own thread in this process. Opaque; stop it with
  * [`tp_driver_stop`] and free it with [`tp_driver_free`].
  */
@@ -1482,6 +1492,155 @@ typedef struct tp_consumer_counters_all {
      */
     uint64_t drops[TP_DROP_CAUSE_COUNT];
 } tp_consumer_counters_all;
+
+/**
+ * A query: where to ask and what to look for. Zero-initialise it (or call
+ * [`tp_discovery_request_init`]) and set what you need; every filter is optional and they
+ * are AND-ed (DS §5.1).
+ */
+typedef struct tp_discovery_request {
+    /**
+     * The provider's request channel (NULL: `aeron:ipc?term-length=4m`).
+     */
+    const char *request_channel;
+    /**
+     * The provider's request stream (0: 9000).
+     */
+    int32_t request_stream_id;
+    /**
+     * Where the answer comes back (NULL: the request channel).
+     */
+    const char *response_channel;
+    /**
+     * Stream of the answer (0: 9004); negative is refused.
+     */
+    int32_t response_stream_id;
+    /**
+     * Only this data-source name, byte-exact (NULL or "": any).
+     */
+    const char *name;
+    /**
+     * Only streams carrying all these tags (`tag_count` UTF-8 strings; NULL when 0).
+     */
+    const char *const *tags;
+    /**
+     * Number of `tags`.
+     */
+    size_t tag_count;
+    /**
+     * Only this stream, when `has_stream_id`.
+     */
+    uint32_t stream_id;
+    /**
+     * `stream_id` is set.
+     */
+    bool has_stream_id;
+    /**
+     * Only this producer, when `has_producer_id`.
+     */
+    uint32_t producer_id;
+    /**
+     * `producer_id` is set.
+     */
+    bool has_producer_id;
+    /**
+     * Only this data-source id, when `has_data_source_id`.
+     */
+    uint64_t data_source_id;
+    /**
+     * `data_source_id` is set.
+     */
+    bool has_data_source_id;
+    /**
+     * How long to wait for the answer, in milliseconds (0: 5000).
+     */
+    uint64_t timeout_ms;
+} tp_discovery_request;
+
+/**
+ * One stream found. The strings are NUL-terminated UTF-8 (bytes that are not UTF-8, or a
+ * NUL, are replaced by U+FFFD) and live as long as the results handle.
+ */
+typedef struct tp_discovery_stream {
+    /**
+     * Stream id.
+     */
+    uint32_t stream_id;
+    /**
+     * Producer id.
+     */
+    uint32_t producer_id;
+    /**
+     * Epoch when indexed.
+     */
+    uint64_t epoch;
+    /**
+     * Layout version.
+     */
+    uint32_t layout_version;
+    /**
+     * Header ring slots.
+     */
+    uint32_t header_nslots;
+    /**
+     * Header ring URI (informational: attach through the driver).
+     */
+    const char *header_region_uri;
+    /**
+     * Data-source name ("" when none announced).
+     */
+    const char *data_source_name;
+    /**
+     * Data-source id, when `has_data_source_id`.
+     */
+    uint64_t data_source_id;
+    /**
+     * `data_source_id` is set.
+     */
+    bool has_data_source_id;
+    /**
+     * The driver to attach through.
+     */
+    const char *driver_instance_id;
+    /**
+     * Its control channel.
+     */
+    const char *driver_control_channel;
+    /**
+     * Its control stream.
+     */
+    uint32_t driver_control_stream_id;
+    /**
+     * Tags ([`tp_discovery_results_tag`]).
+     */
+    size_t tag_count;
+    /**
+     * Payload pools ([`tp_discovery_results_pool`]).
+     */
+    size_t pool_count;
+} tp_discovery_stream;
+
+/**
+ * One payload pool of a stream found (informational).
+ */
+typedef struct tp_discovery_pool {
+    /**
+     * Pool id.
+     */
+    uint16_t pool_id;
+    /**
+     * Slots (equal to the header ring's).
+     */
+    uint32_t pool_nslots;
+    /**
+     * Bytes per slot.
+     */
+    uint32_t stride_bytes;
+    /**
+     * Region URI (lives as long as the results handle).
+     */
+    const char *region_uri;
+} tp_discovery_pool;
 
 /**
  * What a region file holds. The superblock fields are filled even when the region is
@@ -2217,6 +2376,58 @@ enum tp_status tp_consumer_get_counters_all(struct tp_consumer *consumer,
  * the causes). Static text.
  */
 const char *tp_drop_cause_name(uint32_t cause);
+
+/**
+ * Fills `out` with the defaults: no filter, default endpoints and timeout (all zero / NULL).
+ */
+enum tp_status tp_discovery_request_init(struct tp_discovery_request *out);
+
+/**
+ * Sends `request` to a discovery provider over the Aeron connection of `ctx` and waits for
+ * its answer; `*out` receives the results (possibly none). Results naming no usable
+ * driver, or whose pools' slot counts differ from the ring's, are left out (DS §7). Errors:
+ * `TP_ERR_TIMEOUT` (no provider answered), `TP_ERR_STATE` (the provider answered ERROR,
+ * its message in `tp_last_error`), `TP_ERR_INVALID_ARGUMENT` (a negative response stream,
+ * a tag or string that is not UTF-8), `TP_ERR_AERON`. A provider's `NOT_FOUND` is no
+ * results.
+ */
+enum tp_status tp_discovery_query(struct tp_context *ctx,
+                                  const struct tp_discovery_request *request,
+                                  struct tp_discovery_results **out);
+
+/**
+ * The number of streams in `results`.
+ */
+enum tp_status tp_discovery_results_count(struct tp_discovery_results *results, size_t *out);
+
+/**
+ * The stream at `index` (0 .. count-1) into `out`; its strings live as long as `results`.
+ */
+enum tp_status tp_discovery_results_get(struct tp_discovery_results *results,
+                                        size_t index,
+                                        struct tp_discovery_stream *out);
+
+/**
+ * Tag `tag` (0 .. tag_count-1) of the stream at `index` into `*out` (NUL-terminated, lives
+ * as long as `results`).
+ */
+enum tp_status tp_discovery_results_tag(struct tp_discovery_results *results,
+                                        size_t index,
+                                        size_t tag,
+                                        const char **out);
+
+/**
+ * Payload pool `pool` (0 .. pool_count-1) of the stream at `index` into `out`.
+ */
+enum tp_status tp_discovery_results_pool(struct tp_discovery_results *results,
+                                         size_t index,
+                                         size_t pool,
+                                         struct tp_discovery_pool *out);
+
+/**
+ * Frees `results` (every string it handed out goes with it). NULL is a no-op.
+ */
+enum tp_status tp_discovery_results_close(struct tp_discovery_results *results);
 
 /**
  * Fills `out` with the Driver Model §17 defaults.

@@ -1984,4 +1984,119 @@ inline void request_driver_shutdown(const Context& ctx, const DriverEndpoints& d
     try_request_driver_shutdown(ctx, driver, token, reason, message, timeout).value();
 }
 
+// --- discovery client (issue 20, docs/discovery.md) -----------------------------------------
+
+/// A discovery query: where to ask (empty / 0: the defaults, `tp_discovery_request`) and what
+/// to look for (every filter optional, AND-ed).
+struct DiscoveryQuery {
+    std::string request_channel;
+    std::int32_t request_stream_id = 0;
+    std::string response_channel;
+    std::int32_t response_stream_id = 0;
+    /// Only this data-source name (byte-exact; empty: any).
+    std::string name;
+    /// Only streams carrying all these tags.
+    std::vector<std::string> tags;
+    std::optional<std::uint32_t> stream_id;
+    std::optional<std::uint32_t> producer_id;
+    std::optional<std::uint64_t> data_source_id;
+    /// How long to wait for the answer (0: 5 s).
+    std::chrono::milliseconds timeout{0};
+};
+
+/// One payload pool of a stream found (informational).
+struct DiscoveredPool {
+    std::uint16_t pool_id = 0;
+    std::uint32_t pool_nslots = 0;
+    std::uint32_t stride_bytes = 0;
+    std::string region_uri;
+};
+
+/// One stream found: advisory. Attach through the driver it names (`driver_control_channel`,
+/// `driver_control_stream_id`), never map from it.
+struct DiscoveredStream {
+    std::uint32_t stream_id = 0;
+    std::uint32_t producer_id = 0;
+    std::uint64_t epoch = 0;
+    std::uint32_t layout_version = 0;
+    std::uint32_t header_nslots = 0;
+    std::string header_region_uri;
+    std::string data_source_name;
+    std::optional<std::uint64_t> data_source_id;
+    std::string driver_instance_id;
+    std::string driver_control_channel;
+    std::uint32_t driver_control_stream_id = 0;
+    std::vector<std::string> tags;
+    std::vector<DiscoveredPool> pools;
+};
+
+/// Asks a discovery provider (embedded in `tp driver`, or `tp discovery serve`) over the
+/// context's Aeron connection; the streams found, copied out of the C results.
+inline Result<std::vector<DiscoveredStream>> try_discover(const Context& ctx, const DiscoveryQuery& q) {
+    std::vector<const char*> tags;
+    tags.reserve(q.tags.size());
+    for (const auto& t : q.tags) tags.push_back(t.c_str());
+    tp_discovery_request r{};
+    tp_status s = tp_discovery_request_init(&r);
+    if (s != TP_OK) return detail::error_of(s);
+    r.request_channel = detail::c_str_or_null(q.request_channel);
+    r.request_stream_id = q.request_stream_id;
+    r.response_channel = detail::c_str_or_null(q.response_channel);
+    r.response_stream_id = q.response_stream_id;
+    r.name = detail::c_str_or_null(q.name);
+    r.tags = tags.empty() ? nullptr : tags.data();
+    r.tag_count = tags.size();
+    r.has_stream_id = q.stream_id.has_value();
+    r.stream_id = q.stream_id.value_or(0);
+    r.has_producer_id = q.producer_id.has_value();
+    r.producer_id = q.producer_id.value_or(0);
+    r.has_data_source_id = q.data_source_id.has_value();
+    r.data_source_id = q.data_source_id.value_or(0);
+    r.timeout_ms = detail::ms(q.timeout);
+    tp_discovery_results* h = nullptr;
+    s = tp_discovery_query(ctx.get(), &r, &h);
+    if (s != TP_OK) return detail::error_of(s);
+    detail::Handle<tp_discovery_results, tp_discovery_results_close> results(h);
+    std::size_t n = 0;
+    s = tp_discovery_results_count(h, &n);
+    if (s != TP_OK) return detail::error_of(s);
+    std::vector<DiscoveredStream> out;
+    out.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        tp_discovery_stream c{};
+        s = tp_discovery_results_get(h, i, &c);
+        if (s != TP_OK) return detail::error_of(s);
+        DiscoveredStream d;
+        d.stream_id = c.stream_id;
+        d.producer_id = c.producer_id;
+        d.epoch = c.epoch;
+        d.layout_version = c.layout_version;
+        d.header_nslots = c.header_nslots;
+        d.header_region_uri = c.header_region_uri;
+        d.data_source_name = c.data_source_name;
+        if (c.has_data_source_id) d.data_source_id = c.data_source_id;
+        d.driver_instance_id = c.driver_instance_id;
+        d.driver_control_channel = c.driver_control_channel;
+        d.driver_control_stream_id = c.driver_control_stream_id;
+        for (std::size_t t = 0; t < c.tag_count; ++t) {
+            const char* tag = nullptr;
+            s = tp_discovery_results_tag(h, i, t, &tag);
+            if (s != TP_OK) return detail::error_of(s);
+            d.tags.emplace_back(tag);
+        }
+        for (std::size_t p = 0; p < c.pool_count; ++p) {
+            tp_discovery_pool cp{};
+            s = tp_discovery_results_pool(h, i, p, &cp);
+            if (s != TP_OK) return detail::error_of(s);
+            d.pools.push_back(DiscoveredPool{cp.pool_id, cp.pool_nslots, cp.stride_bytes, cp.region_uri});
+        }
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+/// As try_discover; throws the Error (Timeout: no provider answered; State: it answered ERROR).
+inline std::vector<DiscoveredStream> discover(const Context& ctx, const DiscoveryQuery& q) {
+    return try_discover(ctx, q).value();
+}
+
 }  // namespace tensorpool

@@ -29,6 +29,7 @@ pub(crate) enum Kind {
     RateLimiter,
     Bridge,
     Runner,
+    DiscoveryResults,
 }
 
 /// Hashes a handle address with one multiplication (Fibonacci hashing): the keys are heap

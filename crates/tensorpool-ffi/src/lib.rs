@@ -22,6 +22,7 @@
 //! | [`counters`] | `tp_producer_counters_all`, `tp_consumer_counters_all`, `tp_drop_cause` |
 //! | [`admin`] | `tp_driver_query`, `tp_driver_request_shutdown`, `tp_string_free` |
 //! | [`queries`] | `tp_producer_get_info`, `tp_consumer_get_info` |
+//! | [`discovery`] | `tp_discovery_query`, `tp_discovery_results_*`: the discovery client |
 //! | [`log`] | `tp_set_log_callback`, `tp_log`, `tp_log_level` |
 //!
 //! # Rules every function follows
@@ -46,6 +47,7 @@ pub mod bridge;
 pub mod consumer;
 pub mod context;
 pub mod counters;
+pub mod discovery;
 pub mod driver;
 pub mod error;
 mod handles;
@@ -67,6 +69,7 @@ pub use bridge::*;
 pub use consumer::*;
 pub use context::*;
 pub use counters::*;
+pub use discovery::*;
 pub use driver::*;
 pub use error::{tp_last_error, tp_status, tp_status_name};
 pub use idle::*;

@@ -24,7 +24,10 @@ const TYPES: &[(&str, &str)] = &[
 ];
 
 /// Public free functions with a C surface: (source file, module name in the table).
-const FREE: &[(&str, &str)] = &[("client/admin.rs", "client")];
+const FREE: &[(&str, &str)] = &[
+    ("client/admin.rs", "client"),
+    ("discovery/client.rs", "discovery"),
+];
 
 fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))

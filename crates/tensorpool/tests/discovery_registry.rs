@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use tensorpool::config::NoEnv;
+use tensorpool::config::{Loader, NoEnv};
 use tensorpool::discovery::{
     AnnounceOutcome, Answer, Authority, DiscoveryConfig, DiscoveryRegistry,
 };
@@ -72,6 +72,76 @@ fn ds_5_2_config_refuses_an_unusable_authority() {
             .unwrap_err()
             .to_string();
         assert!(e.contains(key), "{text}: {e}");
+    }
+}
+
+/// DS §4.2 ("MAY default to the driver control endpoint"): embedded in a driver, the
+/// provider's endpoint and authority defaults are the driver's own; set keys still win.
+#[test]
+fn ds_4_2_embedded_defaults_are_the_drivers_endpoints() {
+    let text = "[driver]\ninstance_id = \"cam-host\"\ncontrol_channel = \"aeron:ipc?term-length=1m\"\ncontrol_stream_id = 1010\nannounce_stream_id = 1011\n[policies]\nannounce_period_ms = 250\n[discovery]\nmax_results = 8\n";
+    let mut l = Loader::from_str(text, "inline", &NoEnv).unwrap();
+    let cfg = DiscoveryConfig::embedded(&mut l).unwrap();
+    assert!(cfg.enabled);
+    assert_eq!(cfg.driver_instance_id, "cam-host");
+    assert_eq!(cfg.driver_control_channel, "aeron:ipc?term-length=1m");
+    assert_eq!(cfg.request_channel, "aeron:ipc?term-length=1m");
+    assert_eq!(cfg.metadata_channel, "aeron:ipc?term-length=1m");
+    assert_eq!(cfg.announce_channel, "aeron:ipc?term-length=1m");
+    assert_eq!(
+        (
+            cfg.driver_control_stream_id,
+            cfg.announce_stream_id,
+            cfg.request_stream_id,
+            cfg.max_results
+        ),
+        (1010, 1011, 9000, 8)
+    );
+    assert_eq!(cfg.expiry_ns(), 750 * MS);
+    assert!(cfg.unknown_keys.is_empty(), "{:?}", cfg.unknown_keys);
+    // the standalone reading of the same text keeps the C defaults
+    let standalone = DiscoveryConfig::from_toml(text, &NoEnv).unwrap();
+    assert_eq!(standalone.driver_instance_id, "driver");
+    assert_eq!(standalone.announce_stream_id, 1001);
+}
+
+/// DS §8: `[[discovery.endpoints]]` and `forward_channel` load; an endpoint without a usable
+/// authority, with the local driver's instance id, or with an unknown key is refused,
+/// naming it.
+#[test]
+fn ds_8_registry_endpoints_load_and_bad_ones_are_refused() {
+    let ok = "[discovery]\nforward_channel = \"aeron:udp?endpoint=10.0.0.2:40461\"\n[[discovery.endpoints]]\ndriver_instance_id = \"far\"\ndriver_control_channel = \"aeron:ipc\"\ndriver_control_stream_id = 1000\nannounce_channel = \"aeron:udp?endpoint=10.0.0.1:40461\"\n";
+    let cfg = DiscoveryConfig::from_toml(ok, &NoEnv).unwrap();
+    assert_eq!(cfg.forward_channel, "aeron:udp?endpoint=10.0.0.2:40461");
+    assert_eq!(cfg.endpoints.len(), 1);
+    let e = &cfg.endpoints[0];
+    assert_eq!((e.announce_stream_id, e.metadata_stream_id), (1001, 1300));
+    assert_eq!(e.metadata_channel(), "aeron:udp?endpoint=10.0.0.1:40461");
+    assert!(cfg.unknown_keys.is_empty(), "{:?}", cfg.unknown_keys);
+    for (replace, with, needle) in [
+        (
+            "driver_control_stream_id = 1000",
+            "driver_control_stream_id = 0",
+            "endpoints[0]",
+        ),
+        ("\"far\"", "\"driver\"", "must differ"),
+        ("\"far\"", "\"\"", "endpoints[0]"),
+        (
+            "driver_control_stream_id = 1000",
+            "driver_control_stream_id = 1000\nbogus = 1",
+            "discovery.endpoints",
+        ),
+        (
+            "announce_channel = \"aeron:udp?endpoint=10.0.0.1:40461\"",
+            "",
+            "discovery.endpoints",
+        ),
+    ] {
+        let text = ok.replace(replace, with);
+        let e = DiscoveryConfig::from_toml(&text, &NoEnv)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(needle), "{text}: {e}");
     }
 }
 

@@ -13,6 +13,7 @@ mod registry;
 pub use client::{ClientEndpoints, Found, Query, QueryError, query};
 pub use config::{
     DEFAULT_ANNOUNCE_PERIOD_MS, DEFAULT_MAX_RESULTS, DEFAULT_REQUEST_STREAM_ID, DiscoveryConfig,
+    RegistryEndpoint,
 };
 pub use provider::{
     DiscoveryProvider, MAX_RESPONDERS, ProviderCounters, RESPONDER_IDLE, RESPONSE_TIMEOUT,

@@ -4,6 +4,13 @@
 //! own response endpoint (DS §4.3), and expires entries. Responses go out through
 //! publications registered without blocking the duty cycle and kept for reuse; a response
 //! that cannot be delivered within [`RESPONSE_TIMEOUT`] is dropped and counted.
+//!
+//! Spanning hosts (DS §8): each `[[discovery.endpoints]]` entry adds an authority and its
+//! own announce / metadata subscriptions (a UDP channel of this host that a remote provider
+//! forwards to); with `forward_channel`, the local driver's messages are published again
+//! there, unchanged (never an endpoint's: no loops). Forwarding never blocks: a message the
+//! forward publication does not take at once (not connected, back pressure) is counted
+//! and left to the next announce period.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -35,6 +42,24 @@ pub struct ProviderCounters {
     /// Requests dropped: a response channel that is not UTF-8 or a response stream id above
     /// 2^31-1 (not an Aeron stream id).
     pub requests_bad_stream: u64,
+    /// Local messages published on the forward channel.
+    pub forwarded: u64,
+    /// Local messages the forward channel did not take (no registry connected yet, back
+    /// pressure); the next announce carries the same state.
+    pub forward_dropped: u64,
+}
+
+/// One driver whose messages this provider reads: the local one (index 0) or an endpoint.
+struct Source {
+    authority: usize,
+    announces: Subscription,
+    metadata: Subscription,
+}
+
+/// The forward publications (announce stream, metadata stream).
+struct Forward {
+    announces: Publication,
+    metadata: Publication,
 }
 
 enum Link {
@@ -54,11 +79,10 @@ struct Responder {
 /// The provider: configuration, registry, subscriptions, response publications.
 pub struct DiscoveryProvider {
     registry: DiscoveryRegistry,
-    authority: usize,
     client: AeronClient,
     requests: Subscription,
-    announces: Subscription,
-    metadata: Subscription,
+    sources: Vec<Source>,
+    forward: Option<Forward>,
     responders: Vec<Responder>,
     counters: ProviderCounters,
     timeout: Duration,
@@ -93,22 +117,48 @@ impl DiscoveryProvider {
                 .map_err(AgentError::failed)
         };
         let requests = sub(&cfg.request_channel, cfg.request_stream_id)?;
-        let announces = sub(&cfg.announce_channel, cfg.announce_stream_id)?;
-        let metadata = sub(&cfg.metadata_channel, cfg.metadata_stream_id)?;
         let mut registry = DiscoveryRegistry::new(cfg.expiry_ns(), cfg.max_results as usize);
-        let authority = registry.authority(Authority {
-            instance_id: cfg.driver_instance_id.clone(),
-            control_channel: cfg.driver_control_channel.clone(),
-            control_stream_id: cfg.driver_control_stream_id,
+        let mut sources = Vec::with_capacity(1 + cfg.endpoints.len());
+        sources.push(Source {
+            authority: registry.authority(Authority {
+                instance_id: cfg.driver_instance_id.clone(),
+                control_channel: cfg.driver_control_channel.clone(),
+                control_stream_id: cfg.driver_control_stream_id,
+            }),
+            announces: sub(&cfg.announce_channel, cfg.announce_stream_id)?,
+            metadata: sub(&cfg.metadata_channel, cfg.metadata_stream_id)?,
         });
+        for e in &cfg.endpoints {
+            sources.push(Source {
+                authority: registry.authority(Authority {
+                    instance_id: e.driver_instance_id.clone(),
+                    control_channel: e.driver_control_channel.clone(),
+                    control_stream_id: e.driver_control_stream_id,
+                }),
+                announces: sub(&e.announce_channel, e.announce_stream_id)?,
+                metadata: sub(e.metadata_channel(), e.metadata_stream_id)?,
+            });
+        }
+        let forward = if cfg.forward_channel.trim().is_empty() {
+            None
+        } else {
+            let publication = |id: u32| -> Result<Publication, AgentError> {
+                client
+                    .add_publication(&cfg.forward_channel, stream(id)?, timeout)
+                    .map_err(AgentError::failed)
+            };
+            Some(Forward {
+                announces: publication(cfg.announce_stream_id)?,
+                metadata: publication(cfg.metadata_stream_id)?,
+            })
+        };
         let expire_interval_ns = (u64::from(cfg.announce_period_ms) * 1_000_000 / 2).max(1);
         Ok(Self {
             registry,
-            authority,
             client,
             requests,
-            announces,
-            metadata,
+            sources,
+            forward,
             responders: Vec::with_capacity(MAX_RESPONDERS),
             counters: ProviderCounters::default(),
             timeout,
@@ -130,34 +180,53 @@ impl DiscoveryProvider {
     fn poll_inputs(&mut self, now_ns: u64) -> Result<usize, AgentError> {
         let Self {
             registry,
-            authority,
-            announces,
-            metadata,
+            sources,
+            forward,
+            counters,
             ..
         } = self;
-        let a = *authority;
-        let mut work = announces
-            .poll(
-                |msg, _| {
-                    if let Ok(ann) = ShmPoolAnnounce::decode(msg) {
-                        registry.on_pool_announce(a, &ann, now_ns);
-                    }
-                },
-                64,
-            )
-            .map_err(AgentError::failed)?;
-        work += metadata
-            .poll(
-                |msg, _| match AnyMessage::decode_any_version(msg) {
-                    Ok(AnyMessage::DataSourceAnnounce(m)) => {
-                        registry.on_data_source_announce(a, &m);
-                    }
-                    Ok(AnyMessage::DataSourceMeta(m)) => registry.on_data_source_meta(a, &m),
-                    _ => {}
-                },
-                64,
-            )
-            .map_err(AgentError::failed)?;
+        let mut work = 0;
+        for (i, source) in sources.iter_mut().enumerate() {
+            let a = source.authority;
+            // only the local driver's messages (source 0) are forwarded
+            let mut fwd = if i == 0 { forward.as_mut() } else { None };
+            work += source
+                .announces
+                .poll(
+                    |msg, _| {
+                        if let Ok(ann) = ShmPoolAnnounce::decode(msg) {
+                            registry.on_pool_announce(a, &ann, now_ns);
+                            if let Some(f) = fwd.as_deref_mut() {
+                                forward_one(&mut f.announces, msg, counters);
+                            }
+                        }
+                    },
+                    64,
+                )
+                .map_err(AgentError::failed)?;
+            work += source
+                .metadata
+                .poll(
+                    |msg, _| {
+                        let known = match AnyMessage::decode_any_version(msg) {
+                            Ok(AnyMessage::DataSourceAnnounce(m)) => {
+                                registry.on_data_source_announce(a, &m);
+                                true
+                            }
+                            Ok(AnyMessage::DataSourceMeta(m)) => {
+                                registry.on_data_source_meta(a, &m);
+                                true
+                            }
+                            _ => false,
+                        };
+                        if known && let Some(f) = fwd.as_deref_mut() {
+                            forward_one(&mut f.metadata, msg, counters);
+                        }
+                    },
+                    64,
+                )
+                .map_err(AgentError::failed)?;
+        }
         Ok(work)
     }
 
@@ -257,6 +326,13 @@ impl DiscoveryProvider {
                     && now_ns.saturating_sub(r.last_used_ns) < idle_ns)
         });
         work
+    }
+}
+
+fn forward_one(publication: &mut Publication, msg: &[u8], counters: &mut ProviderCounters) {
+    match publication.offer(msg) {
+        Ok(_) => counters.forwarded += 1,
+        Err(_) => counters.forward_dropped += 1,
     }
 }
 

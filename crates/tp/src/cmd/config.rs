@@ -54,7 +54,8 @@ enum Role {
     Bridge,
     /// `tp ratelimit` (`[rate_limiter]` and `[[mappings]]`, RateLimiter §8).
     Ratelimit,
-    /// A discovery provider (`[discovery]`, the C `tp_discoveryd` table).
+    /// A discovery provider (`[discovery]`, the C `tp_discoveryd` table; in a driver's file,
+    /// the provider `tp driver` embeds, read with the driver's defaults).
     Discovery,
 }
 
@@ -67,7 +68,12 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
             ..
         } => {
             let cfg = DriverConfig::load(Some(file), &ProcessEnv)?;
-            for key in &cfg.unknown_keys {
+            // a [discovery] table is the embedded provider's (`--role discovery` checks it)
+            for key in cfg
+                .unknown_keys
+                .iter()
+                .filter(|k| !k.starts_with("discovery."))
+            {
                 eprintln!("warning: unknown key {key} (ignored)");
             }
             for w in &cfg.warnings {
@@ -167,7 +173,8 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
             file,
             ..
         } => {
-            let cfg = tensorpool::discovery::DiscoveryConfig::load(Some(file), &ProcessEnv)?;
+            // a driver's file: the provider `tp driver` embeds, with the driver's defaults
+            let cfg = tensorpool::discovery::DiscoveryConfig::load_any(file, &ProcessEnv)?;
             for key in &cfg.unknown_keys {
                 eprintln!("warning: unknown key {key} (ignored)");
             }

@@ -68,7 +68,9 @@ pub struct QueryArgs {
     /// Only this data-source id.
     #[arg(long, value_name = "N")]
     data_source_id: Option<u64>,
-    /// The provider's `[discovery]` configuration, for its request channel and stream.
+    /// The provider's `[discovery]` configuration, for its request channel and stream (a
+    /// `tp driver` file: the request endpoint of the provider it embeds, with the driver's
+    /// defaults).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// The provider's request channel [default: discovery.request_channel].
@@ -83,7 +85,8 @@ pub struct QueryArgs {
     /// Stream of the answer.
     #[arg(long, default_value_t = 9004, value_name = "N")]
     response_stream_id: i32,
-    /// Aeron directory [default: AERON_DIR, /dev/shm/aeron-<user>].
+    /// Aeron directory [default: driver.aeron_dir of --config, AERON_DIR,
+    /// /dev/shm/aeron-<user>].
     #[arg(long, value_name = "DIR")]
     aeron_dir: Option<PathBuf>,
     /// How long to wait for the answer (and for the media driver).
@@ -147,13 +150,19 @@ fn serve(args: &ServeArgs) -> Result<(), CmdError> {
     println!("responses_sent = {}", c.responses_sent);
     println!("responses_dropped = {}", c.responses_dropped);
     println!("requests_malformed = {}", c.requests_malformed);
+    println!("forwarded = {}", c.forwarded);
+    println!("forward_dropped = {}", c.forward_dropped);
     println!("tp discovery: stopped");
     Ok(())
 }
 
 /// Runs `tp discover` (and `tp discovery list`).
 pub fn discover(args: &QueryArgs) -> Result<(), CmdError> {
-    let cfg = DiscoveryConfig::load(args.config.as_deref(), &ProcessEnv)?;
+    // a driver's file: the request endpoint of the provider it embeds
+    let cfg = match args.config.as_deref() {
+        Some(path) => DiscoveryConfig::load_any(path, &ProcessEnv)?,
+        None => DiscoveryConfig::load(None, &ProcessEnv)?,
+    };
     let request_channel = args
         .request_channel
         .clone()
@@ -176,7 +185,8 @@ pub fn discover(args: &QueryArgs) -> Result<(), CmdError> {
         name: args.name.clone().unwrap_or_default(),
         tags: args.tags.clone(),
     };
-    let dir = util::aeron_dir(args.aeron_dir.as_ref());
+    let configured = (!cfg.aeron_dir.is_empty()).then(|| PathBuf::from(&cfg.aeron_dir));
+    let dir = util::aeron_dir(args.aeron_dir.as_ref().or(configured.as_ref()));
     let timeout = Duration::from_secs(args.timeout);
     let client = AeronClient::connect(&dir, timeout)?;
     let found = tensorpool::discovery::query(&client, &endpoints, &q, timeout)?;

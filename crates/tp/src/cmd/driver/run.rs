@@ -1,6 +1,8 @@
 //! `tp driver`: the driver process. SIGINT / SIGTERM drain it like an authenticated shutdown
 //! request with reason NORMAL (Driver Model §4.13). A `[supervisor]` table in its file runs
-//! the supervisor in the same process and duty cycle (as the C driver embeds it).
+//! the supervisor in the same process and duty cycle (as the C driver embeds it); a
+//! `[discovery]` table runs a discovery provider there too (DS §2.2 "embedded in an SHM
+//! driver", docs/discovery.md). The roles stay apart: this binary composes them.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tensorpool::config::{Loader, NoEnv, ProcessEnv};
+use tensorpool::discovery::{DiscoveryConfig, DiscoveryProvider};
 use tensorpool::driver::{DriverConfig, ShmDriver};
 use tensorpool::supervisor::Supervisor;
 use tensorpool_aeron::{AeronClient, EmbeddedMediaDriver, MediaDriverConfig};
@@ -47,11 +50,30 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), CmdError> {
         }
         _ => None,
     };
+    // a [discovery] table (without enabled = false) embeds a discovery provider whose
+    // defaults are this driver's endpoints and identity
+    let discovery_cfg = match args.config.as_deref() {
+        Some(path) => {
+            let mut l = Loader::open(Some(path), &ProcessEnv)?;
+            if l.raw("discovery").is_some() {
+                Some(DiscoveryConfig::embedded(&mut l)?).filter(|c| c.enabled)
+            } else {
+                None
+            }
+        }
+        None => None,
+    };
     let unknown: Vec<&String> = cfg
         .unknown_keys
         .iter()
         .filter(|k| supervisor_cfg.is_none() || !k.starts_with("supervisor."))
+        .filter(|k| !k.starts_with("discovery."))
         .collect();
+    if let Some(d) = &discovery_cfg
+        && !d.unknown_keys.is_empty()
+    {
+        tracing::warn!(keys = ?d.unknown_keys, "unknown [discovery] keys ignored");
+    }
     if !unknown.is_empty() {
         tracing::warn!(keys = ?unknown, "unknown configuration keys ignored");
     }
@@ -88,12 +110,30 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), CmdError> {
         }
         None => None,
     };
+    let mut discovery = match &discovery_cfg {
+        Some(c) => {
+            let aeron = AeronClient::connect(&dir, Duration::from_secs(10))?;
+            Some(DiscoveryProvider::new(c, aeron, Duration::from_secs(10))?)
+        }
+        None => None,
+    };
     println!("aeron_dir={}", dir.display());
+    if let Some(c) = &discovery_cfg {
+        println!(
+            "tp driver: discovery on {} stream {}",
+            c.request_channel, c.request_stream_id
+        );
+    }
     println!(
-        "tp driver: ready (instance {}{})",
+        "tp driver: ready (instance {}{}{})",
         driver.core().config().driver.instance_id,
         if supervisor.is_some() {
             ", supervisor embedded"
+        } else {
+            ""
+        },
+        if discovery.is_some() {
+            ", discovery embedded"
         } else {
             ""
         }
@@ -123,12 +163,20 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), CmdError> {
             }
             None => 0,
         };
+        let discovered = match discovery.as_mut().map(|d| d.do_work(now)) {
+            Some(Ok(work)) => work,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "discovery duty cycle error");
+                0
+            }
+            None => 0,
+        };
         match driver.do_work(now) {
             Ok(work) => {
                 if !notifier.is_ready() {
                     notifier.ready(&ready_status);
                 }
-                idle.idle_work(work + supervised);
+                idle.idle_work(work + supervised + discovered);
             }
             Err(AgentError::Terminate) => break Ok(()),
             Err(e) => tracing::warn!(error = %e, "duty cycle error"),
@@ -143,7 +191,18 @@ pub(crate) fn run(args: &RunArgs) -> Result<(), CmdError> {
             println!("supervisor.{name} = {value}");
         }
     }
+    if let Some(d) = &discovery {
+        let r = d.registry().counters();
+        let c = d.counters();
+        println!("discovery.entries = {}", d.registry().entries().len());
+        println!("discovery.announces = {}", r.announces);
+        println!("discovery.requests = {}", r.requests);
+        println!("discovery.responses_sent = {}", c.responses_sent);
+        println!("discovery.forwarded = {}", c.forwarded);
+        println!("discovery.forward_dropped = {}", c.forward_dropped);
+    }
     println!("tp driver: stopped");
+    drop(discovery);
     drop(supervisor);
     drop(driver);
     drop(media);

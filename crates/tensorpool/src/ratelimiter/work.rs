@@ -134,6 +134,9 @@ pub(super) fn duty_cycle(rl: &mut RateLimiter, now_ns: u64) -> AgentResult {
         // the destination producer's own duty: lease keepalive, announces, hellos, QoS
         if let Some(d) = dest.as_mut() {
             work += d.do_work(now_ns);
+            // A driver-attached destination that lost its lease re-attaches on a new epoch by
+            // itself: forwarded progress must name the epoch consumers map now.
+            core.set_dest_epoch(i, d.epoch());
             // RL §4: the sole consumer's hello sets the rate; several are never aggregated
             if *per_consumer {
                 let mut asked = d.consumer_requests();

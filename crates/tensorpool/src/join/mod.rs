@@ -7,6 +7,7 @@
 
 mod barrier;
 mod map;
+mod stage;
 
 pub use barrier::{
     DEFAULT_MAP_REQUEST_INTERVAL_NS, InputRejection, InputSet, JoinBarrier, JoinCounters, JoinMode,
@@ -15,4 +16,8 @@ pub use barrier::{
 pub use map::{
     MAX_JOIN_INPUTS, MergeMapError, SequenceInput, SequenceMergeMap, SequenceRule, TimestampInput,
     TimestampMergeMap, TimestampRule,
+};
+pub use stage::{
+    DEFAULT_HISTORY, DEFAULT_MAX_LAG, JoinKey, JoinOutput, JoinOutputCounters, JoinStage,
+    JoinStageCounters, JoinStageError, JoinedSet, MAX_STAGE_INPUTS, PublishError,
 };

@@ -718,6 +718,7 @@ pub struct JoinOutput {
     links: TraceLinks,
     metadata: Publication,
     buf: Box<[u8]>,
+    last_trace_id: Option<u64>,
     counters: JoinOutputCounters,
 }
 
@@ -738,6 +739,7 @@ impl JoinOutput {
             links: TraceLinks::new(),
             metadata,
             buf: vec![0u8; 1024].into_boxed_slice(),
+            last_trace_id: None,
             counters: JoinOutputCounters::default(),
         })
     }
@@ -750,6 +752,11 @@ impl JoinOutput {
     /// The producer, mutably (its duty cycle, epochs).
     pub fn producer_mut(&mut self) -> &mut Producer {
         &mut self.producer
+    }
+
+    /// The trace id of the last frame published (`None`: untraced).
+    pub fn last_trace_id(&self) -> Option<u64> {
+        self.last_trace_id
     }
 
     /// Counters.
@@ -802,6 +809,7 @@ impl JoinOutput {
         }
         let trace_id = claim.trace_id();
         let seq = claim.commit();
+        self.last_trace_id = trace_id;
         self.counters.published += 1;
         if let (Some(id), true) = (trace_id, self.links.is_join()) {
             let epoch = self.producer.epoch().unwrap_or(0);

@@ -492,3 +492,118 @@ fn tl_join_output_emits_a_trace_link_set_naming_the_inputs() {
     drop((producers, stage, output, links_sub));
     world.finish();
 }
+
+/// TL §8.1: a set of one frame is a 1→1 lineage: the republished frame keeps the input's
+/// trace id and no `TraceLinkSet` is sent; a set of two frames with one traced input is
+/// N→1: a new id, and a link set naming the one traced parent.
+#[test]
+fn tl_join_output_keeps_a_single_inputs_id_and_mints_for_n_to_1() {
+    let world = World::new();
+    let mut producers = vec![
+        producer(&world, A, Some(1), 64),
+        producer(&world, B, None, 64),
+    ];
+    // one input: 1→1
+    let barrier = seq_barrier(&[(A, SequenceRule::Offset(0))], None);
+    let mut stage = JoinStage::new(&world.ctx, barrier, vec![consumer(&world, A)]).unwrap();
+    let mut output = JoinOutput::new(&world.ctx, producer(&world, OUT, Some(3), 64)).unwrap();
+    connect(&mut producers[..1], &mut stage);
+    let mut kept = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    while kept.len() < 5 {
+        assert!(Instant::now() < deadline, "{:?}", stage.counters());
+        offer_all(&mut producers[..1]);
+        stage
+            .poll(
+                |set| {
+                    let input = set.frame(0).unwrap().trace_id();
+                    if let Ok(Some(_)) = output.publish_concat(set) {
+                        kept.push((input, output.last_trace_id()));
+                    }
+                },
+                16,
+            )
+            .unwrap();
+    }
+    for (input, out) in &kept {
+        assert!(input.is_some());
+        assert_eq!(input, out, "1→1 keeps the id");
+    }
+    assert_eq!(output.counters().links_sent, 0);
+    drop(stage);
+    // two inputs, B untraced: N→1 with one parent
+    let barrier = seq_barrier(
+        &[(A, SequenceRule::Offset(0)), (B, SequenceRule::Offset(0))],
+        None,
+    );
+    let consumers = vec![consumer(&world, A), consumer(&world, B)];
+    let mut stage = JoinStage::new(&world.ctx, barrier, consumers).unwrap();
+    connect(&mut producers, &mut stage);
+    let mut minted = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    while minted.len() < 3 {
+        assert!(Instant::now() < deadline, "{:?}", stage.counters());
+        offer_all(&mut producers);
+        stage
+            .poll(
+                |set| {
+                    let input = set.frame(0).unwrap().trace_id();
+                    if let Ok(Some(_)) = output.publish_concat(set) {
+                        minted.push((input, output.last_trace_id()));
+                    }
+                },
+                16,
+            )
+            .unwrap();
+    }
+    let split = tensorpool::tracelink::TraceIdGenerator::new(0).unwrap();
+    for (input, out) in &minted {
+        assert_ne!(input, out, "N→1 mints");
+        assert_eq!(split.split(out.unwrap()).node_id, 3);
+    }
+    assert!(output.counters().links_sent >= 3, "{:?}", output.counters());
+    drop((producers, stage, output));
+    world.finish();
+}
+
+/// A stage without inputs, or with two consumers of one stream, is a clear build error.
+#[test]
+fn jb_stage_refuses_no_inputs_and_duplicate_inputs() {
+    use tensorpool::join::JoinStageError;
+    let world = World::new();
+    let b = || seq_barrier(&[(A, SequenceRule::Offset(0))], None);
+    assert!(matches!(
+        JoinStage::new(&world.ctx, b(), Vec::new()),
+        Err(JoinStageError::NoInputs)
+    ));
+    let twice = vec![consumer(&world, A), consumer(&world, A)];
+    let err = JoinStage::new(&world.ctx, b(), twice).unwrap_err();
+    assert!(matches!(err, JoinStageError::DuplicateInput(A)), "{err}");
+    world.finish();
+}
+
+/// W §8.3 on the read-by-seq path: `Consumer::read_frame` gives committed frame `seq` only
+/// while the slot holds it (the seqlock proves `seq`); an overwritten or future seq is a slot
+/// error, an unmapped consumer says so.
+#[test]
+fn consumer_read_frame_proves_the_seq_under_the_seqlock() {
+    let world = World::new();
+    let mut p = producer(&world, A, None, 16);
+    let mut c = consumer(&world, A);
+    assert!(matches!(c.read_frame(0), Err(DropCause::Unmapped)));
+    common::connect(&mut p, &mut c);
+    let spec = TensorSpec::new(Dtype::Uint8, &[64]).unwrap();
+    for i in 0..40u8 {
+        p.offer(&spec, &[i; 64]).unwrap();
+    }
+    let last = p.next_seq() - 1;
+    let f = c.read_frame(last).unwrap();
+    assert_eq!((f.seq(), f.bytes()[0]), (last, last as u8));
+    assert!(f.recheck().is_ok());
+    assert_eq!(f.trace_id(), None);
+    assert_eq!(c.mapped_epoch(), p.epoch());
+    assert!(matches!(c.read_frame(last - 16), Err(DropCause::Slot(_))));
+    assert!(matches!(c.read_frame(last + 1), Err(DropCause::Slot(_))));
+    drop((p, c));
+    world.finish();
+}

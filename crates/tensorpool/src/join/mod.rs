@@ -3,7 +3,9 @@
 //!
 //! [`JoinBarrier`] is the transport-free core a join stage drives; [`SequenceMergeMap`] and
 //! [`TimestampMergeMap`] are the validated rules an authority announces (schema 903).
-//! docs/join.md walks through both.
+//! [`JoinStage`] drives a barrier from N consumers and hands joined sets of frames to the
+//! application; [`JoinOutput`] republishes a set with its `TraceLinkSet`. docs/join.md walks
+//! through all of them.
 
 mod barrier;
 mod map;

@@ -705,7 +705,7 @@ pub struct JoinOutputCounters {
     pub torn: u64,
     /// `TraceLinkSet`s sent.
     pub links_sent: u64,
-    /// `TraceLinkSet`s that could not be sent (dropped, TL §11: tracing never blocks).
+    /// `TraceLinkSet`s that could not be sent (dropped, TL §5: tracing never blocks).
     pub links_dropped: u64,
 }
 
@@ -781,10 +781,12 @@ impl JoinOutput {
 
     /// Publishes one frame of `spec` that `fill` writes from the set. The set is rechecked
     /// after `fill`: when an input frame was overwritten meanwhile, the claim is aborted and
-    /// counted (`torn`), and `Ok(None)` returned. Trace ids (TL §7): with one traced parent
-    /// the frame keeps its id (a 1→1 lineage); with several, the frame gets the producer's
-    /// new id and a `TraceLinkSet` naming the parents (non-zero, unique, in rule order) is
-    /// sent; untraced inputs are left out. Returns the committed seq.
+    /// counted (`torn`), and `Ok(None)` returned. Trace ids (TL §7, §8.1), when the
+    /// producer traces (`producer.trace_ids`): a set of one frame is a 1→1 lineage and the
+    /// output keeps that frame's id; a set of several frames is N→1: the output carries the
+    /// producer's new id and a `TraceLinkSet` naming the traced inputs' ids as parents
+    /// (non-zero, unique, in rule order) is sent on the metadata stream, best effort (a
+    /// failed send is counted, never retried or waited for). Returns the committed seq.
     pub fn publish(
         &mut self,
         set: &JoinedSet<'_, '_>,
@@ -804,14 +806,18 @@ impl JoinOutput {
             self.counters.torn += 1;
             return Ok(None);
         }
-        if self.links.len() == 1 && claim.trace_id().is_some() {
+        let inputs = set.frames().flatten().count();
+        if inputs == 1 && claim.trace_id().is_some() && self.links.len() == 1 {
+            // one frame in, one out: a 1→1 lineage keeps the upstream id (TL §8.1)
             claim.set_trace_id(self.links.parents().next());
         }
         let trace_id = claim.trace_id();
         let seq = claim.commit();
         self.last_trace_id = trace_id;
         self.counters.published += 1;
-        if let (Some(id), true) = (trace_id, self.links.is_join()) {
+        // N→1 (TL §8.1): the frame has the producer's new id; its parents are the traced
+        // inputs (an untraced input has no id to name)
+        if let (Some(id), true) = (trace_id, inputs > 1 && !self.links.is_empty()) {
             let epoch = self.producer.epoch().unwrap_or(0);
             match self.links.encode(&mut self.buf, stream_id, epoch, seq, id) {
                 Ok(Ok(n)) => match control::send_bytes(&mut self.metadata, &self.buf[..n]) {

@@ -75,6 +75,31 @@ impl Proc {
     }
 }
 
+impl Proc {
+    /// The next JSON line within `within`, if any.
+    fn next_json(&mut self, within: Duration) -> Option<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).ok()?;
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                return Some(v);
+            }
+        }
+    }
+
+    /// SIGTERM, then the JSON lines until the summary line.
+    fn stop_summary(&mut self) -> Value {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+        }
+        let lines = self.json_until("the summary", |v| v.get("summary").is_some());
+        lines.last().unwrap()["summary"].clone()
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -329,4 +354,74 @@ fn tl_process_propagation_through_a_join() {
     let out_id = link["trace_id"].as_u64().unwrap();
     assert_eq!(layout.split(out_id).node_id, 3);
     assert!(parents.iter().all(|&p| p != 0 && p != out_id));
+}
+
+/// JB §10.1, §10.3: `tp join --announced-map` has no map of its own: it asks on the control
+/// stream and joins once an authority's `SequenceMergeMapAnnounce` (here `tp encode` +
+/// `tp send`, as a deployment's authority would publish it) arrives there.
+#[test]
+fn jb_process_announced_map_arrives_on_the_control_stream() {
+    let w = World::new();
+    let mut j = join(
+        w.aeron(),
+        w.shm.path(),
+        &[
+            "--announced-map",
+            "--input",
+            A,
+            "--input",
+            B,
+            "--count",
+            "1000000",
+        ],
+    );
+    let _pa = produce(w.aeron(), w.shm.path(), A, "100", None);
+    let _pb = produce(w.aeron(), w.shm.path(), B, "100", None);
+    let map = w.shm.path().join("map.bin");
+    let json = r#"{"message":"SequenceMergeMapAnnounce","out_stream_id":9000,"epoch":1,"stale_timeout_ns":null,"rules":[{"input_stream_id":10001,"rule_type":"OFFSET","offset":0,"window_size":null},{"input_stream_id":10002,"rule_type":"OFFSET","offset":0,"window_size":null}]}"#;
+    std::fs::write(w.shm.path().join("map.json"), json).unwrap();
+    let enc = Command::new(TP)
+        .args(["encode", &s(&w.shm.path().join("map.json")), "-o", &s(&map)])
+        .output()
+        .unwrap();
+    assert!(enc.status.success(), "{enc:?}");
+    // the authority publishes the announce; `tp send` waits for a subscriber of the control
+    // stream, which may be a producer's before it is `tp join`'s: sent again until a set
+    // comes (each wait bounded, the whole by DEADLINE)
+    let deadline = Instant::now() + DEADLINE;
+    let mut first = None;
+    while first.is_none() {
+        assert!(Instant::now() < deadline, "no set after the announce");
+        let sent = Command::new(TP)
+            .args([
+                "send",
+                &s(&map),
+                "--channel",
+                "aeron:ipc?term-length=4m",
+                "--stream",
+                "1000",
+                "--aeron-dir",
+                &s(w.aeron()),
+            ])
+            .output()
+            .unwrap();
+        assert!(sent.status.success(), "{sent:?}");
+        first = j
+            .next_json(Duration::from_secs(2))
+            .filter(|v| v.get("set").is_some());
+    }
+    let mut n = 1;
+    let mut lines = vec![first.unwrap()];
+    lines.extend(j.json_until("3 sets after the announce", |v| {
+        n += usize::from(v.get("set").is_some());
+        n >= 3
+    }));
+    for set in sets(&lines) {
+        let out = set["set"]["seq"].as_u64().unwrap();
+        assert_eq!(frame(set, 0)["seq"], out);
+        assert_eq!(frame(set, 1)["seq"], out);
+    }
+    let summary = j.stop_summary();
+    assert!(summary["maps_applied"].as_u64().unwrap() >= 1, "{summary}");
+    assert!(summary["announces"].as_u64().unwrap() >= 1, "{summary}");
 }

@@ -1,4 +1,4 @@
-//! JB §5 / TL §11 at the join stage: after warm-up, a steady cycle of two traced producers,
+//! JB §5 / TL §5 at the join stage (sequence, latest-value and timestamp modes): after warm-up, a steady cycle of two traced producers,
 //! the join stage (descriptors observed, readiness, each frame read by seq under the seqlock,
 //! the set delivered and rechecked) and the output (claim, concatenation, recheck, commit,
 //! `TraceLinkSet` encoded and sent) allocates nothing, under a counting global allocator.
@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use tensorpool::join::{
-    JoinBarrier, JoinMode, JoinOutput, JoinStage, SequenceInput, SequenceMergeMap, SequenceRule,
+    JoinBarrier, JoinMode, JoinOutput, JoinStage, LatestOrder, SequenceInput, SequenceMergeMap,
+    SequenceRule, TimestampInput, TimestampMergeMap, TimestampRule,
 };
 use tensorpool::prelude::*;
+use tensorpool_codec::merge::{ClockDomain, TimestampSource};
 use tensorpool_testkit::CountingAllocator;
 
 #[global_allocator]
@@ -38,31 +40,74 @@ fn producer(world: &World, stream: u32, node: u32) -> Producer {
         .unwrap()
 }
 
+fn seq_map() -> SequenceMergeMap {
+    SequenceMergeMap {
+        out_stream_id: OUT,
+        epoch: 1,
+        stale_timeout_ns: Some(10_000_000_000),
+        inputs: vec![
+            SequenceInput {
+                stream_id: 10_001,
+                rule: SequenceRule::Offset(0),
+            },
+            SequenceInput {
+                stream_id: 10_002,
+                rule: SequenceRule::Window(4),
+            },
+        ],
+    }
+}
+
 #[test]
 fn jb_5_the_join_stage_and_its_output_allocate_nothing_in_steady_state() {
-    let world = World::new();
-    let mut producers = [producer(&world, 10_001, 1), producer(&world, 10_002, 2)];
     let mut barrier = JoinBarrier::new(OUT, JoinMode::Sequence);
     barrier
-        .apply_sequence_map(
-            &SequenceMergeMap {
+        .apply_sequence_map(&seq_map(), tensorpool::monotonic_ns())
+        .unwrap();
+    steady(barrier);
+}
+
+#[test]
+fn jb_5_a_latest_value_stage_allocates_nothing_in_steady_state() {
+    let mut barrier = JoinBarrier::new(OUT, JoinMode::LatestValue(LatestOrder::Sequence));
+    barrier
+        .apply_sequence_map(&seq_map(), tensorpool::monotonic_ns())
+        .unwrap();
+    steady(barrier);
+}
+
+#[test]
+fn jb_5_a_timestamp_stage_allocates_nothing_in_steady_state() {
+    let mut barrier = JoinBarrier::new(OUT, JoinMode::Timestamp);
+    let input = |stream_id, rule| TimestampInput {
+        stream_id,
+        rule,
+        source: TimestampSource::SlotHeader,
+    };
+    barrier
+        .apply_timestamp_map(
+            &TimestampMergeMap {
                 out_stream_id: OUT,
                 epoch: 1,
-                stale_timeout_ns: Some(10_000_000_000),
+                stale_timeout_ns: None,
+                clock_domain: ClockDomain::Monotonic,
+                lateness_ns: 0,
                 inputs: vec![
-                    SequenceInput {
-                        stream_id: 10_001,
-                        rule: SequenceRule::Offset(0),
-                    },
-                    SequenceInput {
-                        stream_id: 10_002,
-                        rule: SequenceRule::Window(4),
-                    },
+                    input(10_001, TimestampRule::OffsetNs(0)),
+                    input(10_002, TimestampRule::WindowNs(1_000_000_000)),
                 ],
             },
             tensorpool::monotonic_ns(),
         )
         .unwrap();
+    steady(barrier);
+}
+
+/// Two traced producers, the stage over them with `barrier`, a traced output: warmed up,
+/// then 500 cycles under the counting allocator.
+fn steady(barrier: JoinBarrier) {
+    let world = World::new();
+    let mut producers = [producer(&world, 10_001, 1), producer(&world, 10_002, 2)];
     let consumers = [10_001, 10_002]
         .map(|s| {
             world

@@ -425,3 +425,63 @@ fn jb_process_announced_map_arrives_on_the_control_stream() {
     assert!(summary["maps_applied"].as_u64().unwrap() >= 1, "{summary}");
     assert!(summary["announces"].as_u64().unwrap() >= 1, "{summary}");
 }
+
+/// Bad flags are one clear error line, before anything connects: a stream id of 0, an
+/// unknown rule, a rule of the wrong kind for --mode.
+#[test]
+fn tp_join_refuses_bad_inputs_clearly() {
+    common::tp(&["join", "--input", "0"]).fails_with("bad stream id");
+    common::tp(&["join", "--input", "10001:every=2"]).fails_with("unknown rule `every`");
+    common::tp(&["join", "--input", "10001:offset=x"]).fails_with("bad value `x` for offset");
+    common::tp(&["join", "--input", "10001:offset-ns=5"]).fails_with("does not fit --mode");
+    common::tp(&["join", "--mode", "timestamp", "--input", "10001:window=2"])
+        .fails_with("does not fit --mode");
+    common::tp(&["join", "--input", "10001", "--duration=-1"]).fails_with("--duration");
+}
+
+/// Without --json each set is one text line, `set seq=N STREAM:SEQ ...`, and the counters
+/// end the output.
+#[test]
+fn tp_join_prints_sets_as_text() {
+    let w = World::new();
+    let (a, b) = (s(w.aeron()), s(w.shm.path()));
+    let j = Proc::spawn(
+        "join",
+        &[
+            "join",
+            "--input",
+            A,
+            "--count",
+            "3",
+            "--idle",
+            "sleep:1ms",
+            "--aeron-dir",
+            &a,
+            "--allowed-base-dir",
+            &b,
+        ],
+        &[],
+    );
+    let _pa = produce(w.aeron(), w.shm.path(), A, "100", None);
+    let deadline = Instant::now() + DEADLINE;
+    let mut lines = Vec::new();
+    while !lines
+        .iter()
+        .any(|l: &String| l.starts_with("tp join: 3 sets"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match j.lines.recv_timeout(left) {
+            Ok(l) => lines.push(l),
+            Err(_) => panic!("no summary: {lines:?}"),
+        }
+    }
+    let sets: Vec<_> = lines.iter().filter(|l| l.starts_with("set ")).collect();
+    assert_eq!(sets.len(), 3, "{lines:?}");
+    for l in sets {
+        let seq = l
+            .strip_prefix("set seq=")
+            .and_then(|r| r.split(' ').next())
+            .unwrap_or_else(|| panic!("{l}"));
+        assert_eq!(*l, format!("set seq={seq} 10001:{seq}"));
+    }
+}

@@ -236,6 +236,8 @@ pub struct JoinStage {
     control_pub: Publication,
     /// Sequence mode: the next output sequence; timestamp mode: the next leader sequence.
     next: Option<u64>,
+    /// Timestamp mode: the leader's epoch `next` belongs to.
+    leader_epoch: Option<u64>,
     /// Latest mode: the (epoch, seq) per rule of the last set delivered.
     last_latest: Vec<Option<(u64, u64)>>,
     latest_sets: u64,
@@ -308,6 +310,7 @@ impl JoinStage {
             control_sub,
             control_pub,
             next: None,
+            leader_epoch: None,
             last_latest: vec![None; super::MAX_JOIN_INPUTS],
             latest_sets: 0,
             max_lag: DEFAULT_MAX_LAG,
@@ -535,12 +538,15 @@ impl JoinStage {
         else {
             return false;
         };
-        let Some(leader) = self.input(leader_stream) else {
+        let Some(newest) = self.input(leader_stream).and_then(|l| l.newest) else {
             return false;
         };
-        let Some(newest) = leader.newest else {
-            return false;
-        };
+        if self.leader_epoch != Some(newest.epoch) {
+            // a new leader epoch restarts its sequence: go on from its newest frame (output
+            // times still only increase, JB §8.2)
+            self.leader_epoch = Some(newest.epoch);
+            self.next = None;
+        }
         let next = self.next.unwrap_or(newest.seq);
         if next > newest.seq {
             return false;
@@ -549,7 +555,10 @@ impl JoinStage {
             .barrier
             .input_source(0)
             .unwrap_or(TimestampSource::FrameDescriptor);
-        let Some(seen) = leader.seen(next, newest.epoch) else {
+        let Some(seen) = self
+            .input(leader_stream)
+            .and_then(|l| l.seen(next, newest.epoch))
+        else {
             // lost from the history (or another epoch): go on from the newest
             self.counters.skipped += newest.seq.saturating_sub(next).max(1);
             self.next = Some(newest.seq);

@@ -607,3 +607,69 @@ fn consumer_read_frame_proves_the_seq_under_the_seqlock() {
     drop((p, c));
     world.finish();
 }
+
+/// JB §8.2: a timestamp stage whose leader moves to a new epoch (sequence from 0 again) goes
+/// on from the leader's new frames; output times keep increasing.
+#[test]
+fn jb_stage_timestamp_follows_the_leader_into_a_new_epoch() {
+    let world = World::new();
+    let mut producers = vec![producer(&world, A, None, 64)];
+    let mut barrier = JoinBarrier::new(OUT, JoinMode::Timestamp);
+    barrier
+        .apply_timestamp_map(
+            &TimestampMergeMap {
+                out_stream_id: OUT,
+                epoch: 1,
+                stale_timeout_ns: None,
+                clock_domain: ClockDomain::Monotonic,
+                lateness_ns: 0,
+                inputs: vec![TimestampInput {
+                    stream_id: A,
+                    rule: TimestampRule::OffsetNs(0),
+                    source: TimestampSource::SlotHeader,
+                }],
+            },
+            tensorpool::monotonic_ns(),
+        )
+        .unwrap();
+    let mut stage = JoinStage::new(&world.ctx, barrier, vec![consumer(&world, A)]).unwrap();
+    connect(&mut producers, &mut stage);
+    let before = collect(&mut producers, &mut stage, 20, |_| true);
+    let old_epoch = producers[0].epoch().unwrap();
+    producers[0].bump_epoch().unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let mut after: Vec<Got> = Vec::new();
+    while after.len() < 3 {
+        assert!(Instant::now() < deadline, "{:?}", stage.counters());
+        offer_all(&mut producers);
+        stage
+            .poll(
+                |s| {
+                    if s.frame(0).unwrap().epoch() != old_epoch {
+                        after.push(keep(s));
+                    }
+                },
+                16,
+            )
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let times: Vec<u64> = before
+        .iter()
+        .chain(&after)
+        .map(|g| match g.key {
+            JoinKey::Time(t) => t,
+            _ => panic!(),
+        })
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    // the stage went on from the new epoch's first frames, not from the old epoch's seq
+    let old_last = before.last().unwrap().frames[0].unwrap().1;
+    let new_first = after[0].frames[0].unwrap().1;
+    assert!(
+        new_first < old_last,
+        "new epoch from seq {new_first}, old epoch ended at {old_last}"
+    );
+    drop((producers, stage));
+    world.finish();
+}

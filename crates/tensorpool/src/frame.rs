@@ -433,6 +433,18 @@ impl<'a> Frame<'a> {
         }
     }
 
+    /// The same frame with the descriptor fields a caller kept from its descriptor (a
+    /// frame read again by seq, [`crate::consumer::Consumer::read_frame`], has none).
+    pub(crate) fn with_descriptor(
+        mut self,
+        publish_timestamp_ns: Option<u64>,
+        trace_id: Option<u64>,
+    ) -> Self {
+        self.info.publish_timestamp_ns = publish_timestamp_ns;
+        self.info.trace_id = trace_id;
+        self
+    }
+
     /// Logical sequence number.
     pub fn seq(&self) -> u64 {
         self.view.seq()

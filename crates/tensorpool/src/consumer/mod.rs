@@ -506,6 +506,30 @@ impl Consumer {
         self.core.seqs.last
     }
 
+    /// Reads committed frame `seq` of the current mapping again, on demand (a join stage
+    /// reads the frames a set needs after their descriptors arrived): the slot is validated
+    /// under the seqlock and must hold exactly `seq`, as on the descriptor path; the payload
+    /// is trustworthy only after [`Frame::recheck`]. The frame carries no descriptor fields
+    /// ([`Frame::publish_timestamp_ns`] and [`Frame::trace_id`] are `None`). No counter
+    /// moves and the handler path is untouched. `Err(DropCause::Unmapped)` without a
+    /// mapping, `Err(DropCause::Slot(_))` when the slot no longer (or not yet) holds `seq`.
+    pub fn read_frame(&self, seq: u64) -> Result<Frame<'_>, DropCause> {
+        let m = self.core.mapped.as_ref().ok_or(DropCause::Unmapped)?;
+        let view = m.ring.read_frame(&m.pools, seq).map_err(DropCause::Slot)?;
+        let info = crate::frame::DescriptorInfo {
+            stream_id: self.core.cfg.stream_id,
+            epoch: m.epoch,
+            publish_timestamp_ns: None,
+            trace_id: None,
+        };
+        Ok(Frame::new(view, info))
+    }
+
+    /// The epoch of the current mapping (`None` while unmapped).
+    pub fn mapped_epoch(&self) -> Option<u64> {
+        self.core.mapped.as_ref().map(|m| m.epoch)
+    }
+
     /// Driver mode: the driver client's state (`None` in standalone mode).
     pub fn driver_state(&self) -> Option<crate::client::ClientState> {
         self.io.driver.as_ref().map(|(c, _)| c.state())

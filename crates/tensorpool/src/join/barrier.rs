@@ -359,6 +359,19 @@ impl JoinBarrier {
         self.inputs.get(index).and_then(|i| i.rejected)
     }
 
+    /// The timestamp rule `index` reads (`None` for a sequence rule or no such rule).
+    pub fn input_source(&self, index: usize) -> Option<TimestampSource> {
+        self.inputs.get(index)?.source()
+    }
+
+    /// The clock domain of the active timestamp map (`None` without one).
+    pub fn clock_domain(&self) -> Option<ClockDomain> {
+        match self.kind {
+            MapKind::Timestamp { clock_domain, .. } => Some(clock_domain),
+            _ => None,
+        }
+    }
+
     /// The counters.
     pub fn counters(&self) -> JoinCounters {
         self.counters

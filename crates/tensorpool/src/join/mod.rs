@@ -3,10 +3,13 @@
 //!
 //! [`JoinBarrier`] is the transport-free core a join stage drives; [`SequenceMergeMap`] and
 //! [`TimestampMergeMap`] are the validated rules an authority announces (schema 903).
-//! docs/join.md walks through both.
+//! [`JoinStage`] drives a barrier from N consumers and hands joined sets of frames to the
+//! application; [`JoinOutput`] republishes a set with its `TraceLinkSet`. docs/join.md walks
+//! through all of them.
 
 mod barrier;
 mod map;
+mod stage;
 
 pub use barrier::{
     DEFAULT_MAP_REQUEST_INTERVAL_NS, InputRejection, InputSet, JoinBarrier, JoinCounters, JoinMode,
@@ -15,4 +18,8 @@ pub use barrier::{
 pub use map::{
     MAX_JOIN_INPUTS, MergeMapError, SequenceInput, SequenceMergeMap, SequenceRule, TimestampInput,
     TimestampMergeMap, TimestampRule,
+};
+pub use stage::{
+    DEFAULT_HISTORY, DEFAULT_MAX_LAG, JoinKey, JoinOutput, JoinOutputCounters, JoinStage,
+    JoinStageCounters, JoinStageError, JoinedSet, MAX_STAGE_INPUTS, PublishError,
 };

@@ -14,6 +14,7 @@ mod endpoints;
 mod exporter;
 mod frames;
 mod inspect;
+mod join;
 mod listen;
 mod media_driver;
 mod notify;
@@ -65,6 +66,10 @@ pub enum Command {
     /// `tp decimator` is the same command (the seed's decimator is its every-Nth policy).
     #[command(visible_alias = "decimator")]
     Ratelimit(ratelimit::Args),
+    /// A join stage (Join Barrier v1.0) over N input streams: prints each joined set of
+    /// frames (sequence, timestamp or latest-value rules), or with --output republishes it
+    /// as one frame with a TraceLinkSet. SIGINT or SIGTERM stops it and prints its counters.
+    Join(join::Args),
     /// Discovery (Discovery Spec v1.0): `tp discovery serve` runs a provider that indexes one
     /// driver's streams and answers requests; `tp discovery list` shows what it knows.
     Discovery(discovery::Args),
@@ -122,6 +127,7 @@ pub fn run(command: Command) -> Result<(), CmdError> {
         Command::Supervisor(args) => supervisor::run(&args),
         Command::Bridge(args) => bridge::run(&args),
         Command::Ratelimit(args) => ratelimit::run(&args),
+        Command::Join(args) => join::run(&args),
         Command::Config(args) => config::run(&args),
         Command::Produce(args) => produce::run(&args),
         Command::Consume(args) => consume::run(&args),

@@ -126,17 +126,27 @@ impl ConsumerCore {
         }
     }
 
-    /// Reads committed frame `key` again from its slot (the seqlock proves frame `seq` is
-    /// still there) and hands it to `f`; `None` if the key's epoch is not mapped any more or
-    /// the slot no longer holds that frame. Counts nothing: the frame was delivered once.
-    pub(crate) fn reread<R>(
+    /// Committed frame `seq` read from its slot under the seqlock (the slot must hold
+    /// exactly `seq`), carrying `info` (whose epoch must be the mapped one) or, without it,
+    /// the mapping's stream and epoch and no descriptor fields. Counts nothing: the on-demand
+    /// read behind [`super::Consumer::read_frame`] and [`super::Consumer::reread`].
+    pub(crate) fn frame_at(
         &self,
-        key: &crate::frame::FrameKey,
-        f: impl FnOnce(&crate::frame::Frame<'_>) -> R,
-    ) -> Option<R> {
-        let m = self.mapped.as_ref().filter(|m| m.epoch == key.epoch())?;
-        let view = m.ring.read_frame(&m.pools, key.seq()).ok()?;
-        Some(f(&crate::frame::Frame::new(view, key.info())))
+        seq: u64,
+        info: Option<crate::frame::DescriptorInfo>,
+    ) -> Result<crate::frame::Frame<'_>, DropCause> {
+        let m = self.mapped.as_ref().ok_or(DropCause::Unmapped)?;
+        if info.is_some_and(|i| i.epoch != m.epoch) {
+            return Err(DropCause::EpochMismatch);
+        }
+        let view = m.ring.read_frame(&m.pools, seq).map_err(DropCause::Slot)?;
+        let info = info.unwrap_or(crate::frame::DescriptorInfo {
+            stream_id: self.cfg.stream_id,
+            epoch: m.epoch,
+            publish_timestamp_ns: None,
+            trace_id: None,
+        });
+        Ok(crate::frame::Frame::new(view, info))
     }
 
     /// Mapping state (Wire Spec §15.12).

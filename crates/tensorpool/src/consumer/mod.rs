@@ -416,7 +416,8 @@ impl Consumer {
     /// once). For a reader that keeps a frame for later, e.g. the bridge sender holding a
     /// frame until its publication's window takes it.
     pub fn reread<R>(&self, key: &FrameKey, f: impl FnOnce(&Frame<'_>) -> R) -> Option<R> {
-        self.core.reread(key, f)
+        let frame = self.core.frame_at(key.seq(), Some(key.info())).ok()?;
+        Some(f(&frame))
     }
 
     /// The oldest state change not yet read ([`ConsumerEvent`]; recorded by every poll).
@@ -514,15 +515,7 @@ impl Consumer {
     /// moves and the handler path is untouched. `Err(DropCause::Unmapped)` without a
     /// mapping, `Err(DropCause::Slot(_))` when the slot no longer (or not yet) holds `seq`.
     pub fn read_frame(&self, seq: u64) -> Result<Frame<'_>, DropCause> {
-        let m = self.core.mapped.as_ref().ok_or(DropCause::Unmapped)?;
-        let view = m.ring.read_frame(&m.pools, seq).map_err(DropCause::Slot)?;
-        let info = crate::frame::DescriptorInfo {
-            stream_id: self.core.cfg.stream_id,
-            epoch: m.epoch,
-            publish_timestamp_ns: None,
-            trace_id: None,
-        };
-        Ok(Frame::new(view, info))
+        self.core.frame_at(seq, None)
     }
 
     /// The epoch of the current mapping (`None` while unmapped).

@@ -24,6 +24,11 @@ fn null_and_foreign_handles_are_error_codes_at_every_entry_point() {
     let mut rc = tp_ratelimiter_counters::default();
     let mut bc = tp_bridge_counters::default();
     let mut bm = tp_bridge_mapping::default();
+    let mut dr = std::mem::MaybeUninit::<tp_discovery_request>::uninit();
+    assert_eq!(tp_discovery_request_init(dr.as_mut_ptr()), TP_OK);
+    // SAFETY: tp_discovery_request_init filled every field.
+    let dr = unsafe { dr.assume_init() };
+    let mut results: *mut tp_discovery_results = null_mut();
     let mut dummy = 0u8;
     // A pointer that is no live handle: the address of a local.
     let fake = (&mut dummy as *mut u8).cast::<c_void>();
@@ -102,6 +107,26 @@ fn null_and_foreign_handles_are_error_codes_at_every_entry_point() {
                 "bridge_get_counters",
                 tp_bridge_get_counters(h.cast(), &mut bc),
             ),
+            (
+                "discovery_query",
+                tp_discovery_query(h.cast(), &dr, &mut results),
+            ),
+            (
+                "discovery_results_count",
+                tp_discovery_results_count(h.cast(), &mut n),
+            ),
+            (
+                "discovery_results_get",
+                tp_discovery_results_get(h.cast(), 0, null_mut()),
+            ),
+            (
+                "discovery_results_tag",
+                tp_discovery_results_tag(h.cast(), 0, 0, null_mut()),
+            ),
+            (
+                "discovery_results_pool",
+                tp_discovery_results_pool(h.cast(), 0, 0, null_mut()),
+            ),
             ("frame_recheck", tp_frame_recheck(h.cast())),
         ];
         for (name, got) in calls {
@@ -126,6 +151,12 @@ fn null_and_foreign_handles_are_error_codes_at_every_entry_point() {
     assert_eq!(tp_bridge_close(null_mut()), TP_OK);
     assert_eq!(tp_bridge_close(fake.cast()), TP_ERR_INVALID_HANDLE);
     assert!(last().contains("not a live Bridge handle"), "{}", last());
+    assert!(results.is_null(), "a failed query hands out no results");
+    assert_eq!(tp_discovery_results_close(null_mut()), TP_OK);
+    assert_eq!(
+        tp_discovery_results_close(fake.cast()),
+        TP_ERR_INVALID_HANDLE
+    );
 }
 
 #[test]

@@ -760,6 +760,12 @@ typedef struct tp_consumer tp_consumer;
 typedef struct tp_context tp_context;
 
 /**
+ * A discovery provider on the Aeron connection of a context. Opaque; run it with
+ * [`tp_discovery_provider_do_work`] and free it with [`tp_discovery_provider_close`].
+ */
+typedef struct tp_discovery_provider tp_discovery_provider;
+
+/**
  * The results of one query. Opaque; free it with [`tp_discovery_results_close`].
  */
 typedef struct tp_discovery_results tp_discovery_results;
@@ -1643,6 +1649,64 @@ typedef struct tp_discovery_pool {
 } tp_discovery_pool;
 
 /**
+ * The provider's counters and its registry's (docs/discovery.md, Counters).
+ */
+typedef struct tp_discovery_provider_counters {
+    /**
+     * Streams indexed now.
+     */
+    uint64_t entries;
+    /**
+     * Announces indexed (added, refreshed or replaced).
+     */
+    uint64_t announces;
+    /**
+     * Announces dropped: regressed epoch or not indexable.
+     */
+    uint64_t announces_dropped;
+    /**
+     * Entries expired.
+     */
+    uint64_t expired;
+    /**
+     * Requests answered.
+     */
+    uint64_t requests;
+    /**
+     * Requests dropped silently (empty response channel).
+     */
+    uint64_t requests_dropped;
+    /**
+     * Requests answered with `ERROR`.
+     */
+    uint64_t errors;
+    /**
+     * Responses delivered.
+     */
+    uint64_t responses_sent;
+    /**
+     * Responses dropped: no subscriber within the timeout, or the publication failed.
+     */
+    uint64_t responses_dropped;
+    /**
+     * Requests that did not decode.
+     */
+    uint64_t requests_malformed;
+    /**
+     * Requests with a response endpoint that is not one.
+     */
+    uint64_t requests_bad_stream;
+    /**
+     * Local messages published on the forward channel.
+     */
+    uint64_t forwarded;
+    /**
+     * Local messages the forward channel did not take.
+     */
+    uint64_t forward_dropped;
+} tp_discovery_provider_counters;
+
+/**
  * What a region file holds. The superblock fields are filled even when the region is
  * invalid, so a caller can show what was found.
  */
@@ -2428,6 +2492,36 @@ enum tp_status tp_discovery_results_pool(struct tp_discovery_results *results,
  * Frees `results` (every string it handed out goes with it). NULL is a no-op.
  */
 enum tp_status tp_discovery_results_close(struct tp_discovery_results *results);
+
+/**
+ * Creates a discovery provider on the Aeron connection of `ctx`. Its configuration (the
+ * `[discovery]` table, `DISCOVERY_*` environment variables override it) comes from
+ * `config_toml` (TOML text) or else `config_path` (a file); both NULL: the defaults.
+ * Returns `TP_ERR_CONFIG` for a bad configuration, `TP_ERR_AERON` when its streams cannot
+ * be added.
+ */
+enum tp_status tp_discovery_provider_create(struct tp_context *ctx,
+                                            const char *config_toml,
+                                            const char *config_path,
+                                            struct tp_discovery_provider **out);
+
+/**
+ * One duty cycle: indexes the announces that arrived, answers requests, expires entries.
+ * `work` (may be NULL) receives the amount of work done (0: idle).
+ */
+enum tp_status tp_discovery_provider_do_work(struct tp_discovery_provider *provider,
+                                             uint32_t *work);
+
+/**
+ * A snapshot of the provider's counters into `out`.
+ */
+enum tp_status tp_discovery_provider_get_counters(struct tp_discovery_provider *provider,
+                                                  struct tp_discovery_provider_counters *out);
+
+/**
+ * Closes the provider (its subscriptions and response publications). NULL is a no-op.
+ */
+enum tp_status tp_discovery_provider_close(struct tp_discovery_provider *provider);
 
 /**
  * Fills `out` with the Driver Model §17 defaults.

@@ -2099,4 +2099,47 @@ inline std::vector<DiscoveredStream> discover(const Context& ctx, const Discover
     return try_discover(ctx, q).value();
 }
 
+/// The discovery provider (issue 20, docs/discovery.md) on a context's Aeron connection: what
+/// `tp discovery serve` runs, in-process. Call `do_work()` from one thread; closed when
+/// destroyed.
+class DiscoveryProvider {
+public:
+    using Counters = tp_discovery_provider_counters;
+    /// From TOML text with a `[discovery]` table (empty: the defaults).
+    static DiscoveryProvider create(const Context& ctx, const std::string& config_toml) {
+        return try_create(ctx, config_toml).value();
+    }
+    /// From a configuration file (empty: the defaults).
+    static DiscoveryProvider create_file(const Context& ctx, const std::string& path) {
+        return try_create_file(ctx, path).value();
+    }
+    static Result<DiscoveryProvider> try_create(const Context& ctx, const std::string& config_toml) {
+        tp_discovery_provider* h = nullptr;
+        tp_status s = tp_discovery_provider_create(ctx.get(), detail::c_str_or_null(config_toml), nullptr, &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return DiscoveryProvider(h);
+    }
+    static Result<DiscoveryProvider> try_create_file(const Context& ctx, const std::string& path) {
+        tp_discovery_provider* h = nullptr;
+        tp_status s = tp_discovery_provider_create(ctx.get(), nullptr, detail::c_str_or_null(path), &h);
+        if (s != TP_OK) return detail::error_of(s);
+        return DiscoveryProvider(h);
+    }
+    /// One duty cycle; the work done (0: idle).
+    std::uint32_t do_work() { return try_do_work().value(); }
+    Result<std::uint32_t> try_do_work() {
+        return detail::get<std::uint32_t>([&](std::uint32_t* w) { return tp_discovery_provider_do_work(get(), w); });
+    }
+    /// A snapshot of its counters and its registry's.
+    Counters counters() const { return try_counters().value(); }
+    Result<Counters> try_counters() const {
+        return detail::get<Counters>([&](Counters* c) { return tp_discovery_provider_get_counters(get(), c); });
+    }
+    tp_discovery_provider* get() const noexcept { return h_.get(); }
+
+private:
+    explicit DiscoveryProvider(tp_discovery_provider* h) : h_(h) {}
+    detail::Handle<tp_discovery_provider, tp_discovery_provider_close> h_;
+};
+
 }  // namespace tensorpool

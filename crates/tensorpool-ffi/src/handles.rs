@@ -30,6 +30,7 @@ pub(crate) enum Kind {
     Bridge,
     Runner,
     DiscoveryResults,
+    DiscoveryProvider,
 }
 
 /// Hashes a handle address with one multiplication (Fibonacci hashing): the keys are heap

@@ -23,6 +23,7 @@
 //! | [`admin`] | `tp_driver_query`, `tp_driver_request_shutdown`, `tp_string_free` |
 //! | [`queries`] | `tp_producer_get_info`, `tp_consumer_get_info` |
 //! | [`discovery`] | `tp_discovery_query`, `tp_discovery_results_*`: the discovery client |
+//! | [`discovery_provider`] | `tp_discovery_provider_*`: the discovery provider in-process (what `tp discovery serve` runs) |
 //! | [`log`] | `tp_set_log_callback`, `tp_log`, `tp_log_level` |
 //!
 //! # Rules every function follows
@@ -48,6 +49,7 @@ pub mod consumer;
 pub mod context;
 pub mod counters;
 pub mod discovery;
+pub mod discovery_provider;
 pub mod driver;
 pub mod error;
 mod handles;
@@ -70,6 +72,7 @@ pub use consumer::*;
 pub use context::*;
 pub use counters::*;
 pub use discovery::*;
+pub use discovery_provider::*;
 pub use driver::*;
 pub use error::{tp_last_error, tp_status, tp_status_name};
 pub use idle::*;

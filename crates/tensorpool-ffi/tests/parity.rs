@@ -21,6 +21,7 @@ const TYPES: &[(&str, &str)] = &[
     ("supervisor/mod.rs", "Supervisor"),
     ("ratelimiter/mod.rs", "RateLimiter"),
     ("bridge/mod.rs", "Bridge"),
+    ("discovery/provider.rs", "DiscoveryProvider"),
 ];
 
 /// Public free functions with a C surface: (source file, module name in the table).

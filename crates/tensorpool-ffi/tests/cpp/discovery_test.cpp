@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <atomic>
 #include <thread>
 
 #include "support.hpp"
@@ -128,6 +129,48 @@ TEST(Discovery, BadArgumentsAreErrorCodes) {
     auto res = tp::try_discover(ctx, q);
     ASSERT_FALSE(res.ok());
     EXPECT_EQ(res.code(), tp::Status::InvalidArgument);
+}
+
+// The provider in-process (tp_discovery_provider_* / tensorpool::DiscoveryProvider): run on
+// its own thread, it indexes a producer and answers a query; its counters say so; a bad
+// configuration is a Config error.
+TEST(Discovery, AProviderInProcessIndexesAndAnswers) {
+    tpt::TempDir work{"tp-cpp-dprov-"}, shm{"tp-cpp-dprov-shm-"};
+    tp::Context ctx = tp::Context::embedded(work.sub("aeron"));
+    auto bad = tp::DiscoveryProvider::try_create(ctx, "[discovery]\nmax_results = \"many\"\n");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.code(), tp::Status::Config);
+    tp::DiscoveryProvider provider = tp::DiscoveryProvider::create(
+        ctx, "[discovery]\nrequest_channel = \"aeron:ipc\"\nannounce_channel = \"aeron:ipc\"\n"
+             "metadata_channel = \"aeron:ipc\"\ndriver_instance_id = \"cpp-inproc\"\n");
+    std::atomic<bool> stop{false};
+    std::thread runner([&] {
+        while (!stop.load()) {
+            if (provider.do_work() == 0) std::this_thread::sleep_for(1ms);
+        }
+    });
+    tp::Producer producer(ctx, tp::ProducerOptions(kStream).standalone(shm.path()).header_nslots(8)
+                                   .pool(1, 1024).announce_period(100ms).name("cam-inproc"));
+    tp::DiscoveryQuery q;
+    q.request_channel = "aeron:ipc";
+    q.name = "cam-inproc";
+    q.timeout = 1s;
+    bool found = false;
+    const auto end = std::chrono::steady_clock::now() + 30s;
+    while (!found && std::chrono::steady_clock::now() < end) {
+        producer.do_work();
+        auto r = tp::try_discover(ctx, q);
+        found = r.ok() && r.value().size() == 1 && r.value()[0].driver_instance_id == "cpp-inproc";
+        if (!found) std::this_thread::sleep_for(20ms);
+    }
+    stop.store(true);
+    runner.join();
+    ASSERT_TRUE(found) << "the in-process provider never answered with the producer";
+    const tp::DiscoveryProvider::Counters c = provider.counters();
+    EXPECT_GE(c.entries, 1u);
+    EXPECT_GE(c.announces, 1u);
+    EXPECT_GE(c.requests, 1u);
+    EXPECT_GE(c.responses_sent, 1u);
 }
 
 }  // namespace

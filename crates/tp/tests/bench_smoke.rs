@@ -1,4 +1,4 @@
-//! `tp bench bridge` and `tp bench ratelimit` run end to end in their quick mode (a second
+//! `tp bench bridge`, `tp bench ratelimit` and `tp bench starts` (3 starts each) run end to end in their quick mode (a second
 //! or so of measurement each) and print their figures as JSON; no figure's value is checked
 //! (no test asserts a rate or a time). `bridge` needs root and `ip`: without them it must
 //! say why, print no bridge figure and still succeed. Each run has its own output directory
@@ -9,11 +9,16 @@ use std::process::Command;
 const TP: &str = env!("CARGO_BIN_EXE_tp");
 
 fn bench(name: &str) -> (Vec<serde_json::Value>, String) {
+    bench_env(name, &[])
+}
+
+fn bench_env(name: &str, env: &[(&str, &str)]) -> (Vec<serde_json::Value>, String) {
     let out = tempfile::tempdir().unwrap();
     let run = Command::new(TP)
         .args(["bench", name, "--quick", "--json", "--out"])
         .arg(out.path())
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
@@ -78,4 +83,37 @@ fn bench_bridge_quick_prints_its_figures_or_says_why_not() {
         .find(|f| f["name"] == "640 KiB: GB/s delivered A -> B")
         .unwrap();
     assert_eq!(gbps["baseline_name"], "raw Aeron UDP, same link", "{gbps}");
+}
+
+/// 3 starts each of `tp consume --exit-when-mapped`, `tp produce --count 0` and `tp driver`
+/// with a consumer waiting: every start attached (or was mapped) and exited 0; none hung,
+/// crashed or failed. The per-start timeout is long (30 s) so that a loaded test machine
+/// does not turn a slow start into a hung one; the times are not checked.
+#[test]
+fn bench_starts_three_of_each_all_ok() {
+    let (figures, stderr) = bench_env(
+        "starts",
+        &[
+            ("TP_BENCH_STARTS", "3"),
+            ("TP_BENCH_STARTS_TIMEOUT_MS", "30000"),
+        ],
+    );
+    let value = |name: &str| {
+        figures
+            .iter()
+            .find(|f| f["bench"] == "starts" && f["name"] == name)
+            .and_then(|f| f["value"].as_f64())
+            .unwrap_or_else(|| panic!("no figure {name:?}: {stderr}"))
+    };
+    for who in ["consumer", "producer", "driver"] {
+        assert_eq!(value(&format!("{who} starts: started")), 3.0, "{stderr}");
+        assert_eq!(value(&format!("{who} starts: ok")), 3.0, "{figures:?}");
+        for bad in [
+            "hung (killed at the timeout)",
+            "crashed (signal)",
+            "failed (exit != 0 or no attach)",
+        ] {
+            assert_eq!(value(&format!("{who} starts: {bad}")), 0.0, "{figures:?}");
+        }
+    }
 }

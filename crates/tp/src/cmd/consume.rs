@@ -46,6 +46,10 @@ pub struct Args {
     /// Exit after this many seconds
     #[arg(long)]
     duration: Option<f64>,
+    /// Exit as soon as the consumer has mapped an epoch, after printing `tp consume: mapped
+    /// epoch N` (start-up checks, `tp bench starts`)
+    #[arg(long)]
+    exit_when_mapped: bool,
     /// Check the seq + CRC32C every `tp produce` payload carries
     #[arg(long)]
     verify: bool,
@@ -162,6 +166,12 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
             first_frame = Some(now - start);
         }
         if args.count.is_some_and(|c| accepted >= c) || end.is_some_and(|e| now >= e) {
+            break;
+        }
+        if args.exit_when_mapped
+            && let ConsumerState::Mapped { epoch } = consumer.state()
+        {
+            eprintln!("tp consume: mapped epoch {epoch}");
             break;
         }
         if now >= next_line {

@@ -37,7 +37,8 @@ pub struct Args {
     /// Frames per second (0: as fast as possible)
     #[arg(long, default_value_t = 100.0)]
     rate: f64,
-    /// Frames to produce, then exit
+    /// Frames to produce, then exit (0: attach or create the files, announce for --linger,
+    /// exit)
     #[arg(long, default_value_t = 1000)]
     count: u64,
     /// Create and announce the SHM files ourselves, no SHM driver [default:
@@ -207,6 +208,9 @@ pub fn run(args: &Args) -> Result<(), CmdError> {
     let stop = util::stop_flag()?;
     let stats = Arc::new(LiveStats::default());
     let mut agent = SynthProducer::new(producer, spec, args.rate, args.count, stats.clone());
+    if args.count == 0 {
+        stats.done.store(true, Ordering::Release);
+    }
     let mut idle =
         BackoffIdleStrategy::new(10, 10, Duration::from_micros(1), Duration::from_micros(200));
     let mut linger_until = None;

@@ -12,6 +12,7 @@
 //! | `supervisor` | `tp supervisor` CPU, 256 consumers' hellos + QoS at 1 Hz | the same supervisor idle |
 //! | `bridge` | 640 KiB GB/s and 4 KiB latency across two network namespaces through `tp bridge` | raw Aeron UDP on the same link |
 //! | `ratelimit` | `tp ratelimit` CPU per forwarded 640 KiB frame, latency it adds | memcpy of the frame; the source's own consumer |
+//! | `starts` | N consumer / producer / driver process starts: ok, hung, crashed, time to attached | 1 s per start |
 //!
 //! Layout: `procs` (child processes), `roles` (the hidden `tp bench-role` processes),
 //! `workload` (fill / read, the memcpy baseline), `report` (figures, JSON, Markdown),
@@ -27,6 +28,7 @@ mod ratelimit;
 mod report;
 pub mod roles;
 mod session;
+mod starts;
 mod supervisor;
 mod throughput;
 mod workload;
@@ -57,6 +59,9 @@ pub enum Name {
     Bridge,
     /// `tp ratelimit`: CPU per forwarded frame against memcpy, latency it adds.
     Ratelimit,
+    /// N process starts of a consumer, a producer and the driver: none hung or crashed,
+    /// each attached within 1 s (N: TP_BENCH_STARTS, default 1000).
+    Starts,
     /// Every benchmark.
     All,
 }
@@ -72,6 +77,7 @@ impl Name {
             Name::Supervisor => "supervisor",
             Name::Bridge => "bridge",
             Name::Ratelimit => "ratelimit",
+            Name::Starts => "starts",
             Name::All => "all",
         }
     }
@@ -81,7 +87,7 @@ impl Name {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Benchmarks to run (throughput, latency, fanout, attach, sizes, supervisor, bridge,
-    /// ratelimit, or all)
+    /// ratelimit, starts, or all)
     #[arg(value_enum, required = true)]
     names: Vec<Name>,
     /// Short runs that only prove the suite works (CI); the figures are not meaningful
@@ -238,6 +244,7 @@ fn run_one(name: Name, rig: &mut Rig) -> Result<Output, CmdError> {
         Name::Supervisor => supervisor::run(rig),
         Name::Bridge => bridge::run(rig),
         Name::Ratelimit => ratelimit::run(rig),
+        Name::Starts => starts::run(rig),
         Name::All => Ok(Output::default()),
     }
 }

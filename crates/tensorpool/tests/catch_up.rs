@@ -64,6 +64,11 @@ fn a_lapped_consumer_skips_what_the_producer_is_half_a_ring_past() {
         consumer.drops()
     );
     assert_eq!(consumer.drops().gap, 0, "a skipped frame is not a gap");
+    assert!(
+        consumer.drops().late() >= 8 + 24,
+        "QoS drops_late counts the skipped frames with the overwritten ones: {:?}",
+        consumer.drops()
+    );
 }
 
 #[test]

@@ -161,9 +161,11 @@ impl DropCause {
         }
     }
 
-    /// Whether QoS reports this cause as `drops_late` (seqlock instability / overwrite).
+    /// Whether QoS reports this cause as `drops_late` (seqlock instability / overwrite, and
+    /// frames skipped to catch up, which a lapped consumer would otherwise have lost to the
+    /// overwrite: a supervisor still sees the consumer fall behind).
     pub fn is_late(self) -> bool {
-        matches!(self, DropCause::Slot(r) if r.is_late())
+        matches!(self, DropCause::Slot(r) if r.is_late()) || self == DropCause::Behind
     }
 }
 

@@ -10,10 +10,8 @@
 //! Names are unique per test process; namespaces, links and directories are removed by Drop
 //! guards, on failure too. Every wait has a deadline.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use tensorpool_aeron::AeronClient;
@@ -23,112 +21,9 @@ use tensorpool_codec::{AnyMessage, Bytes, Group};
 const TP: &str = env!("CARGO_BIN_EXE_tp");
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A child whose stdout and stderr lines arrive on a channel; SIGTERM then SIGKILL on drop.
-struct Proc {
-    child: Option<Child>,
-    name: String,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Proc {
-    fn spawn(name: &str, ns: Option<&str>, args: &[&str]) -> Self {
-        let mut cmd = match ns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, TP]);
-                c
-            }
-            None => Command::new(TP),
-        };
-        let mut child = cmd
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        let (tx, rx) = mpsc::channel();
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            let who = name.to_owned();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    eprintln!("[{who}] {line}");
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        Self {
-            child: Some(child),
-            name: name.to_owned(),
-            lines: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    fn expect(&mut self, what: &str, f: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if f(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "{}: no {what} within {DEADLINE:?}; saw {:?}",
-                    self.name, self.seen
-                ),
-            }
-        }
-    }
-
-    /// SIGTERM, then every line until the exit (bounded).
-    fn stop(&mut self) -> Vec<String> {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + DEADLINE;
-            while c.try_wait().ok().flatten().is_none() {
-                if Instant::now() >= deadline {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    panic!("{} did not stop within {DEADLINE:?}", self.name);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(500)) {
-                self.seen.push(l);
-            }
-        }
-        self.seen.clone()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < deadline && c.try_wait().ok().flatten().is_none() {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
+#[path = "common/proc.rs"]
+mod proc;
+use proc::Proc;
 
 /// One host: its directory (SHM base, Aeron dir, driver config), media driver, SHM driver
 /// with embedded discovery, and a producer of `stream`.
